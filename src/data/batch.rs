@@ -1,0 +1,74 @@
+//! Batches: gather u8 images by index into an f32 matrix scaled to [0, 1].
+
+use super::{Dataset, PIXELS};
+
+/// u8 -> f32 / 255, computed once so the gather is a table look-up (the same
+/// f32 division that PyTorch's `ToTensor` does).
+fn scale_table() -> [f32; 256] {
+    let mut t = [0.0f32; 256];
+    for (i, v) in t.iter_mut().enumerate() {
+        *v = i as f32 / 255.0;
+    }
+    t
+}
+
+/// Copies images into a reusable f32 buffer, row per image.
+pub struct Gatherer {
+    table: [f32; 256],
+}
+
+impl Default for Gatherer {
+    fn default() -> Self {
+        Gatherer {
+            table: scale_table(),
+        }
+    }
+}
+
+impl Gatherer {
+    /// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.
+    pub fn gather(&self, data: &Dataset, indices: &[u32], x: &mut [f32], y: &mut [u8]) {
+        debug_assert_eq!(x.len(), indices.len() * PIXELS);
+        for ((&i, row), label) in indices.iter().zip(x.chunks_exact_mut(PIXELS)).zip(y.iter_mut()) {
+            let img = data.image(i as usize);
+            for (o, &p) in row.iter_mut().zip(img) {
+                *o = self.table[p as usize];
+            }
+            *label = data.labels[i as usize];
+        }
+    }
+
+    /// Fill `x` with the contiguous images `start..start + y.len()`.
+    pub fn gather_range(&self, data: &Dataset, start: usize, x: &mut [f32], y: &mut [u8]) {
+        let n = y.len();
+        let src = &data.images[start * PIXELS..(start + n) * PIXELS];
+        for (o, &p) in x.iter_mut().zip(src) {
+            *o = self.table[p as usize];
+        }
+        y.copy_from_slice(&data.labels[start..start + n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathers_scaled_rows_in_index_order() {
+        let mut images = vec![0u8; 3 * PIXELS];
+        images[PIXELS] = 255;
+        images[2 * PIXELS + 5] = 51;
+        let d = Dataset {
+            images,
+            labels: vec![7, 8, 9],
+        };
+        let g = Gatherer::default();
+        let mut x = vec![-1.0; 2 * PIXELS];
+        let mut y = [0u8; 2];
+        g.gather(&d, &[2, 1], &mut x, &mut y);
+        assert_eq!(y, [9, 8]);
+        assert_eq!(x[5], 51.0 / 255.0);
+        assert_eq!(x[PIXELS], 1.0);
+        assert_eq!(x.iter().filter(|&&v| v != 0.0).count(), 2);
+    }
+}

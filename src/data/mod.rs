@@ -1,0 +1,254 @@
+//! Datasets: IDX parsing, finding or downloading the files, and batches of u8 -> f32.
+
+pub mod batch;
+pub mod idx;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use idx::{PIXELS, SIDE};
+
+/// Any problem with a dataset, always naming the file and the fix where one is known.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Idx {
+        path: PathBuf,
+        source: idx::IdxError,
+    },
+    #[error("{path}: cannot read ({source}){hint}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+        hint: String,
+    },
+    #[error("{images} and {labels} disagree: {n_images} images but {n_labels} labels")]
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        n_images: usize,
+        n_labels: usize,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Download(String),
+}
+
+/// The datasets actlab knows, with their canonical files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    /// Handwritten digits (LeCun et al.).
+    Mnist,
+    /// Zalando's clothing images, same format as MNIST.
+    FashionMnist,
+}
+
+impl DatasetName {
+    /// The name as used on the command line, in folders and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// Class names, for tables and plots.
+    pub fn class_names(self) -> [&'static str; 10] {
+        match self {
+            DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetName::FashionMnist => [
+                "T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                "Bag", "Ankle boot",
+            ],
+        }
+    }
+
+    /// SHA-256 of each *decompressed* file, in the order of [`FILES`].
+    pub fn checksums(self) -> [&'static str; 4] {
+        match self {
+            DatasetName::Mnist => [
+                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            ],
+            DatasetName::FashionMnist => [
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The four standard file stems: train images, train labels, test images, test labels.
+pub const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Images (u8, 28x28 each, row-major) with their labels.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    /// `len() * PIXELS` bytes.
+    pub images: Vec<u8>,
+    /// One label 0-9 per image.
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.images[i * PIXELS..(i + 1) * PIXELS]
+    }
+
+    /// The first `n` images (all of them if `n` is larger).
+    pub fn truncated(mut self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        self.images.truncate(n * PIXELS);
+        self.labels.truncate(n);
+        self
+    }
+}
+
+/// Train and test sets of one dataset, with where they came from.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Which dataset.
+    pub name: DatasetName,
+    /// Training images (60,000 for the full sets).
+    pub train: Dataset,
+    /// Test images, used as the validation set (10,000).
+    pub test: Dataset,
+    /// The folder the files were read from.
+    pub dir: PathBuf,
+    /// SHA-256 of each decompressed file, in the order of [`FILES`].
+    pub sha256: [String; 4],
+}
+
+impl Split {
+    /// True when every file matches the pinned checksum of this dataset.
+    pub fn is_canonical(&self) -> bool {
+        self.sha256
+            .iter()
+            .zip(self.name.checksums())
+            .all(|(a, b)| a == b)
+    }
+}
+
+/// Read a file, naming it and suggesting a fix if that fails.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    if path.is_dir() {
+        return Err(DataError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("is a directory, not a file"),
+            hint: String::new(),
+        });
+    }
+    std::fs::read(path).map_err(|source| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::PermissionDenied => "; check the file's permissions".to_string(),
+            std::io::ErrorKind::NotFound => {
+                "; pass --data-dir DIR with the four MNIST IDX files".to_string()
+            }
+            _ => String::new(),
+        };
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+            hint,
+        }
+    })
+}
+
+/// Decompressed bytes of one IDX file with its SHA-256.
+fn read_idx(path: &Path) -> Result<(Vec<u8>, String), DataError> {
+    let raw = read_file(path)?;
+    let bytes = idx::maybe_gunzip(raw).map_err(|source| DataError::Idx {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sha = hex(&Sha256::digest(&bytes));
+    Ok((bytes, sha))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn load_pair(images: &Path, labels: &Path) -> Result<(Dataset, [String; 2]), DataError> {
+    let (ib, isha) = read_idx(images)?;
+    let imgs = idx::parse_images(&ib).map_err(|source| DataError::Idx {
+        path: images.to_path_buf(),
+        source,
+    })?;
+    drop(ib);
+    let (lb, lsha) = read_idx(labels)?;
+    let labs = idx::parse_labels(&lb).map_err(|source| DataError::Idx {
+        path: labels.to_path_buf(),
+        source,
+    })?;
+    if imgs.len() / PIXELS != labs.len() {
+        return Err(DataError::CountMismatch {
+            images: images.to_path_buf(),
+            labels: labels.to_path_buf(),
+            n_images: imgs.len() / PIXELS,
+            n_labels: labs.len(),
+        });
+    }
+    Ok((
+        Dataset {
+            images: imgs,
+            labels: labs,
+        },
+        [isha, lsha],
+    ))
+}
+
+/// Load the four files of `name` from `dir` (files found by [`source::file_in`]).
+pub fn load_dir(name: DatasetName, dir: &Path) -> Result<Split, DataError> {
+    let paths: Vec<PathBuf> = FILES
+        .iter()
+        .map(|stem| source::file_in(dir, stem))
+        .collect::<Result<_, _>>()?;
+    let (train, [a, b]) = load_pair(&paths[0], &paths[1])?;
+    let (test, [c, d]) = load_pair(&paths[2], &paths[3])?;
+    Ok(Split {
+        name,
+        train,
+        test,
+        dir: dir.to_path_buf(),
+        sha256: [a, b, c, d],
+    })
+}
+
+/// Find the dataset (see [`source::locate`]) and load it.
+pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Split, DataError> {
+    let dir = source::locate(name, data_dir)?;
+    load_dir(name, &dir)
+}

@@ -1,0 +1,26 @@
+//! actlab: honest, fast experiments on activation functions in small MLPs.
+//!
+//! Data flows one way: CLI -> config -> data + model -> trainer -> run record -> report.
+
+pub mod atomic;
+pub mod data;
+pub mod model_io;
+pub mod nn;
+
+/// Implement serde's Serialize/Deserialize through Display/FromStr.
+#[macro_export]
+macro_rules! serde_via_string {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}

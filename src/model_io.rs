@@ -1,0 +1,178 @@
+//! Reading and writing tensors as safetensors, with PyTorch's names and layouts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::atomic::write_atomic;
+use crate::nn::{Arch, Mlp};
+
+/// A tensor read from a file: shape and f32 values (integer tensors are converted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// Everything in a safetensors file: tensors by name and the string metadata.
+#[derive(Debug, Clone, Default)]
+pub struct TensorFile {
+    /// Tensors by name.
+    pub tensors: HashMap<String, Tensor>,
+    /// The file's `__metadata__` map.
+    pub metadata: HashMap<String, String>,
+}
+
+impl TensorFile {
+    /// The tensor called `name`, or an error naming the file and the missing tensor.
+    pub fn get(&self, path: &Path, name: &str) -> anyhow::Result<&Tensor> {
+        self.tensors.get(name).ok_or_else(|| {
+            let mut have: Vec<&str> = self.tensors.keys().map(|s| s.as_str()).collect();
+            have.sort();
+            anyhow::anyhow!(
+                "{}: no tensor '{name}' (it has: {}); is this a model saved by actlab or a PyTorch state dict of the same Net?",
+                path.display(),
+                have.join(", ")
+            )
+        })
+    }
+}
+
+fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
+    let d = view.data();
+    Some(match view.dtype() {
+        Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => d
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::I64 => d
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::I32 => d
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// Parse safetensors bytes; `path` only names the source in errors.
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> anyhow::Result<TensorFile> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a valid safetensors file ({e}); pass a model written by `actlab train --save` or safetensors.torch.save_file",
+            path.display()
+        )
+    })?;
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: bad safetensors header ({e})", path.display()))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let data = to_f32(&view).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: tensor '{name}' has dtype {:?}; actlab reads f32, f64, i32 and i64",
+                path.display(),
+                view.dtype()
+            )
+        })?;
+        tensors.insert(
+            name,
+            Tensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(TensorFile {
+        tensors,
+        metadata: meta.metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// Read a safetensors file.
+pub fn read_tensors(path: &Path) -> anyhow::Result<TensorFile> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", path.display()))?;
+    parse_tensors(&bytes, path)
+}
+
+/// Serialise f32 tensors (name, shape, values) with metadata into safetensors bytes.
+pub fn tensors_to_bytes(
+    tensors: &[(String, Vec<usize>, &[f32])],
+    metadata: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Slices of `flat` per PyTorch name, in [`Arch::param_names`] order.
+pub fn named_params<'a>(arch: &Arch, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
+    let mut off = 0;
+    arch.param_names()
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let s = &flat[off..off + n];
+            off += n;
+            (name, shape, s)
+        })
+        .collect()
+}
+
+/// Write a model's weights (fc1.weight [out, in], fc1.bias, ...) atomically.
+pub fn save_weights(
+    path: &Path,
+    model: &Mlp,
+    metadata: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let bytes = tensors_to_bytes(&named_params(&model.arch, &model.params), metadata)?;
+    write_atomic(path, &bytes)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", path.display()))
+}
+
+/// Gather the parameters named by `arch` from a tensor file (with an optional name
+/// prefix such as "adam3."), checking every shape against the architecture.
+pub fn params_from(
+    file: &TensorFile,
+    path: &Path,
+    arch: &Arch,
+    prefix: &str,
+) -> anyhow::Result<Vec<f32>> {
+    let mut flat = Vec::with_capacity(arch.n_params());
+    for (name, shape) in arch.param_names() {
+        let full = format!("{prefix}{name}");
+        let t = file.get(path, &full)?;
+        if t.shape != shape {
+            anyhow::bail!(
+                "{}: tensor '{full}' has shape {:?} but the model needs {:?} (layer sizes {:?}); check --hidden",
+                path.display(),
+                t.shape,
+                shape,
+                arch.sizes
+            );
+        }
+        flat.extend_from_slice(&t.data);
+    }
+    Ok(flat)
+}

@@ -1,0 +1,451 @@
+//! Hidden-layer activation functions, each with its derivative, defined exactly as PyTorch's.
+//!
+//! Shapes: z (pre-activation) and a = f(z) are [batch, width], row-major;
+//! `forward` writes a from z, `backward` writes dz = da * f'(z).
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::fastmath::{exp, tanh};
+
+/// SELU's fixed constants (Klambauer et al., as in `torch.nn.SELU`).
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+/// sqrt(2/pi), the GELU tanh-approximation's inner scale (PyTorch's kBeta).
+const GELU_TANH_BETA: f32 = 0.797_884_6;
+const GELU_TANH_KAPPA: f32 = 0.044_715;
+/// 1/sqrt(2) and 1/sqrt(2*pi), for exact GELU.
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// An elementwise activation for hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// max(0, x).
+    Relu,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// x if x > 0 else slope * x (default slope 0.01).
+    LeakyRelu(f32),
+    /// x if x > 0 else alpha * (e^x - 1) (default alpha 1).
+    Elu(f32),
+    /// scale * elu(x, alpha) with the fixed self-normalising constants.
+    Selu,
+    /// x * Phi(x) with the exact normal CDF (erf).
+    Gelu,
+    /// GELU's tanh approximation.
+    GeluTanh,
+    /// x * sigmoid(x) (a.k.a. swish).
+    Silu,
+    /// x * tanh(softplus(x)).
+    Mish,
+    /// log(1 + e^(beta x)) / beta, linear above the threshold (defaults beta 1, threshold 20).
+    Softplus { beta: f32, threshold: f32 },
+    /// x.
+    Identity,
+}
+
+/// Every activation name accepted on the command line, in a stable order.
+pub const NAMES: [&str; 12] = [
+    "relu",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "mish",
+    "softplus",
+    "identity",
+];
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+#[inline(always)]
+fn softplus(x: f32, beta: f32, threshold: f32) -> f32 {
+    if x * beta > threshold {
+        x
+    } else {
+        (exp(x * beta)).ln_1p() / beta
+    }
+}
+
+impl Activation {
+    /// f(x) for one value.
+    #[inline(always)]
+    pub fn value(self, x: f32) -> f32 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => tanh(x),
+            Activation::LeakyRelu(s) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x * s
+                }
+            }
+            Activation::Elu(alpha) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            Activation::Selu => {
+                if x > 0.0 {
+                    SELU_SCALE * x
+                } else {
+                    SELU_SCALE * SELU_ALPHA * x.exp_m1()
+                }
+            }
+            Activation::Gelu => x * 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2)),
+            Activation::GeluTanh => {
+                let inner = GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x * x * x);
+                0.5 * x * (1.0 + tanh(inner))
+            }
+            Activation::Silu => x * sigmoid(x),
+            Activation::Mish => x * tanh(softplus(x, 1.0, 20.0)),
+            Activation::Softplus { beta, threshold } => softplus(x, beta, threshold),
+            Activation::Identity => x,
+        }
+    }
+
+    /// f'(x) for one value, given x and y = f(x).
+    #[inline(always)]
+    pub fn derivative(self, x: f32, y: f32) -> f32 {
+        match self {
+            Activation::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Sigmoid => y * (1.0 - y),
+            Activation::Tanh => 1.0 - y * y,
+            Activation::LeakyRelu(s) => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    s
+                }
+            }
+            Activation::Elu(alpha) => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha * exp(x)
+                }
+            }
+            Activation::Selu => {
+                if x > 0.0 {
+                    SELU_SCALE
+                } else {
+                    SELU_SCALE * SELU_ALPHA * exp(x)
+                }
+            }
+            Activation::Gelu => {
+                let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+                let pdf = exp(-0.5 * x * x) * FRAC_1_SQRT_2PI;
+                cdf + x * pdf
+            }
+            Activation::GeluTanh => {
+                let x2 = x * x;
+                let inner = GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x2 * x);
+                let t = tanh(inner);
+                0.5 * (1.0 + t)
+                    + 0.5 * x * (1.0 - t * t) * GELU_TANH_BETA * (1.0 + 3.0 * GELU_TANH_KAPPA * x2)
+            }
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Mish => {
+                let s = sigmoid(x);
+                let t = tanh(softplus(x, 1.0, 20.0));
+                t + x * s * (1.0 - t * t)
+            }
+            Activation::Softplus { beta, threshold } => {
+                if x * beta > threshold {
+                    1.0
+                } else {
+                    let z = exp(x * beta);
+                    z / (z + 1.0)
+                }
+            }
+            Activation::Identity => 1.0,
+        }
+    }
+
+    /// a = f(z), elementwise. One loop per variant so each one vectorises.
+    pub fn forward(self, z: &[f32], a: &mut [f32]) {
+        macro_rules! each {
+            ($act:expr) => {{
+                let act = $act;
+                for (o, &x) in a.iter_mut().zip(z) {
+                    *o = act.value(x);
+                }
+            }};
+        }
+        match self {
+            Activation::Relu => each!(Activation::Relu),
+            Activation::Sigmoid => each!(Activation::Sigmoid),
+            Activation::Tanh => each!(Activation::Tanh),
+            Activation::Selu => each!(Activation::Selu),
+            Activation::Gelu => each!(Activation::Gelu),
+            Activation::GeluTanh => each!(Activation::GeluTanh),
+            Activation::Silu => each!(Activation::Silu),
+            Activation::Mish => each!(Activation::Mish),
+            Activation::Identity => a.copy_from_slice(z),
+            other => each!(other),
+        }
+    }
+
+    /// dz = da * f'(z), elementwise, using the stored a = f(z) where that is cheaper.
+    pub fn backward(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+        macro_rules! each {
+            ($act:expr) => {{
+                let act = $act;
+                for (((o, &x), &y), &g) in dz.iter_mut().zip(z).zip(a).zip(da) {
+                    *o = g * act.derivative(x, y);
+                }
+            }};
+        }
+        match self {
+            Activation::Relu => each!(Activation::Relu),
+            Activation::Sigmoid => each!(Activation::Sigmoid),
+            Activation::Tanh => each!(Activation::Tanh),
+            Activation::Selu => each!(Activation::Selu),
+            Activation::Gelu => each!(Activation::Gelu),
+            Activation::GeluTanh => each!(Activation::GeluTanh),
+            Activation::Silu => each!(Activation::Silu),
+            Activation::Mish => each!(Activation::Mish),
+            Activation::Identity => dz.copy_from_slice(da),
+            other => each!(other),
+        }
+    }
+
+    /// True for ReLU-like functions whose units can die (output 0 for every input).
+    pub fn can_die(self) -> bool {
+        matches!(self, Activation::Relu)
+    }
+
+    /// The bare name, without parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Elu(_) => "elu",
+            Activation::Selu => "selu",
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Silu => "silu",
+            Activation::Mish => "mish",
+            Activation::Softplus { .. } => "softplus",
+            Activation::Identity => "identity",
+        }
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Activation::LeakyRelu(s) if s != 0.01 => write!(f, "leaky_relu:{s}"),
+            Activation::Elu(a) if a != 1.0 => write!(f, "elu:{a}"),
+            Activation::Softplus { beta, threshold } if beta != 1.0 || threshold != 20.0 => {
+                write!(f, "softplus:{beta}:{threshold}")
+            }
+            a => f.write_str(a.name()),
+        }
+    }
+}
+
+/// Suggest the closest of `options` to `input` (edit distance), for error messages.
+pub fn nearest<'a>(input: &str, options: &[&'a str]) -> Option<&'a str> {
+    // Optimal-string-alignment distance: edits plus adjacent transpositions ("rleu" -> "relu").
+    fn dist(a: &str, b: &str) -> usize {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for j in 0..=b.len() {
+            d[0][j] = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[i - 2][j - 2] + 1);
+                }
+                d[i][j] = v;
+            }
+        }
+        d[a.len()][b.len()]
+    }
+    options
+        .iter()
+        .map(|o| (dist(&input.to_lowercase(), o), o.len().abs_diff(input.len()), *o))
+        .filter(|(d, _, o)| *d <= (o.len() / 2).max(2))
+        .min()
+        .map(|(_, _, o)| o)
+}
+
+/// "unknown X 'y' (did you mean 'z'?); valid: a, b, c".
+pub fn unknown_name(kind: &str, input: &str, options: &[&str]) -> String {
+    let hint = nearest(input, options)
+        .map(|n| format!(" (did you mean '{n}'?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown {kind} '{input}'{hint}; valid: {}",
+        options.join(", ")
+    )
+}
+
+impl FromStr for Activation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.trim().split(':');
+        let name = parts.next().unwrap_or_default().to_lowercase();
+        let params: Vec<&str> = parts.collect();
+        let num = |i: usize, default: f32| -> Result<f32, String> {
+            match params.get(i) {
+                None => Ok(default),
+                Some(p) => p
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| format!("bad parameter '{p}' for activation '{name}': expected a number")),
+            }
+        };
+        let max_params = match name.as_str() {
+            "leaky_relu" | "elu" => 1,
+            "softplus" => 2,
+            _ => 0,
+        };
+        if params.len() > max_params {
+            return Err(format!(
+                "activation '{name}' takes {max_params} parameter(s), got '{s}'"
+            ));
+        }
+        Ok(match name.as_str() {
+            "relu" => Activation::Relu,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "leaky_relu" => Activation::LeakyRelu(num(0, 0.01)?),
+            "elu" => Activation::Elu(num(0, 1.0)?),
+            "selu" => Activation::Selu,
+            "gelu" => Activation::Gelu,
+            "gelu_tanh" => Activation::GeluTanh,
+            "silu" | "swish" => Activation::Silu,
+            "mish" => Activation::Mish,
+            "softplus" => {
+                let beta = num(0, 1.0)?;
+                if beta <= 0.0 {
+                    return Err(format!("softplus beta must be > 0, got {beta}"));
+                }
+                Activation::Softplus {
+                    beta,
+                    threshold: num(1, 20.0)?,
+                }
+            }
+            "identity" | "linear" | "none" => Activation::Identity,
+            _ => return Err(unknown_name("activation", &name, &NAMES)),
+        })
+    }
+}
+
+crate::serde_via_string!(Activation);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Activation> {
+        NAMES.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn derivative_matches_finite_differences() {
+        for act in all().into_iter().chain([
+            Activation::LeakyRelu(0.2),
+            Activation::Elu(0.5),
+            Activation::Softplus {
+                beta: 2.0,
+                threshold: 5.0,
+            },
+        ]) {
+            for i in -40..=40 {
+                let x = i as f64 * 0.1 + 0.0137; // avoid kinks exactly at 0
+                let h = 1e-3f64;
+                let f = |v: f64| act.value(v as f32) as f64;
+                let numeric = (f(x + h) - f(x - h)) / (2.0 * h);
+                let y = act.value(x as f32);
+                let analytic = act.derivative(x as f32, y) as f64;
+                assert!(
+                    (numeric - analytic).abs() < 2e-3 * (1.0 + analytic.abs()),
+                    "{act} at {x}: numeric {numeric} vs analytic {analytic}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn known_values() {
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        assert!(close(Activation::Sigmoid.value(0.0), 0.5));
+        assert!(close(Activation::Gelu.value(1.0), 0.841_344_7));
+        assert!(close(Activation::GeluTanh.value(1.0), 0.841_192));
+        assert!(close(Activation::Selu.value(-1.0), -1.111_330_7));
+        assert!(close(Activation::Silu.value(1.0), 0.731_058_6));
+        assert!(close(Activation::Mish.value(1.0), 0.865_098_4));
+        assert!(close(Activation::Elu(1.0).value(-1.0), -0.632_120_56));
+        assert_eq!(Activation::LeakyRelu(0.1).value(-2.0), -0.2);
+        assert_eq!("softplus".parse::<Activation>().unwrap().value(30.0), 30.0);
+    }
+
+    #[test]
+    fn slice_kernels_agree_with_scalar_definitions() {
+        let z: Vec<f32> = (-50..50).map(|i| i as f32 * 0.13).collect();
+        let da: Vec<f32> = (0..100).map(|i| 1.0 + i as f32 * 0.01).collect();
+        for act in all() {
+            let mut a = vec![0.0; z.len()];
+            let mut dz = vec![0.0; z.len()];
+            act.forward(&z, &mut a);
+            act.backward(&z, &a, &da, &mut dz);
+            for i in 0..z.len() {
+                assert_eq!(a[i], act.value(z[i]), "{act}");
+                assert_eq!(dz[i], da[i] * act.derivative(z[i], a[i]), "{act}");
+            }
+        }
+    }
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for s in ["relu", "leaky_relu:0.1", "elu:0.5", "softplus:2:10", "gelu_tanh"] {
+            let a: Activation = s.parse().unwrap();
+            assert_eq!(a.to_string(), s);
+        }
+        assert_eq!(
+            "leaky_relu".parse::<Activation>().unwrap(),
+            Activation::LeakyRelu(0.01)
+        );
+        let err = "rleu".parse::<Activation>().unwrap_err();
+        assert!(err.contains("did you mean 'relu'"), "{err}");
+        assert!("relu:3".parse::<Activation>().is_err());
+        assert!("leaky_relu:x".parse::<Activation>().is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! The multi-layer perceptron: parameters, forward pass and backward pass.
+//!
+//! Shapes (n = rows in the batch, L = number of linear layers, d_0 = 784 ... d_L = 10):
+//!   x        [n, d_0]         input pixels in [0, 1]
+//!   z[l]     [n, d_{l+1}]     pre-activation of layer l (logits for l = L-1)
+//!   h[l]     [n, d_{l+1}]     f(z[l]) for hidden layers, before dropout
+//!   hd[l]    [n, d_{l+1}]     h[l] * mask[l] (only with dropout)
+//!   y        [n, d_L]         output function of the logits
+//!   g[l]     [n, d_{l+1}]     dLoss/dz[l]
+//! Parameters are one flat vector: fc1.weight [d_1, d_0], fc1.bias [d_1], fc2.weight, ...
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use super::activation::Activation;
+use super::init::Init;
+use super::layer::LinearShape;
+use super::loss::Loss;
+use super::output::OutputFn;
+use super::Rng;
+
+/// Architecture: layer widths and the functions between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arch {
+    /// Widths from input to output, e.g. [784, 128, 64, 10].
+    pub sizes: Vec<usize>,
+    /// One activation per hidden layer (sizes.len() - 2 of them).
+    pub activations: Vec<Activation>,
+    /// Function applied to the logits.
+    pub output: OutputFn,
+}
+
+impl Arch {
+    /// Number of linear layers.
+    pub fn layers(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    /// Shape of linear layer `l`.
+    pub fn shape(&self, l: usize) -> LinearShape {
+        LinearShape {
+            fan_in: self.sizes[l],
+            fan_out: self.sizes[l + 1],
+        }
+    }
+
+    /// Number of output classes.
+    pub fn classes(&self) -> usize {
+        self.sizes[self.sizes.len() - 1]
+    }
+
+    /// Offsets of each layer's weight and bias in the flat parameter vector.
+    pub fn offsets(&self) -> Vec<(usize, usize)> {
+        let mut off = 0;
+        (0..self.layers())
+            .map(|l| {
+                let s = self.shape(l);
+                let w = off;
+                off += s.fan_in * s.fan_out;
+                let b = off;
+                off += s.fan_out;
+                (w, b)
+            })
+            .collect()
+    }
+
+    /// Total number of parameters.
+    pub fn n_params(&self) -> usize {
+        (0..self.layers()).map(|l| self.shape(l).params()).sum()
+    }
+
+    /// PyTorch state-dict names with shapes, in parameter order: fc1.weight [out, in], fc1.bias [out], ...
+    pub fn param_names(&self) -> Vec<(String, Vec<usize>)> {
+        (0..self.layers())
+            .flat_map(|l| {
+                let s = self.shape(l);
+                [
+                    (format!("fc{}.weight", l + 1), vec![s.fan_out, s.fan_in]),
+                    (format!("fc{}.bias", l + 1), vec![s.fan_out]),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// A network: its architecture and its parameters.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// Layer sizes and functions.
+    pub arch: Arch,
+    /// All weights and biases, laid out as [`Arch::offsets`] says.
+    pub params: Vec<f32>,
+    offsets: Vec<(usize, usize)>,
+}
+
+impl Mlp {
+    /// A freshly initialised network.
+    pub fn new(arch: Arch, init: Init, rng: &mut Rng) -> Self {
+        let mut params = vec![0.0; arch.n_params()];
+        let offsets = arch.offsets();
+        for (l, &(w, b)) in offsets.iter().enumerate() {
+            let s = arch.shape(l);
+            let (ws, bs) = params[w..].split_at_mut(b - w);
+            init.fill(rng, s.fan_in, s.fan_out, ws, &mut bs[..s.fan_out]);
+        }
+        Mlp {
+            arch,
+            params,
+            offsets,
+        }
+    }
+
+    /// A network with the given parameters (length must equal `arch.n_params()`).
+    pub fn from_params(arch: Arch, params: Vec<f32>) -> Self {
+        assert_eq!(params.len(), arch.n_params());
+        let offsets = arch.offsets();
+        Mlp {
+            arch,
+            params,
+            offsets,
+        }
+    }
+
+    /// Weight [out, in] and bias [out] of layer `l` within a flat vector shaped like the parameters.
+    pub fn split<'a>(&self, flat: &'a [f32], l: usize) -> (&'a [f32], &'a [f32]) {
+        let (w, b) = self.offsets[l];
+        let out = self.arch.sizes[l + 1];
+        (&flat[w..b], &flat[b..b + out])
+    }
+
+    fn split_mut<'a>(&self, flat: &'a mut [f32], l: usize) -> (&'a mut [f32], &'a mut [f32]) {
+        let (w, b) = self.offsets[l];
+        let out = self.arch.sizes[l + 1];
+        let (ws, rest) = flat[w..].split_at_mut(b - w);
+        (ws, &mut rest[..out])
+    }
+
+    /// Forward pass over `n` rows of `x`; with `dropout` the masks in `ws` are used.
+    pub fn forward(&self, ws: &mut Workspace, x: &[f32], n: usize, dropout: bool) {
+        let layers = self.arch.layers();
+        for l in 0..layers {
+            let s = self.arch.shape(l);
+            let (w, b) = self.split(&self.params, l);
+            let input: &[f32] = if l == 0 {
+                x
+            } else if dropout {
+                &ws.hd[l - 1]
+            } else {
+                &ws.h[l - 1]
+            };
+            let z = &mut ws.z[l][..n * s.fan_out];
+            s.forward(w, b, input, n, z);
+            if l + 1 < layers {
+                let h = &mut ws.h[l][..n * s.fan_out];
+                self.arch.activations[l].forward(z, h);
+                if dropout {
+                    for ((d, &v), &m) in ws.hd[l].iter_mut().zip(h.iter()).zip(&ws.mask[l]) {
+                        *d = v * m;
+                    }
+                }
+            } else {
+                self.arch.output.forward(z, &mut ws.y[..n * s.fan_out], s.fan_out);
+            }
+        }
+    }
+
+    /// Backward pass after [`Mlp::forward`] on the same rows: writes every parameter's
+    /// gradient of the batch-mean loss into `grads` (shaped like the parameters).
+    /// `batch` is the full batch size the mean is taken over (n may be a slice of it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        ws: &mut Workspace,
+        x: &[f32],
+        targets: &[u8],
+        n: usize,
+        batch: usize,
+        loss: Loss,
+        dropout: bool,
+        grads: &mut [f32],
+    ) {
+        let layers = self.arch.layers();
+        let c = self.arch.classes();
+        {
+            let last = layers - 1;
+            let dy = &mut ws.scratch[..n * c];
+            loss.grad(&ws.y[..n * c], targets, c, batch, dy);
+            self.arch
+                .output
+                .backward(&ws.y[..n * c], dy, &mut ws.g[last][..n * c], c);
+        }
+        for l in (0..layers).rev() {
+            let s = self.arch.shape(l);
+            let input: &[f32] = if l == 0 {
+                x
+            } else if dropout {
+                &ws.hd[l - 1]
+            } else {
+                &ws.h[l - 1]
+            };
+            let (w, _) = self.split(&self.params, l);
+            let (dw, db) = self.split_mut(grads, l);
+            let dx = if l > 0 {
+                Some(&mut ws.scratch[..n * s.fan_in])
+            } else {
+                None
+            };
+            s.backward(w, input, &ws.g[l][..n * s.fan_out], n, dw, db, dx);
+            if l > 0 {
+                let da = &mut ws.scratch[..n * s.fan_in];
+                if dropout {
+                    for (d, &m) in da.iter_mut().zip(&ws.mask[l - 1]) {
+                        *d *= m;
+                    }
+                }
+                self.arch.activations[l - 1].backward(
+                    &ws.z[l - 1][..n * s.fan_in],
+                    &ws.h[l - 1][..n * s.fan_in],
+                    da,
+                    &mut ws.g[l - 1][..n * s.fan_in],
+                );
+            }
+        }
+    }
+}
+
+/// Buffers for one batch of up to `cap` rows, reused across steps (no allocation in the loop).
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Largest number of rows this workspace holds.
+    pub cap: usize,
+    /// Pre-activations per layer.
+    pub z: Vec<Vec<f32>>,
+    /// Hidden activations per hidden layer.
+    pub h: Vec<Vec<f32>>,
+    /// Hidden activations after dropout (empty without dropout).
+    pub hd: Vec<Vec<f32>>,
+    /// Dropout multipliers (0 or 1/(1-p)) per hidden layer (empty without dropout).
+    pub mask: Vec<Vec<f32>>,
+    /// Network outputs.
+    pub y: Vec<f32>,
+    /// Gradients with respect to each layer's pre-activation.
+    pub g: Vec<Vec<f32>>,
+    /// Scratch for dLoss/dy and for gradients flowing into a layer's input.
+    pub scratch: Vec<f32>,
+}
+
+impl Workspace {
+    /// Buffers for `cap` rows of `arch`, with dropout masks if `dropout`.
+    pub fn new(arch: &Arch, cap: usize, dropout: bool) -> Self {
+        let widths = &arch.sizes[1..];
+        let hidden = &widths[..widths.len() - 1];
+        let buf = |w: &usize| vec![0.0f32; cap * w];
+        let widest = arch.sizes.iter().copied().max().unwrap_or(0);
+        Workspace {
+            cap,
+            z: widths.iter().map(buf).collect(),
+            h: hidden.iter().map(buf).collect(),
+            hd: if dropout {
+                hidden.iter().map(buf).collect()
+            } else {
+                Vec::new()
+            },
+            mask: if dropout {
+                hidden.iter().map(buf).collect()
+            } else {
+                Vec::new()
+            },
+            y: vec![0.0; cap * arch.classes()],
+            g: widths.iter().map(buf).collect(),
+            scratch: vec![0.0; cap * widest],
+        }
+    }
+
+    /// Draw fresh inverted-dropout masks for `n` rows: each unit kept with probability 1-p.
+    pub fn sample_dropout(&mut self, rng: &mut Rng, p: f32, n: usize, widths: &[usize]) {
+        let keep = 1.0 / (1.0 - p);
+        for (mask, &w) in self.mask.iter_mut().zip(widths) {
+            for m in mask[..n * w].iter_mut() {
+                *m = if rng.random::<f32>() < p { 0.0 } else { keep };
+            }
+        }
+    }
+
+    /// The network's outputs for the last forward pass of `n` rows.
+    pub fn outputs(&self, n: usize) -> &[f32] {
+        &self.y[..n * (self.y.len() / self.cap.max(1))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn net(act: Activation, output: OutputFn) -> Mlp {
+        let arch = Arch {
+            sizes: vec![5, 4, 3, 3],
+            activations: vec![act, act],
+            output,
+        };
+        Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(7))
+    }
+
+    fn loss_of(m: &Mlp, x: &[f32], t: &[u8], loss: Loss) -> f64 {
+        let mut ws = Workspace::new(&m.arch, 2, false);
+        m.forward(&mut ws, x, 2, false);
+        loss.sum(ws.outputs(2), t, 3) / 2.0
+    }
+
+    /// Every parameter's gradient against central differences in f64 of the f32 loss.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let x = [0.1, 0.9, 0.3, 0.0, 0.7, 0.5, 0.2, 0.8, 1.0, 0.4];
+        let t = [2u8, 0];
+        let cases = [
+            (Activation::Relu, OutputFn::LogSoftmax, Loss::Nll),
+            (Activation::Tanh, OutputFn::Identity, Loss::CrossEntropy),
+            (Activation::Sigmoid, OutputFn::Softmax, Loss::Mse),
+            (Activation::Gelu, OutputFn::Sigmoid, Loss::Bce),
+            (Activation::Silu, OutputFn::Sigmoid, Loss::CrossEntropy),
+        ];
+        for (act, out, loss) in cases {
+            let mut m = net(act, out);
+            let mut ws = Workspace::new(&m.arch, 2, false);
+            let mut grads = vec![0.0; m.params.len()];
+            m.forward(&mut ws, &x, 2, false);
+            m.backward(&mut ws, &x, &t, 2, 2, loss, false, &mut grads);
+            for i in 0..m.params.len() {
+                let orig = m.params[i];
+                let h = 1e-2;
+                m.params[i] = orig + h;
+                let lp = loss_of(&m, &x, &t, loss);
+                m.params[i] = orig - h;
+                let lm = loss_of(&m, &x, &t, loss);
+                m.params[i] = orig;
+                let numeric = (lp - lm) / (2.0 * h as f64);
+                assert!(
+                    (numeric - grads[i] as f64).abs() < 1e-3 * (1.0 + numeric.abs()),
+                    "{act}/{out}/{loss} param {i}: numeric {numeric} vs {}",
+                    grads[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_masks_scale_and_zero() {
+        let m = net(Activation::Relu, OutputFn::LogSoftmax);
+        let mut ws = Workspace::new(&m.arch, 2, true);
+        let mut rng = Rng::seed_from_u64(1);
+        ws.sample_dropout(&mut rng, 0.5, 2, &[4, 3]);
+        assert!(ws.mask.iter().flatten().all(|&v| v == 0.0 || v == 2.0));
+        assert!(ws.mask.iter().flatten().any(|&v| v == 0.0));
+        assert!(ws.mask.iter().flatten().any(|&v| v == 2.0));
+    }
+}
