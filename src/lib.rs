@@ -3,9 +3,15 @@
 //! Data flows one way: CLI -> config -> data + model -> trainer -> run record -> report.
 
 pub mod atomic;
+pub mod bench;
+pub mod cli;
+pub mod config;
 pub mod data;
+pub mod eval;
 pub mod model_io;
 pub mod nn;
+pub mod run;
+pub mod train;
 
 /// Implement serde's Serialize/Deserialize through Display/FromStr.
 #[macro_export]

@@ -1,1 +1,9 @@
-fn main() {}
+//! The actlab binary: runs the CLI and turns any error into one line and exit code 2.
+
+fn main() {
+    if let Err(e) = actlab::cli::main() {
+        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("error: {}", msg.join(": "));
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,141 @@
+//! `actlab bench`: seconds per epoch, images/s, GFLOP/s-equivalent, evaluation time,
+//! start-up time and peak memory, printed and returned for JSON.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::data::{self, DatasetName};
+use crate::eval::evaluate;
+use crate::nn::Activation;
+use crate::train::{Silent, Trainer};
+
+/// Figures for one activation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivationBench {
+    /// Activation name.
+    pub activation: String,
+    /// Fastest epoch, seconds.
+    pub epoch_seconds: f64,
+    /// Every timed epoch, seconds.
+    pub all_epochs: Vec<f64>,
+    /// Training images per second in the fastest epoch.
+    pub images_per_second: f64,
+    /// 6 x parameters x images / seconds, in GFLOP/s.
+    pub gflops_equivalent: f64,
+    /// Validation accuracy after the timed epochs (a sanity check that it learned).
+    pub val_acc: f64,
+}
+
+/// All figures of one bench run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// actlab version.
+    pub actlab_version: String,
+    /// Threads per run.
+    pub threads: usize,
+    /// Seconds to find, read and decode the dataset.
+    pub load_seconds: f64,
+    /// Seconds to evaluate all train + test images (70,000 for MNIST), best of 3.
+    pub eval_seconds: f64,
+    /// Per-activation training figures.
+    pub activations: Vec<ActivationBench>,
+    /// Peak resident memory of the process, MB (from /proc/self/status).
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// Peak resident set size in MB, where the OS reports it.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Time the default model with each activation.
+pub fn run(
+    dataset: DatasetName,
+    data_dir: Option<&Path>,
+    activations: &[Activation],
+    epochs: usize,
+    threads: usize,
+) -> Result<BenchReport> {
+    let t0 = Instant::now();
+    let split = data::load(dataset, data_dir)?;
+    let load_seconds = t0.elapsed().as_secs_f64();
+    println!(
+        "loaded {dataset} ({} + {} images) in {load_seconds:.3}s",
+        split.train.len(),
+        split.test.len()
+    );
+    let stop = AtomicBool::new(false);
+    let mut results = Vec::new();
+    let mut eval_seconds = f64::INFINITY;
+    for &act in activations {
+        let cfg = TrainConfig {
+            dataset,
+            activation: vec![act],
+            threads,
+            epochs,
+            ..TrainConfig::default()
+        };
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let mut tr = Trainer::new(cfg.clone(), &split);
+        let mut all = Vec::new();
+        let mut val_acc = 0.0;
+        for _ in 0..epochs {
+            let s = tr
+                .run_epoch(&mut Silent, &stop)
+                .ok_or_else(|| anyhow::anyhow!("{act}: training diverged during the benchmark"))?;
+            all.push(s.seconds);
+            val_acc = s.val_acc;
+        }
+        if results.is_empty() {
+            for _ in 0..3 {
+                let t = Instant::now();
+                let a = evaluate(&tr.model, &split.train, cfg.loss);
+                let b = evaluate(&tr.model, &split.test, cfg.loss);
+                std::hint::black_box((a, b));
+                eval_seconds = eval_seconds.min(t.elapsed().as_secs_f64());
+            }
+        }
+        let best = all.iter().copied().fold(f64::INFINITY, f64::min);
+        let n = split.train.len() as f64;
+        let r = ActivationBench {
+            activation: act.to_string(),
+            epoch_seconds: best,
+            all_epochs: all,
+            images_per_second: n / best,
+            gflops_equivalent: 6.0 * tr.model.params.len() as f64 * n / best / 1e9,
+            val_acc,
+        };
+        println!(
+            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%",
+            r.activation,
+            r.epoch_seconds,
+            r.images_per_second,
+            r.gflops_equivalent,
+            r.val_acc * 100.0
+        );
+        results.push(r);
+    }
+    let report = BenchReport {
+        actlab_version: env!("CARGO_PKG_VERSION").into(),
+        threads,
+        load_seconds,
+        eval_seconds,
+        activations: results,
+        peak_rss_mb: peak_rss_mb(),
+    };
+    println!(
+        "evaluation of {} images: {:.3}s; peak memory {:.0} MB",
+        split.train.len() + split.test.len(),
+        report.eval_seconds,
+        report.peak_rss_mb.unwrap_or(f64::NAN)
+    );
+    Ok(report)
+}

@@ -1,0 +1,263 @@
+//! A run's full configuration: what the CLI, TOML experiments and run records share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DatasetName, PIXELS};
+use crate::nn::{Activation, Arch, Init, Loss, OptimConfig, OptimKind, OutputFn};
+
+/// Everything that determines a training run (with the seed, results are bit-identical).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Which dataset.
+    pub dataset: DatasetName,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// One activation for every hidden layer, or one per hidden layer.
+    pub activation: Vec<Activation>,
+    /// Output function on the logits.
+    pub output: OutputFn,
+    /// Training loss.
+    pub loss: Loss,
+    /// Dropout probability after each hidden activation (0 = off).
+    pub dropout: f32,
+    /// Parameter initialisation.
+    pub init: Init,
+    /// Update rule.
+    pub optimizer: OptimKind,
+    /// Learning rate.
+    pub lr: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Seed of the run's one RNG (init, shuffling, dropout).
+    pub seed: u64,
+    /// Threads for this run (results are deterministic for a given count).
+    pub threads: usize,
+    /// Use only the first N training images.
+    pub limit_train: Option<usize>,
+    /// Use only the first N test images for validation.
+    pub limit_test: Option<usize>,
+    /// Shuffle the training set each epoch.
+    pub shuffle: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            dataset: DatasetName::Mnist,
+            hidden: vec![128, 64],
+            activation: vec![Activation::Relu],
+            output: OutputFn::LogSoftmax,
+            loss: Loss::Nll,
+            dropout: 0.0,
+            init: Init::Torch,
+            optimizer: OptimKind::Adam,
+            lr: 1e-3,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            batch_size: 64,
+            epochs: 5,
+            seed: 0,
+            threads: 1,
+            limit_train: None,
+            limit_test: None,
+            shuffle: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The activation of each hidden layer (a single one is repeated).
+    pub fn activations(&self) -> Vec<Activation> {
+        if self.activation.len() == 1 {
+            vec![self.activation[0]; self.hidden.len()]
+        } else {
+            self.activation.clone()
+        }
+    }
+
+    /// Layer sizes and functions.
+    pub fn arch(&self) -> Arch {
+        let mut sizes = vec![PIXELS];
+        sizes.extend(&self.hidden);
+        sizes.push(10);
+        Arch {
+            sizes,
+            activations: self.activations(),
+            output: self.output,
+        }
+    }
+
+    /// Optimiser settings.
+    pub fn optim(&self) -> OptimConfig {
+        OptimConfig {
+            kind: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            ..OptimConfig::default()
+        }
+    }
+
+    /// A short label such as "relu/log_softmax/nll+dropout0.2".
+    pub fn label(&self) -> String {
+        let acts: Vec<String> = self.activation.iter().map(|a| a.to_string()).collect();
+        let mut s = format!("{}/{}/{}", acts.join(","), self.output, self.loss);
+        if self.dropout > 0.0 {
+            s.push_str(&format!("+dropout{}", self.dropout));
+        }
+        s
+    }
+
+    /// Reject impossible settings before any work starts, with the fix in the message.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hidden.contains(&0) {
+            return Err(format!(
+                "--hidden {:?}: layer widths must be at least 1 (e.g. --hidden 128,64)",
+                self.hidden
+            ));
+        }
+        if self.activation.is_empty() {
+            return Err("--activation: give at least one activation (e.g. relu)".into());
+        }
+        if self.activation.len() != 1 && self.activation.len() != self.hidden.len() {
+            return Err(format!(
+                "--activation lists {} functions but --hidden has {} layers; give one for all or one per layer",
+                self.activation.len(),
+                self.hidden.len()
+            ));
+        }
+        if self.hidden.is_empty() && self.activation.len() > 1 {
+            return Err("--activation: no hidden layers to apply it to".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) || self.dropout.is_nan() {
+            return Err(format!(
+                "--dropout {}: must be in [0, 1) (e.g. 0.2)",
+                self.dropout
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!(
+                "--lr {}: the learning rate must be a positive number (e.g. 0.001)",
+                self.lr
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("--momentum {}: must be in [0, 1)", self.momentum));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!(
+                "--weight-decay {}: must be >= 0",
+                self.weight_decay
+            ));
+        }
+        if self.momentum != 0.0 && self.optimizer == OptimKind::Adam {
+            return Err(
+                "--momentum applies to --optimizer sgd; Adam's momentum is its beta1 (drop --momentum or use --optimizer sgd)"
+                    .into(),
+            );
+        }
+        if self.batch_size == 0 {
+            return Err("--batch-size 0: must be at least 1 (e.g. 64)".into());
+        }
+        if self.epochs == 0 {
+            return Err("--epochs 0: must be at least 1".into());
+        }
+        if self.threads == 0 {
+            return Err("--threads 0: must be at least 1".into());
+        }
+        if self.limit_train == Some(0) || self.limit_test == Some(0) {
+            return Err("--limit-train/--limit-test 0: use at least 1 image".into());
+        }
+        Ok(())
+    }
+
+    /// Checks that need the data: batch size against the number of training images.
+    pub fn validate_against(&self, n_train: usize) -> Result<(), String> {
+        if self.batch_size > n_train {
+            return Err(format!(
+                "--batch-size {} is larger than the {n_train} training images; use a smaller batch",
+                self.batch_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// One-line warnings about pairings that run but make little sense.
+    pub fn warnings(&self) -> Vec<String> {
+        self.loss.pairing_warning(self.output).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_exercise_model() {
+        let c = TrainConfig::default();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.arch().sizes, vec![784, 128, 64, 10]);
+        assert_eq!(c.arch().n_params(), 109_386);
+        assert_eq!(c.label(), "relu/log_softmax/nll");
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        let bad = [
+            TrainConfig {
+                hidden: vec![128, 0],
+                ..Default::default()
+            },
+            TrainConfig {
+                dropout: 1.0,
+                ..Default::default()
+            },
+            TrainConfig {
+                lr: f32::NAN,
+                ..Default::default()
+            },
+            TrainConfig {
+                lr: 0.0,
+                ..Default::default()
+            },
+            TrainConfig {
+                epochs: 0,
+                ..Default::default()
+            },
+            TrainConfig {
+                batch_size: 0,
+                ..Default::default()
+            },
+            TrainConfig {
+                activation: vec![Activation::Relu; 3],
+                ..Default::default()
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+        assert!(TrainConfig::default().validate_against(10).is_err());
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_keys() {
+        let c = TrainConfig {
+            activation: vec!["leaky_relu:0.1".parse().unwrap()],
+            dropout: 0.2,
+            ..Default::default()
+        };
+        let text = toml::to_string(&c).unwrap();
+        let back: TrainConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        let err = toml::from_str::<TrainConfig>("learning_rate = 0.1").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

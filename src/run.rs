@@ -1,0 +1,195 @@
+//! Running one training command: data, checks, progress, record on disk.
+
+use std::borrow::Cow;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::atomic::write_atomic;
+use crate::config::TrainConfig;
+use crate::data::{self, Dataset, Split};
+use crate::train::{self, EpochStats, Progress, RunRecord};
+
+/// The split a config asks for: the loaded one, or its first N train/test images.
+pub fn split_for<'a>(cfg: &TrainConfig, full: &'a Split) -> Cow<'a, Split> {
+    if cfg.limit_train.is_none() && cfg.limit_test.is_none() {
+        return Cow::Borrowed(full);
+    }
+    let cut = |d: &Dataset, n: Option<usize>| match n {
+        Some(n) => d.clone().truncated(n),
+        None => d.clone(),
+    };
+    Cow::Owned(Split {
+        train: cut(&full.train, cfg.limit_train),
+        test: cut(&full.test, cfg.limit_test),
+        ..full.clone()
+    })
+}
+
+/// Load the dataset a config names, checking the config against it.
+pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let split = data::load(cfg.dataset, data_dir)?;
+    if !split.is_canonical() {
+        eprintln!(
+            "warning: {} files in {} differ from the canonical {} release (checksums recorded in the run record)",
+            cfg.dataset,
+            split.dir.display(),
+            cfg.dataset
+        );
+    }
+    let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
+    cfg.validate_against(n).map_err(anyhow::Error::msg)?;
+    Ok(split)
+}
+
+/// UTC timestamp like 20261128-144012, for default output folders.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Create `dir` and prove it is writable now, not after an hour of training.
+pub fn prepare_out_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "{}: cannot create the output folder; pass --out DIR somewhere writable",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(".actlab-write-test");
+    write_atomic(&probe, &[0u8; 4096]).with_context(|| {
+        format!(
+            "{}: cannot write into the output folder (full disk or no permission); pass --out DIR somewhere writable",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Write a record as pretty JSON, atomically.
+pub fn write_record(path: &Path, record: &RunRecord) -> Result<()> {
+    let text = serde_json::to_string_pretty(record)?;
+    write_atomic(path, text.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// "97.53%".
+pub fn pct(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
+
+/// One line per epoch on stdout, and a progress bar on stderr when it is a terminal.
+pub struct EpochPrinter {
+    epochs: usize,
+    bar: Option<ProgressBar>,
+}
+
+impl EpochPrinter {
+    /// A printer for a run of `epochs` epochs.
+    pub fn new(epochs: usize) -> Self {
+        EpochPrinter { epochs, bar: None }
+    }
+}
+
+impl Progress for EpochPrinter {
+    fn epoch_start(&mut self, epoch: usize, steps: usize) {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(steps as u64);
+            if let Ok(style) = ProgressStyle::with_template(
+                "epoch {msg} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(format!("{epoch}/{}", self.epochs));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, done: usize) {
+        if let Some(b) = &self.bar {
+            if done % 16 == 0 {
+                b.set_position(done as u64);
+            }
+        }
+    }
+
+    fn epoch_end(&mut self, s: &EpochStats) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        println!(
+            "epoch {}/{}  train loss {:.4} acc {}  val loss {:.4} acc {}  {:.2}s",
+            s.epoch,
+            self.epochs,
+            s.train_loss,
+            pct(s.train_acc),
+            s.val_loss,
+            pct(s.val_acc),
+            s.seconds
+        );
+    }
+}
+
+/// `actlab train`: one run, printed and recorded.
+pub fn train_command(cfg: &TrainConfig, data_dir: Option<&Path>, out: Option<PathBuf>) -> Result<()> {
+    let full = load_for(cfg, data_dir)?;
+    let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-train", timestamp())));
+    prepare_out_dir(&out)?;
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let split = split_for(cfg, &full);
+    println!(
+        "training {} on {} ({} train / {} test images), {:?} layers, {} epochs, seed {}",
+        cfg.label(),
+        cfg.dataset,
+        split.train.len(),
+        split.test.len(),
+        cfg.arch().sizes,
+        cfg.epochs,
+        cfg.seed
+    );
+    let stop = AtomicBool::new(false);
+    let (record, _model) = train::train(cfg, &split, &mut EpochPrinter::new(cfg.epochs), &stop);
+    let path = out.join("record.json");
+    write_record(&path, &record)?;
+    if let Some(d) = &record.diverged {
+        anyhow::bail!("{d} (record: {})", path.display());
+    }
+    if let (Some(t), Some(v)) = (record.final_train, record.final_val) {
+        println!(
+            "final  train acc {} loss {:.4}  val acc {} loss {:.4}  (train {:.2}s, total {:.2}s)",
+            pct(t.acc),
+            t.loss,
+            pct(v.acc),
+            v.loss,
+            record.train_seconds,
+            record.wall_seconds
+        );
+    }
+    println!("record: {}", path.display());
+    Ok(())
+}

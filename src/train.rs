@@ -1,0 +1,395 @@
+//! The training loop: epochs of shuffled mini-batches, validation after each epoch,
+//! divergence detection, and the run record that reports it all.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::data::batch::Gatherer;
+use crate::data::{Split, PIXELS};
+use crate::eval::{argmax, Evaluation, Evaluator, Metrics};
+use crate::nn::{Mlp, Optimizer, Rng, Workspace};
+
+/// One epoch's figures. Train figures are running means over the epoch's batches
+/// (in training mode, with dropout); validation is a full pass over the test set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's batches.
+    pub train_acc: f64,
+    /// Validation loss after the epoch.
+    pub val_loss: f64,
+    /// Validation accuracy after the epoch.
+    pub val_acc: f64,
+    /// Seconds spent training this epoch (validation excluded).
+    pub seconds: f64,
+}
+
+/// Where and how a run diverged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based step within the epoch.
+    pub step: usize,
+    /// The non-finite loss, as text ("NaN", "inf").
+    pub loss: String,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged at epoch {}, step {}: loss is {}; try a lower --lr, another --init, or a loss that matches the output",
+            self.epoch, self.step, self.loss
+        )
+    }
+}
+
+/// Per-step callbacks, for progress bars.
+pub trait Progress {
+    /// An epoch with `steps` steps begins.
+    fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
+    /// `done` steps of the current epoch are finished.
+    fn step(&mut self, _done: usize) {}
+    /// An epoch ended with these figures.
+    fn epoch_end(&mut self, _stats: &EpochStats) {}
+}
+
+/// Progress that shows nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// One slice of each batch: its own buffers and gradients, so threads never share writes.
+struct Worker {
+    ws: Workspace,
+    grads: Vec<f32>,
+}
+
+/// Training state: everything needed to continue a run exactly where it stopped.
+pub struct Trainer<'a> {
+    /// The run's settings.
+    pub cfg: TrainConfig,
+    /// The network being trained.
+    pub model: Mlp,
+    /// Optimiser and its moments.
+    pub opt: Optimizer,
+    /// The run's only source of randomness.
+    pub rng: Rng,
+    /// Completed epochs.
+    pub history: Vec<EpochStats>,
+    /// Set when a step produced a non-finite loss.
+    pub diverged: Option<Divergence>,
+    split: &'a Split,
+    workers: Vec<Worker>,
+    order: Vec<u32>,
+    x: Vec<f32>,
+    y: Vec<u8>,
+    gather: Gatherer,
+    evaluator: Evaluator,
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh run: initialises the model from the seed.
+    pub fn new(cfg: TrainConfig, split: &'a Split) -> Self {
+        let mut rng = Rng::seed_from_u64(cfg.seed);
+        let model = Mlp::new(cfg.arch(), cfg.init, &mut rng);
+        Self::with_state(cfg, split, model, rng)
+    }
+
+    /// A run starting from given parameters and RNG state.
+    pub fn with_state(cfg: TrainConfig, split: &'a Split, model: Mlp, rng: Rng) -> Self {
+        let opt = Optimizer::new(cfg.optim(), model.params.len());
+        let b = cfg.batch_size;
+        let threads = cfg.threads.max(1);
+        let rows = b.div_ceil(threads);
+        let dropout = cfg.dropout > 0.0;
+        let workers = (0..threads)
+            .map(|_| Worker {
+                ws: Workspace::new(&model.arch, rows, dropout),
+                grads: vec![0.0; model.params.len()],
+            })
+            .collect();
+        let evaluator = Evaluator::new(&model);
+        Trainer {
+            order: (0..split.train.len() as u32).collect(),
+            x: vec![0.0; b * PIXELS],
+            y: vec![0; b],
+            gather: Gatherer::default(),
+            evaluator,
+            cfg,
+            model,
+            opt,
+            rng,
+            history: Vec::new(),
+            diverged: None,
+            split,
+            workers,
+        }
+    }
+
+    /// Number of optimiser steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.split.train.len().div_ceil(self.cfg.batch_size)
+    }
+
+    /// Gradients of the batch-mean loss for the `n` rows in `self.x`, split across workers.
+    /// Returns (loss sum, correct count) over the rows, from the training-mode outputs.
+    fn batch_gradients(&mut self, n: usize) -> (f64, usize) {
+        let dropout = self.cfg.dropout > 0.0;
+        let widths = &self.model.arch.sizes[1..self.model.arch.sizes.len() - 1];
+        let rows = n.div_ceil(self.workers.len());
+        // Masks are drawn in worker order, before any thread starts: deterministic.
+        if dropout {
+            for (k, w) in self.workers.iter_mut().enumerate() {
+                let m = rows.min(n.saturating_sub(k * rows));
+                w.ws.sample_dropout(&mut self.rng, self.cfg.dropout, m, widths);
+            }
+        }
+        let model = &self.model;
+        let loss = self.cfg.loss;
+        let c = model.arch.classes();
+        let run = |w: &mut Worker, x: &[f32], y: &[u8]| -> (f64, usize) {
+            let m = y.len();
+            if m == 0 {
+                w.grads.fill(0.0);
+                return (0.0, 0);
+            }
+            model.forward(&mut w.ws, x, m, dropout);
+            let out = &w.ws.y[..m * c];
+            let l = loss.sum(out, y, c);
+            let correct = out
+                .chunks_exact(c)
+                .zip(y)
+                .filter(|(r, &t)| argmax(r) == t as usize)
+                .count();
+            model.backward(&mut w.ws, x, y, m, n, loss, dropout, &mut w.grads);
+            (l, correct)
+        };
+        let (x, y) = (&self.x[..n * PIXELS], &self.y[..n]);
+        let results: Vec<(f64, usize)> = if self.workers.len() == 1 {
+            vec![run(&mut self.workers[0], x, y)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .workers
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(k, w)| {
+                        let lo = (k * rows).min(n);
+                        let hi = ((k + 1) * rows).min(n);
+                        let xs = &x[lo * PIXELS..hi * PIXELS];
+                        let ys = &y[lo..hi];
+                        s.spawn(move || run(w, xs, ys))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or((f64::NAN, 0)))
+                    .collect()
+            })
+        };
+        // Sum worker gradients into worker 0 in a fixed order.
+        let (first, rest) = self.workers.split_at_mut(1);
+        for w in rest {
+            for (a, &b) in first[0].grads.iter_mut().zip(&w.grads) {
+                *a += b;
+            }
+        }
+        results
+            .into_iter()
+            .fold((0.0, 0), |(l, c), (l2, c2)| (l + l2, c + c2))
+    }
+
+    /// Train one epoch and validate; `None` if the run diverged (see `self.diverged`)
+    /// or `stop` was raised (the epoch is then not counted).
+    pub fn run_epoch(&mut self, progress: &mut dyn Progress, stop: &AtomicBool) -> Option<EpochStats> {
+        let epoch = self.history.len() + 1;
+        let n_train = self.split.train.len();
+        let b = self.cfg.batch_size;
+        let steps = self.steps_per_epoch();
+        if self.cfg.shuffle {
+            // Fisher-Yates from the run's RNG, from a fresh identity order each epoch.
+            for (i, v) in self.order.iter_mut().enumerate() {
+                *v = i as u32;
+            }
+            for i in (1..n_train).rev() {
+                let j = self.rng.random_range(0..=i);
+                self.order.swap(i, j);
+            }
+        }
+        progress.epoch_start(epoch, steps);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for step in 0..steps {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let lo = step * b;
+            let n = b.min(n_train - lo);
+            let idx = &self.order[lo..lo + n];
+            self.gather.gather(
+                &self.split.train,
+                idx,
+                &mut self.x[..n * PIXELS],
+                &mut self.y[..n],
+            );
+            let (l, c) = self.batch_gradients(n);
+            if !l.is_finite() {
+                self.diverged = Some(Divergence {
+                    epoch,
+                    step: step + 1,
+                    loss: format!("{}", l / n as f64),
+                });
+                return None;
+            }
+            loss_sum += l;
+            correct += c;
+            self.opt
+                .step(&mut self.model.params, &self.workers[0].grads);
+            progress.step(step + 1);
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let val = self.validate();
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / n_train as f64,
+            train_acc: correct as f64 / n_train as f64,
+            val_loss: val.metrics.loss,
+            val_acc: val.metrics.acc,
+            seconds,
+        };
+        progress.epoch_end(&stats);
+        self.history.push(stats.clone());
+        Some(stats)
+    }
+
+    /// Evaluate on the test (validation) set.
+    pub fn validate(&mut self) -> Evaluation {
+        self.evaluator
+            .run(&self.model, &self.split.test, self.cfg.loss, |_, _| {})
+    }
+
+    /// Evaluate on the whole training set, in evaluation mode.
+    pub fn evaluate_train(&mut self) -> Evaluation {
+        self.evaluator
+            .run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
+    }
+}
+
+/// The dataset a run used, so a record says exactly what it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// Dataset name.
+    pub name: String,
+    /// SHA-256 of each decompressed file (train images, train labels, test images, test labels).
+    pub sha256: Vec<String>,
+    /// True if every checksum matches the canonical files.
+    pub canonical: bool,
+    /// Training images used.
+    pub n_train: usize,
+    /// Test images used.
+    pub n_test: usize,
+}
+
+impl DatasetInfo {
+    /// Describe `split`.
+    pub fn of(split: &Split) -> Self {
+        DatasetInfo {
+            name: split.name.to_string(),
+            sha256: split.sha256.to_vec(),
+            canonical: split.is_canonical(),
+            n_train: split.train.len(),
+            n_test: split.test.len(),
+        }
+    }
+}
+
+/// Everything a run produced: config, history, final metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// actlab version that produced it.
+    pub actlab_version: String,
+    /// Short variant label, e.g. "relu/log_softmax/nll".
+    pub label: String,
+    /// Full configuration (including the seed).
+    pub config: TrainConfig,
+    /// Dataset and checksums.
+    pub dataset: DatasetInfo,
+    /// Number of parameters.
+    pub params: usize,
+    /// Per-epoch figures.
+    pub history: Vec<EpochStats>,
+    /// Final metrics on the whole training set, in evaluation mode.
+    pub final_train: Option<Metrics>,
+    /// Final metrics on the validation (test) set.
+    pub final_val: Option<Metrics>,
+    /// Validation confusion matrix at the end (rows true, columns predicted).
+    pub val_confusion: Option<Vec<Vec<u32>>>,
+    /// Set if the loss became NaN or infinite.
+    pub diverged: Option<Divergence>,
+    /// Seconds spent in training steps (validation excluded).
+    pub train_seconds: f64,
+    /// Wall-clock seconds for the whole run, evaluation included.
+    pub wall_seconds: f64,
+    /// True when every epoch ran (or the run diverged and was recorded as such).
+    pub complete: bool,
+}
+
+impl RunRecord {
+    /// First epoch (1-based) whose validation accuracy reached `acc`, if any.
+    pub fn epochs_to(&self, acc: f64) -> Option<usize> {
+        self.history.iter().find(|e| e.val_acc >= acc).map(|e| e.epoch)
+    }
+}
+
+/// Train to the end (or divergence / stop) and produce the record and the model.
+pub fn train(
+    cfg: &TrainConfig,
+    split: &Split,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> (RunRecord, Mlp) {
+    let t0 = Instant::now();
+    let mut tr = Trainer::new(cfg.clone(), split);
+    while tr.history.len() < cfg.epochs {
+        if tr.run_epoch(progress, stop).is_none() {
+            break;
+        }
+    }
+    let record = finish(&mut tr, t0);
+    (record, tr.model)
+}
+
+/// Final evaluation and the record of a trainer's run so far.
+pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
+    let complete = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
+    let (final_train, final_val, confusion) = if tr.diverged.is_none() && !tr.history.is_empty() {
+        let train = tr.evaluate_train();
+        let val = tr.validate();
+        (Some(train.metrics), Some(val.metrics), Some(val.confusion))
+    } else {
+        (None, None, None)
+    };
+    RunRecord {
+        actlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        label: tr.cfg.label(),
+        config: tr.cfg.clone(),
+        dataset: DatasetInfo::of(tr.split),
+        params: tr.model.params.len(),
+        history: tr.history.clone(),
+        final_train,
+        final_val,
+        val_confusion: confusion,
+        diverged: tr.diverged.clone(),
+        train_seconds: tr.history.iter().map(|e| e.seconds).sum(),
+        wall_seconds: t0.elapsed().as_secs_f64(),
+        complete,
+    }
+}
