@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::Gatherer;
 use crate::data::{Dataset, PIXELS};
+use crate::nn::fastmath::FlushDenormals;
 use crate::nn::{Loss, Mlp, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
@@ -101,6 +102,7 @@ impl Evaluator {
         loss: Loss,
         mut each: impl FnMut(usize, &[f32]),
     ) -> Evaluation {
+        let _ftz = FlushDenormals::new();
         let c = model.arch.classes();
         let mut confusion = vec![vec![0u32; c]; c];
         let mut total = 0.0f64;

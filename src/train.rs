@@ -11,6 +11,7 @@ use crate::config::TrainConfig;
 use crate::data::batch::Gatherer;
 use crate::data::{Split, PIXELS};
 use crate::eval::{argmax, Evaluation, Evaluator, Metrics};
+use crate::nn::fastmath::FlushDenormals;
 use crate::nn::{Mlp, Optimizer, Rng, Workspace};
 
 /// One epoch's figures. Train figures are running means over the epoch's batches
@@ -186,7 +187,10 @@ impl<'a> Trainer<'a> {
                         let hi = ((k + 1) * rows).min(n);
                         let xs = &x[lo * PIXELS..hi * PIXELS];
                         let ys = &y[lo..hi];
-                        s.spawn(move || run(w, xs, ys))
+                        s.spawn(move || {
+                            let _ftz = FlushDenormals::new();
+                            run(w, xs, ys)
+                        })
                     })
                     .collect();
                 handles
@@ -225,6 +229,7 @@ impl<'a> Trainer<'a> {
             }
         }
         progress.epoch_start(epoch, steps);
+        let _ftz = FlushDenormals::new();
         let t0 = Instant::now();
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for step in 0..steps {
