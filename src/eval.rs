@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn confusion_helpers() {
         let e = Evaluation {
-            metrics: Metrics { loss: 0.0, acc: 0.0 },
+            metrics: Metrics {
+                loss: 0.0,
+                acc: 0.0,
+            },
             confusion: vec![vec![5, 1, 0], vec![3, 7, 0], vec![0, 0, 0]],
         };
         assert_eq!(e.per_class_acc(), vec![5.0 / 6.0, 0.7, 0.0]);

@@ -130,7 +130,7 @@ impl Progress for EpochPrinter {
 
     fn step(&mut self, done: usize) {
         if let Some(b) = &self.bar {
-            if done % 16 == 0 {
+            if done.is_multiple_of(16) {
                 b.set_position(done as u64);
             }
         }
@@ -154,7 +154,11 @@ impl Progress for EpochPrinter {
 }
 
 /// `actlab train`: one run, printed and recorded.
-pub fn train_command(cfg: &TrainConfig, data_dir: Option<&Path>, out: Option<PathBuf>) -> Result<()> {
+pub fn train_command(
+    cfg: &TrainConfig,
+    data_dir: Option<&Path>,
+    out: Option<PathBuf>,
+) -> Result<()> {
     let full = load_for(cfg, data_dir)?;
     let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-train", timestamp())));
     prepare_out_dir(&out)?;

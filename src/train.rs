@@ -213,7 +213,11 @@ impl<'a> Trainer<'a> {
 
     /// Train one epoch and validate; `None` if the run diverged (see `self.diverged`)
     /// or `stop` was raised (the epoch is then not counted).
-    pub fn run_epoch(&mut self, progress: &mut dyn Progress, stop: &AtomicBool) -> Option<EpochStats> {
+    pub fn run_epoch(
+        &mut self,
+        progress: &mut dyn Progress,
+        stop: &AtomicBool,
+    ) -> Option<EpochStats> {
         let epoch = self.history.len() + 1;
         let n_train = self.split.train.len();
         let b = self.cfg.batch_size;
@@ -350,7 +354,10 @@ pub struct RunRecord {
 impl RunRecord {
     /// First epoch (1-based) whose validation accuracy reached `acc`, if any.
     pub fn epochs_to(&self, acc: f64) -> Option<usize> {
-        self.history.iter().find(|e| e.val_acc >= acc).map(|e| e.epoch)
+        self.history
+            .iter()
+            .find(|e| e.val_acc >= acc)
+            .map(|e| e.epoch)
     }
 }
 

@@ -54,14 +54,30 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
     }
 }
 
-fn run_steps(model: &Mlp, case: &Case, x: &[f32], t: &[u8], cfg: OptimConfig, steps: usize) -> Vec<f32> {
+fn run_steps(
+    model: &Mlp,
+    case: &Case,
+    x: &[f32],
+    t: &[u8],
+    cfg: OptimConfig,
+    steps: usize,
+) -> Vec<f32> {
     let mut m = model.clone();
     let mut ws = Workspace::new(&m.arch, t.len(), false);
     let mut grads = vec![0.0; m.params.len()];
     let mut opt = Optimizer::new(cfg, m.params.len());
     for _ in 0..steps {
         m.forward(&mut ws, x, t.len(), false);
-        m.backward(&mut ws, x, t, t.len(), t.len(), case.loss, false, &mut grads);
+        m.backward(
+            &mut ws,
+            x,
+            t,
+            t.len(),
+            t.len(),
+            case.loss,
+            false,
+            &mut grads,
+        );
         opt.step(&mut m.params, &grads);
     }
     m.params
@@ -143,12 +159,24 @@ fn all_cases_match_pytorch() {
         let mut grads = vec![0.0; model.params.len()];
         model.backward(&mut ws, &x, &t, n, n, case.loss, false, &mut grads);
         let want_grads = params_from(&want, &path, &model.arch, "grad.").unwrap();
-        assert_close(&format!("{} gradients", case.name), &grads, &want_grads, 1e-4, 1e-6);
+        assert_close(
+            &format!("{} gradients", case.name),
+            &grads,
+            &want_grads,
+            1e-4,
+            1e-6,
+        );
 
         for (prefix, cfg) in [("adam3.", adam_cfg), ("sgd3.", sgd_cfg)] {
             let got = run_steps(&model, case, &x, &t, cfg, 3);
             let expect = params_from(&want, &path, &model.arch, prefix).unwrap();
-            assert_close(&format!("{} {prefix}params", case.name), &got, &expect, 0.0, 1e-5);
+            assert_close(
+                &format!("{} {prefix}params", case.name),
+                &got,
+                &expect,
+                0.0,
+                1e-5,
+            );
         }
     }
 }

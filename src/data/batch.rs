@@ -29,7 +29,11 @@ impl Gatherer {
     /// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.
     pub fn gather(&self, data: &Dataset, indices: &[u32], x: &mut [f32], y: &mut [u8]) {
         debug_assert_eq!(x.len(), indices.len() * PIXELS);
-        for ((&i, row), label) in indices.iter().zip(x.chunks_exact_mut(PIXELS)).zip(y.iter_mut()) {
+        for ((&i, row), label) in indices
+            .iter()
+            .zip(x.chunks_exact_mut(PIXELS))
+            .zip(y.iter_mut())
+        {
             let img = data.image(i as usize);
             for (o, &p) in row.iter_mut().zip(img) {
                 *o = self.table[p as usize];

@@ -106,12 +106,10 @@ pub fn parse_images(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
     if rows as usize != SIDE || cols as usize != SIDE {
         return Err(IdxError::WrongImageSize { rows, cols });
     }
-    let expected = n
-        .checked_mul(PIXELS)
-        .ok_or(IdxError::Truncated {
-            expected: usize::MAX,
-            found: bytes.len(),
-        })?;
+    let expected = n.checked_mul(PIXELS).ok_or(IdxError::Truncated {
+        expected: usize::MAX,
+        found: bytes.len(),
+    })?;
     check_len(bytes, 16, expected)?;
     Ok(bytes[16..].to_vec())
 }
@@ -180,7 +178,10 @@ mod tests {
         assert_eq!(parse_labels(&long), Err(IdxError::Trailing(1)));
         assert_eq!(
             parse_labels(&labels(&[1, 10])),
-            Err(IdxError::LabelOutOfRange { index: 1, value: 10 })
+            Err(IdxError::LabelOutOfRange {
+                index: 1,
+                value: 10
+            })
         );
         for cut in 0..16 {
             assert!(parse_images(&full[..cut]).is_err(), "cut at {cut}");

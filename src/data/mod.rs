@@ -62,8 +62,16 @@ impl DatasetName {
         match self {
             DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
             DatasetName::FashionMnist => [
-                "T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                "Bag", "Ankle boot",
+                "T-shirt",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
             ],
         }
     }

@@ -280,13 +280,15 @@ pub fn nearest<'a>(input: &str, options: &[&'a str]) -> Option<&'a str> {
         for (i, row) in d.iter_mut().enumerate() {
             row[0] = i;
         }
-        for j in 0..=b.len() {
-            d[0][j] = j;
+        for (j, v) in d[0].iter_mut().enumerate() {
+            *v = j;
         }
         for i in 1..=a.len() {
             for j in 1..=b.len() {
                 let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+                let mut v = (d[i - 1][j] + 1)
+                    .min(d[i][j - 1] + 1)
+                    .min(d[i - 1][j - 1] + cost);
                 if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                     v = v.min(d[i - 2][j - 2] + 1);
                 }
@@ -297,7 +299,13 @@ pub fn nearest<'a>(input: &str, options: &[&'a str]) -> Option<&'a str> {
     }
     options
         .iter()
-        .map(|o| (dist(&input.to_lowercase(), o), o.len().abs_diff(input.len()), *o))
+        .map(|o| {
+            (
+                dist(&input.to_lowercase(), o),
+                o.len().abs_diff(input.len()),
+                *o,
+            )
+        })
         .filter(|(d, _, o)| *d <= (o.len() / 2).max(2))
         .min()
         .map(|(_, _, o)| o)
@@ -328,7 +336,9 @@ impl FromStr for Activation {
                     .parse::<f32>()
                     .ok()
                     .filter(|v| v.is_finite())
-                    .ok_or_else(|| format!("bad parameter '{p}' for activation '{name}': expected a number")),
+                    .ok_or_else(|| {
+                        format!("bad parameter '{p}' for activation '{name}': expected a number")
+                    }),
             }
         };
         let max_params = match name.as_str() {
@@ -435,7 +445,13 @@ mod tests {
 
     #[test]
     fn parse_and_display_round_trip() {
-        for s in ["relu", "leaky_relu:0.1", "elu:0.5", "softplus:2:10", "gelu_tanh"] {
+        for s in [
+            "relu",
+            "leaky_relu:0.1",
+            "elu:0.5",
+            "softplus:2:10",
+            "gelu_tanh",
+        ] {
             let a: Activation = s.parse().unwrap();
             assert_eq!(a.to_string(), s);
         }

@@ -28,6 +28,16 @@ pub const NAMES: [&str; 4] = ["nll", "cross_entropy", "mse", "bce"];
 /// PyTorch's floor for (1 - y) * y in BCE's gradient.
 const BCE_EPS: f32 = 1e-12;
 
+/// ln(v) floored at -100 like PyTorch's BCE; NaN stays NaN (f32::max would hide it).
+fn clamped_log(v: f32) -> f32 {
+    let l = v.ln();
+    if l < -100.0 {
+        -100.0
+    } else {
+        l
+    }
+}
+
 impl Loss {
     /// Sum over the rows of each row's loss (divide by the row count for the mean).
     pub fn sum(self, y: &[f32], targets: &[u8], classes: usize) -> f64 {
@@ -54,13 +64,7 @@ impl Loss {
                 Loss::Bce => {
                     row.iter()
                         .enumerate()
-                        .map(|(j, &v)| {
-                            if j == t {
-                                -v.ln().max(-100.0)
-                            } else {
-                                -(1.0 - v).ln().max(-100.0)
-                            }
-                        })
+                        .map(|(j, &v)| -clamped_log(if j == t { v } else { 1.0 - v }))
                         .sum::<f32>()
                         / classes as f32
                 }
@@ -175,7 +179,9 @@ mod tests {
                 p[i] += h;
                 let mut m = y;
                 m[i] -= h;
-                let numeric = (loss.sum(&p, &targets, 3) - loss.sum(&m, &targets, 3)) / 2.0 / (2.0 * h as f64);
+                let numeric = (loss.sum(&p, &targets, 3) - loss.sum(&m, &targets, 3))
+                    / 2.0
+                    / (2.0 * h as f64);
                 assert!(
                     (numeric - dy[i] as f64).abs() < 2e-3 * (1.0 + numeric.abs()),
                     "{loss}[{i}]: {numeric} vs {}",
@@ -189,8 +195,12 @@ mod tests {
     fn warns_only_on_odd_pairings() {
         assert!(Loss::Nll.pairing_warning(OutputFn::LogSoftmax).is_none());
         assert!(Loss::Nll.pairing_warning(OutputFn::Softmax).is_some());
-        assert!(Loss::CrossEntropy.pairing_warning(OutputFn::Identity).is_none());
-        assert!(Loss::CrossEntropy.pairing_warning(OutputFn::Softmax).is_some());
+        assert!(Loss::CrossEntropy
+            .pairing_warning(OutputFn::Identity)
+            .is_none());
+        assert!(Loss::CrossEntropy
+            .pairing_warning(OutputFn::Softmax)
+            .is_some());
         assert!(Loss::Bce.pairing_warning(OutputFn::Sigmoid).is_none());
         assert!(Loss::Bce.pairing_warning(OutputFn::Identity).is_some());
         assert!(Loss::Mse.pairing_warning(OutputFn::Softmax).is_none());

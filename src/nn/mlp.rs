@@ -159,7 +159,9 @@ impl Mlp {
                     }
                 }
             } else {
-                self.arch.output.forward(z, &mut ws.y[..n * s.fan_out], s.fan_out);
+                self.arch
+                    .output
+                    .forward(z, &mut ws.y[..n * s.fan_out], s.fan_out);
             }
         }
     }
@@ -309,6 +311,7 @@ mod tests {
     }
 
     /// Every parameter's gradient against central differences in f64 of the f32 loss.
+    #[allow(clippy::needless_range_loop)] // the loop perturbs m.params[i] in place
     #[test]
     fn gradients_match_finite_differences() {
         let x = [0.1, 0.9, 0.3, 0.0, 0.7, 0.5, 0.2, 0.8, 1.0, 0.4];

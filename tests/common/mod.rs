@@ -27,11 +27,148 @@ pub fn mnist_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| shared().join("data"))
         .join("mnist");
-    let p = if p.exists() { p } else { shared().join("data/mnist") };
+    let p = if p.exists() {
+        p
+    } else {
+        shared().join("data/mnist")
+    };
     assert!(
         p.join("train-images-idx3-ubyte.gz").exists(),
         "MNIST not found at {}; set ACTLAB_SHARED to the shared folder",
         p.display()
     );
     p
+}
+
+/// Path of the built actlab binary (cargo builds it for integration tests).
+pub fn actlab() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"));
+    c.env_remove("ACTLAB_DATA_DIR").env_remove("ACTLAB_MIRRORS");
+    c
+}
+
+/// A fresh empty temporary folder, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Make one named after `tag`.
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "actlab-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// A path inside the folder.
+    pub fn join(&self, s: &str) -> PathBuf {
+        self.0.join(s)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Write a small MNIST-shaped dataset (IDX, raw or gzip) into `dir`: `n_train` and
+/// `n_test` images copied from the real MNIST so models can learn from it.
+pub fn write_small_mnist(dir: &std::path::Path, n_train: usize, n_test: usize) {
+    let split = actlab::data::load_dir(actlab::data::DatasetName::Mnist, &mnist_dir()).unwrap();
+    let write = |stem: &str, d: &actlab::data::Dataset, n: usize| {
+        let d = d.clone().truncated(n);
+        let mut img = vec![0, 0, 8, 3];
+        for v in [n as u32, 28, 28] {
+            img.extend_from_slice(&v.to_be_bytes());
+        }
+        img.extend_from_slice(&d.images);
+        let mut lab = vec![0, 0, 8, 1];
+        lab.extend_from_slice(&(n as u32).to_be_bytes());
+        lab.extend_from_slice(&d.labels);
+        std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), lab).unwrap();
+    };
+    write("train", &split.train, n_train);
+    write("t10k", &split.test, n_test);
+}
+
+/// A minimal HTTP/1.1 file server on 127.0.0.1 for download tests; serves `files`
+/// (path -> bytes), 404 otherwise, and stops when dropped.
+pub struct HttpServer {
+    /// Base URL, e.g. http://127.0.0.1:12345/
+    pub url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Start serving.
+    pub fn start(files: std::collections::HashMap<String, Vec<u8>>) -> HttpServer {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = std::thread::spawn(move || {
+            for stream in listener.incoming().take(200) {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut s) = stream else { continue };
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                match files.get(path) {
+                    Some(body) => {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = s.write_all(body);
+                    }
+                    None => {
+                        let _ = s.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                }
+            }
+        });
+        HttpServer {
+            url: format!("http://{addr}/"),
+            stop,
+            addr,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }

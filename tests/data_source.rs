@@ -1,0 +1,141 @@
+//! Finding and downloading datasets: verified downloads from a local HTTP server,
+//! rejection of corrupted copies, and the data-folder search order.
+
+mod common;
+
+use std::collections::HashMap;
+
+use actlab::data::source::download;
+use actlab::data::{load_dir, DatasetName, FILES};
+use common::{actlab, mnist_dir, HttpServer, TempDir};
+
+fn served(corrupt: bool) -> HashMap<String, Vec<u8>> {
+    FILES
+        .iter()
+        .map(|stem| {
+            let mut bytes = std::fs::read(mnist_dir().join(format!("{stem}.gz"))).unwrap();
+            if corrupt {
+                // Re-compress a damaged copy: valid gzip, wrong content.
+                let mut plain = actlab::data::idx::maybe_gunzip(bytes).unwrap();
+                let mid = plain.len() / 2;
+                plain[mid] ^= 0xff;
+                use std::io::Write;
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&plain).unwrap();
+                bytes = e.finish().unwrap();
+            }
+            (format!("{stem}.gz"), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn download_verifies_and_moves_into_cache() {
+    let server = HttpServer::start(served(false));
+    let cache = TempDir::new("dl-ok");
+    // A dead mirror first: it must be tried, then the next one used.
+    let mirrors = vec!["http://127.0.0.1:9/".to_string(), server.url.clone()];
+    download(DatasetName::Mnist, &cache.0, &mirrors).unwrap();
+    let split = load_dir(DatasetName::Mnist, &cache.0).unwrap();
+    assert!(split.is_canonical());
+    assert_eq!(split.train.len(), 60_000);
+    let names: Vec<_> = std::fs::read_dir(&cache.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4, "only the four verified files: {names:?}");
+}
+
+#[test]
+fn corrupted_download_is_rejected_and_leaves_nothing() {
+    let server = HttpServer::start(served(true));
+    let cache = TempDir::new("dl-bad");
+    let err = download(
+        DatasetName::Mnist,
+        &cache.0,
+        std::slice::from_ref(&server.url),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains("--data-dir"), "{err}");
+    assert_eq!(std::fs::read_dir(&cache.0).unwrap().count(), 0);
+}
+
+#[test]
+fn no_network_error_names_mirrors_and_the_fix() {
+    let cache = TempDir::new("dl-none");
+    let home = TempDir::new("home");
+    let out = TempDir::new("out");
+    let o = actlab()
+        .args(["train", "--epochs", "1", "--out"])
+        .arg(&out.0)
+        .env("XDG_CACHE_HOME", &cache.0)
+        .env("HOME", &home.0)
+        .env(
+            "ACTLAB_MIRRORS",
+            "http://127.0.0.1:9/a/,http://127.0.0.1:9/b/",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("error: could not download mnist"), "{err}");
+    assert!(
+        last.contains("127.0.0.1:9/a/") && last.contains("127.0.0.1:9/b/"),
+        "{err}"
+    );
+    assert!(last.contains("--data-dir"), "{err}");
+}
+
+#[test]
+fn cli_downloads_into_the_cache_then_reuses_it() {
+    let server = HttpServer::start(served(false));
+    let cache = TempDir::new("dl-cli");
+    let out = TempDir::new("out");
+    let run = |mirrors: &str| {
+        actlab()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "256",
+                "--limit-test",
+                "100",
+                "--out",
+            ])
+            .arg(&out.0)
+            .env("XDG_CACHE_HOME", &cache.0)
+            .env("ACTLAB_MIRRORS", mirrors)
+            .output()
+            .unwrap()
+    };
+    let o = run(&server.url);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(cache
+        .join("actlab/mnist/train-images-idx3-ubyte.gz")
+        .exists());
+    drop(server);
+    // Second run: no mirror reachable, the cache serves.
+    let o = run("http://127.0.0.1:9/");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn data_dir_accepts_the_folder_or_its_parent_and_raw_files() {
+    let shared = common::shared().join("data");
+    for dir in [shared.clone(), shared.join("mnist")] {
+        let s = actlab::data::load(DatasetName::Mnist, Some(&dir)).unwrap();
+        assert!(s.is_canonical());
+    }
+    let fashion = actlab::data::load(DatasetName::FashionMnist, Some(&shared)).unwrap();
+    assert!(fashion.is_canonical(), "pinned Fashion-MNIST checksums");
+    assert_eq!((fashion.train.len(), fashion.test.len()), (60_000, 10_000));
+    let raw = TempDir::new("raw");
+    common::write_small_mnist(&raw.0, 100, 20);
+    let s = load_dir(DatasetName::Mnist, &raw.0).unwrap();
+    assert_eq!((s.train.len(), s.test.len()), (100, 20));
+    assert!(!s.is_canonical());
+}
