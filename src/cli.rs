@@ -22,8 +22,123 @@ pub struct Cli {
 enum Command {
     /// Train one model (default: the exercise's 784-128-64-10 ReLU/LogSoftmax/NLL, Adam 1e-3, 5 epochs).
     Train(TrainCmd),
+    /// The exercise's before/after (and dropout bonus) in one table, with verdicts.
+    Exercise(ExerciseCmd),
+    /// Compare activations (or full variants) over seeds, ranked, with confidence intervals.
+    Compare(CompareCmd),
+    /// Run an experiment described in a TOML file (see experiments/).
+    Run(RunCmd),
+    /// Combine the output folders of shards into one summary.
+    Merge(MergeCmd),
     /// Measure training and evaluation speed of the engine.
     Bench(BenchCmd),
+}
+
+/// How an experiment's runs are scheduled and stored.
+#[derive(Args, Debug, Clone)]
+pub struct ExperimentArgs {
+    /// Seeds: a list (0,1,2) or a count (5 means 0..4).
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// Runs at once (each run single-threaded; results do not depend on this).
+    #[arg(long, default_value_t = crate::experiment::jobs::default_jobs())]
+    pub jobs: usize,
+    /// Output folder (default: runs/<timestamp>-<name>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Skip runs whose complete record is already in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run only slice K of N of the runs (e.g. 2/8), for batch schedulers; combine with `actlab merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+impl ExperimentArgs {
+    fn seeds_or(&self, default: Vec<u64>) -> Result<Vec<u64>> {
+        match &self.seeds {
+            Some(s) => crate::experiment::parse_seeds(s).map_err(anyhow::Error::msg),
+            None => Ok(default),
+        }
+    }
+
+    fn how(&self, data_dir: Option<PathBuf>) -> Result<run::ExperimentRun> {
+        if self.jobs == 0 {
+            bail!("--jobs 0: run at least one job at a time");
+        }
+        if self.resume && self.out.is_none() {
+            bail!("--resume needs --out DIR: the folder of the run to continue");
+        }
+        let shard = self
+            .shard
+            .as_deref()
+            .map(crate::experiment::parse_shard)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        Ok(run::ExperimentRun {
+            data_dir,
+            out: self.out.clone(),
+            jobs: self.jobs,
+            resume: self.resume,
+            shard,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct ExerciseCmd {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    exp: ExperimentArgs,
+    /// Dropout probability of the bonus variant.
+    #[arg(long, default_value_t = 0.2)]
+    dropout: f32,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Train on only the first N training images.
+    #[arg(long, value_name = "N")]
+    limit_train: Option<usize>,
+    /// Validate on only the first N test images.
+    #[arg(long, value_name = "N")]
+    limit_test: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct CompareCmd {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    exp: ExperimentArgs,
+    /// A variant in full: ACTIVATION/OUTPUT/LOSS[+dropout0.2][+key=value...][+name=NAME], e.g.
+    /// "sigmoid/sigmoid/cross_entropy" or "relu,tanh/log_softmax/nll+dropout0.2+lr=0.01".
+    /// Repeatable; when given, --activation is not used to make variants.
+    #[arg(long)]
+    variant: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunCmd {
+    /// The experiment file (TOML).
+    file: PathBuf,
+    /// Folder with the IDX files (see `train --help`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    exp: ExperimentArgs,
+}
+
+#[derive(Args, Debug)]
+struct MergeCmd {
+    /// Output folders of the shards.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where to write the merged summary (default: the first folder).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// Where the data is.
@@ -158,6 +273,77 @@ pub fn main() -> Result<()> {
         Command::Train(c) => {
             let cfg = c.model.config(c.data.dataset);
             run::train_command(&cfg, c.data.data_dir.as_deref(), c.out)
+        }
+        Command::Exercise(c) => {
+            let base = TrainConfig {
+                dataset: c.data.dataset,
+                epochs: c.epochs,
+                limit_train: c.limit_train,
+                limit_test: c.limit_test,
+                ..TrainConfig::default()
+            };
+            let probe = TrainConfig {
+                dropout: c.dropout,
+                ..base.clone()
+            };
+            probe.validate().map_err(anyhow::Error::msg)?;
+            let seeds = c.exp.seeds_or(vec![0])?;
+            let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds);
+            run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
+        }
+        Command::Compare(c) => {
+            let base = c.model.config(c.data.dataset);
+            let seeds = c.exp.seeds_or(vec![base.seed])?;
+            let variants = if c.variant.is_empty() {
+                c.model
+                    .activation
+                    .iter()
+                    .map(|a| {
+                        let config = TrainConfig {
+                            activation: vec![*a],
+                            ..base.clone()
+                        };
+                        crate::experiment::Variant {
+                            name: config.label(),
+                            config,
+                        }
+                    })
+                    .collect()
+            } else {
+                c.variant
+                    .iter()
+                    .map(|v| crate::experiment::parse_variant(v, &base))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(anyhow::Error::msg)?
+            };
+            for v in &variants {
+                v.config
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("variant '{}': {e}", v.name))?;
+            }
+            let exp = crate::experiment::Experiment {
+                name: "compare".into(),
+                variants,
+                seeds,
+                report: crate::experiment::ReportKind::Compare,
+            };
+            run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
+        }
+        Command::Run(c) => {
+            let text = std::fs::read_to_string(&c.file).with_context(|| {
+                format!("{}: cannot read the experiment file", c.file.display())
+            })?;
+            let mut exp =
+                crate::experiment::Experiment::from_toml(&text, &c.file.display().to_string())
+                    .map_err(anyhow::Error::msg)?;
+            exp.seeds = c.exp.seeds_or(exp.seeds.clone())?;
+            run::experiment_command(&exp, &c.exp.how(c.data_dir)?)
+        }
+        Command::Merge(c) => {
+            let (exp, records) = crate::experiment::jobs::collect(&c.dirs)?;
+            let out = c.out.unwrap_or_else(|| c.dirs[0].clone());
+            run::prepare_out_dir(&out)?;
+            run::summarise_and_write(&exp, &records, &out, &run::command_line())
         }
         Command::Bench(b) => {
             if b.epochs == 0 {

@@ -8,8 +8,10 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod model_io;
 pub mod nn;
+pub mod report;
 pub mod run;
 pub mod train;
 

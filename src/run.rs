@@ -197,3 +197,105 @@ pub fn train_command(
     println!("record: {}", path.display());
     Ok(())
 }
+
+/// How an experiment command runs its jobs and where results go.
+pub struct ExperimentRun {
+    /// Folder with --data-dir semantics.
+    pub data_dir: Option<PathBuf>,
+    /// Output folder (default runs/<timestamp>-<name>).
+    pub out: Option<PathBuf>,
+    /// Parallel runs.
+    pub jobs: usize,
+    /// Reuse finished records in `out`.
+    pub resume: bool,
+    /// Only shard K of N (1-based).
+    pub shard: Option<(usize, usize)>,
+}
+
+/// The command line as typed, for reports.
+pub fn command_line() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut parts = vec!["actlab".to_string()];
+    parts.extend(args.into_iter().skip(1).map(|a| {
+        if a.contains(' ') || a.is_empty() {
+            format!("'{a}'")
+        } else {
+            a
+        }
+    }));
+    parts.join(" ")
+}
+
+/// Run an experiment (all of it or one shard), print and write its summary.
+pub fn experiment_command(exp: &crate::experiment::Experiment, how: &ExperimentRun) -> Result<()> {
+    use crate::experiment::jobs::{execute, Options};
+    use std::collections::HashMap;
+    exp.check().map_err(anyhow::Error::msg)?;
+    let mut splits = HashMap::new();
+    for v in &exp.variants {
+        if let std::collections::hash_map::Entry::Vacant(e) = splits.entry(v.config.dataset) {
+            e.insert(load_for(&v.config, how.data_dir.as_deref())?);
+        }
+        let n = splits[&v.config.dataset].train.len();
+        let n = v.config.limit_train.unwrap_or(n).min(n);
+        v.config
+            .validate_against(n)
+            .map_err(|e| anyhow::anyhow!("variant '{}': {e}", v.name))?;
+        for w in v.config.warnings() {
+            eprintln!("warning: variant '{}': {w}", v.name);
+        }
+    }
+    let out = how.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-{}",
+            timestamp(),
+            crate::experiment::slug(&exp.name)
+        ))
+    });
+    prepare_out_dir(&out)?;
+    let jobs = match how.shard {
+        Some((k, n)) => exp.shard(k, n),
+        None => exp.jobs(),
+    };
+    eprintln!(
+        "{}: {} variant(s) x {} seed(s) = {} runs{}, {} at a time; results in {}",
+        exp.name,
+        exp.variants.len(),
+        exp.seeds.len(),
+        exp.jobs().len(),
+        how.shard
+            .map(|(k, n)| format!(" (shard {k}/{n}: {} of them)", jobs.len()))
+            .unwrap_or_default(),
+        how.jobs,
+        out.display()
+    );
+    let stop = AtomicBool::new(false);
+    let opts = Options {
+        jobs: how.jobs,
+        resume: how.resume,
+    };
+    let records = execute(exp, &jobs, &out, &splits, opts, &stop)?;
+    if let Some((k, n)) = how.shard {
+        println!(
+            "shard {k}/{n} done: {} record(s) in {}; when every shard is done: actlab merge DIR1 DIR2 ...",
+            records.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    summarise_and_write(exp, &records, &out, &command_line())
+}
+
+/// Print the summary table of `records` and write summary.{json,csv,md} into `out`.
+pub fn summarise_and_write(
+    exp: &crate::experiment::Experiment,
+    records: &[RunRecord],
+    out: &Path,
+    command: &str,
+) -> Result<()> {
+    let summary = crate::report::summary::summarise(exp, records);
+    print!("{}", crate::report::render_text(&summary));
+    crate::report::write_summary(out, &summary, command)?;
+    println!("summary: {}", out.join("summary.md").display());
+    Ok(())
+}

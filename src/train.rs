@@ -327,6 +327,12 @@ pub struct RunRecord {
     pub actlab_version: String,
     /// Short variant label, e.g. "relu/log_softmax/nll".
     pub label: String,
+    /// Name of the experiment variant this run belongs to (the label for a lone run).
+    #[serde(default)]
+    pub variant: String,
+    /// Position of that variant in its experiment.
+    #[serde(default)]
+    pub variant_index: usize,
     /// Full configuration (including the seed).
     pub config: TrainConfig,
     /// Dataset and checksums.
@@ -392,6 +398,8 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
     RunRecord {
         actlab_version: env!("CARGO_PKG_VERSION").to_string(),
         label: tr.cfg.label(),
+        variant: tr.cfg.label(),
+        variant_index: 0,
         config: tr.cfg.clone(),
         dataset: DatasetInfo::of(tr.split),
         params: tr.model.params.len(),

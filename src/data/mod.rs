@@ -39,7 +39,7 @@ pub enum DataError {
 }
 
 /// The datasets actlab knows, with their canonical files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
     /// Handwritten digits (LeCun et al.).

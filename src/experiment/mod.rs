@@ -1,0 +1,443 @@
+//! Experiments: named variants of a base config, run over several seeds.
+//!
+//! An experiment is the same thing whether it comes from `actlab exercise`,
+//! `actlab compare` flags, or a TOML file; [`Experiment::jobs`] expands it into runs.
+
+pub mod jobs;
+pub mod stats;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+
+/// One configuration to compare, under a display name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Display name, unique within the experiment.
+    pub name: String,
+    /// Settings (the seed is replaced per run).
+    pub config: TrainConfig,
+}
+
+/// Which summary an experiment prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// A ranked comparison table.
+    #[default]
+    Compare,
+    /// The exercise's before/after table with claims and verdicts.
+    Exercise,
+}
+
+/// Variants times seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Name, used in the default output folder.
+    pub name: String,
+    /// What to compare.
+    pub variants: Vec<Variant>,
+    /// Seeds each variant runs with.
+    pub seeds: Vec<u64>,
+    /// Which table to print.
+    #[serde(default)]
+    pub report: ReportKind,
+}
+
+/// One run of an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Position in the full (unsharded) job list.
+    pub index: usize,
+    /// Which variant.
+    pub variant: usize,
+    /// The variant's name.
+    pub name: String,
+    /// The complete config, seed included.
+    pub config: TrainConfig,
+}
+
+impl Job {
+    /// Where this run's record goes, relative to the experiment folder.
+    pub fn record_path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from("runs")
+            .join(slug(&self.name))
+            .join(format!("seed-{}.json", self.config.seed))
+    }
+}
+
+/// A file-name-safe version of a variant name.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_matches('_').to_string()
+}
+
+/// Parse `--seeds`: "0,1,2" lists seeds; a single number N means 0..N.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
+    let parts: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let nums: Vec<u64> = parts
+        .iter()
+        .map(|p| {
+            p.parse::<u64>().map_err(|_| {
+                format!("--seeds '{s}': '{p}' is not a whole number (use e.g. 0,1,2 or 5)")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let seeds = match nums.as_slice() {
+        [] => return Err("--seeds: give a count (e.g. 5) or a list (e.g. 0,1,2)".into()),
+        [n] if !s.contains(',') => {
+            if *n == 0 {
+                return Err("--seeds 0: run at least one seed".into());
+            }
+            (0..*n).collect()
+        }
+        _ => nums,
+    };
+    let mut sorted = seeds.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != seeds.len() {
+        return Err(format!("--seeds '{s}': a seed is listed twice"));
+    }
+    Ok(seeds)
+}
+
+/// Parse `--shard K/N` (1-based K).
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let err = || format!("--shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/8");
+    let (k, n) = s.split_once('/').ok_or_else(err)?;
+    let k: usize = k.trim().parse().map_err(|_| err())?;
+    let n: usize = n.trim().parse().map_err(|_| err())?;
+    if n == 0 || k == 0 || k > n {
+        return Err(err());
+    }
+    Ok((k, n))
+}
+
+/// Apply `key=value` overrides (TOML values; bare words are strings) to a config.
+pub fn apply_overrides(
+    base: &TrainConfig,
+    overrides: &[(String, String)],
+) -> Result<TrainConfig, String> {
+    let mut table = toml::Table::try_from(base).map_err(|e| e.to_string())?;
+    for (k, v) in overrides {
+        let value = parse_value(k, v);
+        table.insert(k.clone(), value);
+    }
+    table_to_config(table)
+}
+
+/// Activation and hidden lists accept "a,b" as well as TOML arrays.
+fn parse_value(key: &str, v: &str) -> toml::Value {
+    let list_key = matches!(key, "activation" | "hidden");
+    if list_key && !v.trim_start().starts_with('[') {
+        let items = v.split(',').map(|p| parse_value("", p.trim()));
+        return toml::Value::Array(items.collect());
+    }
+    toml::from_str::<toml::Table>(&format!("v = {v}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(v.to_string()))
+}
+
+/// Deserialize a merged table into a config, with TOML's message on error.
+pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, String> {
+    // A single activation may be written as a string.
+    let mut table = table;
+    if let Some(toml::Value::String(s)) = table.get("activation").cloned() {
+        let items = s
+            .split(',')
+            .map(|p| toml::Value::String(p.trim().to_string()));
+        table.insert("activation".into(), toml::Value::Array(items.collect()));
+    }
+    TrainConfig::deserialize(table).map_err(|e| e.to_string().trim().replace('\n', " "))
+}
+
+/// Parse a `--variant` spec: `ACT/OUTPUT/LOSS[+key=value...]`, where ACT may be a
+/// comma list (one per hidden layer) and `+dropout0.2` is short for `+dropout=0.2`.
+/// Missing parts keep the base config's values; `name=` sets the display name.
+pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, String> {
+    let mut pieces = spec.split('+');
+    let head = pieces.next().unwrap_or_default().trim();
+    let mut overrides: Vec<(String, String)> = Vec::new();
+    let parts: Vec<&str> = head.split('/').collect();
+    if parts.len() > 3 {
+        return Err(format!(
+            "--variant '{spec}': expected ACTIVATION/OUTPUT/LOSS[+dropout0.2][+key=value], e.g. relu/log_softmax/nll+dropout0.2"
+        ));
+    }
+    for (key, val) in ["activation", "output", "loss"].iter().zip(&parts) {
+        if !val.trim().is_empty() {
+            overrides.push((key.to_string(), val.trim().to_string()));
+        }
+    }
+    let mut name = None;
+    for p in pieces {
+        let p = p.trim();
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+            None => {
+                let split = p
+                    .find(|c: char| c.is_ascii_digit() || c == '.')
+                    .unwrap_or(p.len());
+                let (k, v) = p.split_at(split);
+                if v.is_empty() {
+                    return Err(format!(
+                        "--variant '{spec}': '+{p}' needs a value, e.g. +dropout0.2 or +lr=0.01"
+                    ));
+                }
+                (k.to_string(), v.to_string())
+            }
+        };
+        let k = match k.as_str() {
+            "wd" => "weight_decay".to_string(),
+            "bs" => "batch_size".to_string(),
+            other => other.replace('-', "_"),
+        };
+        if k == "name" {
+            name = Some(v);
+        } else {
+            overrides.push((k, v));
+        }
+    }
+    let config =
+        apply_overrides(base, &overrides).map_err(|e| format!("--variant '{spec}': {e}"))?;
+    config
+        .validate()
+        .map_err(|e| format!("--variant '{spec}': {e}"))?;
+    Ok(Variant {
+        name: name.unwrap_or_else(|| config.label()),
+        config,
+    })
+}
+
+/// The experiment file format: a base config, variants that override it, seeds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentFile {
+    name: Option<String>,
+    #[serde(default)]
+    report: ReportKind,
+    seeds: Option<toml::Value>,
+    #[serde(default)]
+    base: toml::Table,
+    #[serde(default, rename = "variant")]
+    variants: Vec<toml::Table>,
+}
+
+impl Experiment {
+    /// Parse an experiment TOML file's text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, String> {
+        let f: ExperimentFile = toml::from_str(text)
+            .map_err(|e| format!("{origin}: {}", e.to_string().trim().replace('\n', " ")))?;
+        let seeds = match f.seeds {
+            None => vec![0],
+            Some(toml::Value::Integer(n)) if n > 0 => (0..n as u64).collect(),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_integer().filter(|&i| i >= 0).map(|i| i as u64))
+                .collect::<Option<Vec<u64>>>()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    format!("{origin}: seeds must be a count or a list of whole numbers")
+                })?,
+            Some(_) => {
+                return Err(format!(
+                    "{origin}: seeds must be a count (seeds = 3) or a list (seeds = [0, 1, 2])"
+                ))
+            }
+        };
+        if f.variants.is_empty() {
+            return Err(format!(
+                "{origin}: no [[variant]] tables; add at least one, e.g. [[variant]] activation = \"relu\""
+            ));
+        }
+        let mut variants = Vec::new();
+        for (i, v) in f.variants.into_iter().enumerate() {
+            let mut table = f.base.clone();
+            let mut name = None;
+            for (k, val) in v {
+                if k == "name" {
+                    name = val.as_str().map(str::to_string);
+                } else {
+                    table.insert(k, val);
+                }
+            }
+            let config =
+                table_to_config(table).map_err(|e| format!("{origin}: variant {}: {e}", i + 1))?;
+            config
+                .validate()
+                .map_err(|e| format!("{origin}: variant {}: {e}", i + 1))?;
+            variants.push(Variant {
+                name: name.unwrap_or_else(|| config.label()),
+                config,
+            });
+        }
+        let exp = Experiment {
+            name: f.name.unwrap_or_else(|| "experiment".into()),
+            variants,
+            seeds,
+            report: f.report,
+        };
+        exp.check().map_err(|e| format!("{origin}: {e}"))?;
+        Ok(exp)
+    }
+
+    /// Names must be unique (records are filed by name).
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for v in &self.variants {
+            if !seen.insert(slug(&v.name)) {
+                return Err(format!(
+                    "two variants are both named '{}'; give each a distinct name",
+                    v.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every run, variant-major, seeds in order.
+    pub fn jobs(&self) -> Vec<Job> {
+        let mut out = Vec::new();
+        for (vi, v) in self.variants.iter().enumerate() {
+            for &seed in &self.seeds {
+                out.push(Job {
+                    index: out.len(),
+                    variant: vi,
+                    name: v.name.clone(),
+                    config: TrainConfig {
+                        seed,
+                        ..v.config.clone()
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    /// The runs of shard `k` of `n` (1-based): every n-th job starting at k-1.
+    pub fn shard(&self, k: usize, n: usize) -> Vec<Job> {
+        self.jobs()
+            .into_iter()
+            .filter(|j| j.index % n == k - 1)
+            .collect()
+    }
+
+    /// The exercise as posed, plus the other reading of "before" and the dropout bonus.
+    pub fn exercise(base: &TrainConfig, dropout: f32, seeds: Vec<u64>) -> Experiment {
+        let with = |name: &str, act: &str, out: &str, loss: &str, p: f32| Variant {
+            name: name.to_string(),
+            config: TrainConfig {
+                activation: vec![act.parse().unwrap_or(crate::nn::Activation::Relu)],
+                output: out.parse().unwrap_or(crate::nn::OutputFn::LogSoftmax),
+                loss: loss.parse().unwrap_or(crate::nn::Loss::Nll),
+                dropout: p,
+                ..base.clone()
+            },
+        };
+        Experiment {
+            name: "exercise".into(),
+            variants: vec![
+                with("before", "sigmoid", "sigmoid", "cross_entropy", 0.0),
+                with(
+                    "before (logits)",
+                    "sigmoid",
+                    "identity",
+                    "cross_entropy",
+                    0.0,
+                ),
+                with("after", "relu", "log_softmax", "nll", 0.0),
+                with("bonus (dropout)", "relu", "log_softmax", "nll", dropout),
+            ],
+            seeds,
+            report: ReportKind::Exercise,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Activation, Loss, OutputFn};
+
+    #[test]
+    fn seeds_and_shards_parse() {
+        assert_eq!(parse_seeds("5").unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(parse_seeds("0,1,2").unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_seeds("7,").unwrap(), vec![7]);
+        assert!(parse_seeds("0").is_err());
+        assert!(parse_seeds("1,1").is_err());
+        assert!(parse_seeds("a").is_err());
+        assert_eq!(parse_shard("2/8").unwrap(), (2, 8));
+        assert!(parse_shard("0/8").is_err());
+        assert!(parse_shard("9/8").is_err());
+        assert!(parse_shard("2").is_err());
+    }
+
+    #[test]
+    fn variant_specs() {
+        let base = TrainConfig::default();
+        let v = parse_variant("sigmoid/sigmoid/cross_entropy", &base).unwrap();
+        assert_eq!(v.config.activation, vec![Activation::Sigmoid]);
+        assert_eq!(v.config.output, OutputFn::Sigmoid);
+        assert_eq!(v.config.loss, Loss::CrossEntropy);
+        assert_eq!(v.name, "sigmoid/sigmoid/cross_entropy");
+        let v = parse_variant("relu/log_softmax/nll+dropout0.2+lr=0.01+name=bonus", &base).unwrap();
+        assert_eq!((v.config.dropout, v.config.lr), (0.2, 0.01));
+        assert_eq!(v.name, "bonus");
+        let v = parse_variant("relu,tanh+hidden=256,128", &base).unwrap();
+        assert_eq!(v.config.hidden, vec![256, 128]);
+        assert_eq!(v.config.activation.len(), 2);
+        assert!(parse_variant("rleu/log_softmax/nll", &base)
+            .unwrap_err()
+            .contains("did you mean 'relu'"));
+        assert!(parse_variant("relu+bogus=1", &base)
+            .unwrap_err()
+            .contains("unknown field"));
+        assert!(parse_variant("relu+dropout", &base).is_err());
+        assert!(parse_variant("relu+dropout1.5", &base).is_err());
+    }
+
+    #[test]
+    fn toml_experiment() {
+        let text = r#"
+            name = "zoo"
+            seeds = 2
+            [base]
+            epochs = 3
+            [[variant]]
+            activation = "relu"
+            [[variant]]
+            name = "smooth"
+            activation = ["gelu", "silu"]
+            dropout = 0.1
+        "#;
+        let e = Experiment::from_toml(text, "zoo.toml").unwrap();
+        assert_eq!(e.seeds, vec![0, 1]);
+        assert_eq!(e.variants[1].name, "smooth");
+        assert_eq!(e.variants[1].config.epochs, 3);
+        assert_eq!(e.jobs().len(), 4);
+        assert_eq!(
+            e.shard(1, 3).iter().map(|j| j.index).collect::<Vec<_>>(),
+            vec![0, 3]
+        );
+        let err = Experiment::from_toml("[[variant]]\nactivaton = \"relu\"", "x.toml").unwrap_err();
+        assert!(err.contains("x.toml") && err.contains("activaton"), "{err}");
+        let err = Experiment::from_toml("seeds = [", "y.toml").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}

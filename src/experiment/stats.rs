@@ -1,0 +1,166 @@
+//! Statistics over seeds: mean, sample standard deviation, range, and 95% confidence
+//! intervals for differences (paired when both sides ran the same seeds, Welch otherwise).
+
+use serde::{Deserialize, Serialize};
+
+/// Summary of one metric over seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of values.
+    pub n: usize,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (n - 1); 0 for a single value.
+    pub std: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarise `values` (None when empty).
+    pub fn of(values: &[f64]) -> Option<Summary> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        Some(Summary {
+            n,
+            mean,
+            std: var.sqrt(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
+    }
+}
+
+/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
+pub fn t975(df: f64) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    if df < 1.0 {
+        return f64::INFINITY;
+    }
+    let lo = df.floor() as usize;
+    if lo >= 30 {
+        // Cornish-Fisher expansion around the normal quantile.
+        let z: f64 = 1.959_964;
+        return z
+            + (z.powi(3) + z) / (4.0 * df)
+            + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * df * df);
+    }
+    // Interpolate for fractional (Welch) degrees of freedom.
+    let a = TABLE[lo - 1];
+    let b = if lo < 30 { TABLE[lo.min(29)] } else { a };
+    a + (b - a) * (df - lo as f64)
+}
+
+/// A difference a - b with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    /// Mean difference.
+    pub diff: f64,
+    /// Lower end of the 95% interval (-inf when it cannot be computed).
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// True when the interval was computed from per-seed pairs.
+    pub paired: bool,
+}
+
+impl Difference {
+    /// True when the interval excludes zero.
+    pub fn significant(&self) -> bool {
+        self.lo > 0.0 || self.hi < 0.0
+    }
+}
+
+/// Difference of means of `a` and `b` with a 95% CI. `pairs` holds (a, b) values of
+/// matching seeds; when every value has a partner the paired interval is used.
+pub fn difference(a: &[f64], b: &[f64], pairs: &[(f64, f64)]) -> Option<Difference> {
+    let sa = Summary::of(a)?;
+    let sb = Summary::of(b)?;
+    let diff = sa.mean - sb.mean;
+    if pairs.len() == a.len() && pairs.len() == b.len() && pairs.len() >= 2 {
+        let d: Vec<f64> = pairs.iter().map(|(x, y)| x - y).collect();
+        let s = Summary::of(&d)?;
+        let half = t975((s.n - 1) as f64) * s.std / (s.n as f64).sqrt();
+        return Some(Difference {
+            diff: s.mean,
+            lo: s.mean - half,
+            hi: s.mean + half,
+            paired: true,
+        });
+    }
+    if sa.n < 2 || sb.n < 2 {
+        return Some(Difference {
+            diff,
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+            paired: false,
+        });
+    }
+    let (va, vb) = (sa.std.powi(2) / sa.n as f64, sb.std.powi(2) / sb.n as f64);
+    let se = (va + vb).sqrt();
+    let df = if se > 0.0 {
+        (va + vb).powi(2) / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64)
+    } else {
+        (sa.n + sb.n - 2) as f64
+    };
+    let half = t975(df) * se;
+    Some(Difference {
+        diff,
+        lo: diff - half,
+        hi: diff + half,
+        paired: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_matches_hand_computation() {
+        let s = Summary::of(&[0.97, 0.975, 0.98]).unwrap();
+        assert!((s.mean - 0.975).abs() < 1e-12);
+        // deviations -0.005, 0, 0.005: var = 5e-5 / 2 = 2.5e-5
+        assert!((s.std - 0.005).abs() < 1e-12);
+        assert_eq!((s.min, s.max, s.n), (0.97, 0.98, 3));
+        assert_eq!(Summary::of(&[2.0]).unwrap().std, 0.0);
+        assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn intervals() {
+        assert!((t975(1.0) - 12.706).abs() < 1e-9);
+        assert!((t975(2.5) - (4.303 + 3.182) / 2.0).abs() < 1e-9);
+        assert!((t975(1000.0) - 1.962).abs() < 1e-3);
+        // Paired: differences 0.01, 0.02, 0.03 -> mean 0.02, sd 0.01, half = 4.303*0.01/sqrt(3)
+        let a = [0.98, 0.99, 1.0];
+        let b = [0.97, 0.97, 0.97];
+        let pairs: Vec<_> = a.iter().copied().zip(b.iter().copied()).collect();
+        let d = difference(&a, &b, &pairs).unwrap();
+        let half = 4.303 * 0.01 / 3f64.sqrt();
+        assert!(d.paired && (d.diff - 0.02).abs() < 1e-12);
+        assert!((d.hi - d.lo - 2.0 * half).abs() < 1e-9);
+        assert!(d.significant());
+        // Unpaired with one seed each: no interval.
+        let d = difference(&[0.9], &[0.8], &[]).unwrap();
+        assert!(!d.significant() && d.lo.is_infinite());
+        // Welch with equal variances and sizes: df = 2(n-1) = 4.
+        let d = difference(&[1.0, 2.0, 3.0], &[0.0, 1.0, 2.0], &[]).unwrap();
+        let se = (1.0f64 / 3.0 + 1.0 / 3.0).sqrt();
+        assert!((d.hi - 1.0 - 2.776 * se).abs() < 1e-9);
+    }
+}

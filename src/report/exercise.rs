@@ -1,0 +1,258 @@
+//! The exercise's before/after table: measured figures beside the exercise's claims,
+//! and a plain verdict per task goal.
+
+use super::summary::{ExperimentSummary, VariantSummary};
+use super::table::{Align, Table};
+use crate::experiment::stats::Summary;
+
+/// What the exercise says a variant gives: (train acc, val acc, val loss).
+fn claim(name: &str) -> Option<(f64, f64, f64)> {
+    match name {
+        "before" => Some((0.98, 0.85, 0.35)),
+        "after" => Some((0.95, 0.91, 0.25)),
+        _ => None,
+    }
+}
+
+/// "97.61%" or "97.61% [97.50–97.70]" over several seeds.
+fn range_pct(s: Option<Summary>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:.2}%", s.mean * 100.0),
+        Some(s) => format!(
+            "{:.2}% [{:.2}–{:.2}]",
+            s.mean * 100.0,
+            s.min * 100.0,
+            s.max * 100.0
+        ),
+    }
+}
+
+fn range_num(s: Option<Summary>, digits: usize) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:.*}", digits, s.mean),
+        Some(s) => format!(
+            "{:.*} [{:.*}–{:.*}]",
+            digits, s.mean, digits, s.min, digits, s.max
+        ),
+    }
+}
+
+fn range_gap(s: Option<Summary>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:+.2} pt", s.mean * 100.0),
+        Some(s) => format!(
+            "{:+.2} pt [{:+.2}–{:+.2}]",
+            s.mean * 100.0,
+            s.min * 100.0,
+            s.max * 100.0
+        ),
+    }
+}
+
+fn by_index(s: &ExperimentSummary) -> Vec<&VariantSummary> {
+    let mut v: Vec<&VariantSummary> = s.variants.iter().collect();
+    v.sort_by_key(|v| v.index);
+    v
+}
+
+/// The side-by-side table, variants in the exercise's order.
+pub fn table(s: &ExperimentSummary) -> Table {
+    let mut t = Table::new(&[
+        "variant",
+        "model",
+        "train acc",
+        "val acc",
+        "train loss",
+        "val loss",
+        "gap (train-val)",
+        "ep→90%",
+        "ep→97%",
+        "seconds",
+        "exercise claims (train / val / val loss)",
+    ]);
+    t.align[1] = Align::Left;
+    t.align[10] = Align::Left;
+    for v in by_index(s) {
+        let claimed = claim(&v.name)
+            .map(|(a, b, c)| format!("{:.0}% / {:.0}% / {c:.2}", a * 100.0, b * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let mut name = v.name.clone();
+        if !v.diverged_seeds.is_empty() {
+            name.push_str(&format!(" ({} diverged)", v.diverged_seeds.len()));
+        }
+        t.row(vec![
+            name,
+            v.label.clone(),
+            range_pct(v.train_acc),
+            range_pct(v.val_acc),
+            range_num(v.train_loss, 4),
+            range_num(v.val_loss, 4),
+            range_gap(v.gap),
+            v.epochs_to_90.cell(),
+            v.epochs_to_97.cell(),
+            range_num(v.seconds, 2),
+            claimed,
+        ]);
+    }
+    t
+}
+
+fn find<'a>(s: &'a ExperimentSummary, name: &str) -> Option<&'a VariantSummary> {
+    s.variants.iter().find(|v| v.name == name)
+}
+
+fn mean(s: Option<Summary>) -> Option<f64> {
+    s.map(|s| s.mean)
+}
+
+/// One line per task goal and per claim, saying what was measured.
+pub fn verdicts(s: &ExperimentSummary) -> Vec<String> {
+    let mut out = Vec::new();
+    let before = find(s, "before");
+    let after = find(s, "after");
+    let bonus = s.variants.iter().find(|v| v.name.starts_with("bonus"));
+    let yes = |b: bool| if b { "yes" } else { "NO" };
+    if let Some(acc) = after.and_then(|a| mean(a.val_acc)) {
+        out.push(format!(
+            "goal \"validation accuracy above 90%\": {} — after reaches {:.2}% val acc",
+            yes(acc > 0.90),
+            acc * 100.0
+        ));
+    }
+    if let (Some(gb), Some(ga)) = (
+        before.and_then(|b| mean(b.gap)),
+        after.and_then(|a| mean(a.gap)),
+    ) {
+        let mut line = format!(
+            "goal \"overfitting reduced (smaller gap)\": {} — gap {:+.2} pt before, {:+.2} pt after",
+            yes(ga < gb),
+            gb * 100.0,
+            ga * 100.0
+        );
+        if gb.abs() < 0.02 {
+            line.push_str(&format!(
+                "; but \"before\" barely overfits ({:+.2} pt), so there was little to reduce",
+                gb * 100.0
+            ));
+        }
+        if let Some(gd) = bonus.and_then(|b| mean(b.gap)) {
+            line.push_str(&format!("; with dropout {:+.2} pt", gd * 100.0));
+        }
+        out.push(line);
+    }
+    let sizes: Vec<&Vec<usize>> = s.variants.iter().map(|v| &v.sizes).collect();
+    if let Some(first) = sizes.first() {
+        let same = sizes.iter().all(|x| x == first);
+        let dims: Vec<String> = first.iter().map(|d| d.to_string()).collect();
+        out.push(format!(
+            "goal \"architecture unchanged\": {} — every variant is {}",
+            yes(same),
+            if same {
+                dims.join("-")
+            } else {
+                "not the same size".into()
+            }
+        ));
+    }
+    for v in [before, after].into_iter().flatten() {
+        let Some((ct, cv, cl)) = claim(&v.name) else {
+            continue;
+        };
+        let (Some(t), Some(a), Some(l)) = (mean(v.train_acc), mean(v.val_acc), mean(v.val_loss))
+        else {
+            continue;
+        };
+        let off = (a - cv).abs() > 0.02 || (t - ct).abs() > 0.02;
+        out.push(format!(
+            "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured train {:.2}%, val {:.2}%, val loss {:.4}",
+            v.name,
+            ct * 100.0,
+            cv * 100.0,
+            cl,
+            if off { "does NOT reproduce" } else { "reproduces" },
+            t * 100.0,
+            a * 100.0,
+            l
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+    use crate::eval::Metrics;
+    use crate::experiment::Experiment;
+    use crate::report::summary::summarise;
+    use crate::train::{DatasetInfo, EpochStats, RunRecord};
+
+    fn record(variant: &str, index: usize, seed: u64, train: f64, val: f64) -> RunRecord {
+        RunRecord {
+            actlab_version: "test".into(),
+            label: variant.into(),
+            variant: variant.into(),
+            variant_index: index,
+            config: TrainConfig {
+                seed,
+                ..Default::default()
+            },
+            dataset: DatasetInfo {
+                name: "mnist".into(),
+                sha256: vec![],
+                canonical: true,
+                n_train: 1,
+                n_test: 1,
+            },
+            params: 0,
+            history: vec![EpochStats {
+                epoch: 1,
+                train_loss: 0.0,
+                train_acc: 0.0,
+                val_loss: 0.1,
+                val_acc: val,
+                seconds: 1.0,
+            }],
+            final_train: Some(Metrics {
+                loss: 0.05,
+                acc: train,
+            }),
+            final_val: Some(Metrics {
+                loss: 0.1,
+                acc: val,
+            }),
+            val_confusion: None,
+            diverged: None,
+            train_seconds: 1.0,
+            wall_seconds: 1.0,
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn verdicts_report_measured_numbers() {
+        let exp = Experiment::exercise(&TrainConfig::default(), 0.2, vec![0, 1]);
+        let recs = vec![
+            record("before", 0, 0, 0.975, 0.968),
+            record("before", 0, 1, 0.977, 0.966),
+            record("after", 2, 0, 0.99, 0.976),
+            record("after", 2, 1, 0.988, 0.978),
+        ];
+        let s = summarise(&exp, &recs);
+        let v = verdicts(&s);
+        assert!(v[0].contains("yes") && v[0].contains("97.70%"), "{v:?}");
+        // gap before 0.9 pt, after 1.2 pt: not reduced.
+        assert!(v[1].contains("NO") && v[1].contains("+0.90 pt"), "{v:?}");
+        assert!(v[2].contains("784-128-64-10"), "{v:?}");
+        assert!(
+            v[3].contains("does NOT reproduce") && v[3].contains("val 96.70%"),
+            "{v:?}"
+        );
+        let text = table(&s).to_text();
+        assert!(text.contains("96.70% [96.60–96.80]"), "{text}");
+        assert!(text.contains("98% / 85% / 0.35"), "{text}");
+    }
+}

@@ -1,0 +1,73 @@
+//! Reports: tables for the terminal, and summary.json / summary.csv / summary.md on disk.
+
+pub mod exercise;
+pub mod summary;
+pub mod table;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::atomic::write_atomic;
+use crate::experiment::ReportKind;
+use summary::ExperimentSummary;
+
+/// The summary as terminal text: the table, then verdicts (exercise) and notes.
+pub fn render_text(s: &ExperimentSummary) -> String {
+    let mut out = match s.report {
+        ReportKind::Exercise => exercise::table(s).to_text(),
+        ReportKind::Compare => s.compare_table().to_text(),
+    };
+    let mut lines = Vec::new();
+    if s.report == ReportKind::Exercise {
+        lines.extend(exercise::verdicts(s));
+    }
+    lines.extend(s.notes());
+    if !lines.is_empty() {
+        out.push('\n');
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The same content as Markdown.
+pub fn render_markdown(s: &ExperimentSummary, command: &str) -> String {
+    let mut out = format!("# {}\n\n", s.name);
+    if !command.is_empty() {
+        out.push_str(&format!("Produced by `{command}`.\n\n"));
+    }
+    out.push_str(&match s.report {
+        ReportKind::Exercise => exercise::table(s).to_markdown(),
+        ReportKind::Compare => s.compare_table().to_markdown(),
+    });
+    let mut lines = Vec::new();
+    if s.report == ReportKind::Exercise {
+        lines.extend(exercise::verdicts(s));
+    }
+    lines.extend(s.notes());
+    if !lines.is_empty() {
+        out.push('\n');
+        for l in lines {
+            out.push_str(&format!("- {l}\n"));
+        }
+    }
+    out
+}
+
+/// Write summary.json, summary.csv and summary.md into `dir`, each atomically.
+pub fn write_summary(dir: &Path, s: &ExperimentSummary, command: &str) -> Result<()> {
+    let files = [
+        ("summary.json", serde_json::to_string_pretty(s)?),
+        ("summary.csv", s.to_csv()),
+        ("summary.md", render_markdown(s, command)),
+    ];
+    for (name, text) in files {
+        let p = dir.join(name);
+        write_atomic(&p, text.as_bytes())
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    Ok(())
+}

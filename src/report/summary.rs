@@ -1,0 +1,348 @@
+//! Aggregating run records per variant over seeds, and the ranked comparison table.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::table::{csv_field, Table};
+use crate::experiment::stats::{difference, Difference, Summary};
+use crate::experiment::{Experiment, ReportKind};
+use crate::train::RunRecord;
+
+/// How many seeds reached an accuracy, and the mean epoch among those that did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochsTo {
+    /// Target validation accuracy (0-1).
+    pub target: f64,
+    /// Runs that reached it.
+    pub reached: usize,
+    /// Runs in all.
+    pub runs: usize,
+    /// Mean first epoch reaching it, over the runs that did.
+    pub mean_epoch: Option<f64>,
+}
+
+impl EpochsTo {
+    fn of(records: &[&RunRecord], target: f64) -> Self {
+        let hits: Vec<f64> = records
+            .iter()
+            .filter_map(|r| r.epochs_to(target))
+            .map(|e| e as f64)
+            .collect();
+        EpochsTo {
+            target,
+            reached: hits.len(),
+            runs: records.len(),
+            mean_epoch: Summary::of(&hits).map(|s| s.mean),
+        }
+    }
+
+    /// "2", "2.3", "3 (2/3)" when not every run reached it, "-" when none did.
+    pub fn cell(&self) -> String {
+        match self.mean_epoch {
+            None => "-".into(),
+            Some(m) => {
+                let v = if (m - m.round()).abs() < 1e-9 {
+                    format!("{m:.0}")
+                } else {
+                    format!("{m:.1}")
+                };
+                if self.reached < self.runs {
+                    format!("{v} ({}/{})", self.reached, self.runs)
+                } else {
+                    v
+                }
+            }
+        }
+    }
+}
+
+/// One variant's results over its seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantSummary {
+    /// Variant name.
+    pub name: String,
+    /// Config label.
+    pub label: String,
+    /// Position in the experiment.
+    pub index: usize,
+    /// Seeds that finished (diverged ones included).
+    pub seeds: Vec<u64>,
+    /// Seeds whose run diverged (excluded from the metrics).
+    pub diverged_seeds: Vec<u64>,
+    /// Final validation accuracy.
+    pub val_acc: Option<Summary>,
+    /// Final training accuracy (evaluation mode, all training images).
+    pub train_acc: Option<Summary>,
+    /// Final validation loss.
+    pub val_loss: Option<Summary>,
+    /// Final training loss.
+    pub train_loss: Option<Summary>,
+    /// Overfitting gap: train acc - val acc.
+    pub gap: Option<Summary>,
+    /// Convergence: epochs to 90% validation accuracy.
+    pub epochs_to_90: EpochsTo,
+    /// Convergence: epochs to 97% validation accuracy.
+    pub epochs_to_97: EpochsTo,
+    /// Training seconds per run.
+    pub seconds: Option<Summary>,
+    /// Layer sizes (to check the architecture stayed fixed).
+    pub sizes: Vec<usize>,
+    /// Validation accuracy of the best variant minus this one, with a 95% CI.
+    pub behind_best: Option<Difference>,
+}
+
+/// Summary of a whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSummary {
+    /// Experiment name.
+    pub name: String,
+    /// Which table it prints.
+    pub report: ReportKind,
+    /// Variants, best mean validation accuracy first.
+    pub variants: Vec<VariantSummary>,
+    /// Runs expected by the experiment spec.
+    pub expected_runs: usize,
+    /// Runs found.
+    pub found_runs: usize,
+}
+
+fn metric(records: &[&RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> Option<Summary> {
+    let v: Vec<f64> = records.iter().filter_map(|r| f(r)).collect();
+    Summary::of(&v)
+}
+
+/// Group `records` by variant and rank by mean validation accuracy.
+pub fn summarise(exp: &Experiment, records: &[RunRecord]) -> ExperimentSummary {
+    let mut groups: BTreeMap<usize, Vec<&RunRecord>> = BTreeMap::new();
+    for r in records {
+        groups.entry(r.variant_index).or_default().push(r);
+    }
+    let mut variants: Vec<VariantSummary> = groups
+        .into_iter()
+        .map(|(index, mut rs)| {
+            rs.sort_by_key(|r| r.config.seed);
+            let ok: Vec<&RunRecord> = rs
+                .iter()
+                .copied()
+                .filter(|r| r.diverged.is_none())
+                .collect();
+            let first = rs[0];
+            VariantSummary {
+                name: first.variant.clone(),
+                label: first.label.clone(),
+                index,
+                seeds: rs.iter().map(|r| r.config.seed).collect(),
+                diverged_seeds: rs
+                    .iter()
+                    .filter(|r| r.diverged.is_some())
+                    .map(|r| r.config.seed)
+                    .collect(),
+                val_acc: metric(&ok, |r| r.final_val.map(|m| m.acc)),
+                train_acc: metric(&ok, |r| r.final_train.map(|m| m.acc)),
+                val_loss: metric(&ok, |r| r.final_val.map(|m| m.loss)),
+                train_loss: metric(&ok, |r| r.final_train.map(|m| m.loss)),
+                gap: metric(&ok, |r| Some(r.final_train?.acc - r.final_val?.acc)),
+                epochs_to_90: EpochsTo::of(&rs, 0.90),
+                epochs_to_97: EpochsTo::of(&rs, 0.97),
+                seconds: metric(&rs, |r| Some(r.train_seconds)),
+                sizes: first.config.arch().sizes,
+                behind_best: None,
+            }
+        })
+        .collect();
+    variants.sort_by(|a, b| {
+        let key = |v: &VariantSummary| v.val_acc.map(|s| s.mean).unwrap_or(f64::NEG_INFINITY);
+        key(b).total_cmp(&key(a)).then(a.index.cmp(&b.index))
+    });
+    if let Some(best) = variants.first().map(|v| v.index) {
+        let vals = |i: usize| -> BTreeMap<u64, f64> {
+            records
+                .iter()
+                .filter(|r| r.variant_index == i && r.diverged.is_none())
+                .filter_map(|r| Some((r.config.seed, r.final_val?.acc)))
+                .collect()
+        };
+        let b = vals(best);
+        for v in variants.iter_mut().skip(1) {
+            let o = vals(v.index);
+            let pairs: Vec<(f64, f64)> = b
+                .iter()
+                .filter_map(|(s, x)| o.get(s).map(|y| (*x, *y)))
+                .collect();
+            let bv: Vec<f64> = b.values().copied().collect();
+            let ov: Vec<f64> = o.values().copied().collect();
+            v.behind_best = difference(&bv, &ov, &pairs);
+        }
+    }
+    ExperimentSummary {
+        name: exp.name.clone(),
+        report: exp.report,
+        expected_runs: exp.jobs().len(),
+        found_runs: records.len(),
+        variants,
+    }
+}
+
+/// "97.61%" or "97.61 ± 0.08%" over several seeds.
+pub fn pct_cell(s: Option<Summary>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:.2}%", s.mean * 100.0),
+        Some(s) => format!("{:.2} ± {:.2}%", s.mean * 100.0, s.std * 100.0),
+    }
+}
+
+/// "0.0812" or "0.0812 ± 0.0021".
+pub fn num_cell(s: Option<Summary>, digits: usize) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:.*}", digits, s.mean),
+        Some(s) => format!("{:.*} ± {:.*}", digits, s.mean, digits, s.std),
+    }
+}
+
+fn gap_cell(s: Option<Summary>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:+.2} pt", s.mean * 100.0),
+        Some(s) => format!("{:+.2} ± {:.2} pt", s.mean * 100.0, s.std * 100.0),
+    }
+}
+
+fn diff_cell(d: Option<Difference>) -> String {
+    match d {
+        None => "best".into(),
+        Some(d) if d.lo.is_infinite() => format!("{:+.2} pt (1 seed: no CI)", -d.diff * 100.0),
+        Some(d) => format!(
+            "{:+.2} pt [{:+.2}, {:+.2}]{}",
+            -d.diff * 100.0,
+            -d.hi * 100.0,
+            -d.lo * 100.0,
+            if d.significant() { "" } else { " n.s." }
+        ),
+    }
+}
+
+impl ExperimentSummary {
+    /// The ranked comparison table.
+    pub fn compare_table(&self) -> Table {
+        let mut t = Table::new(&[
+            "rank",
+            "variant",
+            "seeds",
+            "val acc",
+            "train acc",
+            "val loss",
+            "train loss",
+            "gap (train-val)",
+            "ep→90%",
+            "ep→97%",
+            "seconds",
+            "val acc vs best [95% CI]",
+        ]);
+        t.align[1] = super::table::Align::Left;
+        for (i, v) in self.variants.iter().enumerate() {
+            let seeds = if v.diverged_seeds.is_empty() {
+                v.seeds.len().to_string()
+            } else {
+                format!("{} ({} diverged)", v.seeds.len(), v.diverged_seeds.len())
+            };
+            t.row(vec![
+                (i + 1).to_string(),
+                v.name.clone(),
+                seeds,
+                pct_cell(v.val_acc),
+                pct_cell(v.train_acc),
+                num_cell(v.val_loss, 4),
+                num_cell(v.train_loss, 4),
+                gap_cell(v.gap),
+                v.epochs_to_90.cell(),
+                v.epochs_to_97.cell(),
+                num_cell(v.seconds, 2),
+                if i == 0 {
+                    "best".into()
+                } else {
+                    diff_cell(v.behind_best)
+                },
+            ]);
+        }
+        t
+    }
+
+    /// Notes printed under the table (missing runs, divergences, how to read the CI).
+    pub fn notes(&self) -> Vec<String> {
+        let mut n = Vec::new();
+        if self.found_runs < self.expected_runs {
+            n.push(format!(
+                "{} of {} runs found: the summary covers only those (merge the other shards to complete it)",
+                self.found_runs, self.expected_runs
+            ));
+        }
+        for v in &self.variants {
+            if !v.diverged_seeds.is_empty() {
+                n.push(format!(
+                    "{} diverged (NaN/inf loss) with seed(s) {:?}; those runs are left out of its figures",
+                    v.name, v.diverged_seeds
+                ));
+            }
+        }
+        if self.variants.iter().any(|v| v.seeds.len() > 1) {
+            n.push("± is the standard deviation over seeds; the CI is a 95% t-interval over seeds (paired by seed where both ran the same seeds); n.s. = the interval includes 0".into());
+        }
+        n
+    }
+
+    /// CSV with one row per variant and raw numbers.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("rank,variant,label,seeds,diverged");
+        for m in [
+            "val_acc",
+            "train_acc",
+            "val_loss",
+            "train_loss",
+            "gap",
+            "seconds",
+        ] {
+            out.push_str(&format!(",{m}_mean,{m}_std,{m}_min,{m}_max"));
+        }
+        out.push_str(",epochs_to_90,epochs_to_97,behind_best,behind_best_lo,behind_best_hi\n");
+        let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+        for (i, v) in self.variants.iter().enumerate() {
+            out.push_str(&format!(
+                "{},{},{},{},{}",
+                i + 1,
+                csv_field(&v.name),
+                csv_field(&v.label),
+                v.seeds.len(),
+                v.diverged_seeds.len()
+            ));
+            for s in [
+                v.val_acc,
+                v.train_acc,
+                v.val_loss,
+                v.train_loss,
+                v.gap,
+                v.seconds,
+            ] {
+                out.push_str(&format!(
+                    ",{},{},{},{}",
+                    f(s.map(|s| s.mean)),
+                    f(s.map(|s| s.std)),
+                    f(s.map(|s| s.min)),
+                    f(s.map(|s| s.max))
+                ));
+            }
+            let d = v.behind_best;
+            out.push_str(&format!(
+                ",{},{},{},{},{}\n",
+                f(v.epochs_to_90.mean_epoch),
+                f(v.epochs_to_97.mean_epoch),
+                f(d.map(|d| d.diff)),
+                f(d.map(|d| d.lo).filter(|x| x.is_finite())),
+                f(d.map(|d| d.hi).filter(|x| x.is_finite()))
+            ));
+        }
+        out
+    }
+}

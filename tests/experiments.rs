@@ -1,0 +1,225 @@
+//! Experiments end to end through the CLI on small MNIST slices: tables, seed
+//! aggregation, --jobs independence, shards + merge, --resume, TOML files.
+
+mod common;
+
+use std::path::Path;
+
+use common::{actlab, shared, TempDir};
+use serde_json::Value;
+
+fn run_ok(args: &[&str], out: &Path) -> String {
+    let o = actlab()
+        .args(args)
+        .arg("--data-dir")
+        .arg(shared().join("data"))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
+    stdout + &stderr
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A record with timings zeroed, for comparing runs.
+fn stripped(path: &Path) -> Value {
+    let mut v = json(path);
+    for k in ["train_seconds", "wall_seconds"] {
+        v[k] = Value::Null;
+    }
+    for e in v["history"].as_array_mut().unwrap() {
+        e["seconds"] = Value::Null;
+    }
+    v
+}
+
+/// Summary with timing columns removed.
+fn summary_without_time(dir: &Path) -> Value {
+    let mut v = json(&dir.join("summary.json"));
+    for var in v["variants"].as_array_mut().unwrap() {
+        var["seconds"] = Value::Null;
+    }
+    v
+}
+
+const SMALL: [&str; 6] = [
+    "--limit-train",
+    "1500",
+    "--limit-test",
+    "300",
+    "--epochs",
+    "2",
+];
+
+#[test]
+fn exercise_table_has_rows_columns_and_verdicts() {
+    let out = TempDir::new("exercise");
+    let mut args = vec!["exercise", "--seeds", "0,1", "--jobs", "2"];
+    args.extend(SMALL);
+    let text = run_ok(&args, &out.0);
+    for col in [
+        "train acc",
+        "val acc",
+        "train loss",
+        "val loss",
+        "gap (train-val)",
+        "ep→90%",
+        "ep→97%",
+        "seconds",
+        "exercise claims",
+    ] {
+        assert!(text.contains(col), "missing column {col}:\n{text}");
+    }
+    for row in ["before ", "before (logits)", "after ", "bonus (dropout)"] {
+        assert!(text.contains(row), "missing row {row}:\n{text}");
+    }
+    assert!(
+        text.contains("goal \"validation accuracy above 90%\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("goal \"architecture unchanged\": yes"),
+        "{text}"
+    );
+    assert!(text.contains("98% / 85% / 0.35"), "{text}");
+    for f in [
+        "summary.json",
+        "summary.csv",
+        "summary.md",
+        "experiment.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| before (logits) |"), "{md}");
+
+    // Seeds aggregate correctly: mean and sample std of the records' own values.
+    let s = json(&out.join("summary.json"));
+    for v in s["variants"].as_array().unwrap() {
+        let dir = out
+            .join("runs")
+            .join(actlab::experiment::slug(v["name"].as_str().unwrap()));
+        let accs: Vec<f64> = [0, 1]
+            .iter()
+            .map(|seed| {
+                json(&dir.join(format!("seed-{seed}.json")))["final_val"]["acc"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        let mean = (accs[0] + accs[1]) / 2.0;
+        let std = ((accs[0] - mean).powi(2) + (accs[1] - mean).powi(2)).sqrt(); // n-1 = 1
+        assert!((v["val_acc"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        assert!((v["val_acc"]["std"].as_f64().unwrap() - std).abs() < 1e-12);
+        assert_eq!(v["val_acc"]["n"], 2);
+    }
+}
+
+#[test]
+fn jobs_do_not_change_results_and_shards_merge_to_the_same_summary() {
+    let one = TempDir::new("jobs1");
+    let two = TempDir::new("jobs2");
+    let base = ["compare", "--activation", "relu,tanh,gelu", "--seeds", "2"];
+    let mut a1: Vec<&str> = base.to_vec();
+    a1.extend(SMALL);
+    a1.extend(["--jobs", "1"]);
+    let text = run_ok(&a1, &one.0);
+    assert!(text.contains("val acc vs best [95% CI]"), "{text}");
+    let mut a2: Vec<&str> = base.to_vec();
+    a2.extend(SMALL);
+    a2.extend(["--jobs", "2"]);
+    run_ok(&a2, &two.0);
+    for v in [
+        "relu_log_softmax_nll",
+        "tanh_log_softmax_nll",
+        "gelu_log_softmax_nll",
+    ] {
+        for seed in 0..2 {
+            let p = format!("runs/{v}/seed-{seed}.json");
+            assert_eq!(stripped(&one.join(&p)), stripped(&two.join(&p)), "{p}");
+        }
+    }
+    assert_eq!(summary_without_time(&one.0), summary_without_time(&two.0));
+
+    // Shards: 1/2 and 2/2 into separate folders, then merge.
+    let s1 = TempDir::new("shard1");
+    let s2 = TempDir::new("shard2");
+    for (k, dir) in [("1/2", &s1), ("2/2", &s2)] {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend(SMALL);
+        a.extend(["--shard", k]);
+        let text = run_ok(&a, &dir.0);
+        assert!(
+            text.contains(&format!("shard {k} done: 3 record(s)")),
+            "{text}"
+        );
+    }
+    let merged = TempDir::new("merged");
+    let o = actlab()
+        .arg("merge")
+        .arg(&s1.0)
+        .arg(&s2.0)
+        .arg("--out")
+        .arg(&merged.0)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        summary_without_time(&merged.0),
+        summary_without_time(&one.0)
+    );
+
+    // Resume: nothing left to run, every record reused.
+    let mut a: Vec<&str> = base.to_vec();
+    a.extend(SMALL);
+    a.push("--resume");
+    let text = run_ok(&a, &one.0);
+    assert_eq!(text.matches("(already done, reused)").count(), 6, "{text}");
+}
+
+#[test]
+fn variants_in_full_and_toml_experiments() {
+    let out = TempDir::new("variants");
+    let mut args = vec![
+        "compare",
+        "--variant",
+        "sigmoid/sigmoid/cross_entropy",
+        "--variant",
+        "relu/log_softmax/nll+dropout0.2+name=bonus",
+    ];
+    args.extend(SMALL);
+    let text = run_ok(&args, &out.0);
+    assert!(
+        text.contains("sigmoid/sigmoid/cross_entropy") && text.contains("bonus"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: variant 'sigmoid/sigmoid/cross_entropy'"),
+        "{text}"
+    );
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let p = f.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        actlab::experiment::Experiment::from_toml(&text, &p.display().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let toml_out = TempDir::new("toml");
+    let exp = toml_out.join("tiny.toml");
+    std::fs::write(
+        &exp,
+        "name = \"tiny\"\nreport = \"exercise\"\nseeds = 1\n[base]\nepochs = 1\nlimit_train = 800\nlimit_test = 200\n\
+         [[variant]]\nname = \"before\"\nactivation = \"sigmoid\"\noutput = \"sigmoid\"\nloss = \"cross_entropy\"\n\
+         [[variant]]\nname = \"after\"\n",
+    )
+    .unwrap();
+    let text = run_ok(&["run", exp.to_str().unwrap()], &toml_out.join("out"));
+    assert!(text.contains("claim \"before"), "{text}");
+}
