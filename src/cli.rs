@@ -30,8 +30,72 @@ enum Command {
     Run(RunCmd),
     /// Combine the output folders of shards into one summary.
     Merge(MergeCmd),
+    /// Evaluate a saved model on the test set: accuracy, loss, per-class accuracy, confusion matrix.
+    Eval(EvalCmd),
+    /// Predict digits in images (PNG/JPEG/PGM, any size) or test-set images by index.
+    Predict(PredictCmd),
     /// Measure training and evaluation speed of the engine.
     Bench(BenchCmd),
+}
+
+/// For weights without actlab metadata (e.g. exported from PyTorch).
+#[derive(Args, Debug, Clone)]
+struct FallbackArgs {
+    /// Hidden activation(s), if the file does not say (default relu).
+    #[arg(long, value_delimiter = ',')]
+    activation: Option<Vec<Activation>>,
+    /// Output function, if the file does not say (default log_softmax).
+    #[arg(long)]
+    output: Option<OutputFn>,
+    /// Loss to report, if the file does not say (default nll).
+    #[arg(long)]
+    loss: Option<Loss>,
+}
+
+impl FallbackArgs {
+    fn get(&self) -> crate::inference::Fallback {
+        crate::inference::Fallback {
+            activation: self.activation.clone(),
+            output: self.output,
+            loss: self.loss,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct EvalCmd {
+    /// The model (.safetensors).
+    model: PathBuf,
+    /// Folder with the IDX files (see `train --help`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Dataset (default: the one the model was trained on).
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetName>,
+    #[command(flatten)]
+    fallback: FallbackArgs,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct PredictCmd {
+    /// The model (.safetensors).
+    model: PathBuf,
+    /// Images of digits: white on black or dark on light, any size.
+    images: Vec<PathBuf>,
+    /// Test-set images by index: N, A..B (end exclusive) or a comma list.
+    #[arg(long, value_name = "RANGE")]
+    test_index: Option<String>,
+    /// Folder with the IDX files (for --test-index).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    fallback: FallbackArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How an experiment's runs are scheduled and stored.
@@ -243,9 +307,18 @@ struct TrainCmd {
     data: DataArgs,
     #[command(flatten)]
     model: ModelArgs,
-    /// Folder for the run's record.json (default: runs/<timestamp>-train).
+    /// Folder for the run's record.json and per-epoch checkpoint (default: runs/<timestamp>-train).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Save the trained model as safetensors with PyTorch names (fc1.weight, ...) plus a JSON beside it.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Start from these weights (actlab's or a PyTorch state dict with the same names and shapes).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+    /// Continue the interrupted run in DIR (its config comes from the checkpoint).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -272,7 +345,14 @@ pub fn main() -> Result<()> {
     match cli.command {
         Command::Train(c) => {
             let cfg = c.model.config(c.data.dataset);
-            run::train_command(&cfg, c.data.data_dir.as_deref(), c.out)
+            let io = run::TrainIo {
+                data_dir: c.data.data_dir,
+                out: c.out,
+                save: c.save,
+                init_from: c.init_from,
+                resume: c.resume,
+            };
+            run::train_command(&cfg, &io)
         }
         Command::Exercise(c) => {
             let base = TrainConfig {
@@ -345,6 +425,21 @@ pub fn main() -> Result<()> {
             run::prepare_out_dir(&out)?;
             run::summarise_and_write(&exp, &records, &out, &run::command_line())
         }
+        Command::Eval(c) => crate::inference::eval_command(
+            &c.model,
+            c.dataset,
+            c.data_dir.as_deref(),
+            &c.fallback.get(),
+            c.json,
+        ),
+        Command::Predict(c) => crate::inference::predict_command(
+            &c.model,
+            &c.images,
+            c.test_index.as_deref(),
+            c.data_dir.as_deref(),
+            &c.fallback.get(),
+            c.json,
+        ),
         Command::Bench(b) => {
             if b.epochs == 0 {
                 bail!("--epochs 0: time at least one epoch");

@@ -4,13 +4,16 @@
 
 pub mod atomic;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod experiment;
+pub mod inference;
 pub mod model_io;
 pub mod nn;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod train;

@@ -2,6 +2,10 @@
 
 fn main() {
     if let Err(e) = actlab::cli::main() {
+        if let Some(i) = e.downcast_ref::<actlab::run::Interrupted>() {
+            eprintln!("{i}");
+            std::process::exit(130);
+        }
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("error: {}", msg.join(": "));
         std::process::exit(2);

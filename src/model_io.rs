@@ -176,3 +176,175 @@ pub fn params_from(
     }
     Ok(flat)
 }
+
+/// What a saved model says about itself (safetensors metadata and the JSON beside it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeta {
+    /// Always "actlab-mlp".
+    pub format: String,
+    /// actlab version that wrote it.
+    pub actlab_version: String,
+    /// Layer widths, input first.
+    pub sizes: Vec<usize>,
+    /// Hidden activation per layer.
+    pub activations: Vec<crate::nn::Activation>,
+    /// Output function.
+    pub output: crate::nn::OutputFn,
+    /// Training loss.
+    pub loss: crate::nn::Loss,
+    /// Dataset trained on.
+    pub dataset: crate::data::DatasetName,
+    /// Input scaling: pixels are u8 / 255, no mean/std normalisation.
+    pub normalisation: String,
+    /// The training configuration, when the model came from `actlab train`.
+    pub config: Option<crate::config::TrainConfig>,
+}
+
+/// How inputs are scaled, as recorded in model metadata.
+pub const NORMALISATION: &str = "x / 255 (pixels in [0, 1], no mean/std)";
+
+impl ModelMeta {
+    /// Metadata for a model trained with `cfg`.
+    pub fn of(cfg: &crate::config::TrainConfig) -> Self {
+        let arch = cfg.arch();
+        ModelMeta {
+            format: "actlab-mlp".into(),
+            actlab_version: env!("CARGO_PKG_VERSION").into(),
+            sizes: arch.sizes,
+            activations: arch.activations,
+            output: arch.output,
+            loss: cfg.loss,
+            dataset: cfg.dataset,
+            normalisation: NORMALISATION.into(),
+            config: Some(cfg.clone()),
+        }
+    }
+
+    /// The architecture it describes.
+    pub fn arch(&self) -> Arch {
+        Arch {
+            sizes: self.sizes.clone(),
+            activations: self.activations.clone(),
+            output: self.output,
+        }
+    }
+}
+
+/// The JSON file beside a model: `model.safetensors` -> `model.json`.
+pub fn meta_path(model: &Path) -> std::path::PathBuf {
+    model.with_extension("json")
+}
+
+/// Save weights plus metadata (in the file and as JSON beside it), both atomically.
+pub fn save_model(
+    path: &Path,
+    model: &Mlp,
+    cfg: &crate::config::TrainConfig,
+) -> anyhow::Result<()> {
+    let meta = ModelMeta::of(cfg);
+    let json = serde_json::to_string_pretty(&meta)?;
+    let mut m = BTreeMap::new();
+    m.insert("actlab".to_string(), serde_json::to_string(&meta)?);
+    m.insert("format".to_string(), "pt".to_string());
+    save_weights(path, model, &m)?;
+    let jp = meta_path(path);
+    write_atomic(&jp, json.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", jp.display()))
+}
+
+/// Layer sizes read off fc1.weight, fc2.weight, ... shapes (for files without metadata).
+fn infer_sizes(file: &TensorFile, path: &Path) -> anyhow::Result<Vec<usize>> {
+    let mut sizes = Vec::new();
+    for l in 1.. {
+        let Some(t) = file.tensors.get(&format!("fc{l}.weight")) else {
+            break;
+        };
+        if t.shape.len() != 2 {
+            anyhow::bail!(
+                "{}: fc{l}.weight has shape {:?}; expected [out, in]",
+                path.display(),
+                t.shape
+            );
+        }
+        if sizes.is_empty() {
+            sizes.push(t.shape[1]);
+        } else if sizes[sizes.len() - 1] != t.shape[1] {
+            anyhow::bail!(
+                "{}: fc{l}.weight takes {} inputs but the layer before gives {}",
+                path.display(),
+                t.shape[1],
+                sizes[sizes.len() - 1]
+            );
+        }
+        sizes.push(t.shape[0]);
+    }
+    if sizes.is_empty() {
+        anyhow::bail!(
+            "{}: no fc1.weight tensor; expected PyTorch names fc1.weight, fc1.bias, fc2.weight, ...",
+            path.display()
+        );
+    }
+    Ok(sizes)
+}
+
+/// Load a model: its metadata from the file (or the JSON beside it), else inferred
+/// from tensor shapes with `fallback` for the functions (ReLU/LogSoftmax/NLL by default).
+pub fn load_model(path: &Path, fallback: Option<&ModelMeta>) -> anyhow::Result<(Mlp, ModelMeta)> {
+    let file = read_tensors(path)?;
+    let from_file = file
+        .metadata
+        .get("actlab")
+        .map(|s| serde_json::from_str::<ModelMeta>(s))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{}: bad actlab metadata ({e})", path.display()))?;
+    let beside = || -> anyhow::Result<Option<ModelMeta>> {
+        let jp = meta_path(path);
+        match std::fs::read_to_string(&jp) {
+            Ok(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
+                anyhow::anyhow!("{}: not an actlab model description ({e})", jp.display())
+            })?)),
+            Err(_) => Ok(None),
+        }
+    };
+    let meta = match from_file {
+        Some(m) => m,
+        None => match beside()? {
+            Some(m) => m,
+            None => {
+                let sizes = infer_sizes(&file, path)?;
+                let hidden = sizes.len().saturating_sub(2);
+                let base = fallback
+                    .cloned()
+                    .unwrap_or_else(|| ModelMeta::of(&crate::config::TrainConfig::default()));
+                let acts = if base.activations.len() == hidden {
+                    base.activations.clone()
+                } else {
+                    vec![
+                        base.activations
+                            .first()
+                            .copied()
+                            .unwrap_or(crate::nn::Activation::Relu);
+                        hidden
+                    ]
+                };
+                ModelMeta {
+                    sizes,
+                    activations: acts,
+                    config: None,
+                    ..base
+                }
+            }
+        },
+    };
+    if meta.sizes.len() < 2 || meta.activations.len() != meta.sizes.len() - 2 {
+        anyhow::bail!(
+            "{}: metadata lists {} activations for layer sizes {:?}",
+            path.display(),
+            meta.activations.len(),
+            meta.sizes
+        );
+    }
+    let arch = meta.arch();
+    let params = params_from(&file, path, &arch, "")?;
+    Ok((Mlp::from_params(arch, params), meta))
+}

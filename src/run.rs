@@ -153,21 +153,85 @@ impl Progress for EpochPrinter {
     }
 }
 
-/// `actlab train`: one run, printed and recorded.
-pub fn train_command(
-    cfg: &TrainConfig,
-    data_dir: Option<&Path>,
-    out: Option<PathBuf>,
-) -> Result<()> {
-    let full = load_for(cfg, data_dir)?;
-    let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-train", timestamp())));
+/// Raised by Ctrl-C: the command stops cleanly and says how to continue.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
+/// Set by Ctrl-C; training loops stop at the next step.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Make Ctrl-C raise [`STOP`] instead of killing the process (once per process).
+pub fn install_ctrlc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| STOP.store(true, std::sync::atomic::Ordering::SeqCst));
+    });
+}
+
+/// Extra inputs and outputs of `actlab train`.
+#[derive(Debug, Default, Clone)]
+pub struct TrainIo {
+    /// Data folder.
+    pub data_dir: Option<PathBuf>,
+    /// Run folder (record, checkpoint).
+    pub out: Option<PathBuf>,
+    /// Save the final model here.
+    pub save: Option<PathBuf>,
+    /// Start from these weights.
+    pub init_from: Option<PathBuf>,
+    /// Continue the run in this folder.
+    pub resume: Option<PathBuf>,
+}
+
+/// `actlab train`: one run, printed, checkpointed every epoch and recorded.
+pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
+    use crate::checkpoint::Checkpoint;
+    let (cfg, ckpt, out) = match &io.resume {
+        Some(dir) => {
+            let c = Checkpoint::load(dir)?;
+            (c.cfg.clone(), Some(c), dir.clone())
+        }
+        None => (
+            cfg.clone(),
+            None,
+            io.out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-train", timestamp()))),
+        ),
+    };
+    let full = load_for(&cfg, io.data_dir.as_deref())?;
     prepare_out_dir(&out)?;
+    if let Some(dir) = io
+        .save
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        prepare_out_dir(dir)?;
+    }
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
-    let split = split_for(cfg, &full);
+    let split = split_for(&cfg, &full);
+    let mut tr = match ckpt {
+        Some(c) => c.into_trainer(&split),
+        None => {
+            let mut tr = train::Trainer::new(cfg.clone(), &split);
+            if let Some(f) = &io.init_from {
+                let file = crate::model_io::read_tensors(f)?;
+                tr.model.params = crate::model_io::params_from(&file, f, &tr.model.arch, "")?;
+            }
+            tr
+        }
+    };
     println!(
-        "training {} on {} ({} train / {} test images), {:?} layers, {} epochs, seed {}",
+        "{} {} on {} ({} train / {} test images), {:?} layers, {} epochs, seed {}",
+        if tr.history.is_empty() {
+            "training"
+        } else {
+            "resuming"
+        },
         cfg.label(),
         cfg.dataset,
         split.train.len(),
@@ -176,12 +240,39 @@ pub fn train_command(
         cfg.epochs,
         cfg.seed
     );
-    let stop = AtomicBool::new(false);
-    let (record, _model) = train::train(cfg, &split, &mut EpochPrinter::new(cfg.epochs), &stop);
-    let path = out.join("record.json");
-    write_record(&path, &record)?;
+    if !tr.history.is_empty() {
+        println!(
+            "continuing after epoch {} of {}",
+            tr.history.len(),
+            cfg.epochs
+        );
+    }
+    install_ctrlc();
+    let t0 = std::time::Instant::now();
+    let mut printer = EpochPrinter::new(cfg.epochs);
+    let record_path = out.join("record.json");
+    while tr.history.len() < cfg.epochs {
+        if tr.run_epoch(&mut printer, &STOP).is_none() {
+            break;
+        }
+        Checkpoint::of(&tr).save(&out)?;
+        write_record(&record_path, &train::finish_partial(&tr, t0))?;
+    }
+    if STOP.load(std::sync::atomic::Ordering::SeqCst) && tr.diverged.is_none() {
+        return Err(Interrupted(format!(
+            "interrupted after {} of {} epochs; the checkpoint of epoch {} is in {}; continue with: actlab train --resume {}",
+            tr.history.len(),
+            cfg.epochs,
+            tr.history.len(),
+            out.display(),
+            out.display()
+        ))
+        .into());
+    }
+    let record = train::finish(&mut tr, t0);
+    write_record(&record_path, &record)?;
     if let Some(d) = &record.diverged {
-        anyhow::bail!("{d} (record: {})", path.display());
+        anyhow::bail!("{d} (record: {})", record_path.display());
     }
     if let (Some(t), Some(v)) = (record.final_train, record.final_val) {
         println!(
@@ -194,7 +285,15 @@ pub fn train_command(
             record.wall_seconds
         );
     }
-    println!("record: {}", path.display());
+    println!("record: {}", record_path.display());
+    if let Some(p) = &io.save {
+        crate::model_io::save_model(p, &tr.model, &cfg)?;
+        println!(
+            "model: {} (+ {})",
+            p.display(),
+            crate::model_io::meta_path(p).display()
+        );
+    }
     Ok(())
 }
 
@@ -269,12 +368,22 @@ pub fn experiment_command(exp: &crate::experiment::Experiment, how: &ExperimentR
         how.jobs,
         out.display()
     );
-    let stop = AtomicBool::new(false);
+    install_ctrlc();
     let opts = Options {
         jobs: how.jobs,
         resume: how.resume,
     };
-    let records = execute(exp, &jobs, &out, &splits, opts, &stop)?;
+    let records = execute(exp, &jobs, &out, &splits, opts, &STOP)?;
+    if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Interrupted(format!(
+            "interrupted: {} of {} runs recorded in {}; finish with the same command plus --resume --out {}",
+            records.len(),
+            jobs.len(),
+            out.display(),
+            out.display()
+        ))
+        .into());
+    }
     if let Some((k, n)) = how.shard {
         println!(
             "shard {k}/{n} done: {} record(s) in {}; when every shard is done: actlab merge DIR1 DIR2 ...",

@@ -385,16 +385,8 @@ pub fn train(
     (record, tr.model)
 }
 
-/// Final evaluation and the record of a trainer's run so far.
-pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
-    let complete = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
-    let (final_train, final_val, confusion) = if tr.diverged.is_none() && !tr.history.is_empty() {
-        let train = tr.evaluate_train();
-        let val = tr.validate();
-        (Some(train.metrics), Some(val.metrics), Some(val.confusion))
-    } else {
-        (None, None, None)
-    };
+/// The record of a run still in progress (no final evaluation; `complete` is false).
+pub fn finish_partial(tr: &Trainer<'_>, t0: Instant) -> RunRecord {
     RunRecord {
         actlab_version: env!("CARGO_PKG_VERSION").to_string(),
         label: tr.cfg.label(),
@@ -404,12 +396,27 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
         dataset: DatasetInfo::of(tr.split),
         params: tr.model.params.len(),
         history: tr.history.clone(),
-        final_train,
-        final_val,
-        val_confusion: confusion,
+        final_train: None,
+        final_val: None,
+        val_confusion: None,
         diverged: tr.diverged.clone(),
         train_seconds: tr.history.iter().map(|e| e.seconds).sum(),
         wall_seconds: t0.elapsed().as_secs_f64(),
-        complete,
+        complete: false,
     }
+}
+
+/// Final evaluation and the record of a trainer's run so far.
+pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
+    let mut r = finish_partial(tr, t0);
+    r.complete = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
+    if tr.diverged.is_none() && !tr.history.is_empty() {
+        let train = tr.evaluate_train();
+        let val = tr.validate();
+        r.final_train = Some(train.metrics);
+        r.final_val = Some(val.metrics);
+        r.val_confusion = Some(val.confusion);
+    }
+    r.wall_seconds = t0.elapsed().as_secs_f64();
+    r
 }

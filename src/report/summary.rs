@@ -287,7 +287,9 @@ impl ExperimentSummary {
                 ));
             }
         }
-        if self.variants.iter().any(|v| v.seeds.len() > 1) {
+        if self.report == ReportKind::Exercise && self.variants.iter().any(|v| v.seeds.len() > 1) {
+            n.push("each cell is the mean over seeds with [min–max]".into());
+        } else if self.variants.iter().any(|v| v.seeds.len() > 1) {
             n.push("± is the standard deviation over seeds; the CI is a 95% t-interval over seeds (paired by seed where both ran the same seeds); n.s. = the interval includes 0".into());
         }
         n

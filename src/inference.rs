@@ -1,0 +1,236 @@
+//! Using a saved model: `actlab eval` (test-set metrics) and `actlab predict` (images
+//! or test-set indices).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::{self, DatasetName, PIXELS};
+use crate::eval::{argmax, evaluate};
+use crate::model_io::{load_model, ModelMeta};
+use crate::nn::{Activation, Loss, Mlp, OutputFn, Workspace};
+use crate::predict::{load_gray, parse_indices, prepare};
+use crate::report::table::Table;
+use crate::run::pct;
+
+/// Settings used when a weights file carries no actlab metadata (e.g. a PyTorch export).
+#[derive(Debug, Clone, Default)]
+pub struct Fallback {
+    /// Hidden activation(s).
+    pub activation: Option<Vec<Activation>>,
+    /// Output function.
+    pub output: Option<OutputFn>,
+    /// Loss for reporting.
+    pub loss: Option<Loss>,
+}
+
+impl Fallback {
+    fn meta(&self) -> ModelMeta {
+        let mut m = ModelMeta::of(&crate::config::TrainConfig::default());
+        if let Some(a) = &self.activation {
+            m.activations = a.clone();
+        }
+        if let Some(o) = self.output {
+            m.output = o;
+        }
+        if let Some(l) = self.loss {
+            m.loss = l;
+        }
+        m
+    }
+}
+
+fn load(path: &Path, fb: &Fallback) -> Result<(Mlp, ModelMeta)> {
+    let (model, meta) = load_model(path, Some(&fb.meta()))?;
+    if model.arch.sizes[0] != PIXELS || model.arch.classes() != 10 {
+        anyhow::bail!(
+            "{}: the model maps {} inputs to {} classes; actlab's datasets need 784 -> 10",
+            path.display(),
+            model.arch.sizes[0],
+            model.arch.classes()
+        );
+    }
+    Ok((model, meta))
+}
+
+#[derive(Serialize)]
+struct EvalJson<'a> {
+    model: String,
+    dataset: String,
+    images: usize,
+    accuracy: f64,
+    loss: f64,
+    loss_fn: String,
+    per_class_accuracy: Vec<f64>,
+    confusion: &'a [Vec<u32>],
+    most_confused: Vec<(usize, usize, u32)>,
+}
+
+/// `actlab eval MODEL`: metrics on the test set.
+pub fn eval_command(
+    path: &Path,
+    dataset: Option<DatasetName>,
+    data_dir: Option<&Path>,
+    fb: &Fallback,
+    json: bool,
+) -> Result<()> {
+    let (model, meta) = load(path, fb)?;
+    let name = dataset.unwrap_or(meta.dataset);
+    let split = data::load(name, data_dir)?;
+    let e = evaluate(&model, &split.test, meta.loss);
+    if json {
+        let j = EvalJson {
+            model: path.display().to_string(),
+            dataset: name.to_string(),
+            images: split.test.len(),
+            accuracy: e.metrics.acc,
+            loss: e.metrics.loss,
+            loss_fn: meta.loss.to_string(),
+            per_class_accuracy: e.per_class_acc(),
+            confusion: &e.confusion,
+            most_confused: e.most_confused(10),
+        };
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(());
+    }
+    let classes = name.class_names();
+    println!(
+        "{}: {} on {} test images: accuracy {}, mean {} loss {:.4}",
+        path.display(),
+        name,
+        split.test.len(),
+        pct(e.metrics.acc),
+        meta.loss,
+        e.metrics.loss
+    );
+    let mut t = Table::new(&["class", "images", "accuracy"]);
+    for (c, acc) in e.per_class_acc().iter().enumerate() {
+        let n: u32 = e.confusion[c].iter().sum();
+        t.row(vec![classes[c].to_string(), n.to_string(), pct(*acc)]);
+    }
+    print!("\n{}", t.to_text());
+    let mut headers = vec!["true \\ predicted".to_string()];
+    headers.extend((0..10).map(|c| c.to_string()));
+    let hs: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
+    let mut cm = Table::new(&hs);
+    for (c, row) in e.confusion.iter().enumerate() {
+        let mut cells = vec![format!(
+            "{c} {}",
+            if name == DatasetName::Mnist {
+                ""
+            } else {
+                classes[c]
+            }
+        )];
+        cells.extend(row.iter().map(|v| v.to_string()));
+        cm.row(cells);
+    }
+    print!("\nconfusion matrix\n{}", cm.to_text());
+    println!("\nmost confused (true -> predicted: count):");
+    for (t, p, n) in e.most_confused(5) {
+        println!("  {} -> {}: {n}", classes[t], classes[p]);
+    }
+    Ok(())
+}
+
+/// One prediction.
+#[derive(Debug, Serialize)]
+pub struct Prediction {
+    /// Image file or "test[i]".
+    pub input: String,
+    /// Predicted class.
+    pub predicted: usize,
+    /// (class, probability), best first, three of them.
+    pub top3: Vec<(usize, f32)>,
+    /// True label, for test-set indices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<u8>,
+    /// Whether the image was inverted (light background).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inverted: Option<bool>,
+}
+
+/// Predict one 28x28 u8 image.
+pub fn predict_pixels(
+    model: &Mlp,
+    ws: &mut Workspace,
+    pixels: &[u8],
+) -> (usize, Vec<(usize, f32)>) {
+    let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    model.forward(ws, &x, 1, false);
+    let out = ws.outputs(1);
+    let probs = model.arch.output.probabilities(out);
+    let mut ranked: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(3);
+    (argmax(out), ranked)
+}
+
+/// `actlab predict MODEL IMAGE... | --test-index A..B`.
+pub fn predict_command(
+    path: &Path,
+    images: &[PathBuf],
+    test_index: Option<&str>,
+    data_dir: Option<&Path>,
+    fb: &Fallback,
+    json: bool,
+) -> Result<()> {
+    if images.is_empty() && test_index.is_none() {
+        anyhow::bail!("nothing to predict: pass image files or --test-index 0..20");
+    }
+    let (model, meta) = load(path, fb)?;
+    let mut ws = Workspace::new(&model.arch, 1, false);
+    let mut preds = Vec::new();
+    for img in images {
+        let g = load_gray(img)?;
+        let p = prepare(&g);
+        let (predicted, top3) = predict_pixels(&model, &mut ws, &p.pixels);
+        preds.push(Prediction {
+            input: img.display().to_string(),
+            predicted,
+            top3,
+            label: None,
+            inverted: Some(p.inverted),
+        });
+    }
+    if let Some(spec) = test_index {
+        let split = data::load(meta.dataset, data_dir)?;
+        for i in parse_indices(spec, split.test.len())? {
+            let (predicted, top3) = predict_pixels(&model, &mut ws, split.test.image(i));
+            preds.push(Prediction {
+                input: format!("test[{i}]"),
+                predicted,
+                top3,
+                label: Some(split.test.labels[i]),
+                inverted: None,
+            });
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&preds)?);
+        return Ok(());
+    }
+    let names = meta.dataset.class_names();
+    for p in &preds {
+        let top: Vec<String> = p
+            .top3
+            .iter()
+            .map(|(c, pr)| format!("{} {:.1}%", names[*c], pr * 100.0))
+            .collect();
+        let truth = match p.label {
+            Some(l) if l as usize == p.predicted => {
+                format!("  (true {}: correct)", names[l as usize])
+            }
+            Some(l) => format!("  (true {}: WRONG)", names[l as usize]),
+            None => String::new(),
+        };
+        println!(
+            "{}: {}  [{}]{truth}",
+            p.input,
+            names[p.predicted],
+            top.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Turning arbitrary digit images into MNIST-style 28x28 inputs, the way MNIST itself
+//! was made: grayscale, white digit on black, cropped, scaled to fit 20x20, and placed
+//! in 28x28 with its centre of mass at the centre.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::{imageops::FilterType, GrayImage};
+
+use crate::data::{PIXELS, SIDE};
+
+/// Side of the box the digit is scaled to fit, as in MNIST.
+const BOX: u32 = 20;
+
+/// An image prepared for the network, with how it was changed.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// 28x28 pixels, row-major, 0 = background.
+    pub pixels: Vec<u8>,
+    /// True if the image was inverted (light background).
+    pub inverted: bool,
+    /// True if the image was already a 28x28 MNIST-style image and used as it is.
+    pub as_is: bool,
+}
+
+/// Mean of the outermost rows and columns: the background level.
+fn border_mean(img: &GrayImage) -> f64 {
+    let (w, h) = img.dimensions();
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    for (x, y, p) in img.enumerate_pixels() {
+        if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+            sum += p.0[0] as u64;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        0.0
+    } else {
+        sum as f64 / n as f64
+    }
+}
+
+/// Shrink by averaging each output pixel's exact footprint in the source (like
+/// OpenCV's INTER_AREA): no blur beyond the footprint, no aliasing.
+fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
+    let (w, h) = src.dimensions();
+    // Weights of source index i for output index o along an axis of n -> m pixels.
+    fn spans(n: u32, m: u32) -> Vec<Vec<(usize, f32)>> {
+        let scale = n as f64 / m as f64;
+        (0..m)
+            .map(|o| {
+                let (a, b) = (o as f64 * scale, (o + 1) as f64 * scale);
+                let mut v = Vec::new();
+                let mut i = a.floor() as usize;
+                while (i as f64) < b && i < n as usize {
+                    let overlap = (b.min(i as f64 + 1.0) - a.max(i as f64)).max(0.0);
+                    if overlap > 0.0 {
+                        v.push((i, (overlap / scale) as f32));
+                    }
+                    i += 1;
+                }
+                v
+            })
+            .collect()
+    }
+    let xs = spans(w, nw);
+    let ys = spans(h, nh);
+    let raw = src.as_raw();
+    let mut rows = vec![0.0f32; h as usize * nw as usize];
+    for y in 0..h as usize {
+        for (ox, span) in xs.iter().enumerate() {
+            rows[y * nw as usize + ox] = span
+                .iter()
+                .map(|&(i, wgt)| raw[y * w as usize + i] as f32 * wgt)
+                .sum();
+        }
+    }
+    GrayImage::from_fn(nw, nh, |x, y| {
+        let v: f32 = ys[y as usize]
+            .iter()
+            .map(|&(i, wgt)| rows[i * nw as usize + x as usize] * wgt)
+            .sum();
+        image::Luma([v.round().clamp(0.0, 255.0) as u8])
+    })
+}
+
+/// Prepare a grayscale image (any size) as MNIST input.
+pub fn prepare(img: &GrayImage) -> Prepared {
+    let inverted = border_mean(img) > 127.0;
+    let mut g = img.clone();
+    if inverted {
+        image::imageops::invert(&mut g);
+    }
+    let (w, h) = g.dimensions();
+    if w as usize == SIDE && h as usize == SIDE {
+        // Already MNIST-shaped: changing it would only blur it.
+        return Prepared {
+            pixels: g.into_raw(),
+            inverted,
+            as_is: true,
+        };
+    }
+    // Ink: pixels clearly above the background (ignores paper texture and JPEG noise).
+    let max = g.pixels().map(|p| p.0[0]).max().unwrap_or(0);
+    let threshold = (max as f64 * 0.1).max(10.0) as u8;
+    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+    for (x, y, p) in g.enumerate_pixels() {
+        if p.0[0] > threshold {
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+    }
+    let mut out = vec![0u8; PIXELS];
+    if x1 < x0 || y1 < y0 {
+        return Prepared {
+            pixels: out,
+            inverted,
+            as_is: false,
+        };
+    }
+    let crop = image::imageops::crop_imm(&g, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
+    let (cw, ch) = crop.dimensions();
+    let scale = BOX as f64 / cw.max(ch) as f64;
+    let nw = ((cw as f64 * scale).round() as u32).clamp(1, BOX);
+    let nh = ((ch as f64 * scale).round() as u32).clamp(1, BOX);
+    let small = if nw <= cw && nh <= ch {
+        area_resize(&crop, nw, nh)
+    } else {
+        image::imageops::resize(&crop, nw, nh, FilterType::Triangle)
+    };
+    // Centre of mass of the scaled digit, placed at the image centre.
+    let (mut sx, mut sy, mut sm) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y, p) in small.enumerate_pixels() {
+        let v = p.0[0] as f64;
+        sx += v * (x as f64 + 0.5);
+        sy += v * (y as f64 + 0.5);
+        sm += v;
+    }
+    let (cx, cy) = if sm > 0.0 {
+        (sx / sm, sy / sm)
+    } else {
+        (nw as f64 / 2.0, nh as f64 / 2.0)
+    };
+    // MNIST centred on pixel index 14 (continuous 14.5), not on the geometric centre 14.0.
+    let half = SIDE as f64 / 2.0 + 0.5;
+    let ox = ((half - cx).round() as i64).clamp(0, (SIDE as u32 - nw) as i64) as usize;
+    let oy = ((half - cy).round() as i64).clamp(0, (SIDE as u32 - nh) as i64) as usize;
+    for (x, y, p) in small.enumerate_pixels() {
+        out[(oy + y as usize) * SIDE + ox + x as usize] = p.0[0];
+    }
+    Prepared {
+        pixels: out,
+        inverted,
+        as_is: false,
+    }
+}
+
+/// Read an image file (PNG, JPEG, PGM/PNM) as grayscale.
+pub fn load_gray(path: &Path) -> Result<GrayImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let img = image::load_from_memory(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a readable PNG, JPEG or PGM image ({e}); pass an image of a digit",
+            path.display()
+        )
+    })?;
+    Ok(img.to_luma8())
+}
+
+/// Parse "0..20" (end exclusive), "5" or "1,4,9" into test-set indices.
+pub fn parse_indices(s: &str, n: usize) -> Result<Vec<usize>> {
+    let err = || {
+        anyhow::anyhow!(
+            "--test-index '{s}': expected N, A..B or a comma list, with indices below {n}"
+        )
+    };
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once("..") {
+            let a: usize = a.trim().parse().map_err(|_| err())?;
+            let b: usize = b.trim().parse().map_err(|_| err())?;
+            if a >= b {
+                return Err(err());
+            }
+            out.extend(a..b);
+        } else {
+            out.push(part.parse().map_err(|_| err())?);
+        }
+    }
+    if out.is_empty() || out.iter().any(|&i| i >= n) {
+        return Err(err());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digit_on(bg: u8, fg: u8, w: u32, h: u32) -> GrayImage {
+        let mut img = GrayImage::from_pixel(w, h, image::Luma([bg]));
+        // A thick vertical bar in the left third: a "1".
+        for y in h / 4..3 * h / 4 {
+            for x in w / 4..w / 4 + w / 10 + 1 {
+                img.put_pixel(x, y, image::Luma([fg]));
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn light_backgrounds_are_inverted_and_digits_centred() {
+        let p = prepare(&digit_on(250, 10, 200, 120));
+        assert!(p.inverted && !p.as_is);
+        // Fits 20 pixels tall, centred near (14, 14).
+        let rows: Vec<usize> = (0..SIDE)
+            .filter(|&y| (0..SIDE).any(|x| p.pixels[y * SIDE + x] > 0))
+            .collect();
+        assert!(rows.len() >= 19 && rows.len() <= 21, "{rows:?}");
+        let (mut sx, mut sm) = (0.0, 0.0);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let v = p.pixels[y * SIDE + x] as f64;
+                sx += v * (x as f64 + 0.5);
+                sm += v;
+            }
+        }
+        assert!((sx / sm - 14.0).abs() <= 1.0, "centre x {}", sx / sm);
+    }
+
+    #[test]
+    fn mnist_shaped_images_pass_unchanged() {
+        let img = digit_on(0, 255, 28, 28);
+        let p = prepare(&img);
+        assert!(p.as_is && !p.inverted);
+        assert_eq!(p.pixels, img.into_raw());
+        let blank = prepare(&GrayImage::new(50, 50));
+        assert!(blank.pixels.iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn index_lists() {
+        assert_eq!(parse_indices("0..3", 10).unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_indices("4,7", 10).unwrap(), vec![4, 7]);
+        assert!(parse_indices("5..5", 10).is_err());
+        assert!(parse_indices("10", 10).is_err());
+        assert!(parse_indices("x", 10).is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Saved models: round trip, PyTorch-fixture parity through the CLI, resume, predict.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use actlab::checkpoint::Checkpoint;
+use actlab::config::TrainConfig;
+use actlab::data::{load_dir, DatasetName, Split, PIXELS, SIDE};
+use actlab::eval::evaluate;
+use actlab::model_io::{load_model, params_from, read_tensors, save_model};
+use actlab::train::{train, Silent, Trainer};
+use common::{actlab, shared, TempDir};
+use serde_json::Value;
+
+fn slice(n_train: usize, n_test: usize) -> Split {
+    let full = load_dir(DatasetName::Mnist, &common::mnist_dir()).unwrap();
+    Split {
+        train: full.train.clone().truncated(n_train),
+        test: full.test.clone().truncated(n_test),
+        ..full
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn save_load_round_trip_gives_identical_predictions() {
+    let split = slice(2000, 500);
+    let cfg = TrainConfig {
+        epochs: 1,
+        activation: vec!["gelu".parse().unwrap(), "tanh".parse().unwrap()],
+        ..Default::default()
+    };
+    let (_, model) = train(&cfg, &split, &mut Silent, &AtomicBool::new(false));
+    let dir = TempDir::new("roundtrip");
+    let path = dir.join("m.safetensors");
+    save_model(&path, &model, &cfg).unwrap();
+    assert!(dir.join("m.json").exists());
+    let (loaded, meta) = load_model(&path, None).unwrap();
+    assert_eq!(loaded.params, model.params);
+    assert_eq!(meta.activations, cfg.activations());
+    assert_eq!(
+        evaluate(&loaded, &split.test, cfg.loss),
+        evaluate(&model, &split.test, cfg.loss)
+    );
+    // PyTorch names and [out, in] layouts.
+    let f = read_tensors(&path).unwrap();
+    assert_eq!(f.tensors["fc1.weight"].shape, vec![128, 784]);
+    assert_eq!(f.tensors["fc3.bias"].shape, vec![10]);
+    assert_eq!(f.tensors.len(), 6);
+}
+
+#[test]
+fn cli_training_from_fixture_init_matches_pytorch_adam_steps() {
+    let fx = common::fixtures();
+    let dir = TempDir::new("fixture");
+    let model = dir.join("m.safetensors");
+    run_ok(
+        actlab()
+            .args([
+                "train",
+                "--hidden",
+                "32,16",
+                "--limit-train",
+                "8",
+                "--limit-test",
+                "100",
+            ])
+            .args([
+                "--batch-size",
+                "8",
+                "--no-shuffle",
+                "--epochs",
+                "3",
+                "--init-from",
+            ])
+            .arg(fx.join("init.safetensors"))
+            .arg("--data-dir")
+            .arg(shared().join("data"))
+            .arg("--out")
+            .arg(dir.join("run"))
+            .arg("--save")
+            .arg(&model),
+    );
+    let (m, _) = load_model(&model, None).unwrap();
+    let want_path = fx.join("relu-log_softmax-nll.safetensors");
+    let want = params_from(
+        &read_tensors(&want_path).unwrap(),
+        &want_path,
+        &m.arch,
+        "adam3.",
+    )
+    .unwrap();
+    for (i, (g, w)) in m.params.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= 1e-5, "param {i}: {g} vs PyTorch {w}");
+    }
+    // The initial weights differ from the result (the steps really happened).
+    let init_path = fx.join("init.safetensors");
+    let init = params_from(&read_tensors(&init_path).unwrap(), &init_path, &m.arch, "").unwrap();
+    assert!(init
+        .iter()
+        .zip(&m.params)
+        .any(|(a, b)| (a - b).abs() > 1e-4));
+}
+
+#[test]
+fn resumed_run_equals_a_straight_run() {
+    let split = slice(3000, 500);
+    let cfg = TrainConfig {
+        epochs: 4,
+        dropout: 0.1,
+        ..Default::default()
+    };
+    let stop = AtomicBool::new(false);
+    let mut straight = Trainer::new(cfg.clone(), &split);
+    for _ in 0..4 {
+        straight.run_epoch(&mut Silent, &stop).unwrap();
+    }
+    let dir = TempDir::new("resume-lib");
+    let mut first = Trainer::new(cfg.clone(), &split);
+    for _ in 0..2 {
+        first.run_epoch(&mut Silent, &stop).unwrap();
+    }
+    Checkpoint::of(&first).save(&dir.0).unwrap();
+    drop(first);
+    let mut resumed = Checkpoint::load(&dir.0).unwrap().into_trainer(&split);
+    assert_eq!(resumed.history.len(), 2);
+    for _ in 0..2 {
+        resumed.run_epoch(&mut Silent, &stop).unwrap();
+    }
+    assert!(straight
+        .model
+        .params
+        .iter()
+        .zip(&resumed.model.params)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    let strip = |h: &[actlab::train::EpochStats]| -> Vec<(f64, f64, f64, f64)> {
+        h.iter()
+            .map(|e| (e.train_loss, e.train_acc, e.val_loss, e.val_acc))
+            .collect()
+    };
+    assert_eq!(strip(&straight.history), strip(&resumed.history));
+}
+
+fn json_of(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A real process interrupted with Ctrl-C (SIGINT) after epoch 2 of 4, then resumed.
+#[test]
+fn ctrl_c_then_resume_through_the_cli() {
+    let dirs = TempDir::new("sigint");
+    let args = ["train", "--epochs", "4", "--limit-test", "500"];
+    let data = shared().join("data");
+    run_ok(
+        actlab()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--out")
+            .arg(dirs.join("straight")),
+    );
+    let out = dirs.join("interrupted");
+    let mut child = actlab()
+        .args(args)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let record = out.join("record.json");
+    let t0 = std::time::Instant::now();
+    loop {
+        let epochs = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map(|v| v["history"].as_array().map(|a| a.len()).unwrap_or(0))
+            .unwrap_or(0);
+        if epochs >= 2 {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no epoch finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let done = json_of(&record)["history"].as_array().unwrap().len();
+    if done < 4 {
+        assert_eq!(o.status.code(), Some(130), "{err}");
+        assert!(err.contains("actlab train --resume"), "{err}");
+    }
+    run_ok(
+        actlab()
+            .arg("train")
+            .arg("--resume")
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    let strip = |p: &Path| {
+        let mut v = json_of(p);
+        for k in ["train_seconds", "wall_seconds"] {
+            v[k] = Value::Null;
+        }
+        for e in v["history"].as_array_mut().unwrap() {
+            e["seconds"] = Value::Null;
+        }
+        v
+    };
+    assert_eq!(strip(&record), strip(&dirs.join("straight/record.json")));
+}
+
+#[test]
+fn predict_images_like_tensors() {
+    let dir = TempDir::new("predict");
+    let model = dir.join("m.safetensors");
+    let data = shared().join("data");
+    run_ok(
+        actlab()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "10000",
+                "--limit-test",
+                "100",
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.join("run"))
+            .arg("--save")
+            .arg(&model),
+    );
+    let split = load_dir(DatasetName::Mnist, &common::mnist_dir()).unwrap();
+    let n = 8;
+    let mut files = Vec::new();
+    for i in 0..n {
+        let img = split.test.image(i);
+        let plain = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, img.to_vec()).unwrap();
+        let mut inv = plain.clone();
+        image::imageops::invert(&mut inv);
+        // Scaled up 7x to 196x196 on a 200x200 white page.
+        let big = image::imageops::resize(&inv, 196, 196, image::imageops::FilterType::Nearest);
+        let mut page = image::GrayImage::from_pixel(200, 200, image::Luma([255]));
+        image::imageops::overlay(&mut page, &big, 2, 2);
+        for (tag, im) in [("plain", plain), ("inverted", inv), ("page", page)] {
+            let p = dir.join(&format!("{i}-{tag}.png"));
+            im.save(&p).unwrap();
+            files.push((i, tag, p));
+        }
+    }
+    let mut cmd = actlab();
+    cmd.arg("predict")
+        .arg(&model)
+        .arg("--json")
+        .arg("--test-index")
+        .arg(format!("0..{n}"));
+    cmd.arg("--data-dir").arg(&data);
+    for (_, _, p) in &files {
+        cmd.arg(p);
+    }
+    let out: Value = serde_json::from_str(&run_ok(&mut cmd)).unwrap();
+    let preds = out.as_array().unwrap();
+    assert_eq!(preds.len(), files.len() + n);
+    let from_tensors: Vec<u64> = preds[files.len()..]
+        .iter()
+        .map(|p| p["predicted"].as_u64().unwrap())
+        .collect();
+    for ((i, tag, _), p) in files.iter().zip(preds) {
+        assert_eq!(
+            p["predicted"].as_u64().unwrap(),
+            from_tensors[*i],
+            "image {i} ({tag})"
+        );
+        assert_eq!(p["inverted"].as_bool().unwrap(), *tag != "plain");
+    }
+    // Not an image: one clear line, exit 2.
+    let bogus = dir.join("notes.png");
+    std::fs::write(&bogus, b"hello").unwrap();
+    let o = actlab()
+        .arg("predict")
+        .arg(&model)
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("not a readable PNG"),
+        "{err}"
+    );
+    let _ = PIXELS;
+}
