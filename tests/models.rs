@@ -173,7 +173,7 @@ fn ctrl_c_then_resume_through_the_cli() {
             .arg(dirs.join("straight")),
     );
     let out = dirs.join("interrupted");
-    let mut child = actlab()
+    let child = actlab()
         .args(args)
         .arg("--data-dir")
         .arg(&data)
