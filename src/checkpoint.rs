@@ -31,6 +31,8 @@ pub struct Checkpoint {
     pub rng: Rng,
     /// Completed epochs.
     pub history: Vec<EpochStats>,
+    /// Diagnostics so far.
+    pub diagnostics: Option<crate::diagnostics::Diagnostics>,
 }
 
 impl Checkpoint {
@@ -44,6 +46,7 @@ impl Checkpoint {
             t: tr.opt.t,
             rng: tr.rng.clone(),
             history: tr.history.clone(),
+            diagnostics: tr.recorder.as_ref().map(|r| r.diag.clone()),
         }
     }
 
@@ -55,6 +58,9 @@ impl Checkpoint {
         meta.insert("rng".into(), serde_json::to_string(&self.rng)?);
         meta.insert("history".into(), serde_json::to_string(&self.history)?);
         meta.insert("optim_t".into(), self.t.to_string());
+        if let Some(d) = &self.diagnostics {
+            meta.insert("diagnostics".into(), serde_json::to_string(d)?);
+        }
         let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![
             ("params".into(), vec![self.params.len()], &self.params),
             ("optim.m".into(), vec![self.m.len()], &self.m),
@@ -89,6 +95,12 @@ impl Checkpoint {
         let history: Vec<EpochStats> =
             serde_json::from_str(meta("history")?).with_context(|| bad("history"))?;
         let t: u64 = meta("optim_t")?.parse().with_context(|| bad("optim_t"))?;
+        let diagnostics = f
+            .metadata
+            .get("diagnostics")
+            .map(|s| serde_json::from_str(s))
+            .transpose()
+            .with_context(|| bad("diagnostics"))?;
         let params = f.get(&path, "params")?.data.clone();
         let m = f.get(&path, "optim.m")?.data.clone();
         let v = f
@@ -112,6 +124,7 @@ impl Checkpoint {
             t,
             rng,
             history,
+            diagnostics,
         })
     }
 
@@ -126,6 +139,9 @@ impl Checkpoint {
             t: self.t,
         };
         tr.history = self.history;
+        if let (Some(r), Some(d)) = (tr.recorder.take(), self.diagnostics) {
+            tr.recorder = Some(r.resume(d));
+        }
         tr
     }
 }

@@ -30,6 +30,10 @@ enum Command {
     Run(RunCmd),
     /// Combine the output folders of shards into one summary.
     Merge(MergeCmd),
+    /// Write report.html (charts, tables, verdicts) for an output folder.
+    Report(ReportCmd),
+    /// Explain the activation functions: formula, derivative, range, saturation, and a plot.
+    Activations(ActivationsCmd),
     /// Evaluate a saved model on the test set: accuracy, loss, per-class accuracy, confusion matrix.
     Eval(EvalCmd),
     /// Predict digits in images (PNG/JPEG/PGM, any size) or test-set images by index.
@@ -203,6 +207,27 @@ struct MergeCmd {
     /// Where to write the merged summary (default: the first folder).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Folder with the IDX files (for the report's image grids).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ActivationsCmd {
+    /// Show only these (e.g. relu sigmoid); all when omitted.
+    names: Vec<Activation>,
+    /// With no names: print every function in full, with plots.
+    #[arg(long)]
+    full: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReportCmd {
+    /// Output folder of actlab train, compare, exercise, run or merge.
+    dir: PathBuf,
+    /// Folder with the IDX files (for the misclassified-image grids).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// Where the data is.
@@ -273,6 +298,9 @@ pub struct ModelArgs {
     /// Keep the training set in file order (no shuffling).
     #[arg(long)]
     pub no_shuffle: bool,
+    /// Skip recording gradient norms, layer statistics, saturated and dead units.
+    #[arg(long)]
+    pub no_diagnostics: bool,
 }
 
 impl ModelArgs {
@@ -297,6 +325,7 @@ impl ModelArgs {
             limit_train: self.limit_train,
             limit_test: self.limit_test,
             shuffle: !self.no_shuffle,
+            diagnostics: !self.no_diagnostics,
         }
     }
 }
@@ -423,7 +452,37 @@ pub fn main() -> Result<()> {
             let (exp, records) = crate::experiment::jobs::collect(&c.dirs)?;
             let out = c.out.unwrap_or_else(|| c.dirs[0].clone());
             run::prepare_out_dir(&out)?;
-            run::summarise_and_write(&exp, &records, &out, &run::command_line())
+            let data = run::data_for_report(&records, c.data_dir.as_deref());
+            run::summarise_and_write(&exp, &records, &out, &run::command_line(), data.as_ref())
+        }
+        Command::Activations(c) => {
+            if c.names.is_empty() {
+                print!("{}", crate::report::activations::describe_all(c.full));
+                if !c.full {
+                    println!("\n`actlab activations NAME` shows one in full with a plot of f and f'; --full shows all.");
+                }
+            } else {
+                for a in &c.names {
+                    println!("{}", crate::report::activations::describe(*a, true));
+                }
+            }
+            Ok(())
+        }
+        Command::Report(c) => {
+            let (exp, records, _) = crate::report::html::load_dir(&c.dir)?;
+            if records.is_empty() {
+                bail!("{}: no finished runs to report on", c.dir.display());
+            }
+            let data = run::data_for_report(&records, c.data_dir.as_deref());
+            let path = crate::report::html::write_report(
+                &c.dir,
+                &exp,
+                &records,
+                &run::command_line(),
+                data.as_ref(),
+            )?;
+            println!("report: {}", path.display());
+            Ok(())
         }
         Command::Eval(c) => crate::inference::eval_command(
             &c.model,

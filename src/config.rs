@@ -45,6 +45,8 @@ pub struct TrainConfig {
     pub limit_test: Option<usize>,
     /// Shuffle the training set each epoch.
     pub shuffle: bool,
+    /// Record gradient norms, layer statistics, saturated and dead units.
+    pub diagnostics: bool,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +70,7 @@ impl Default for TrainConfig {
             limit_train: None,
             limit_test: None,
             shuffle: true,
+            diagnostics: true,
         }
     }
 }

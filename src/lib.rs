@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod diagnostics;
 pub mod eval;
 pub mod experiment;
 pub mod inference;

@@ -1,6 +1,12 @@
 //! The actlab binary: runs the CLI and turns any error into one line and exit code 2.
 
 fn main() {
+    // `actlab ... | head` should end quietly, as other command-line tools do.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     if let Err(e) = actlab::cli::main() {
         if let Some(i) = e.downcast_ref::<actlab::run::Interrupted>() {
             eprintln!("{i}");

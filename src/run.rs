@@ -392,7 +392,8 @@ pub fn experiment_command(exp: &crate::experiment::Experiment, how: &ExperimentR
         );
         return Ok(());
     }
-    summarise_and_write(exp, &records, &out, &command_line())
+    let data = splits.get(&exp.variants[0].config.dataset);
+    summarise_and_write(exp, &records, &out, &command_line(), data)
 }
 
 /// Print the summary table of `records` and write summary.{json,csv,md} into `out`.
@@ -401,10 +402,25 @@ pub fn summarise_and_write(
     records: &[RunRecord],
     out: &Path,
     command: &str,
+    data: Option<&Split>,
 ) -> Result<()> {
     let summary = crate::report::summary::summarise(exp, records);
     print!("{}", crate::report::render_text(&summary));
     crate::report::write_summary(out, &summary, command)?;
     println!("summary: {}", out.join("summary.md").display());
+    let html = crate::report::html::write_report(out, exp, records, command, data)?;
+    println!("report: {}", html.display());
     Ok(())
+}
+
+/// Load the dataset for a report's image grids, or explain why not (grids are skipped).
+pub fn data_for_report(records: &[RunRecord], data_dir: Option<&Path>) -> Option<Split> {
+    let name = records.first()?.config.dataset;
+    match data::load(name, data_dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("note: no misclassified-image grids ({e})");
+            None
+        }
+    }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::data::batch::Gatherer;
 use crate::data::{Split, PIXELS};
+use crate::diagnostics::{Diagnostics, Recorder};
 use crate::eval::{argmax, Evaluation, Evaluator, Metrics};
 use crate::nn::fastmath::FlushDenormals;
 use crate::nn::{Mlp, Optimizer, Rng, Workspace};
@@ -87,6 +88,8 @@ pub struct Trainer<'a> {
     pub history: Vec<EpochStats>,
     /// Set when a step produced a non-finite loss.
     pub diverged: Option<Divergence>,
+    /// Diagnostics collector (None with `diagnostics = false`).
+    pub recorder: Option<Recorder>,
     split: &'a Split,
     workers: Vec<Worker>,
     order: Vec<u32>,
@@ -118,7 +121,9 @@ impl<'a> Trainer<'a> {
             })
             .collect();
         let evaluator = Evaluator::new(&model);
+        let recorder = cfg.diagnostics.then(|| Recorder::new(&model, &split.train));
         Trainer {
+            recorder,
             order: (0..split.train.len() as u32).collect(),
             x: vec![0.0; b * PIXELS],
             y: vec![0; b],
@@ -260,11 +265,21 @@ impl<'a> Trainer<'a> {
             }
             loss_sum += l;
             correct += c;
+            if let Some(r) = &mut self.recorder {
+                r.after_step(
+                    &self.model,
+                    &self.workers[0].grads,
+                    (epoch - 1) * steps + step + 1,
+                );
+            }
             self.opt
                 .step(&mut self.model.params, &self.workers[0].grads);
             progress.step(step + 1);
         }
         let seconds = t0.elapsed().as_secs_f64();
+        if let Some(r) = &mut self.recorder {
+            r.end_epoch(&self.model, epoch);
+        }
         let val = self.validate();
         let stats = EpochStats {
             epoch,
@@ -349,6 +364,9 @@ pub struct RunRecord {
     pub val_confusion: Option<Vec<Vec<u32>>>,
     /// Set if the loss became NaN or infinite.
     pub diverged: Option<Divergence>,
+    /// Gradient norms, layer statistics, per-class accuracy (unless turned off).
+    #[serde(default)]
+    pub diagnostics: Option<Diagnostics>,
     /// Seconds spent in training steps (validation excluded).
     pub train_seconds: f64,
     /// Wall-clock seconds for the whole run, evaluation included.
@@ -400,6 +418,7 @@ pub fn finish_partial(tr: &Trainer<'_>, t0: Instant) -> RunRecord {
         final_val: None,
         val_confusion: None,
         diverged: tr.diverged.clone(),
+        diagnostics: tr.recorder.as_ref().map(|r| r.diag.clone()),
         train_seconds: tr.history.iter().map(|e| e.seconds).sum(),
         wall_seconds: t0.elapsed().as_secs_f64(),
         complete: false,
@@ -412,9 +431,23 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
     r.complete = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
     if tr.diverged.is_none() && !tr.history.is_empty() {
         let train = tr.evaluate_train();
-        let val = tr.validate();
+        let mut wrong = Vec::new();
+        let labels = &tr.split.test.labels;
+        let val = tr
+            .evaluator
+            .run(&tr.model, &tr.split.test, tr.cfg.loss, |i, row| {
+                let p = argmax(row);
+                if p != labels[i] as usize {
+                    wrong.push((i, labels[i] as usize, p));
+                }
+            });
         r.final_train = Some(train.metrics);
         r.final_val = Some(val.metrics);
+        if let Some(d) = &mut r.diagnostics {
+            d.per_class_acc = val.per_class_acc();
+            d.most_confused = val.most_confused(10);
+            d.mistakes = crate::diagnostics::pick_mistakes(&wrong, &d.most_confused);
+        }
         r.val_confusion = Some(val.confusion);
     }
     r.wall_seconds = t0.elapsed().as_secs_f64();

@@ -47,6 +47,19 @@ pub enum Activation {
     Identity,
 }
 
+/// What `actlab activations` says about a function.
+#[derive(Debug, Clone, Copy)]
+pub struct Info {
+    /// f(x).
+    pub formula: &'static str,
+    /// f'(x).
+    pub derivative: &'static str,
+    /// Output range.
+    pub range: &'static str,
+    /// Where and how it saturates.
+    pub saturation: &'static str,
+}
+
 /// Every activation name accepted on the command line, in a stable order.
 pub const NAMES: [&str; 12] = [
     "relu",
@@ -230,6 +243,30 @@ impl Activation {
             Activation::Mish => each!(Activation::Mish),
             Activation::Identity => dz.copy_from_slice(da),
             other => each!(other),
+        }
+    }
+
+    /// Formula, derivative, output range and where it saturates, for learners.
+    pub fn info(self) -> Info {
+        let (formula, derivative, range, saturation) = match self {
+            Activation::Relu => ("max(0, x)", "1 if x > 0 else 0", "[0, inf)", "never saturates for x > 0; units with x <= 0 for every input are dead (gradient 0)"),
+            Activation::Sigmoid => ("1 / (1 + e^-x)", "s(x) (1 - s(x)), at most 0.25 (at x = 0)", "(0, 1)", "saturates on both sides: |x| > 2.9 gives f' < 0.05; each layer multiplies gradients by at most 0.25"),
+            Activation::Tanh => ("(e^x - e^-x) / (e^x + e^-x)", "1 - tanh(x)^2, at most 1", "(-1, 1)", "saturates on both sides: |x| > 1.5 gives |f| > 0.9 and f' < 0.19"),
+            Activation::LeakyRelu(_) => ("x if x > 0 else slope * x", "1 if x > 0 else slope", "(-inf, inf)", "never saturates; negative inputs keep a small gradient (slope)"),
+            Activation::Elu(_) => ("x if x > 0 else alpha (e^x - 1)", "1 if x > 0 else alpha e^x", "(-alpha, inf)", "saturates for very negative x (f -> -alpha, f' -> 0)"),
+            Activation::Selu => ("scale * (x if x > 0 else alpha (e^x - 1)), scale 1.0507, alpha 1.6733", "scale if x > 0 else scale alpha e^x", "(-1.758, inf)", "saturates for very negative x; self-normalising with suitable init"),
+            Activation::Gelu => ("x Phi(x), Phi the normal CDF", "Phi(x) + x phi(x)", "[-0.17, inf)", "approaches 0 with f' -> 0 for very negative x"),
+            Activation::GeluTanh => ("0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))", "derivative of the tanh approximation", "[-0.17, inf)", "approaches 0 with f' -> 0 for very negative x"),
+            Activation::Silu => ("x s(x), s the sigmoid", "s(x) (1 + x (1 - s(x)))", "[-0.28, inf)", "approaches 0 with f' -> 0 for very negative x"),
+            Activation::Mish => ("x tanh(softplus(x))", "tanh(sp(x)) + x s(x) (1 - tanh(sp(x))^2)", "[-0.31, inf)", "approaches 0 with f' -> 0 for very negative x"),
+            Activation::Softplus { .. } => ("log(1 + e^(beta x)) / beta (x beyond threshold/beta: x)", "e^(beta x) / (1 + e^(beta x)) = s(beta x)", "(0, inf)", "saturates for very negative x (f' -> 0)"),
+            Activation::Identity => ("x", "1", "(-inf, inf)", "never saturates, but layers collapse into one linear map"),
+        };
+        Info {
+            formula,
+            derivative,
+            range,
+            saturation,
         }
     }
 

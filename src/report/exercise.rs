@@ -226,6 +226,7 @@ mod tests {
             }),
             val_confusion: None,
             diverged: None,
+            diagnostics: None,
             train_seconds: 1.0,
             wall_seconds: 1.0,
             complete: true,

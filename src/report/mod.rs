@@ -1,6 +1,9 @@
 //! Reports: tables for the terminal, and summary.json / summary.csv / summary.md on disk.
 
+pub mod activations;
+pub mod charts;
 pub mod exercise;
+pub mod html;
 pub mod summary;
 pub mod table;
 

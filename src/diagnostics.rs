@@ -1,0 +1,312 @@
+//! Why activations differ: per-layer gradient norms, pre-activation and activation
+//! statistics, saturated and dead units, recorded during training.
+//!
+//! Definitions (documented in the README):
+//! - gradient norm: L2 norm of a layer's weight gradient, sampled every `grad_every` steps;
+//! - saturated (sigmoid, tanh): the unit's derivative is below 19% of its peak, i.e. a
+//!   sigmoid output outside [0.05, 0.95] or a tanh output outside [-0.9, 0.9];
+//! - dead (ReLU): the unit outputs 0 for every image of the held sample.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::batch::Gatherer;
+use crate::data::{Dataset, PIXELS};
+use crate::nn::{Activation, Mlp, Workspace};
+
+/// Steps between gradient-norm samples.
+pub const GRAD_EVERY: usize = 10;
+/// Images in the held sample used for activation statistics.
+pub const SAMPLE: usize = 1000;
+/// A unit is saturated when its derivative is below this share of the peak derivative.
+pub const SATURATION: f32 = 0.19;
+
+/// One epoch's layer statistics (one entry per linear layer; hidden-only fields are
+/// `None` for the output layer or where the activation has no such notion).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochDiag {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean over the epoch's samples of each layer's weight-gradient norm.
+    pub grad_norm: Vec<f64>,
+    /// Mean of each layer's pre-activations on the held sample.
+    pub pre_mean: Vec<f64>,
+    /// Standard deviation of the pre-activations.
+    pub pre_std: Vec<f64>,
+    /// Mean of each hidden layer's activations (None for the output layer).
+    pub act_mean: Vec<Option<f64>>,
+    /// Standard deviation of the activations.
+    pub act_std: Vec<Option<f64>>,
+    /// Share of (unit, image) pairs in the saturated region (sigmoid, tanh).
+    pub saturated: Vec<Option<f64>>,
+    /// Share of units that are dead on the held sample (ReLU).
+    pub dead: Vec<Option<f64>>,
+}
+
+/// Everything diagnostic about one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Diagnostics {
+    /// Layer names, fc1..fcL.
+    pub layers: Vec<String>,
+    /// Steps between gradient samples.
+    pub grad_every: usize,
+    /// Global step (1-based) of each gradient sample.
+    pub grad_steps: Vec<usize>,
+    /// Gradient norm per layer at each sampled step.
+    pub grad_norms: Vec<Vec<f64>>,
+    /// Per-epoch layer statistics.
+    pub epochs: Vec<EpochDiag>,
+    /// Validation accuracy per class at the end.
+    pub per_class_acc: Vec<f64>,
+    /// Most frequent (true, predicted, count) validation mistakes at the end.
+    pub most_confused: Vec<(usize, usize, u32)>,
+    /// Up to 24 misclassified validation images from the most confused pairs:
+    /// (test index, true class, predicted class).
+    #[serde(default)]
+    pub mistakes: Vec<(usize, usize, usize)>,
+}
+
+/// Misclassified examples of the most confused pairs, 8 per pair, 24 at most.
+pub fn pick_mistakes(
+    all: &[(usize, usize, usize)],
+    pairs: &[(usize, usize, u32)],
+) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    for &(t, p, _) in pairs.iter().take(3) {
+        out.extend(all.iter().filter(|m| m.1 == t && m.2 == p).take(8).copied());
+    }
+    out
+}
+
+/// Whether an activation has a saturated region we report.
+pub fn saturates(a: Activation) -> bool {
+    matches!(a, Activation::Sigmoid | Activation::Tanh)
+}
+
+/// Derivative below 19% of peak, from the activation's output y.
+fn is_saturated(a: Activation, y: f32) -> bool {
+    match a {
+        Activation::Sigmoid => y * (1.0 - y) < SATURATION * 0.25,
+        Activation::Tanh => 1.0 - y * y < SATURATION,
+        _ => false,
+    }
+}
+
+fn mean_std(v: &[f32]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// L2 norm of each layer's weight gradient in a flat gradient vector.
+pub fn grad_norms(model: &Mlp, grads: &[f32]) -> Vec<f64> {
+    (0..model.arch.layers())
+        .map(|l| {
+            let (w, _) = model.split(grads, l);
+            w.iter()
+                .map(|&g| (g as f64) * (g as f64))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect()
+}
+
+/// Layer statistics of `model` on `n` rows already in `ws` after a forward pass.
+pub fn layer_stats(
+    model: &Mlp,
+    ws: &Workspace,
+    n: usize,
+    epoch: usize,
+    grad_norm: Vec<f64>,
+) -> EpochDiag {
+    let layers = model.arch.layers();
+    let mut d = EpochDiag {
+        epoch,
+        grad_norm,
+        pre_mean: Vec::new(),
+        pre_std: Vec::new(),
+        act_mean: Vec::new(),
+        act_std: Vec::new(),
+        saturated: Vec::new(),
+        dead: Vec::new(),
+    };
+    for l in 0..layers {
+        let w = model.arch.sizes[l + 1];
+        let (m, s) = mean_std(&ws.z[l][..n * w]);
+        d.pre_mean.push(m);
+        d.pre_std.push(s);
+        if l + 1 == layers {
+            d.act_mean.push(None);
+            d.act_std.push(None);
+            d.saturated.push(None);
+            d.dead.push(None);
+            continue;
+        }
+        let act = model.arch.activations[l];
+        let h = &ws.h[l][..n * w];
+        let (m, s) = mean_std(h);
+        d.act_mean.push(Some(m));
+        d.act_std.push(Some(s));
+        d.saturated.push(saturates(act).then(|| {
+            h.iter().filter(|&&y| is_saturated(act, y)).count() as f64 / h.len().max(1) as f64
+        }));
+        d.dead.push(act.can_die().then(|| {
+            let dead = (0..w)
+                .filter(|&u| h.chunks_exact(w).all(|row| row[u] <= 0.0))
+                .count();
+            dead as f64 / w as f64
+        }));
+    }
+    d
+}
+
+/// Collects diagnostics during a run.
+pub struct Recorder {
+    /// What has been recorded so far.
+    pub diag: Diagnostics,
+    ws: Workspace,
+    x: Vec<f32>,
+    n: usize,
+    epoch_first_sample: usize,
+}
+
+impl Recorder {
+    /// A recorder for `model`, holding the first images of `data` as its sample.
+    pub fn new(model: &Mlp, data: &Dataset) -> Self {
+        let n = SAMPLE.min(data.len());
+        let mut x = vec![0.0; n * PIXELS];
+        let mut y = vec![0u8; n];
+        Gatherer::default().gather_range(data, 0, &mut x, &mut y);
+        Recorder {
+            diag: Diagnostics {
+                layers: (1..=model.arch.layers())
+                    .map(|l| format!("fc{l}"))
+                    .collect(),
+                grad_every: GRAD_EVERY,
+                ..Default::default()
+            },
+            ws: Workspace::new(&model.arch, n.max(1), false),
+            x,
+            n,
+            epoch_first_sample: 0,
+        }
+    }
+
+    /// Continue from diagnostics restored from a checkpoint.
+    pub fn resume(mut self, diag: Diagnostics) -> Self {
+        self.epoch_first_sample = diag.grad_norms.len();
+        self.diag = diag;
+        self
+    }
+
+    /// Called after each step's gradients; samples every `grad_every` global steps.
+    pub fn after_step(&mut self, model: &Mlp, grads: &[f32], global_step: usize) {
+        if global_step.is_multiple_of(self.diag.grad_every) {
+            self.diag.grad_steps.push(global_step);
+            self.diag.grad_norms.push(grad_norms(model, grads));
+        }
+    }
+
+    /// Called at the end of each epoch.
+    pub fn end_epoch(&mut self, model: &Mlp, epoch: usize) {
+        let samples =
+            &self.diag.grad_norms[self.epoch_first_sample.min(self.diag.grad_norms.len())..];
+        let layers = model.arch.layers();
+        let grad_norm: Vec<f64> = (0..layers)
+            .map(|l| {
+                if samples.is_empty() {
+                    0.0
+                } else {
+                    samples.iter().map(|s| s[l]).sum::<f64>() / samples.len() as f64
+                }
+            })
+            .collect();
+        self.epoch_first_sample = self.diag.grad_norms.len();
+        if self.n > 0 {
+            model.forward(&mut self.ws, &self.x, self.n, false);
+        }
+        let stats = layer_stats(model, &self.ws, self.n, epoch, grad_norm);
+        self.diag.epochs.push(stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Arch, Init, OutputFn, Rng};
+    use rand::SeedableRng;
+
+    fn model(act: Activation) -> Mlp {
+        let arch = Arch {
+            sizes: vec![784, 16, 8, 10],
+            activations: vec![act, act],
+            output: OutputFn::LogSoftmax,
+        };
+        Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(0))
+    }
+
+    fn data(n: usize) -> Dataset {
+        Dataset {
+            images: (0..n * PIXELS).map(|i| (i * 37 % 256) as u8).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn all_negative_preactivations_mean_all_relus_dead() {
+        let mut m = model(Activation::Relu);
+        let off = m.arch.offsets();
+        for b in &mut m.params[off[0].1..off[0].1 + 16] {
+            *b = -1000.0;
+        }
+        let mut r = Recorder::new(&m, &data(50));
+        r.end_epoch(&m, 1);
+        let e = &r.diag.epochs[0];
+        assert_eq!(e.dead[0], Some(1.0));
+        // Layer 2 sees only zeros, so its units output relu(bias): some alive, some dead.
+        assert!(e.dead[1].is_some());
+        assert_eq!(e.saturated[0], None);
+        assert_eq!(e.act_mean[0], Some(0.0));
+    }
+
+    #[test]
+    fn sigmoid_driven_to_large_inputs_is_fully_saturated() {
+        let mut m = model(Activation::Sigmoid);
+        let off = m.arch.offsets();
+        for (i, w) in m.params[..off[0].1].iter_mut().enumerate() {
+            *w = if i % 2 == 0 { 50.0 } else { -50.0 };
+        }
+        for b in &mut m.params[off[0].1..off[0].1 + 16] {
+            *b = 100.0;
+        }
+        let mut r = Recorder::new(&m, &data(40));
+        r.end_epoch(&m, 1);
+        assert_eq!(r.diag.epochs[0].saturated[0], Some(1.0));
+        assert_eq!(r.diag.epochs[0].dead[0], None);
+        // A fresh sigmoid layer with small weights is not saturated at all.
+        let fresh = model(Activation::Sigmoid);
+        let mut r = Recorder::new(&fresh, &data(40));
+        r.end_epoch(&fresh, 1);
+        assert!(r.diag.epochs[0].saturated[0].unwrap() < 0.2);
+    }
+
+    #[test]
+    fn gradient_norms_are_sampled_and_averaged() {
+        let m = model(Activation::Relu);
+        let mut r = Recorder::new(&m, &data(5));
+        let mut g = vec![0.0f32; m.params.len()];
+        let (w0, _) = m.arch.offsets()[0];
+        g[w0] = 3.0;
+        g[w0 + 1] = 4.0;
+        for step in 1..=25 {
+            r.after_step(&m, &g, step);
+        }
+        assert_eq!(r.diag.grad_steps, vec![10, 20]);
+        r.end_epoch(&m, 1);
+        assert_eq!(r.diag.epochs[0].grad_norm[0], 5.0);
+        assert_eq!(r.diag.epochs[0].grad_norm[1], 0.0);
+    }
+}

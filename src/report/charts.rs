@@ -1,0 +1,562 @@
+//! Charts with plotters, each written as SVG and PNG: learning curves with bands over
+//! seeds, gradient norms per layer, dead/saturated units, confusion matrices and
+//! grids of misclassified images.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::atomic::write_atomic;
+use crate::data::{Dataset, SIDE};
+use crate::train::RunRecord;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Register the embedded font once, so PNGs render text without system fonts.
+fn ensure_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Distinct colours for variants (colour-blind-friendly Okabe-Ito order).
+const COLORS: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+    RGBColor(0, 0, 0),
+];
+
+/// Colour of the i-th variant.
+pub fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+/// A line with a band: mean and min/max over seeds at each x.
+#[derive(Debug, Clone)]
+pub struct Band {
+    /// Legend label.
+    pub name: String,
+    /// Variant position (for the colour).
+    pub index: usize,
+    /// x values.
+    pub x: Vec<f64>,
+    /// Mean over seeds.
+    pub mean: Vec<f64>,
+    /// Smallest over seeds.
+    pub lo: Vec<f64>,
+    /// Largest over seeds.
+    pub hi: Vec<f64>,
+}
+
+/// Records grouped by variant, in experiment order.
+pub fn by_variant(records: &[RunRecord]) -> Vec<(usize, String, Vec<&RunRecord>)> {
+    let mut m: BTreeMap<usize, (String, Vec<&RunRecord>)> = BTreeMap::new();
+    for r in records {
+        m.entry(r.variant_index)
+            .or_insert_with(|| (r.variant.clone(), Vec::new()))
+            .1
+            .push(r);
+    }
+    m.into_iter().map(|(i, (n, rs))| (i, n, rs)).collect()
+}
+
+fn band_from(name: &str, index: usize, series: Vec<Vec<(f64, f64)>>) -> Option<Band> {
+    let mut at: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for s in &series {
+        for &(x, y) in s {
+            if y.is_finite() {
+                at.entry(x.to_bits()).or_default().push(y);
+            }
+        }
+    }
+    if at.is_empty() {
+        return None;
+    }
+    let mut pts: Vec<(f64, Vec<f64>)> = at
+        .into_iter()
+        .map(|(k, v)| (f64::from_bits(k), v))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(Band {
+        name: name.to_string(),
+        index,
+        x: pts.iter().map(|p| p.0).collect(),
+        mean: pts
+            .iter()
+            .map(|p| p.1.iter().sum::<f64>() / p.1.len() as f64)
+            .collect(),
+        lo: pts
+            .iter()
+            .map(|p| p.1.iter().copied().fold(f64::INFINITY, f64::min))
+            .collect(),
+        hi: pts
+            .iter()
+            .map(|p| p.1.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            .collect(),
+    })
+}
+
+/// One band per variant of a per-epoch figure.
+pub fn epoch_bands(
+    records: &[RunRecord],
+    f: impl Fn(&crate::train::EpochStats) -> f64,
+) -> Vec<Band> {
+    by_variant(records)
+        .into_iter()
+        .filter_map(|(i, name, rs)| {
+            let series = rs
+                .iter()
+                .map(|r| r.history.iter().map(|e| (e.epoch as f64, f(e))).collect())
+                .collect();
+            band_from(&name, i, series)
+        })
+        .collect()
+}
+
+/// One band per variant of layer `l`'s sampled gradient norm over steps.
+pub fn grad_bands(records: &[RunRecord], l: usize) -> Vec<Band> {
+    by_variant(records)
+        .into_iter()
+        .filter_map(|(i, name, rs)| {
+            let series = rs
+                .iter()
+                .filter_map(|r| r.diagnostics.as_ref())
+                .map(|d| {
+                    d.grad_steps
+                        .iter()
+                        .zip(&d.grad_norms)
+                        .filter_map(|(&s, n)| n.get(l).map(|&v| (s as f64, v)))
+                        .collect()
+                })
+                .collect();
+            band_from(&name, i, series)
+        })
+        .collect()
+}
+
+fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<()> {
+    let img = image::RgbImage::from_raw(w, h, buf).context("chart buffer has the wrong size")?;
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    write_atomic(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Draw with `draw` onto an SVG and a PNG of `size`, write both as `<dir>/<stem>.{svg,png}`
+/// and return the SVG text (for inlining into HTML).
+macro_rules! render_both {
+    ($dir:expr, $stem:expr, $size:expr, $draw:ident ( $($arg:expr),* )) => {{
+        ensure_font();
+        let size: (u32, u32) = $size;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            $draw(&root, $($arg),*)?;
+            root.present().map_err(|e| anyhow::anyhow!("svg: {e}"))?;
+        }
+        let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+            $draw(&root, $($arg),*)?;
+            root.present().map_err(|e| anyhow::anyhow!("png: {e}"))?;
+        }
+        let dir: &Path = $dir;
+        let svg_path = dir.join(format!("{}.svg", $stem));
+        write_atomic(&svg_path, svg.as_bytes())
+            .with_context(|| format!("{}: cannot write", svg_path.display()))?;
+        write_png(&dir.join(format!("{}.png", $stem)), buf, size)?;
+        Ok::<String, anyhow::Error>(svg)
+    }};
+}
+
+fn bounds(bands: &[&Band]) -> (f64, f64, f64, f64) {
+    let xs = bands.iter().flat_map(|b| b.x.iter().copied());
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let ys = bands.iter().flat_map(|b| b.lo.iter().chain(&b.hi).copied());
+    let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if !x0.is_finite() {
+        return (0.0, 1.0, 0.0, 1.0);
+    }
+    let (x0, x1) = if x1 > x0 {
+        (x0, x1)
+    } else {
+        (x0 - 0.5, x0 + 0.5)
+    };
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    (x0, x1, y0 - pad, y1 + pad)
+}
+
+/// Panels side by side, one per (title, bands), sharing the x label.
+fn draw_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    panels: &[(String, Vec<Band>)],
+    x_label: &str,
+    y_label: &str,
+    log_y: bool,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for ((title, bands), area) in panels.iter().zip(areas) {
+        let refs: Vec<&Band> = bands.iter().collect();
+        let (x0, x1, y0, y1) = bounds(&refs);
+        let mut b = ChartBuilder::on(&area);
+        b.caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64);
+        macro_rules! body {
+            ($chart:ident) => {{
+                $chart
+                    .configure_mesh()
+                    .x_labels(((x1 - x0).round() as usize + 1).clamp(2, 8))
+                    .x_label_formatter(&|v| {
+                        if (v - v.round()).abs() < 1e-9 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v:.1}")
+                        }
+                    })
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .light_line_style(WHITE.mix(0.0))
+                    .label_style(("sans-serif", 13))
+                    .draw()?;
+                for band in bands {
+                    let c = color(band.index);
+                    if band.lo.iter().zip(&band.hi).any(|(l, h)| h > l) {
+                        let mut poly: Vec<(f64, f64)> = band
+                            .x
+                            .iter()
+                            .copied()
+                            .zip(band.hi.iter().copied())
+                            .collect();
+                        poly.extend(band.x.iter().copied().zip(band.lo.iter().copied()).rev());
+                        $chart.draw_series(std::iter::once(Polygon::new(poly, c.mix(0.18))))?;
+                    }
+                    $chart
+                        .draw_series(LineSeries::new(
+                            band.x.iter().copied().zip(band.mean.iter().copied()),
+                            c.stroke_width(2),
+                        ))?
+                        .label(band.name.clone())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                        });
+                }
+                $chart
+                    .configure_series_labels()
+                    .label_font(("sans-serif", 12))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.3))
+                    .draw()?;
+            }};
+        }
+        if log_y {
+            let lo = refs
+                .iter()
+                .flat_map(|b| b.lo.iter().copied())
+                .filter(|v| *v > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let lo = if lo.is_finite() { lo * 0.8 } else { 1e-6 };
+            let hi = y1.max(lo * 10.0) * 1.2;
+            let mut chart = b.build_cartesian_2d(x0..x1, (lo..hi).log_scale())?;
+            body!(chart);
+        } else {
+            let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+            body!(chart);
+        }
+    }
+    Ok(())
+}
+
+/// Line chart(s) with bands, as SVG and PNG; returns the SVG.
+pub fn line_panels(
+    dir: &Path,
+    stem: &str,
+    panels: &[(String, Vec<Band>)],
+    x_label: &str,
+    y_label: &str,
+    log_y: bool,
+) -> Result<String> {
+    let w = 460 * panels.len().max(1) as u32;
+    render_both!(
+        dir,
+        stem,
+        (w, 360),
+        draw_panels(panels, x_label, y_label, log_y)
+    )
+}
+
+/// Grouped bars: for each group (variant), one bar per series (layer).
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    groups: &[(String, Vec<(String, f64)>)],
+    y_label: &str,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let per = groups.iter().map(|g| g.1.len()).max().unwrap_or(1).max(1);
+    let n = groups.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..n as f64, 0.0..1.0)?;
+    let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = (x - 0.5).round();
+            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                names[i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .label_style(("sans-serif", 12))
+        .draw()?;
+    let width = 0.8 / per as f64;
+    for s in 0..per {
+        let c = Palette99::pick(s + 1).to_rgba();
+        let label = groups
+            .iter()
+            .find_map(|g| g.1.get(s).map(|x| x.0.clone()))
+            .unwrap_or_default();
+        chart
+            .draw_series(groups.iter().enumerate().filter_map(|(i, g)| {
+                g.1.get(s).map(|&(_, v)| {
+                    let x0 = i as f64 + 0.1 + s as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], c.filled())
+                })
+            }))?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
+
+/// Grouped bar chart as SVG and PNG; returns the SVG.
+pub fn bars(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    groups: &[(String, Vec<(String, f64)>)],
+    y_label: &str,
+) -> Result<String> {
+    let w = (220 * groups.len().max(2) as u32).min(1400);
+    render_both!(dir, stem, (w, 360), draw_bars(title, groups, y_label))
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    m: &[Vec<u32>],
+    labels: &[&str],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let n = m.len();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..n as f64, n as f64..0.0)?;
+    let l1: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+    let l2 = l1.clone();
+    let fmt = move |v: &f64, l: &[String]| -> String {
+        let i = (*v - 0.5).round();
+        if (*v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < l.len() {
+            l[i as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(2 * n + 1)
+        .y_labels(2 * n + 1)
+        .x_label_formatter(&|v| fmt(v, &l1))
+        .y_label_formatter(&|v| fmt(v, &l2))
+        .x_desc("predicted")
+        .y_desc("true")
+        .label_style(("sans-serif", 12))
+        .draw()?;
+    // Colour by share of the true class's images, so rare mistakes still show.
+    let mut cells = Vec::new();
+    for (t, row) in m.iter().enumerate() {
+        let total: u32 = row.iter().sum::<u32>().max(1);
+        for (p, &c) in row.iter().enumerate() {
+            let share = c as f64 / total as f64;
+            let v = if t == p {
+                share
+            } else {
+                (share * 8.0).min(1.0)
+            };
+            let col = if t == p {
+                RGBColor(
+                    255 - (v * 200.0) as u8,
+                    255 - (v * 120.0) as u8,
+                    255 - (v * 60.0) as u8,
+                )
+            } else {
+                RGBColor(255, 255 - (v * 190.0) as u8, 255 - (v * 200.0) as u8)
+            };
+            cells.push(Rectangle::new(
+                [(p as f64, t as f64), (p as f64 + 1.0, t as f64 + 1.0)],
+                col.filled(),
+            ));
+        }
+    }
+    chart.draw_series(cells)?;
+    let style = TextStyle::from(("sans-serif", 11).into_font()).pos(
+        plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ),
+    );
+    chart.draw_series(m.iter().enumerate().flat_map(|(t, row)| {
+        let style = style.clone();
+        row.iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(move |(p, &c)| {
+                Text::new(
+                    c.to_string(),
+                    (p as f64 + 0.5, t as f64 + 0.5),
+                    style.clone(),
+                )
+            })
+    }))?;
+    Ok(())
+}
+
+/// Confusion-matrix heat map as SVG and PNG; returns the SVG.
+pub fn heatmap(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    m: &[Vec<u32>],
+    labels: &[&str],
+) -> Result<String> {
+    render_both!(dir, stem, (520, 500), draw_heatmap(title, m, labels))
+}
+
+fn draw_grid<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    images: &[(&[u8], String)],
+    cols: usize,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (body, _) = (root.titled(title, ("sans-serif", 16))?, ());
+    let cell = 84i32;
+    let scale = 2i32;
+    for (k, (img, label)) in images.iter().enumerate() {
+        let (cx, cy) = (
+            (k % cols) as i32 * cell + 12,
+            (k / cols) as i32 * (cell + 4) + 4,
+        );
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let v = 255 - img[y * SIDE + x];
+                if v < 250 {
+                    let (px, py) = (cx + x as i32 * scale, cy + y as i32 * scale);
+                    body.draw(&Rectangle::new(
+                        [(px, py), (px + scale, py + scale)],
+                        RGBColor(v, v, v).filled(),
+                    ))?;
+                }
+            }
+        }
+        body.draw(&Rectangle::new(
+            [
+                (cx - 1, cy - 1),
+                (cx + SIDE as i32 * scale + 1, cy + SIDE as i32 * scale + 1),
+            ],
+            BLACK.mix(0.25),
+        ))?;
+        body.draw(&Text::new(
+            label.clone(),
+            (cx, cy + SIDE as i32 * scale + 4),
+            ("sans-serif", 12),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Grid of test images with captions such as "true 4 → 9", as SVG and PNG.
+pub fn image_grid(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    data: &Dataset,
+    items: &[(usize, String)],
+) -> Result<String> {
+    let cols = 8usize;
+    let rows = items.len().div_ceil(cols).max(1);
+    let images: Vec<(&[u8], String)> = items
+        .iter()
+        .filter(|(i, _)| *i < data.len())
+        .map(|(i, l)| (data.image(*i), l.clone()))
+        .collect();
+    let size = ((cols * 84 + 24) as u32, (rows * 88 + 40) as u32);
+    render_both!(dir, stem, size, draw_grid(title, &images, cols))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_average_over_seeds() {
+        let b = band_from(
+            "x",
+            0,
+            vec![vec![(1.0, 0.9), (2.0, 0.95)], vec![(1.0, 0.8), (2.0, 0.97)]],
+        )
+        .unwrap();
+        assert_eq!(b.x, vec![1.0, 2.0]);
+        assert!((b.mean[0] - 0.85).abs() < 1e-12);
+        assert_eq!((b.lo[1], b.hi[1]), (0.95, 0.97));
+    }
+}

@@ -1,0 +1,164 @@
+//! The HTML report and its charts: produced, non-trivial, and rendered by a real
+//! browser (headless Chromium) without console errors or a blank page.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{actlab, shared, TempDir};
+
+fn run_ok(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+}
+
+#[test]
+fn exercise_writes_a_report_with_every_chart() {
+    let out = TempDir::new("report");
+    let text = run_ok(
+        actlab()
+            .args([
+                "exercise",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--limit-train",
+                "3000",
+                "--limit-test",
+                "500",
+            ])
+            .arg("--data-dir")
+            .arg(shared().join("data"))
+            .arg("--out")
+            .arg(&out.0),
+    );
+    assert!(text.contains("report: "), "{text}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "<svg",
+        "validation accuracy above 90%",
+        "weight-gradient norm",
+        "inactive units",
+        "Confusion matrix",
+        "misclassified test images",
+        "config of <b>after</b>",
+        "actlab exercise",
+    ] {
+        assert!(html.contains(needle), "report lacks {needle}");
+    }
+    assert!(!html.contains("<script"), "no scripts in the report");
+    let without_ns = html.replace("http://www.w3.org/2000/svg", "");
+    assert!(
+        !without_ns.contains("http://") && !without_ns.contains("https://"),
+        "no network references"
+    );
+    for stem in [
+        "loss",
+        "accuracy",
+        "grad_norm",
+        "units",
+        "confusion-0",
+        "mistakes-2",
+    ] {
+        for ext in ["svg", "png"] {
+            let p = out.join(&format!("charts/{stem}.{ext}"));
+            let len = std::fs::metadata(&p)
+                .unwrap_or_else(|_| panic!("{} missing", p.display()))
+                .len();
+            assert!(len > 2000, "{} is only {len} bytes", p.display());
+        }
+        // The PNG has real content: many distinct non-white pixels.
+        let img = image::open(out.join(&format!("charts/{stem}.png")))
+            .unwrap()
+            .to_rgb8();
+        let ink = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+        assert!(ink > 1000, "{stem}.png is nearly blank ({ink} pixels)");
+    }
+    // Rendering the report again from the folder works too.
+    run_ok(
+        actlab()
+            .arg("report")
+            .arg(&out.0)
+            .arg("--data-dir")
+            .arg(shared().join("data")),
+    );
+
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("ACTLAB_REQUIRE_BROWSER").is_none(),
+            "ACTLAB_REQUIRE_BROWSER is set but no chromium was found (.ci/run installs Debian's chromium)"
+        );
+        eprintln!("chromium not found: browser check skipped (CI installs it and sets ACTLAB_REQUIRE_BROWSER)");
+        return;
+    };
+    browser_check(
+        browser,
+        &out.join("report.html"),
+        &out.join("profile"),
+        &out.join("shot.png"),
+    );
+}
+
+fn browser_check(browser: &str, page: &Path, profile: &Path, shot: &Path) {
+    let o = Command::new("timeout")
+        .arg("120")
+        .arg(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .args([
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "chromium failed: {log}");
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load resource")
+        })
+        .collect();
+    assert!(console.is_empty(), "console errors: {console:?}");
+    let img = image::open(shot).unwrap().to_rgb8();
+    let (w, h) = img.dimensions();
+    assert!(w >= 1000 && h >= 1000, "screenshot {w}x{h}");
+    let ink = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(
+        ink as f64 > 0.02 * (w * h) as f64,
+        "screenshot is blank ({ink} non-white pixels)"
+    );
+}
