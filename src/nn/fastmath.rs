@@ -65,6 +65,96 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
+/// e^x - 1 without cancellation near 0 (Taylor series there, exp beyond).
+#[inline(always)]
+pub fn expm1(x: f32) -> f32 {
+    let series = x
+        * (1.0
+            + x * (0.5
+                + x * (1.0 / 6.0
+                    + x * (1.0 / 24.0
+                        + x * (1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0)))))));
+    if x.abs() < 0.35 {
+        series
+    } else {
+        exp(x) - 1.0
+    }
+}
+
+/// Natural logarithm for positive finite f32 (Cephes' logf polynomial).
+#[inline(always)]
+pub fn ln(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    // Bring the mantissa into [sqrt(1/2), sqrt(2)) so the polynomial stays accurate.
+    let big = m > std::f32::consts::SQRT_2;
+    m = if big { m * 0.5 } else { m };
+    e += i32::from(big);
+    let f = m - 1.0;
+    let z = f * f;
+    let ef = e as f32;
+    let mut y = ((((((((7.037_683_6e-2 * f - 1.151_461e-1) * f + 1.167_699_9e-1) * f
+        - 1.242_014_1e-1)
+        * f
+        + 1.424_932_3e-1)
+        * f
+        - 1.666_805_8e-1)
+        * f
+        + 2.000_071_4e-1)
+        * f
+        - 2.499_999_4e-1)
+        * f
+        + 3.333_333e-1)
+        * f
+        * z;
+    y += LN2_LO * ef;
+    y -= 0.5 * z;
+    let r = f + y + LN2_HI * ef;
+    if x == f32::INFINITY {
+        x
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x < 0.0 || x.is_nan() {
+        f32::NAN
+    } else {
+        r
+    }
+}
+
+/// ln(1 + y) for y >= 0, accurate for tiny y (the u - 1 correction trick).
+#[inline(always)]
+pub fn log1p(y: f32) -> f32 {
+    let u = 1.0 + y;
+    let d = u - 1.0;
+    if d == 0.0 {
+        y
+    } else {
+        ln(u) * (y / d)
+    }
+}
+
+/// erf(x) through erfc with relative error below 1.2e-7 (Numerical Recipes' erfcc).
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let p = -1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_9
+                                + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
+    let erfc = t * exp(-z * z + p);
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
+}
+
 /// While alive, the current thread flushes denormal floats to zero (x86 FTZ and DAZ),
 /// as `torch.set_flush_denormal(True)` does. Adam's moments for rarely active inputs
 /// decay through the denormal range, where each operation costs ~100x more; flushing
@@ -133,6 +223,51 @@ mod tests {
         assert_eq!(exp(100.0), f32::INFINITY);
         assert_eq!(exp(-100.0), 0.0);
         assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn expm1_ln_log1p_erf_are_accurate() {
+        let mut x = -20.0f32;
+        while x < 20.0 {
+            let want = (x as f64).exp_m1();
+            let got = expm1(x) as f64;
+            assert!(
+                (got - want).abs() <= 3e-7 * want.abs() + 1e-30,
+                "expm1({x}) = {got}, want {want}"
+            );
+            let want = libm::erf(x as f64);
+            let got = erf(x) as f64;
+            assert!((got - want).abs() <= 2e-7, "erf({x}) = {got}, want {want}");
+            // 1 + erf(x) in the left tail, as GELU (and PyTorch) computes it in f32:
+            // within a few ulp of 1.
+            if x < 0.0 && x > -9.0 {
+                let want = libm::erfc(-(x as f64));
+                let got = (1.0 + erf(x)) as f64;
+                assert!(
+                    (got - want).abs() <= 2.5e-7,
+                    "1+erf({x}) = {got}, want {want}"
+                );
+            }
+            x += 0.000_97;
+        }
+        let mut v = 1e-30f32;
+        while v < 1e30 {
+            let want = (v as f64).ln();
+            assert!(
+                (ln(v) as f64 - want).abs() <= 2e-7 * want.abs().max(1.0),
+                "ln({v})"
+            );
+            let want = (v as f64).ln_1p();
+            assert!(
+                (log1p(v) as f64 - want).abs() <= 3e-7 * want.abs(),
+                "log1p({v})"
+            );
+            v *= 1.37;
+        }
+        assert_eq!(ln(0.0), f32::NEG_INFINITY);
+        assert!(ln(-1.0).is_nan());
+        assert_eq!(ln(f32::INFINITY), f32::INFINITY);
+        assert_eq!(log1p(0.0), 0.0);
     }
 
     #[test]
