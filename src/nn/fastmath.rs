@@ -134,7 +134,8 @@ pub fn log1p(y: f32) -> f32 {
     }
 }
 
-/// erf(x) through erfc with relative error below 1.2e-7 (Numerical Recipes' erfcc).
+/// erf(x): a series near 0, else through erfc with relative error below 1.2e-7
+/// (Numerical Recipes' erfcc).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let z = x.abs();
@@ -145,10 +146,20 @@ pub fn erf(x: f32) -> f32 {
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
-                            + t * (-1.135_203_9
+                            + t * (-1.135_204
                                 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
     let erfc = t * exp(-z * z + p);
-    if x >= 0.0 {
+    // Near 0, 1 - erfc cancels: use the Maclaurin series there instead.
+    let x2 = x * x;
+    let series = std::f32::consts::FRAC_2_SQRT_PI
+        * x
+        * (1.0
+            + x2 * (-1.0 / 3.0
+                + x2 * (1.0 / 10.0
+                    + x2 * (-1.0 / 42.0 + x2 * (1.0 / 216.0 + x2 * (-1.0 / 1320.0))))));
+    if z < 0.5 {
+        series
+    } else if x >= 0.0 {
         1.0 - erfc
     } else {
         erfc - 1.0
