@@ -71,6 +71,20 @@ pub fn timestamp() -> String {
     )
 }
 
+/// Remove temporary files a killed process left behind (the targets themselves are
+/// always whole: they are only ever replaced by rename).
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Create `dir` and prove it is writable now, not after an hour of training.
 pub fn prepare_out_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| {
@@ -87,6 +101,7 @@ pub fn prepare_out_dir(dir: &Path) -> Result<()> {
         )
     })?;
     let _ = std::fs::remove_file(probe);
+    remove_stale_temps(dir);
     Ok(())
 }
 

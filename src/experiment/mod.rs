@@ -153,6 +153,20 @@ fn parse_value(key: &str, v: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(v.to_string()))
 }
 
+/// "line L, column C: message" for a TOML error (one line, no source excerpt).
+pub fn toml_error(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
 /// Deserialize a merged table into a config, with TOML's message on error.
 pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, String> {
     // A single activation may be written as a string.
@@ -241,8 +255,8 @@ struct ExperimentFile {
 impl Experiment {
     /// Parse an experiment TOML file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, String> {
-        let f: ExperimentFile = toml::from_str(text)
-            .map_err(|e| format!("{origin}: {}", e.to_string().trim().replace('\n', " ")))?;
+        let f: ExperimentFile =
+            toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         let seeds = match f.seeds {
             None => vec![0],
             Some(toml::Value::Integer(n)) if n > 0 => (0..n as u64).collect(),

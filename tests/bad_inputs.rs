@@ -1,0 +1,493 @@
+//! Every bad input gets one clear line naming the problem (and file), exit code 2,
+//! no panic; killed runs leave only whole files and can be resumed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{actlab, shared, write_small_mnist, TempDir};
+
+/// Run actlab and demand: exit 2, one line on stderr starting with "error: ", no panic,
+/// containing every `needles` item. Returns the line.
+fn fails(cmd: &mut Command, needles: &[&str]) -> String {
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning:")).collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {}", lines[0]);
+    }
+    lines[0].to_string()
+}
+
+fn train_on(dir: &Path) -> Command {
+    let mut c = actlab();
+    c.args(["train", "--epochs", "1", "--batch-size", "10", "--data-dir"])
+        .arg(dir)
+        .arg("--out")
+        .arg(dir.join("out"));
+    c
+}
+
+fn small() -> TempDir {
+    let d = TempDir::new("bad");
+    write_small_mnist(&d.0, 100, 20);
+    d
+}
+
+const IMG: &str = "train-images-idx3-ubyte";
+const LAB: &str = "t10k-labels-idx1-ubyte";
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn damaged_data_files() {
+    let mut seen = Vec::new();
+    // Each case: damage the folder, then the words the error must contain.
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage, Vec<&str>)> = vec![
+        (
+            "missing",
+            Box::new(|d: &Path| std::fs::remove_file(d.join(LAB)).unwrap()),
+            vec![LAB, "missing"],
+        ),
+        (
+            "empty",
+            Box::new(|d: &Path| std::fs::write(d.join(IMG), b"").unwrap()),
+            vec![IMG, "empty"],
+        ),
+        (
+            "bad magic",
+            Box::new(|d: &Path| patch(d, IMG, 2, 0x09)),
+            vec![IMG, "bad magic"],
+        ),
+        (
+            "wrong dims",
+            Box::new(|d: &Path| patch(d, IMG, 11, 27)),
+            vec![IMG, "27x28", "28x28"],
+        ),
+        (
+            "three dims for labels",
+            Box::new(|d: &Path| patch(d, LAB, 3, 3)),
+            vec![LAB, "dimensions"],
+        ),
+        (
+            "label out of range",
+            Box::new(|d: &Path| patch(d, LAB, 8 + 5, 10)),
+            vec![LAB, "label 10", "0-9"],
+        ),
+        (
+            "count mismatch",
+            Box::new(|d: &Path| {
+                let p = d.join(LAB);
+                let mut b = std::fs::read(&p).unwrap();
+                b[7] = 19;
+                b.pop();
+                std::fs::write(p, b).unwrap();
+            }),
+            vec!["t10k-images-idx3-ubyte", LAB, "20 images but 19 labels"],
+        ),
+        (
+            "trailing bytes",
+            Box::new(|d: &Path| {
+                let p = d.join(IMG);
+                let mut b = std::fs::read(&p).unwrap();
+                b.extend_from_slice(&[0; 5]);
+                std::fs::write(p, b).unwrap();
+            }),
+            vec![IMG, "trailing"],
+        ),
+        (
+            "truncated data",
+            Box::new(|d: &Path| {
+                let p = d.join(IMG);
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(p, &b[..b.len() - 100]).unwrap();
+            }),
+            vec![IMG, "truncated"],
+        ),
+        (
+            "corrupt gzip",
+            Box::new(|d: &Path| {
+                let p = d.join(IMG);
+                let mut z = gz(&std::fs::read(&p).unwrap());
+                let n = z.len();
+                for b in &mut z[n / 3..n / 3 + 40] {
+                    *b ^= 0x5a;
+                }
+                std::fs::remove_file(&p).unwrap();
+                std::fs::write(d.join(format!("{IMG}.gz")), z).unwrap();
+            }),
+            vec![IMG, "gzip"],
+        ),
+        (
+            "truncated gzip",
+            Box::new(|d: &Path| {
+                let p = d.join(IMG);
+                let z = gz(&std::fs::read(&p).unwrap());
+                std::fs::remove_file(&p).unwrap();
+                std::fs::write(d.join(format!("{IMG}.gz")), &z[..z.len() / 2]).unwrap();
+            }),
+            vec![IMG, "gzip"],
+        ),
+        (
+            "directory",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join(IMG)).unwrap();
+                std::fs::create_dir(d.join(IMG)).unwrap();
+            }),
+            vec![IMG, "directory"],
+        ),
+    ];
+    for (name, damage, needles) in cases {
+        let d = small();
+        damage(&d.0);
+        let line = fails(&mut train_on(&d.0), &needles);
+        seen.push(format!("{name}: {line}"));
+    }
+    // Truncated at every byte offset of both headers.
+    for (file, header) in [(IMG, 16), ("train-labels-idx1-ubyte", 8)] {
+        for cut in 0..header {
+            let d = small();
+            let p = d.join(file);
+            let b = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &b[..cut]).unwrap();
+            fails(&mut train_on(&d.0), &[file]);
+        }
+    }
+    // No read permission: meaningful only when not running as root (root reads anyway).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let d = small();
+        std::fs::set_permissions(d.join(IMG), std::fs::Permissions::from_mode(0o000)).unwrap();
+        fails(&mut train_on(&d.0), &[IMG, "permission"]);
+    } else {
+        eprintln!("running as root: the no-permission case cannot be produced here");
+    }
+    eprintln!("{}", seen.join("\n"));
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn patch(d: &Path, file: &str, at: usize, value: u8) {
+    let p = d.join(file);
+    let mut b = std::fs::read(&p).unwrap();
+    b[at] = value;
+    std::fs::write(p, b).unwrap();
+}
+
+#[test]
+fn bad_options_fail_before_training() {
+    let d = small();
+    let data = |c: &mut Command| {
+        c.arg("--data-dir").arg(&d.0).arg("--out").arg(d.join("o"));
+    };
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--activation", "rleu"],
+            vec!["unknown activation 'rleu'", "did you mean 'relu'", "valid:"],
+        ),
+        (
+            vec!["--output", "logsoftmx"],
+            vec!["unknown output", "log_softmax"],
+        ),
+        (vec!["--loss", "nl"], vec!["unknown loss", "nll"]),
+        (vec!["--init", "kaim"], vec!["unknown init"]),
+        (vec!["--hidden", "128,0"], vec!["--hidden", "at least 1"]),
+        (vec!["--batch-size", "0"], vec!["--batch-size 0"]),
+        (
+            vec!["--batch-size", "500"],
+            vec!["--batch-size 500", "larger than the 100 training images"],
+        ),
+        (vec!["--dropout", "1"], vec!["--dropout 1", "[0, 1)"]),
+        (vec!["--dropout=-0.1"], vec!["--dropout -0.1"]),
+        (vec!["--lr", "0"], vec!["--lr 0", "positive"]),
+        (vec!["--lr", "NaN"], vec!["--lr NaN", "positive"]),
+        (vec!["--epochs", "0"], vec!["--epochs 0"]),
+        (
+            vec!["--activation", "relu,tanh,gelu"],
+            vec!["3 functions", "2 layers"],
+        ),
+        (vec!["--momentum", "0.9"], vec!["--momentum", "sgd"]),
+    ];
+    for (args, needles) in cases {
+        let mut c = actlab();
+        c.arg("train").args(&args);
+        data(&mut c);
+        fails(&mut c, &needles);
+        assert!(
+            !d.join("o/record.json").exists(),
+            "{args:?} started training"
+        );
+    }
+    let mut c = actlab();
+    c.args([
+        "train",
+        "--out",
+        "/dev/null/sub",
+        "--epochs",
+        "1",
+        "--data-dir",
+    ])
+    .arg(&d.0);
+    fails(&mut c, &["/dev/null/sub", "output folder"]);
+    fails(
+        actlab()
+            .args(["compare", "--seeds", "0", "--data-dir"])
+            .arg(&d.0),
+        &["--seeds 0"],
+    );
+    fails(
+        actlab()
+            .args(["compare", "--shard", "3/2", "--data-dir"])
+            .arg(&d.0),
+        &["--shard"],
+    );
+    fails(
+        actlab()
+            .args([
+                "compare",
+                "--variant",
+                "relu/softmax/nll+bogus=1",
+                "--data-dir",
+            ])
+            .arg(&d.0),
+        &["unknown field `bogus`"],
+    );
+}
+
+#[test]
+fn bad_experiment_files() {
+    let d = TempDir::new("toml");
+    let cases = [
+        (
+            "malformed.toml",
+            "name = \"x\"\nseeds = [0, 1\n[[variant]]\n",
+            vec!["malformed.toml", "line 3, column 1", "missing comma"],
+        ),
+        (
+            "unknown.toml",
+            "[[variant]]\nactivaton = \"relu\"\n",
+            vec!["unknown.toml", "unknown field `activaton`"],
+        ),
+        (
+            "badname.toml",
+            "[[variant]]\nactivation = \"rleu\"\n",
+            vec!["badname.toml", "did you mean 'relu'"],
+        ),
+        (
+            "novariant.toml",
+            "name = \"x\"\n",
+            vec!["novariant.toml", "[[variant]]"],
+        ),
+        (
+            "dup.toml",
+            "[[variant]]\nname = \"a\"\n[[variant]]\nname = \"a\"\n",
+            vec!["dup.toml", "both named 'a'"],
+        ),
+        (
+            "badvalue.toml",
+            "[[variant]]\ndropout = 2.0\n",
+            vec!["badvalue.toml", "--dropout 2"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        fails(
+            actlab().arg("run").arg(&p).arg("--out").arg(d.join("o")),
+            &needles,
+        );
+    }
+    fails(
+        actlab().arg("run").arg(d.join("absent.toml")),
+        &["absent.toml", "cannot read"],
+    );
+}
+
+#[test]
+fn bad_model_files() {
+    let d = TempDir::new("models");
+    let not_st = d.join("junk.safetensors");
+    std::fs::write(&not_st, b"this is not a model").unwrap();
+    fails(
+        actlab()
+            .args(["predict"])
+            .arg(&not_st)
+            .args(["--test-index", "0"]),
+        &["junk.safetensors", "not a valid safetensors"],
+    );
+    fails(
+        actlab().args(["eval"]).arg(&not_st),
+        &["junk.safetensors", "not a valid safetensors"],
+    );
+    // Wrong tensor names.
+    let bytes = actlab::model_io::tensors_to_bytes(
+        &[("w1".into(), vec![2, 2], &[0.0f32; 4])],
+        &Default::default(),
+    )
+    .unwrap();
+    let wrong = d.join("wrong.safetensors");
+    std::fs::write(&wrong, bytes).unwrap();
+    fails(
+        actlab().arg("eval").arg(&wrong),
+        &["wrong.safetensors", "fc1.weight"],
+    );
+    // Right names, shapes that do not fit the config.
+    let init = common::fixtures().join("init.safetensors");
+    let mut c = actlab();
+    c.args(["train", "--epochs", "1", "--init-from"])
+        .arg(&init)
+        .arg("--data-dir")
+        .arg(shared().join("data"))
+        .arg("--out")
+        .arg(d.join("o"));
+    fails(
+        &mut c,
+        &["init.safetensors", "fc1.weight", "[32, 784]", "[128, 784]"],
+    );
+    // A --resume folder with no checkpoint.
+    fails(
+        actlab()
+            .arg("train")
+            .arg("--resume")
+            .arg(&d.0)
+            .arg("--data-dir")
+            .arg(shared().join("data")),
+        &["checkpoint.safetensors", "--resume"],
+    );
+}
+
+#[test]
+fn diverged_variant_is_marked_and_the_rest_go_on() {
+    let d = TempDir::new("diverge");
+    let o = actlab()
+        .args([
+            "compare",
+            "--variant",
+            "relu/identity/bce",
+            "--variant",
+            "relu",
+            "--epochs",
+            "1",
+        ])
+        .args(["--limit-train", "1000", "--limit-test", "200", "--data-dir"])
+        .arg(shared().join("data"))
+        .arg("--out")
+        .arg(&d.0)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        err.contains("relu/identity/bce seed 0: diverged at epoch 1 step 1"),
+        "{err}"
+    );
+    assert!(out.contains("1 (1 diverged)"), "{out}");
+    assert!(
+        out.contains("diverged (NaN/inf loss) with seed(s) [0]"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: variant 'relu/identity/bce': bce needs outputs in [0, 1]"),
+        "{err}"
+    );
+}
+
+/// Files a run folder holds must always parse, whatever moment the process dies.
+fn all_files_parse(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p: PathBuf = e.path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // a temporary file of an interrupted write, never a result
+        }
+        if name.ends_with(".json") {
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{name} is torn: {e}"));
+        } else if name.ends_with(".safetensors") {
+            actlab::model_io::read_tensors(&p).unwrap_or_else(|e| panic!("{name} is torn: {e}"));
+        }
+    }
+}
+
+#[test]
+fn kill_9_mid_run_leaves_whole_files_and_resume_continues() {
+    let d = TempDir::new("kill9");
+    let out = d.join("run");
+    let data = shared().join("data");
+    let child = actlab()
+        .args([
+            "train",
+            "--epochs",
+            "5",
+            "--limit-test",
+            "1000",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    // Kill mid-epoch: shortly after the first checkpoint exists.
+    while !out.join("checkpoint.safetensors").exists() {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    all_files_parse(&out);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
+    let done = record["history"].as_array().unwrap().len();
+    let ck = actlab::checkpoint::Checkpoint::load(&out).unwrap();
+    assert_eq!(ck.history.len(), done, "record and checkpoint agree");
+    eprintln!("killed ({status}) after {done} epoch(s)");
+    let o = actlab()
+        .arg("train")
+        .arg("--resume")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if done < 5 {
+        assert!(
+            text.contains(&format!("continuing after epoch {done} of 5")),
+            "{text}"
+        );
+    }
+    all_files_parse(&out);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
+    assert_eq!(record["complete"], true);
+    assert_eq!(record["history"].as_array().unwrap().len(), 5);
+}
