@@ -46,6 +46,73 @@ pub struct BenchReport {
     pub activations: Vec<ActivationBench>,
     /// Peak resident memory of the process, MB (from /proc/self/status).
     pub peak_rss_mb: Option<f64>,
+    /// Seconds from process start to the first training step (data loaded, model built).
+    pub startup_seconds: f64,
+    /// Throughput of `--jobs 2` over `--jobs 1` on the same runs, when measured.
+    pub jobs_scaling: Option<JobsScaling>,
+}
+
+/// Runs per second with 1 job and with N jobs on the same experiment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobsScaling {
+    /// Runs timed each way.
+    pub runs: usize,
+    /// Parallel jobs compared with one.
+    pub jobs: usize,
+    /// Wall seconds with one job.
+    pub one_job_seconds: f64,
+    /// Wall seconds with `jobs` jobs.
+    pub n_jobs_seconds: f64,
+    /// one_job_seconds / n_jobs_seconds.
+    pub speedup: f64,
+}
+
+/// Time the same small experiment (`runs` one-epoch runs) with 1 job and with `jobs`.
+fn jobs_scaling(split: &crate::data::Split, runs: usize, jobs: usize) -> Result<JobsScaling> {
+    use crate::experiment::{jobs::execute, jobs::Options, Experiment, ReportKind, Variant};
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let exp = Experiment {
+        name: "bench-jobs".into(),
+        variants: vec![Variant {
+            name: "relu".into(),
+            config: cfg.clone(),
+        }],
+        seeds: (0..runs as u64).collect(),
+        report: ReportKind::Compare,
+    };
+    let mut splits = std::collections::HashMap::new();
+    splits.insert(split.name, split.clone());
+    let stop = AtomicBool::new(false);
+    let mut times = Vec::new();
+    for j in [1, jobs] {
+        let dir =
+            std::env::temp_dir().join(format!("actlab-bench-jobs-{}-{j}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let t = Instant::now();
+        execute(
+            &exp,
+            &exp.jobs(),
+            &dir,
+            &splits,
+            Options {
+                jobs: j,
+                resume: false,
+            },
+            &stop,
+        )?;
+        times.push(t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(JobsScaling {
+        runs,
+        jobs,
+        one_job_seconds: times[0],
+        n_jobs_seconds: times[1],
+        speedup: times[0] / times[1],
+    })
 }
 
 /// Peak resident set size in MB, where the OS reports it.
@@ -63,10 +130,19 @@ pub fn run(
     activations: &[Activation],
     epochs: usize,
     threads: usize,
+    scaling_jobs: Option<usize>,
 ) -> Result<BenchReport> {
     let t0 = Instant::now();
     let split = data::load(dataset, data_dir)?;
     let load_seconds = t0.elapsed().as_secs_f64();
+    let _first = Trainer::new(
+        TrainConfig {
+            dataset,
+            ..TrainConfig::default()
+        },
+        &split,
+    );
+    let startup_seconds = crate::process_seconds();
     println!(
         "loaded {dataset} ({} + {} images) in {load_seconds:.3}s",
         split.train.len(),
@@ -123,6 +199,17 @@ pub fn run(
         );
         results.push(r);
     }
+    let jobs_scaling = match scaling_jobs {
+        Some(j) => {
+            let s = jobs_scaling(&split, 2 * j, j)?;
+            println!(
+                "{} one-epoch runs: {:.2}s with 1 job, {:.2}s with {} jobs: {:.2}x the throughput",
+                s.runs, s.one_job_seconds, s.n_jobs_seconds, s.jobs, s.speedup
+            );
+            Some(s)
+        }
+        None => None,
+    };
     let report = BenchReport {
         actlab_version: env!("CARGO_PKG_VERSION").into(),
         threads,
@@ -130,11 +217,14 @@ pub fn run(
         eval_seconds,
         activations: results,
         peak_rss_mb: peak_rss_mb(),
+        startup_seconds,
+        jobs_scaling,
     };
     println!(
-        "evaluation of {} images: {:.3}s; peak memory {:.0} MB",
+        "evaluation of {} images: {:.3}s; start-up to the first step {:.3}s; peak memory {:.0} MB",
         split.train.len() + split.test.len(),
         report.eval_seconds,
+        report.startup_seconds,
         report.peak_rss_mb.unwrap_or(f64::NAN)
     );
     Ok(report)

@@ -366,6 +366,9 @@ struct BenchCmd {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also measure the throughput of N parallel jobs against 1 (runs 2N one-epoch runs each way).
+    #[arg(long, value_name = "N")]
+    scaling: Option<usize>,
 }
 
 /// Parse the command line and run it.
@@ -530,6 +533,7 @@ pub fn main() -> Result<()> {
                 &b.activation,
                 b.epochs,
                 b.threads,
+                b.scaling,
             )?;
             if let Some(path) = b.json {
                 let text = serde_json::to_string_pretty(&report)?;

@@ -291,6 +291,16 @@ fn infer_sizes(file: &TensorFile, path: &Path) -> anyhow::Result<Vec<usize>> {
 /// from tensor shapes with `fallback` for the functions (ReLU/LogSoftmax/NLL by default).
 pub fn load_model(path: &Path, fallback: Option<&ModelMeta>) -> anyhow::Result<(Mlp, ModelMeta)> {
     let file = read_tensors(path)?;
+    model_from_file(&file, path, fallback)
+}
+
+/// Build a model from parsed tensors (see [`load_model`]); `path` names the source in
+/// errors and locates the JSON description beside it.
+pub fn model_from_file(
+    file: &TensorFile,
+    path: &Path,
+    fallback: Option<&ModelMeta>,
+) -> anyhow::Result<(Mlp, ModelMeta)> {
     let from_file = file
         .metadata
         .get("actlab")
@@ -311,7 +321,7 @@ pub fn load_model(path: &Path, fallback: Option<&ModelMeta>) -> anyhow::Result<(
         None => match beside()? {
             Some(m) => m,
             None => {
-                let sizes = infer_sizes(&file, path)?;
+                let sizes = infer_sizes(file, path)?;
                 let hidden = sizes.len().saturating_sub(2);
                 let base = fallback
                     .cloned()
@@ -344,7 +354,14 @@ pub fn load_model(path: &Path, fallback: Option<&ModelMeta>) -> anyhow::Result<(
             meta.sizes
         );
     }
+    if meta.sizes.contains(&0) || meta.sizes.iter().product::<usize>() > 1 << 31 {
+        anyhow::bail!(
+            "{}: implausible layer sizes {:?}",
+            path.display(),
+            meta.sizes
+        );
+    }
     let arch = meta.arch();
-    let params = params_from(&file, path, &arch, "")?;
+    let params = params_from(file, path, &arch, "")?;
     Ok((Mlp::from_params(arch, params), meta))
 }

@@ -139,3 +139,66 @@ fn data_dir_accepts_the_folder_or_its_parent_and_raw_files() {
     assert_eq!((s.train.len(), s.test.len()), (100, 20));
     assert!(!s.is_canonical());
 }
+
+#[test]
+fn decoded_cache_is_used_and_never_stale() {
+    let cache = TempDir::new("decoded");
+    let data = TempDir::new("data-copy");
+    for stem in FILES {
+        std::fs::copy(
+            mnist_dir().join(format!("{stem}.gz")),
+            data.join(&format!("{stem}.gz")),
+        )
+        .unwrap();
+    }
+    let out = TempDir::new("out");
+    let run = || {
+        let o = actlab()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "64",
+                "--limit-test",
+                "10",
+                "--data-dir",
+            ])
+            .arg(&data.0)
+            .arg("--out")
+            .arg(&out.0)
+            .env("XDG_CACHE_HOME", &cache.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap())
+                .unwrap();
+        r["dataset"].clone()
+    };
+    let first = run();
+    assert_eq!(first["canonical"], true);
+    let decoded = cache.join("actlab/decoded");
+    let entries: Vec<_> = std::fs::read_dir(&decoded).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "decoded copy written");
+    let written = entries[0].metadata().unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(run(), first);
+    let again = std::fs::metadata(entries[0].path())
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        written, again,
+        "a hit reads the decoded copy without rewriting it"
+    );
+    // Change a source file: the decoded copy must not be served.
+    let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    let mut plain = actlab::data::idx::maybe_gunzip(std::fs::read(&labels).unwrap()).unwrap();
+    plain[8] = (plain[8] + 1) % 10;
+    std::fs::remove_file(&labels).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), &plain).unwrap();
+    let changed = run();
+    assert_eq!(changed["canonical"], false);
+    assert_ne!(changed["sha256"][3], first["sha256"][3]);
+}

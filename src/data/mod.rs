@@ -1,6 +1,7 @@
 //! Datasets: IDX parsing, finding or downloading the files, and batches of u8 -> f32.
 
 pub mod batch;
+pub mod decoded;
 pub mod idx;
 pub mod source;
 
@@ -244,15 +245,23 @@ pub fn load_dir(name: DatasetName, dir: &Path) -> Result<Split, DataError> {
         .iter()
         .map(|stem| source::file_in(dir, stem))
         .collect::<Result<_, _>>()?;
+    let key = decoded::source_key(&paths);
+    if let Some(s) = key.as_deref().and_then(|k| decoded::read(name, dir, k)) {
+        return Ok(s);
+    }
     let (train, [a, b]) = load_pair(&paths[0], &paths[1])?;
     let (test, [c, d]) = load_pair(&paths[2], &paths[3])?;
-    Ok(Split {
+    let split = Split {
         name,
         train,
         test,
         dir: dir.to_path_buf(),
         sha256: [a, b, c, d],
-    })
+    };
+    if let Some(k) = key {
+        decoded::write(&split, &k);
+    }
+    Ok(split)
 }
 
 /// Find the dataset (see [`source::locate`]) and load it.

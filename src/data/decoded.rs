@@ -1,0 +1,138 @@
+//! A cache of decoded datasets: raw u8 arrays that load in milliseconds instead of
+//! gunzip + SHA-256 each time. Only canonical datasets are cached, keyed by each source
+//! file's path, size and modification time, so a changed file is never served stale.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{hex, Dataset, DatasetName, Split, PIXELS};
+use crate::atomic::write_atomic;
+
+/// Set to any value to neither read nor write the decoded cache.
+pub const DISABLE_ENV: &str = "ACTLAB_NO_DECODED_CACHE";
+const MAGIC: &[u8; 8] = b"ACTLABD1";
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Header {
+    key: String,
+    dataset: DatasetName,
+    sha256: [String; 4],
+    n_train: usize,
+    n_test: usize,
+}
+
+/// Identity of the four source files: path, size and mtime of each.
+pub fn source_key(paths: &[PathBuf]) -> Option<String> {
+    let mut h = Sha256::new();
+    for p in paths {
+        let m = std::fs::metadata(p).ok()?;
+        let mtime = m
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        let canon = std::fs::canonicalize(p).ok()?;
+        h.update(canon.to_string_lossy().as_bytes());
+        h.update(m.len().to_le_bytes());
+        h.update(mtime.as_nanos().to_le_bytes());
+    }
+    Some(hex(&h.finalize()))
+}
+
+fn cache_file(name: DatasetName, key: &str) -> Option<PathBuf> {
+    if std::env::var_os(DISABLE_ENV).is_some() {
+        return None;
+    }
+    let dir = super::source::cache_dir(name)?;
+    Some(
+        dir.parent()?
+            .join("decoded")
+            .join(format!("{name}-{}.bin", &key[..16])),
+    )
+}
+
+/// The cached split for these sources, if present and matching.
+pub fn read(name: DatasetName, dir: &Path, key: &str) -> Option<Split> {
+    use std::io::Read;
+    let path = cache_file(name, key)?;
+    // Read section by section straight into the final vectors: no second copy in memory.
+    let mut f = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let mut head = [0u8; 12];
+    f.read_exact(&mut head).ok()?;
+    if &head[..8] != MAGIC {
+        return None;
+    }
+    let hlen = u32::from_le_bytes(head[8..12].try_into().ok()?) as usize;
+    if hlen > 1 << 20 {
+        return None;
+    }
+    let mut hbytes = vec![0u8; hlen];
+    f.read_exact(&mut hbytes).ok()?;
+    let header: Header = serde_json::from_slice(&hbytes).ok()?;
+    if header.key != key
+        || header.dataset != name
+        || header.n_train > 1 << 24
+        || header.n_test > 1 << 24
+    {
+        return None;
+    }
+    let mut take = |n: usize| -> Option<Vec<u8>> {
+        let mut v = vec![0u8; n];
+        f.read_exact(&mut v).ok()?;
+        Some(v)
+    };
+    let train = Dataset {
+        images: take(header.n_train * PIXELS)?,
+        labels: take(header.n_train)?,
+    };
+    let test = Dataset {
+        images: take(header.n_test * PIXELS)?,
+        labels: take(header.n_test)?,
+    };
+    if train.labels.iter().chain(&test.labels).any(|&l| l > 9) {
+        return None;
+    }
+    Some(Split {
+        name,
+        train,
+        test,
+        dir: dir.to_path_buf(),
+        sha256: header.sha256,
+    })
+}
+
+/// Store a canonical split (best effort: a failure only means no speed-up next time).
+pub fn write(split: &Split, key: &str) {
+    if !split.is_canonical() {
+        return;
+    }
+    let Some(path) = cache_file(split.name, key) else {
+        return;
+    };
+    let header = Header {
+        key: key.to_string(),
+        dataset: split.name,
+        sha256: split.sha256.clone(),
+        n_train: split.train.len(),
+        n_test: split.test.len(),
+    };
+    let Ok(h) = serde_json::to_vec(&header) else {
+        return;
+    };
+    let mut out = Vec::with_capacity(
+        12 + h.len() + split.train.images.len() + split.test.images.len() + 70_000,
+    );
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    out.extend_from_slice(&h);
+    for d in [&split.train, &split.test] {
+        out.extend_from_slice(&d.images);
+        out.extend_from_slice(&d.labels);
+    }
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = write_atomic(&path, &out);
+}
