@@ -27,18 +27,6 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// A record with timings zeroed, for comparing runs.
-fn stripped(path: &Path) -> Value {
-    let mut v = json(path);
-    for k in ["train_seconds", "wall_seconds"] {
-        v[k] = Value::Null;
-    }
-    for e in v["history"].as_array_mut().unwrap() {
-        e["seconds"] = Value::Null;
-    }
-    v
-}
-
 /// Summary with timing columns removed.
 fn summary_without_time(dir: &Path) -> Value {
     let mut v = json(&dir.join("summary.json"));
@@ -142,7 +130,11 @@ fn jobs_do_not_change_results_and_shards_merge_to_the_same_summary() {
     ] {
         for seed in 0..2 {
             let p = format!("runs/{v}/seed-{seed}.json");
-            assert_eq!(stripped(&one.join(&p)), stripped(&two.join(&p)), "{p}");
+            assert_eq!(
+                common::record_without_timings(&one.join(&p)),
+                common::record_without_timings(&two.join(&p)),
+                "{p}"
+            );
         }
     }
     assert_eq!(summary_without_time(&one.0), summary_without_time(&two.0));

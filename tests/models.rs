@@ -8,36 +8,16 @@ use std::sync::atomic::AtomicBool;
 
 use actlab::checkpoint::Checkpoint;
 use actlab::config::TrainConfig;
-use actlab::data::{load_dir, DatasetName, Split, PIXELS, SIDE};
+use actlab::data::{load_dir, DatasetName, PIXELS, SIDE};
 use actlab::eval::evaluate;
 use actlab::model_io::{load_model, params_from, read_tensors, save_model};
 use actlab::train::{train, Silent, Trainer};
-use common::{actlab, shared, TempDir};
+use common::{actlab, run_ok, shared, TempDir};
 use serde_json::Value;
-
-fn slice(n_train: usize, n_test: usize) -> Split {
-    let full = load_dir(DatasetName::Mnist, &common::mnist_dir()).unwrap();
-    Split {
-        train: full.train.clone().truncated(n_train),
-        test: full.test.clone().truncated(n_test),
-        ..full
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[test]
 fn save_load_round_trip_gives_identical_predictions() {
-    let split = slice(2000, 500);
+    let split = common::mnist_slice(2000, 500);
     let cfg = TrainConfig {
         epochs: 1,
         activation: vec!["gelu".parse().unwrap(), "tanh".parse().unwrap()],
@@ -117,7 +97,7 @@ fn cli_training_from_fixture_init_matches_pytorch_adam_steps() {
 
 #[test]
 fn resumed_run_equals_a_straight_run() {
-    let split = slice(3000, 500);
+    let split = common::mnist_slice(3000, 500);
     let cfg = TrainConfig {
         epochs: 4,
         dropout: 0.1,
@@ -216,17 +196,10 @@ fn ctrl_c_then_resume_through_the_cli() {
             .arg("--data-dir")
             .arg(&data),
     );
-    let strip = |p: &Path| {
-        let mut v = json_of(p);
-        for k in ["train_seconds", "wall_seconds"] {
-            v[k] = Value::Null;
-        }
-        for e in v["history"].as_array_mut().unwrap() {
-            e["seconds"] = Value::Null;
-        }
-        v
-    };
-    assert_eq!(strip(&record), strip(&dirs.join("straight/record.json")));
+    assert_eq!(
+        common::record_without_timings(&record),
+        common::record_without_timings(&dirs.join("straight/record.json"))
+    );
 }
 
 #[test]

@@ -6,18 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{actlab, shared, TempDir};
-
-fn run_ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{actlab, run_ok, shared, TempDir};
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]

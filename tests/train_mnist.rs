@@ -5,18 +5,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use actlab::config::TrainConfig;
-use actlab::data::{load_dir, DatasetName, Split};
+use actlab::data::Split;
 use actlab::nn::{Loss, OutputFn};
 use actlab::train::{train, RunRecord, Silent};
-
-fn slice(n_train: usize, n_test: usize) -> Split {
-    let full = load_dir(DatasetName::Mnist, &common::mnist_dir()).unwrap();
-    Split {
-        train: full.train.clone().truncated(n_train),
-        test: full.test.clone().truncated(n_test),
-        ..full
-    }
-}
 
 fn go(cfg: &TrainConfig, split: &Split) -> (RunRecord, Vec<f32>) {
     let (r, m) = train(cfg, split, &mut Silent, &AtomicBool::new(false));
@@ -37,7 +28,7 @@ fn same_results(a: &RunRecord, b: &RunRecord) -> bool {
 
 #[test]
 fn one_epoch_on_6000_images_learns() {
-    let split = slice(6000, 1000);
+    let split = common::mnist_slice(6000, 1000);
     let cfg = TrainConfig {
         epochs: 1,
         ..Default::default()
@@ -52,7 +43,7 @@ fn one_epoch_on_6000_images_learns() {
 
 #[test]
 fn same_seed_is_bit_identical_and_seeds_differ() {
-    let split = slice(2000, 500);
+    let split = common::mnist_slice(2000, 500);
     for threads in [1, 2] {
         let cfg = TrainConfig {
             epochs: 2,
@@ -72,7 +63,7 @@ fn same_seed_is_bit_identical_and_seeds_differ() {
 
 #[test]
 fn divergence_is_recorded_not_a_panic() {
-    let split = slice(500, 100);
+    let split = common::mnist_slice(500, 100);
     // BCE on raw logits takes the log of negative numbers: NaN at once.
     let cfg = TrainConfig {
         output: OutputFn::Identity,
@@ -89,7 +80,7 @@ fn divergence_is_recorded_not_a_panic() {
 
 #[test]
 fn every_pairing_trains_without_panicking() {
-    let split = slice(640, 100);
+    let split = common::mnist_slice(640, 100);
     for (out, loss) in [
         (OutputFn::Sigmoid, Loss::CrossEntropy),
         (OutputFn::Identity, Loss::CrossEntropy),

@@ -115,16 +115,8 @@ pub fn write_report(
     ));
 
     h.push_str("<h2>Results</h2>");
-    let table = match exp.report {
-        ReportKind::Exercise => super::exercise::table(&summary),
-        ReportKind::Compare => summary.compare_table(),
-    };
-    h.push_str(&table_html(&table));
-    let mut lines = Vec::new();
-    if exp.report == ReportKind::Exercise {
-        lines.extend(super::exercise::verdicts(&summary));
-    }
-    lines.extend(summary.notes());
+    h.push_str(&table_html(&super::table(&summary)));
+    let lines = super::lines(&summary);
     if !lines.is_empty() {
         h.push_str("<ul class=\"verdicts\">");
         for l in &lines {

@@ -15,17 +15,28 @@ use crate::atomic::write_atomic;
 use crate::experiment::ReportKind;
 use summary::ExperimentSummary;
 
-/// The summary as terminal text: the table, then verdicts (exercise) and notes.
-pub fn render_text(s: &ExperimentSummary) -> String {
-    let mut out = match s.report {
-        ReportKind::Exercise => exercise::table(s).to_text(),
-        ReportKind::Compare => s.compare_table().to_text(),
-    };
+/// The table this summary's report kind prints.
+pub fn table(s: &ExperimentSummary) -> table::Table {
+    match s.report {
+        ReportKind::Exercise => exercise::table(s),
+        ReportKind::Compare => s.compare_table(),
+    }
+}
+
+/// Lines under the table: verdicts (exercise) and notes.
+pub fn lines(s: &ExperimentSummary) -> Vec<String> {
     let mut lines = Vec::new();
     if s.report == ReportKind::Exercise {
         lines.extend(exercise::verdicts(s));
     }
     lines.extend(s.notes());
+    lines
+}
+
+/// The summary as terminal text: the table, then verdicts (exercise) and notes.
+pub fn render_text(s: &ExperimentSummary) -> String {
+    let mut out = table(s).to_text();
+    let lines = lines(s);
     if !lines.is_empty() {
         out.push('\n');
         for l in lines {
@@ -42,15 +53,8 @@ pub fn render_markdown(s: &ExperimentSummary, command: &str) -> String {
     if !command.is_empty() {
         out.push_str(&format!("Produced by `{command}`.\n\n"));
     }
-    out.push_str(&match s.report {
-        ReportKind::Exercise => exercise::table(s).to_markdown(),
-        ReportKind::Compare => s.compare_table().to_markdown(),
-    });
-    let mut lines = Vec::new();
-    if s.report == ReportKind::Exercise {
-        lines.extend(exercise::verdicts(s));
-    }
-    lines.extend(s.notes());
+    out.push_str(&table(s).to_markdown());
+    let lines = lines(s);
     if !lines.is_empty() {
         out.push('\n');
         for l in lines {

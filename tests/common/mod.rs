@@ -172,3 +172,38 @@ impl Drop for HttpServer {
         }
     }
 }
+
+/// Run a command and demand success; returns stdout.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The first `n_train` training and `n_test` test images of the real MNIST.
+pub fn mnist_slice(n_train: usize, n_test: usize) -> actlab::data::Split {
+    let full = actlab::data::load_dir(actlab::data::DatasetName::Mnist, &mnist_dir()).unwrap();
+    actlab::data::Split {
+        train: full.train.clone().truncated(n_train),
+        test: full.test.clone().truncated(n_test),
+        ..full
+    }
+}
+
+/// A run record's JSON with every timing nulled, for comparing runs.
+pub fn record_without_timings(path: &std::path::Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for k in ["train_seconds", "wall_seconds"] {
+        v[k] = serde_json::Value::Null;
+    }
+    for e in v["history"].as_array_mut().unwrap() {
+        e["seconds"] = serde_json::Value::Null;
+    }
+    v
+}
