@@ -44,7 +44,7 @@ pub struct BenchReport {
     pub eval_seconds: f64,
     /// Per-activation training figures.
     pub activations: Vec<ActivationBench>,
-    /// Peak resident memory of the process, MB (from /proc/self/status).
+    /// Peak resident memory while training, MB (from /proc/self/status, before the jobs-scaling runs).
     pub peak_rss_mb: Option<f64>,
     /// Seconds from process start to the first training step (data loaded, model built).
     pub startup_seconds: f64,
@@ -68,7 +68,7 @@ pub struct JobsScaling {
 }
 
 /// Time the same small experiment (`runs` one-epoch runs) with 1 job and with `jobs`.
-fn jobs_scaling(split: &crate::data::Split, runs: usize, jobs: usize) -> Result<JobsScaling> {
+fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<JobsScaling> {
     use crate::experiment::{jobs::execute, jobs::Options, Experiment, ReportKind, Variant};
     let cfg = TrainConfig {
         epochs: 1,
@@ -84,7 +84,7 @@ fn jobs_scaling(split: &crate::data::Split, runs: usize, jobs: usize) -> Result<
         report: ReportKind::Compare,
     };
     let mut splits = std::collections::HashMap::new();
-    splits.insert(split.name, split.clone());
+    splits.insert(split.name, split);
     let stop = AtomicBool::new(false);
     let mut times = Vec::new();
     for j in [1, jobs] {
@@ -199,9 +199,12 @@ pub fn run(
         );
         results.push(r);
     }
+    // Peak memory of the training above, before the scaling runs add their own.
+    let peak = peak_rss_mb();
+    let n_images = split.train.len() + split.test.len();
     let jobs_scaling = match scaling_jobs {
         Some(j) => {
-            let s = jobs_scaling(&split, 2 * j, j)?;
+            let s = jobs_scaling(split, 2 * j, j)?;
             println!(
                 "{} one-epoch runs: {:.2}s with 1 job, {:.2}s with {} jobs: {:.2}x the throughput",
                 s.runs, s.one_job_seconds, s.n_jobs_seconds, s.jobs, s.speedup
@@ -216,13 +219,13 @@ pub fn run(
         load_seconds,
         eval_seconds,
         activations: results,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: peak,
         startup_seconds,
         jobs_scaling,
     };
     println!(
         "evaluation of {} images: {:.3}s; start-up to the first step {:.3}s; peak memory {:.0} MB",
-        split.train.len() + split.test.len(),
+        n_images,
         report.eval_seconds,
         report.startup_seconds,
         report.peak_rss_mb.unwrap_or(f64::NAN)

@@ -68,16 +68,17 @@ impl Job {
 
 /// A file-name-safe version of a variant name.
 pub fn slug(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut s = String::new();
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && s.ends_with('_')) {
+            s.push(c);
+        }
+    }
     s.trim_matches('_').to_string()
 }
 
@@ -387,6 +388,15 @@ impl Experiment {
 mod tests {
     use super::*;
     use crate::nn::{Activation, Loss, OutputFn};
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(slug("before (logits)"), "before_logits");
+        assert_eq!(
+            slug("relu/log_softmax/nll+dropout0.2"),
+            "relu_log_softmax_nll_dropout0.2"
+        );
+    }
 
     #[test]
     fn seeds_and_shards_parse() {
