@@ -12,8 +12,17 @@ fn main() {
             eprintln!("{i}");
             std::process::exit(130);
         }
-        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        eprintln!("error: {}", msg.join(": "));
+        // Each cause once: skip causes whose text the message already contains.
+        let mut msg = String::new();
+        for c in e.chain().map(|c| c.to_string()) {
+            if !msg.contains(&c) {
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&c);
+            }
+        }
+        eprintln!("error: {msg}");
         std::process::exit(2);
     }
 }

@@ -17,7 +17,7 @@ pub enum IdxError {
     ShortHeader(usize, usize),
     #[error("bad magic number {0:#010x}: not an IDX file of unsigned bytes")]
     BadMagic(u32),
-    #[error("expected {expected} dimensions, found {found} (an {what} file must have {expected})")]
+    #[error("expected {expected} dimensions, found {found} ({what} file must have {expected})")]
     WrongDims {
         what: &'static str,
         expected: u8,
@@ -101,7 +101,7 @@ fn check_len(bytes: &[u8], start: usize, expected: usize) -> Result<(), IdxError
 
 /// Parse an (already decompressed) IDX image file into `count` images of 28x28 u8.
 pub fn parse_images(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
-    let dims = header(bytes, "image", 3)?;
+    let dims = header(bytes, "an image", 3)?;
     let (n, rows, cols) = (dims[0] as usize, dims[1], dims[2]);
     if rows as usize != SIDE || cols as usize != SIDE {
         return Err(IdxError::WrongImageSize { rows, cols });
@@ -116,7 +116,7 @@ pub fn parse_images(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
 
 /// Parse an (already decompressed) IDX label file; every label must be 0-9.
 pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
-    let dims = header(bytes, "label", 1)?;
+    let dims = header(bytes, "a label", 1)?;
     check_len(bytes, 8, dims[0] as usize)?;
     let labels = bytes[8..].to_vec();
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > 9) {

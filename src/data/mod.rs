@@ -15,15 +15,15 @@ pub use idx::{PIXELS, SIDE};
 /// Any problem with a dataset, always naming the file and the fix where one is known.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {problem}")]
     Idx {
         path: PathBuf,
-        source: idx::IdxError,
+        problem: idx::IdxError,
     },
-    #[error("{path}: cannot read ({source}){hint}")]
+    #[error("{path}: cannot read ({err}){hint}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        err: std::io::Error,
         hint: String,
     },
     #[error("{images} and {labels} disagree: {n_images} images but {n_labels} labels")]
@@ -174,12 +174,12 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     if path.is_dir() {
         return Err(DataError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other("is a directory, not a file"),
+            err: std::io::Error::other("is a directory, not a file"),
             hint: String::new(),
         });
     }
-    std::fs::read(path).map_err(|source| {
-        let hint = match source.kind() {
+    std::fs::read(path).map_err(|err| {
+        let hint = match err.kind() {
             std::io::ErrorKind::PermissionDenied => "; check the file's permissions".to_string(),
             std::io::ErrorKind::NotFound => {
                 "; pass --data-dir DIR with the four MNIST IDX files".to_string()
@@ -188,7 +188,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
         };
         DataError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
             hint,
         }
     })
@@ -197,9 +197,9 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
 /// Decompressed bytes of one IDX file with its SHA-256.
 fn read_idx(path: &Path) -> Result<(Vec<u8>, String), DataError> {
     let raw = read_file(path)?;
-    let bytes = idx::maybe_gunzip(raw).map_err(|source| DataError::Idx {
+    let bytes = idx::maybe_gunzip(raw).map_err(|problem| DataError::Idx {
         path: path.to_path_buf(),
-        source,
+        problem,
     })?;
     let sha = hex(&Sha256::digest(&bytes));
     Ok((bytes, sha))
@@ -212,15 +212,15 @@ pub fn hex(bytes: &[u8]) -> String {
 
 fn load_pair(images: &Path, labels: &Path) -> Result<(Dataset, [String; 2]), DataError> {
     let (ib, isha) = read_idx(images)?;
-    let imgs = idx::parse_images(&ib).map_err(|source| DataError::Idx {
+    let imgs = idx::parse_images(&ib).map_err(|problem| DataError::Idx {
         path: images.to_path_buf(),
-        source,
+        problem,
     })?;
     drop(ib);
     let (lb, lsha) = read_idx(labels)?;
-    let labs = idx::parse_labels(&lb).map_err(|source| DataError::Idx {
+    let labs = idx::parse_labels(&lb).map_err(|problem| DataError::Idx {
         path: labels.to_path_buf(),
-        source,
+        problem,
     })?;
     if imgs.len() / PIXELS != labs.len() {
         return Err(DataError::CountMismatch {
