@@ -2,28 +2,31 @@
 
 use super::{Dataset, PIXELS};
 
-/// u8 -> f32 / 255, computed once so the gather is a table look-up (the same
-/// f32 division that PyTorch's `ToTensor` does).
-fn scale_table() -> [f32; 256] {
-    let mut t = [0.0f32; 256];
-    for (i, v) in t.iter_mut().enumerate() {
-        *v = i as f32 / 255.0;
+/// u8 -> f32 / 255 (the same f32 division PyTorch's `ToTensor` does), vectorised
+/// for AVX2 where the CPU has it.
+fn scale(src: &[u8], dst: &mut [f32]) {
+    #[inline(always)]
+    fn portable(src: &[u8], dst: &mut [f32]) {
+        for (o, &p) in dst.iter_mut().zip(src) {
+            *o = p as f32 / 255.0;
+        }
     }
-    t
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(src: &[u8], dst: &mut [f32]) {
+        portable(src, dst)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { avx2(src, dst) };
+    }
+    portable(src, dst)
 }
 
 /// Copies images into a reusable f32 buffer, row per image.
-pub struct Gatherer {
-    table: [f32; 256],
-}
-
-impl Default for Gatherer {
-    fn default() -> Self {
-        Gatherer {
-            table: scale_table(),
-        }
-    }
-}
+#[derive(Default)]
+pub struct Gatherer;
 
 impl Gatherer {
     /// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.
@@ -34,10 +37,7 @@ impl Gatherer {
             .zip(x.chunks_exact_mut(PIXELS))
             .zip(y.iter_mut())
         {
-            let img = data.image(i as usize);
-            for (o, &p) in row.iter_mut().zip(img) {
-                *o = self.table[p as usize];
-            }
+            scale(data.image(i as usize), row);
             *label = data.labels[i as usize];
         }
     }
@@ -46,9 +46,7 @@ impl Gatherer {
     pub fn gather_range(&self, data: &Dataset, start: usize, x: &mut [f32], y: &mut [u8]) {
         let n = y.len();
         let src = &data.images[start * PIXELS..(start + n) * PIXELS];
-        for (o, &p) in x.iter_mut().zip(src) {
-            *o = self.table[p as usize];
-        }
+        scale(src, x);
         y.copy_from_slice(&data.labels[start..start + n]);
     }
 }

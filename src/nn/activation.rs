@@ -182,7 +182,13 @@ impl Activation {
                 }
             }
             Activation::Gelu => {
-                let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+                // y = x * cdf(x): recover the CDF from the stored output instead of a
+                // second erf (near 0, where y / x loses precision, its Taylor series).
+                let cdf = if x.abs() > 1e-3 {
+                    y / x
+                } else {
+                    0.5 + x * FRAC_1_SQRT_2PI
+                };
                 let pdf = exp(-0.5 * x * x) * FRAC_1_SQRT_2PI;
                 cdf + x * pdf
             }

@@ -74,8 +74,24 @@ impl Optimizer {
         }
     }
 
-    /// One update of `params` from `grads`.
+    /// One update of `params` from `grads` (vectorised for AVX2 where available).
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.step_avx2(params, grads) };
+        }
+        self.step_portable(params, grads)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn step_avx2(&mut self, params: &mut [f32], grads: &[f32]) {
+        self.step_portable(params, grads)
+    }
+
+    #[inline(always)]
+    fn step_portable(&mut self, params: &mut [f32], grads: &[f32]) {
         self.t += 1;
         let c = self.cfg;
         let wd = c.weight_decay;
