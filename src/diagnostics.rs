@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::Gatherer;
+use crate::data::batch::gather_range;
 use crate::data::{Dataset, PIXELS};
 use crate::nn::{Activation, Mlp, Workspace};
 
@@ -179,7 +179,7 @@ impl Recorder {
         let n = SAMPLE.min(data.len());
         let mut x = vec![0.0; n * PIXELS];
         let mut y = vec![0u8; n];
-        Gatherer::default().gather_range(data, 0, &mut x, &mut y);
+        gather_range(data, 0, &mut x, &mut y);
         Recorder {
             diag: Diagnostics {
                 layers: (1..=model.arch.layers())

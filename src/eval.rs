@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::Gatherer;
+use crate::data::batch::gather_range;
 use crate::data::{Dataset, PIXELS};
 use crate::nn::fastmath::FlushDenormals;
 use crate::nn::{Loss, Mlp, Workspace};
@@ -80,7 +80,6 @@ pub struct Evaluator {
     ws: Workspace,
     x: Vec<f32>,
     y: Vec<u8>,
-    gather: Gatherer,
 }
 
 impl Evaluator {
@@ -90,7 +89,6 @@ impl Evaluator {
             ws: Workspace::new(&model.arch, EVAL_BATCH, false),
             x: vec![0.0; EVAL_BATCH * PIXELS],
             y: vec![0; EVAL_BATCH],
-            gather: Gatherer::default(),
         }
     }
 
@@ -109,8 +107,7 @@ impl Evaluator {
         let mut start = 0;
         while start < data.len() {
             let n = EVAL_BATCH.min(data.len() - start);
-            self.gather
-                .gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
+            gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
             model.forward(&mut self.ws, &self.x, n, false);
             let out = &self.ws.y[..n * c];
             total += loss.sum(out, &self.y[..n], c);

@@ -8,7 +8,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::data::batch::Gatherer;
+use crate::data::batch;
 use crate::data::{Split, PIXELS};
 use crate::diagnostics::{Diagnostics, Recorder};
 use crate::eval::{argmax, Evaluation, Evaluator, Metrics};
@@ -95,7 +95,6 @@ pub struct Trainer<'a> {
     order: Vec<u32>,
     x: Vec<f32>,
     y: Vec<u8>,
-    gather: Gatherer,
     evaluator: Evaluator,
 }
 
@@ -127,7 +126,6 @@ impl<'a> Trainer<'a> {
             order: (0..split.train.len() as u32).collect(),
             x: vec![0.0; b * PIXELS],
             y: vec![0; b],
-            gather: Gatherer::default(),
             evaluator,
             cfg,
             model,
@@ -248,7 +246,7 @@ impl<'a> Trainer<'a> {
             let lo = step * b;
             let n = b.min(n_train - lo);
             let idx = &self.order[lo..lo + n];
-            self.gather.gather(
+            batch::gather(
                 &self.split.train,
                 idx,
                 &mut self.x[..n * PIXELS],

@@ -24,31 +24,25 @@ fn scale(src: &[u8], dst: &mut [f32]) {
     portable(src, dst)
 }
 
-/// Copies images into a reusable f32 buffer, row per image.
-#[derive(Default)]
-pub struct Gatherer;
-
-impl Gatherer {
-    /// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.
-    pub fn gather(&self, data: &Dataset, indices: &[u32], x: &mut [f32], y: &mut [u8]) {
-        debug_assert_eq!(x.len(), indices.len() * PIXELS);
-        for ((&i, row), label) in indices
-            .iter()
-            .zip(x.chunks_exact_mut(PIXELS))
-            .zip(y.iter_mut())
-        {
-            scale(data.image(i as usize), row);
-            *label = data.labels[i as usize];
-        }
+/// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.
+pub fn gather(data: &Dataset, indices: &[u32], x: &mut [f32], y: &mut [u8]) {
+    debug_assert_eq!(x.len(), indices.len() * PIXELS);
+    for ((&i, row), label) in indices
+        .iter()
+        .zip(x.chunks_exact_mut(PIXELS))
+        .zip(y.iter_mut())
+    {
+        scale(data.image(i as usize), row);
+        *label = data.labels[i as usize];
     }
+}
 
-    /// Fill `x` with the contiguous images `start..start + y.len()`.
-    pub fn gather_range(&self, data: &Dataset, start: usize, x: &mut [f32], y: &mut [u8]) {
-        let n = y.len();
-        let src = &data.images[start * PIXELS..(start + n) * PIXELS];
-        scale(src, x);
-        y.copy_from_slice(&data.labels[start..start + n]);
-    }
+/// Fill `x` with the contiguous images `start..start + y.len()`.
+pub fn gather_range(data: &Dataset, start: usize, x: &mut [f32], y: &mut [u8]) {
+    let n = y.len();
+    let src = &data.images[start * PIXELS..(start + n) * PIXELS];
+    scale(src, x);
+    y.copy_from_slice(&data.labels[start..start + n]);
 }
 
 #[cfg(test)]
@@ -64,10 +58,9 @@ mod tests {
             images,
             labels: vec![7, 8, 9],
         };
-        let g = Gatherer::default();
         let mut x = vec![-1.0; 2 * PIXELS];
         let mut y = [0u8; 2];
-        g.gather(&d, &[2, 1], &mut x, &mut y);
+        gather(&d, &[2, 1], &mut x, &mut y);
         assert_eq!(y, [9, 8]);
         assert_eq!(x[5], 51.0 / 255.0);
         assert_eq!(x[PIXELS], 1.0);
