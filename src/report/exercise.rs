@@ -1,7 +1,7 @@
 //! The exercise's before/after table: measured figures beside the exercise's claims,
 //! and a plain verdict per task goal.
 
-use super::summary::{ExperimentSummary, VariantSummary};
+use super::summary::{cell, ExperimentSummary, Spread, Unit, VariantSummary};
 use super::table::{Align, Table};
 use crate::experiment::stats::Summary;
 
@@ -11,44 +11,6 @@ fn claim(name: &str) -> Option<(f64, f64, f64)> {
         "before" => Some((0.98, 0.85, 0.35)),
         "after" => Some((0.95, 0.91, 0.25)),
         _ => None,
-    }
-}
-
-/// "97.61%" or "97.61% [97.50–97.70]" over several seeds.
-fn range_pct(s: Option<Summary>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:.2}%", s.mean * 100.0),
-        Some(s) => format!(
-            "{:.2}% [{:.2}–{:.2}]",
-            s.mean * 100.0,
-            s.min * 100.0,
-            s.max * 100.0
-        ),
-    }
-}
-
-fn range_num(s: Option<Summary>, digits: usize) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:.*}", digits, s.mean),
-        Some(s) => format!(
-            "{:.*} [{:.*}–{:.*}]",
-            digits, s.mean, digits, s.min, digits, s.max
-        ),
-    }
-}
-
-fn range_gap(s: Option<Summary>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:+.2} pt", s.mean * 100.0),
-        Some(s) => format!(
-            "{:+.2} pt [{:+.2}–{:+.2}]",
-            s.mean * 100.0,
-            s.min * 100.0,
-            s.max * 100.0
-        ),
     }
 }
 
@@ -86,14 +48,14 @@ pub fn table(s: &ExperimentSummary) -> Table {
         t.row(vec![
             name,
             v.label.clone(),
-            range_pct(v.train_acc),
-            range_pct(v.val_acc),
-            range_num(v.train_loss, 4),
-            range_num(v.val_loss, 4),
-            range_gap(v.gap),
+            cell(v.train_acc, Unit::Percent, Spread::Range),
+            cell(v.val_acc, Unit::Percent, Spread::Range),
+            cell(v.train_loss, Unit::Plain(4), Spread::Range),
+            cell(v.val_loss, Unit::Plain(4), Spread::Range),
+            cell(v.gap, Unit::Points, Spread::Range),
             v.epochs_to_90.cell(),
             v.epochs_to_97.cell(),
-            range_num(v.seconds, 2),
+            cell(v.seconds, Unit::Plain(2), Spread::Range),
             claimed,
         ]);
     }

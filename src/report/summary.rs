@@ -184,29 +184,63 @@ pub fn summarise(exp: &Experiment, records: &[RunRecord]) -> ExperimentSummary {
     }
 }
 
-/// "97.61%" or "97.61 ± 0.08%" over several seeds.
-pub fn pct_cell(s: Option<Summary>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:.2}%", s.mean * 100.0),
-        Some(s) => format!("{:.2} ± {:.2}%", s.mean * 100.0, s.std * 100.0),
-    }
+/// How a metric is shown in a table cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// An accuracy share shown in percent: "97.61%".
+    Percent,
+    /// A difference of shares in percentage points with a sign: "+1.20 pt".
+    Points,
+    /// A plain number with this many decimals: "0.0812".
+    Plain(usize),
 }
 
-/// "0.0812" or "0.0812 ± 0.0021".
-pub fn num_cell(s: Option<Summary>, digits: usize) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:.*}", digits, s.mean),
-        Some(s) => format!("{:.*} ± {:.*}", digits, s.mean, digits, s.std),
-    }
+/// How the spread over seeds is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// "mean ± std".
+    Std,
+    /// "mean [min–max]".
+    Range,
 }
 
-fn gap_cell(s: Option<Summary>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:+.2} pt", s.mean * 100.0),
-        Some(s) => format!("{:+.2} ± {:.2} pt", s.mean * 100.0, s.std * 100.0),
+/// A summary as one cell: the mean alone for one seed, else with its spread.
+pub fn cell(s: Option<Summary>, unit: Unit, spread: Spread) -> String {
+    let Some(s) = s else {
+        return "-".into();
+    };
+    let (scale, digits, sign, suffix) = match unit {
+        Unit::Percent => (100.0, 2, false, "%"),
+        Unit::Points => (100.0, 2, true, " pt"),
+        Unit::Plain(d) => (1.0, d, false, ""),
+    };
+    let num = |v: f64, signed: bool| {
+        if signed {
+            format!("{:+.*}", digits, v * scale)
+        } else {
+            format!("{:.*}", digits, v * scale)
+        }
+    };
+    if s.n == 1 {
+        return format!("{}{suffix}", num(s.mean, sign));
+    }
+    match (spread, unit) {
+        (Spread::Std, _) => format!("{} ± {}{suffix}", num(s.mean, sign), num(s.std, false)),
+        // "97.61% [97.50–97.70]": the unit follows the mean, the range is bare.
+        (Spread::Range, Unit::Percent) => {
+            format!(
+                "{}% [{}–{}]",
+                num(s.mean, false),
+                num(s.min, false),
+                num(s.max, false)
+            )
+        }
+        (Spread::Range, _) => format!(
+            "{}{suffix} [{}–{}]",
+            num(s.mean, sign),
+            num(s.min, sign),
+            num(s.max, sign)
+        ),
     }
 }
 
@@ -252,14 +286,14 @@ impl ExperimentSummary {
                 (i + 1).to_string(),
                 v.name.clone(),
                 seeds,
-                pct_cell(v.val_acc),
-                pct_cell(v.train_acc),
-                num_cell(v.val_loss, 4),
-                num_cell(v.train_loss, 4),
-                gap_cell(v.gap),
+                cell(v.val_acc, Unit::Percent, Spread::Std),
+                cell(v.train_acc, Unit::Percent, Spread::Std),
+                cell(v.val_loss, Unit::Plain(4), Spread::Std),
+                cell(v.train_loss, Unit::Plain(4), Spread::Std),
+                cell(v.gap, Unit::Points, Spread::Std),
                 v.epochs_to_90.cell(),
                 v.epochs_to_97.cell(),
-                num_cell(v.seconds, 2),
+                cell(v.seconds, Unit::Plain(2), Spread::Std),
                 if i == 0 {
                     "best".into()
                 } else {
@@ -346,5 +380,30 @@ impl ExperimentSummary {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_show_mean_and_spread() {
+        let one = Summary::of(&[0.9761]);
+        let two = Summary::of(&[0.975, 0.977]);
+        assert_eq!(cell(one, Unit::Percent, Spread::Std), "97.61%");
+        assert_eq!(
+            cell(two, Unit::Percent, Spread::Range),
+            "97.60% [97.50–97.70]"
+        );
+        assert_eq!(
+            cell(Summary::of(&[0.012, 0.011]), Unit::Points, Spread::Range),
+            "+1.15 pt [+1.10–+1.20]"
+        );
+        assert_eq!(
+            cell(Summary::of(&[1.0, 3.0]), Unit::Plain(2), Spread::Std),
+            "2.00 ± 1.41"
+        );
+        assert_eq!(cell(None, Unit::Percent, Spread::Std), "-");
     }
 }
