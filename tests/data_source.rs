@@ -72,6 +72,7 @@ fn no_network_error_names_mirrors_and_the_fix() {
         .arg(&out.0)
         .env("XDG_CACHE_HOME", &cache.0)
         .env("HOME", &home.0)
+        .env("ACTLAB_NO_BUNDLED_DATA", "1")
         .env(
             "ACTLAB_MIRRORS",
             "http://127.0.0.1:9/a/,http://127.0.0.1:9/b/",
@@ -108,6 +109,7 @@ fn cli_downloads_into_the_cache_then_reuses_it() {
             ])
             .arg(&out.0)
             .env("XDG_CACHE_HOME", &cache.0)
+            .env("ACTLAB_NO_BUNDLED_DATA", "1")
             .env("ACTLAB_MIRRORS", mirrors)
             .output()
             .unwrap()
@@ -125,19 +127,66 @@ fn cli_downloads_into_the_cache_then_reuses_it() {
 
 #[test]
 fn data_dir_accepts_the_folder_or_its_parent_and_raw_files() {
-    let shared = common::shared().join("data");
-    for dir in [shared.clone(), shared.join("mnist")] {
+    let data = common::data_dir();
+    for dir in [data.clone(), data.join("mnist")] {
         let s = actlab::data::load(DatasetName::Mnist, Some(&dir)).unwrap();
         assert!(s.is_canonical());
     }
-    let fashion = actlab::data::load(DatasetName::FashionMnist, Some(&shared)).unwrap();
-    assert!(fashion.is_canonical(), "pinned Fashion-MNIST checksums");
-    assert_eq!((fashion.train.len(), fashion.test.len()), (60_000, 10_000));
     let raw = TempDir::new("raw");
     common::write_small_mnist(&raw.0, 100, 20);
     let s = load_dir(DatasetName::Mnist, &raw.0).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (100, 20));
     assert!(!s.is_canonical());
+}
+
+/// Debian's `dataset-fashion-mnist` puts the files here (not bundled: 30 MB).
+const DEBIAN_FASHION: &str = "/usr/share/datasets/fashion-mnist";
+
+#[test]
+#[ignore = "needs Debian's dataset-fashion-mnist (.ci/run installs it)"]
+fn fashion_mnist_from_debian_matches_the_pinned_checksums() {
+    let dir = std::path::Path::new(DEBIAN_FASHION);
+    let fashion = actlab::data::load(DatasetName::FashionMnist, Some(dir)).unwrap();
+    assert!(fashion.is_canonical(), "pinned Fashion-MNIST checksums");
+    assert_eq!((fashion.train.len(), fashion.test.len()), (60_000, 10_000));
+    // With no flag, an empty cache and no network, the system folder is found.
+    let o = train_with_no_network(&["--dataset", "fashion-mnist"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// One short `train` from a fresh folder with an empty cache and unreachable mirrors.
+fn train_with_no_network(extra: &[&str]) -> std::process::Output {
+    let cache = TempDir::new("nonet-cache");
+    let out = TempDir::new("nonet-out");
+    actlab()
+        .current_dir(&out.0)
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "128",
+            "--limit-test",
+            "50",
+        ])
+        .args(["--out", "run"])
+        .args(extra)
+        .env("XDG_CACHE_HOME", &cache.0)
+        .env("ACTLAB_MIRRORS", "http://127.0.0.1:9/")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bundled_mnist_is_found_with_no_flag_from_any_folder() {
+    let o = train_with_no_network(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("downloading"), "{err}");
+    assert_eq!(
+        actlab::data::source::bundled_dir(DatasetName::Mnist),
+        Some(common::mnist_dir())
+    );
 }
 
 #[test]

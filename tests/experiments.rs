@@ -5,14 +5,14 @@ mod common;
 
 use std::path::Path;
 
-use common::{actlab, shared, TempDir};
+use common::{actlab, data_dir, TempDir};
 use serde_json::Value;
 
 fn run_ok(args: &[&str], out: &Path) -> String {
     let o = actlab()
         .args(args)
         .arg("--data-dir")
-        .arg(shared().join("data"))
+        .arg(data_dir())
         .arg("--out")
         .arg(out)
         .output()

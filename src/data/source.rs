@@ -1,5 +1,6 @@
-//! Where a dataset's files come from: `--data-dir`, `ACTLAB_DATA_DIR`, the cache, a
-//! system folder, or a verified download into the cache (first match wins).
+//! Where a dataset's files come from: `--data-dir`, `ACTLAB_DATA_DIR`, the cache, the
+//! copy bundled in the source tree, a system folder, or a verified download into the
+//! cache (first match wins).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,9 @@ use crate::atomic::write_atomic;
 pub const DATA_DIR_ENV: &str = "ACTLAB_DATA_DIR";
 /// Environment variable overriding the download mirrors (comma-separated base URLs).
 pub const MIRRORS_ENV: &str = "ACTLAB_MIRRORS";
+
+/// Environment variable that hides the data bundled in the source tree.
+pub const NO_BUNDLED_ENV: &str = "ACTLAB_NO_BUNDLED_DATA";
 
 /// Largest download accepted for one file.
 const MAX_DOWNLOAD: u64 = 128 * 1024 * 1024;
@@ -39,6 +43,20 @@ fn system_dirs(name: DatasetName) -> Vec<PathBuf> {
         DatasetName::Mnist => vec![PathBuf::from("/usr/share/datasets/mnist")],
         DatasetName::FashionMnist => vec![PathBuf::from("/usr/share/datasets/fashion-mnist")],
     }
+}
+
+/// The repository's `data/<dataset>` folder, fixed at build time so that `cargo run`
+/// finds the bundled MNIST from any working folder (absent once the clone is deleted).
+/// `ACTLAB_NO_BUNDLED_DATA=1` hides it, to exercise the cache and download paths.
+pub fn bundled_dir(name: DatasetName) -> Option<PathBuf> {
+    if std::env::var_os(NO_BUNDLED_ENV).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    Some(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data")
+            .join(name.as_str()),
+    )
 }
 
 /// `$XDG_CACHE_HOME/actlab/<dataset>` or `~/.cache/actlab/<dataset>`.
@@ -113,6 +131,9 @@ pub fn locate(name: DatasetName, data_dir: Option<&Path>) -> Result<PathBuf, Dat
     let cache = cache_dir(name);
     if let Some(c) = cache.as_ref().filter(|c| has_all(c)) {
         return Ok(c.clone());
+    }
+    if let Some(b) = bundled_dir(name).filter(|b| has_all(b)) {
+        return Ok(b);
     }
     if let Some(s) = system_dirs(name).into_iter().find(|d| has_all(d)) {
         return Ok(s);

@@ -1,40 +1,40 @@
-//! Helpers shared by the integration tests: where the shared data and fixtures are.
+//! Helpers shared by the integration tests: the data and fixtures inside the repository.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
-/// `../shared` beside the repository (CI lays it out there), or `ACTLAB_SHARED`.
-pub fn shared() -> PathBuf {
-    std::env::var_os("ACTLAB_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+/// A path inside the repository (tests read nothing outside it).
+pub fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// The PyTorch parity fixtures; panics (fails the test) if they are missing.
-pub fn fixtures() -> PathBuf {
-    let p = shared().join("fixtures/torch-parity");
+/// The repository's `data/` folder (MNIST bundled under `data/mnist/`).
+pub fn data_dir() -> PathBuf {
+    repo("data")
+}
+
+/// The PyTorch parity fixtures of `set` (`torch-parity` or `torch-parity-2`).
+pub fn fixtures_of(set: &str) -> PathBuf {
+    let p = repo("tests/fixtures").join(set);
     assert!(
         p.join("manifest.json").exists(),
-        "parity fixtures not found at {}; set ACTLAB_SHARED to the shared folder",
+        "parity fixtures missing at {}: they are part of the repository",
         p.display()
     );
     p
 }
 
-/// The MNIST folder; panics (fails the test) if it is missing.
+/// The first set of PyTorch parity fixtures.
+pub fn fixtures() -> PathBuf {
+    fixtures_of("torch-parity")
+}
+
+/// The bundled MNIST folder.
 pub fn mnist_dir() -> PathBuf {
-    let p = std::env::var_os("ACTLAB_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| shared().join("data"))
-        .join("mnist");
-    let p = if p.exists() {
-        p
-    } else {
-        shared().join("data/mnist")
-    };
+    let p = data_dir().join("mnist");
     assert!(
         p.join("train-images-idx3-ubyte.gz").exists(),
-        "MNIST not found at {}; set ACTLAB_SHARED to the shared folder",
+        "MNIST missing at {}: it is part of the repository",
         p.display()
     );
     p
@@ -43,7 +43,9 @@ pub fn mnist_dir() -> PathBuf {
 /// Path of the built actlab binary (cargo builds it for integration tests).
 pub fn actlab() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"));
-    c.env_remove("ACTLAB_DATA_DIR").env_remove("ACTLAB_MIRRORS");
+    c.env_remove("ACTLAB_DATA_DIR")
+        .env_remove("ACTLAB_MIRRORS")
+        .env_remove("ACTLAB_NO_BUNDLED_DATA");
     c
 }
 
