@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::gather_range;
 use crate::data::{Dataset, PIXELS};
-use crate::nn::fastmath::FlushDenormals;
 use crate::nn::{Loss, Mlp, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
@@ -100,7 +99,6 @@ impl Evaluator {
         loss: Loss,
         mut each: impl FnMut(usize, &[f32]),
     ) -> Evaluation {
-        let _ftz = FlushDenormals::new();
         let c = model.arch.classes();
         let mut confusion = vec![vec![0u32; c]; c];
         let mut total = 0.0f64;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fastmath::flush_denormal;
+
 /// Which update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -75,7 +77,22 @@ impl Optimizer {
     }
 
     /// One update of `params` from `grads` (vectorised for AVX2 where available).
+    /// Panics if the lengths of parameters, gradients and state disagree: a zip over
+    /// a short slice would silently leave the rest of the parameters untouched.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        let n = params.len();
+        let v_len = if self.cfg.kind == OptimKind::Adam {
+            n
+        } else {
+            0
+        };
+        assert!(
+            grads.len() == n && self.m.len() == n && self.v.len() == v_len,
+            "optimiser state does not fit: {n} parameters, {} gradients, {} + {} moments",
+            grads.len(),
+            self.m.len(),
+            self.v.len()
+        );
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
@@ -109,8 +126,8 @@ impl Optimizer {
                     .zip(self.v.iter_mut())
                 {
                     let g = g + wd * *p;
-                    *m += (g - *m) * (1.0 - b1);
-                    *v = *v * b2 + g * g * (1.0 - b2);
+                    *m = flush_denormal(*m + (g - *m) * (1.0 - b1));
+                    *v = flush_denormal(*v * b2 + g * g * (1.0 - b2));
                     let denom = v.sqrt() / bc2_sqrt + c.eps;
                     *p -= step * (*m / denom);
                 }
@@ -145,6 +162,30 @@ mod tests {
         for (got, want) in p.iter().zip([0.999, 2.001, 2.999]) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "optimiser state does not fit")]
+    fn short_moments_are_refused_not_skipped() {
+        let mut o = Optimizer::new(OptimConfig::default(), 3);
+        o.v.truncate(2);
+        o.step(&mut [1.0, 2.0, 3.0], &[0.1, 0.1, 0.1]);
+    }
+
+    #[test]
+    fn adam_flushes_denormal_moments_to_zero() {
+        let mut o = Optimizer::new(OptimConfig::default(), 2);
+        o.m = vec![1e-37, 0.5];
+        o.v = vec![1e-37, 0.25];
+        let mut p = vec![0.0, 0.0];
+        // With zero gradients, m decays by 0.9 a step: 1e-37 * 0.9^30 = 4e-39 would be
+        // denormal; v decays by 0.999 and stays normal (9.7e-38).
+        for _ in 0..30 {
+            o.step(&mut p, &[0.0, 0.0]);
+        }
+        assert_eq!(o.m[0], 0.0, "a denormal first moment is flushed");
+        assert!(o.v[0].is_normal(), "{}", o.v[0]);
+        assert!(o.m[1].is_normal() && o.v[1].is_normal());
     }
 
     #[test]
