@@ -109,11 +109,25 @@ impl Checkpoint {
             .map(|t| t.data.clone())
             .unwrap_or_default();
         let n = cfg.arch().n_params();
-        if params.len() != n || m.len() != n || !(v.is_empty() || v.len() == n) {
+        if params.len() != n {
             anyhow::bail!(
                 "{}: checkpoint holds {} parameters but its config needs {n}",
                 path.display(),
                 params.len()
+            );
+        }
+        let kind = cfg.optim().kind;
+        let v_len = if kind == crate::nn::OptimKind::Adam {
+            n
+        } else {
+            0
+        };
+        if m.len() != n || v.len() != v_len {
+            anyhow::bail!(
+                "{}: checkpoint holds {} + {} optimiser moments but {kind:?} with {n} parameters needs {n} + {v_len}; the file is damaged, start the run again",
+                path.display(),
+                m.len(),
+                v.len()
             );
         }
         Ok(Checkpoint {

@@ -267,7 +267,14 @@ mod tests {
         let e = &r.diag.epochs[0];
         assert_eq!(e.dead[0], Some(1.0));
         // Layer 2 sees only zeros, so its units output relu(bias): some alive, some dead.
-        assert!(e.dead[1].is_some());
+        let (_, b2) = m.arch.offsets()[1];
+        let width = m.arch.sizes[2];
+        let off_biases = m.params[b2..b2 + width]
+            .iter()
+            .filter(|&&b| b <= 0.0)
+            .count();
+        assert!(off_biases > 0 && off_biases < width, "the seed gives a mix");
+        assert_eq!(e.dead[1], Some(off_biases as f64 / width as f64));
         assert_eq!(e.saturated[0], None);
         assert_eq!(e.act_mean[0], Some(0.0));
     }

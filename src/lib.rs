@@ -11,6 +11,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod eval;
 pub mod experiment;
+pub mod faults;
 pub mod inference;
 pub mod model_io;
 pub mod nn;

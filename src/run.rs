@@ -266,12 +266,21 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     let t0 = std::time::Instant::now();
     let mut printer = EpochPrinter::new(cfg.epochs);
     let record_path = out.join("record.json");
+    if io.resume.is_some() {
+        // The checkpoint is the truth: bring a record left behind by a crash up to it.
+        write_record(&record_path, &train::finish_partial(&tr, t0))?;
+    }
     while tr.history.len() < cfg.epochs {
         if tr.run_epoch(&mut printer, &STOP).is_none() {
             break;
         }
+        // Checkpoint first, then the record: a crash in between leaves a record one
+        // epoch behind, which a resume rewrites from the checkpoint before it trains.
+        let done = tr.history.len();
         Checkpoint::of(&tr).save(&out)?;
+        crate::faults::at("checkpoint", done, Some(&STOP));
         write_record(&record_path, &train::finish_partial(&tr, t0))?;
+        crate::faults::at("record", done, Some(&STOP));
     }
     if STOP.load(std::sync::atomic::Ordering::SeqCst) && tr.diverged.is_none() {
         return Err(Interrupted(format!(

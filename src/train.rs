@@ -12,7 +12,6 @@ use crate::data::batch;
 use crate::data::{Split, PIXELS};
 use crate::diagnostics::{Diagnostics, Recorder};
 use crate::eval::{argmax, Evaluation, Evaluator, Metrics};
-use crate::nn::fastmath::FlushDenormals;
 use crate::nn::{Mlp, Optimizer, Rng, Workspace};
 
 /// One epoch's figures. Train figures are running means over the epoch's batches
@@ -190,15 +189,13 @@ impl<'a> Trainer<'a> {
                         let hi = ((k + 1) * rows).min(n);
                         let xs = &x[lo * PIXELS..hi * PIXELS];
                         let ys = &y[lo..hi];
-                        s.spawn(move || {
-                            let _ftz = FlushDenormals::new();
-                            run(w, xs, ys)
-                        })
+                        s.spawn(move || run(w, xs, ys))
                     })
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or((f64::NAN, 0)))
+                    // A worker's panic is a bug, not a diverged run: pass it on.
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                     .collect()
             })
         };
@@ -236,7 +233,6 @@ impl<'a> Trainer<'a> {
             }
         }
         progress.epoch_start(epoch, steps);
-        let _ftz = FlushDenormals::new();
         let t0 = Instant::now();
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for step in 0..steps {
@@ -450,4 +446,88 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
     }
     r.wall_seconds = t0.elapsed().as_secs_f64();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, DatasetName};
+
+    fn split(n: usize) -> Split {
+        // Deterministic pseudo-images: enough structure for non-trivial gradients.
+        let images = (0..n * PIXELS)
+            .map(|i| ((i * 7919 + i / PIXELS * 31) % 251) as u8)
+            .collect();
+        let labels = (0..n).map(|i| (i * 3 % 10) as u8).collect();
+        let d = Dataset { images, labels };
+        Split {
+            name: DatasetName::Mnist,
+            train: d.clone(),
+            test: d,
+            dir: Default::default(),
+            sha256: Default::default(),
+        }
+    }
+
+    /// Gradients of one batch with `threads` workers.
+    fn one_batch(threads: usize, s: &Split) -> (Vec<f32>, f64, usize) {
+        let cfg = TrainConfig {
+            threads,
+            diagnostics: false,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(cfg, s);
+        let n = tr.cfg.batch_size;
+        let idx: Vec<u32> = (0..n as u32).collect();
+        batch::gather(&s.train, &idx, &mut tr.x[..n * PIXELS], &mut tr.y[..n]);
+        let (l, c) = tr.batch_gradients(n);
+        (tr.workers[0].grads.clone(), l, c)
+    }
+
+    #[test]
+    fn two_threads_give_the_gradients_of_one() {
+        let s = split(64);
+        let (g1, l1, c1) = one_batch(1, &s);
+        let (g2, l2, c2) = one_batch(2, &s);
+        assert_eq!(c1, c2);
+        assert!(((l1 - l2) / l1).abs() < 1e-6, "loss {l1} vs {l2}");
+        // Only the order of summation differs: agree to 1e-6 of each tensor's norm
+        // (an element-wise relative bound would fail on sums that cancel to near 0).
+        let arch = TrainConfig::default().arch();
+        for (l, (w, b)) in arch.offsets().into_iter().enumerate() {
+            let end = arch.offsets().get(l + 1).map_or(g1.len(), |o| o.0);
+            for (what, r) in [("weight", w..b), ("bias", b..end)] {
+                let norm = g1[r.clone()].iter().map(|v| v * v).sum::<f32>().sqrt();
+                let diff = g1[r.clone()]
+                    .iter()
+                    .zip(&g2[r.clone()])
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>()
+                    .sqrt();
+                assert!(norm > 0.0, "layer {l} {what}: zero gradient");
+                assert!(
+                    diff <= 1e-6 * norm,
+                    "layer {l} {what}: {diff} vs norm {norm}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_panicking_worker_is_a_panic_not_a_diverged_run() {
+        let s = split(64);
+        let cfg = TrainConfig {
+            threads: 2,
+            diagnostics: false,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(cfg, &s);
+        // A workspace too small for its 32 rows: the second worker's forward pass panics.
+        tr.workers[1].ws = Workspace::new(&tr.model.arch, 1, false);
+        let idx: Vec<u32> = (0..64).collect();
+        batch::gather(&s.train, &idx, &mut tr.x[..64 * PIXELS], &mut tr.y[..64]);
+        let (l, _) = tr.batch_gradients(64);
+        eprintln!("returned a loss of {l} instead of panicking");
+    }
 }

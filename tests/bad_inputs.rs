@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{actlab, shared, write_small_mnist, TempDir};
+use common::{actlab, data_dir, write_small_mnist, TempDir};
 
 /// Run actlab and demand: exit 2, one line on stderr starting with "error: ", no panic,
 /// containing every `needles` item. Returns the line.
@@ -352,7 +352,7 @@ fn bad_model_files() {
     c.args(["train", "--epochs", "1", "--init-from"])
         .arg(&init)
         .arg("--data-dir")
-        .arg(shared().join("data"))
+        .arg(data_dir())
         .arg("--out")
         .arg(d.join("o"));
     fails(
@@ -366,7 +366,7 @@ fn bad_model_files() {
             .arg("--resume")
             .arg(&d.0)
             .arg("--data-dir")
-            .arg(shared().join("data")),
+            .arg(data_dir()),
         &["checkpoint.safetensors", "--resume"],
     );
 }
@@ -385,7 +385,7 @@ fn diverged_variant_is_marked_and_the_rest_go_on() {
             "1",
         ])
         .args(["--limit-train", "1000", "--limit-test", "200", "--data-dir"])
-        .arg(shared().join("data"))
+        .arg(data_dir())
         .arg("--out")
         .arg(&d.0)
         .output()
@@ -425,69 +425,170 @@ fn all_files_parse(dir: &Path) {
     }
 }
 
-#[test]
-fn kill_9_mid_run_leaves_whole_files_and_resume_continues() {
-    let d = TempDir::new("kill9");
-    let out = d.join("run");
-    let data = shared().join("data");
-    let child = actlab()
-        .args([
-            "train",
-            "--epochs",
-            "5",
-            "--limit-test",
-            "1000",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    // Kill mid-epoch: shortly after the first checkpoint exists.
-    while !out.join("checkpoint.safetensors").exists() {
-        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
-        std::thread::sleep(std::time::Duration::from_millis(2));
+/// `actlab train` of 4 short epochs into `out`, optionally with a test hook.
+fn short_train(out: &Path, hook: Option<&str>) -> std::process::Output {
+    let mut c = actlab();
+    c.args([
+        "train",
+        "--epochs",
+        "4",
+        "--limit-train",
+        "6000",
+        "--limit-test",
+        "500",
+    ])
+    .arg("--out")
+    .arg(out);
+    if let Some(h) = hook {
+        c.env("ACTLAB_TEST_HOOK", h);
     }
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait_with_output().unwrap().status;
-    all_files_parse(&out);
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
-    let done = record["history"].as_array().unwrap().len();
-    let ck = actlab::checkpoint::Checkpoint::load(&out).unwrap();
-    assert_eq!(ck.history.len(), done, "record and checkpoint agree");
-    eprintln!("killed ({status}) after {done} epoch(s)");
+    c.output().unwrap()
+}
+
+/// The process ended by SIGABRT, as the `abort` hook ends it.
+fn aborted(o: &std::process::Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    o.status.signal() == Some(libc::SIGABRT)
+}
+
+fn record_epochs(dir: &Path) -> usize {
+    let text = std::fs::read_to_string(dir.join("record.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["history"].as_array().unwrap().len()
+}
+
+#[test]
+fn a_crash_at_any_write_leaves_whole_files_and_resume_matches_a_straight_run() {
+    let d = TempDir::new("crash");
+    let straight = d.join("straight");
+    let o = short_train(&straight, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // (point, epoch, epochs in the record after the crash, in the checkpoint)
+    for (point, epoch, in_record, in_checkpoint) in [
+        ("checkpoint", 2, 1, 2),
+        ("record", 2, 2, 2),
+        ("record", 4, 4, 4),
+    ] {
+        let out = d.join(&format!("{point}-{epoch}"));
+        let o = short_train(&out, Some(&format!("abort@{point}:{epoch}")));
+        assert!(aborted(&o), "{point}:{epoch}: {:?}", o.status);
+        all_files_parse(&out);
+        assert_eq!(record_epochs(&out), in_record, "{point}:{epoch}");
+        let ck = actlab::checkpoint::Checkpoint::load(&out).unwrap();
+        assert_eq!(ck.history.len(), in_checkpoint, "{point}:{epoch}");
+        let o = actlab()
+            .arg("train")
+            .arg("--resume")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            text.contains(&format!("continuing after epoch {in_checkpoint} of 4")),
+            "{text}"
+        );
+        all_files_parse(&out);
+        assert_eq!(
+            common::record_without_timings(&out.join("record.json")),
+            common::record_without_timings(&straight.join("record.json")),
+            "{point}:{epoch}: resumed record differs from the straight run"
+        );
+    }
+}
+
+#[test]
+fn a_resume_first_brings_a_lagging_record_up_to_the_checkpoint() {
+    let d = TempDir::new("lagging");
+    let out = d.join("run");
+    let o = short_train(&out, Some("abort@checkpoint:3"));
+    assert!(aborted(&o));
+    assert_eq!(record_epochs(&out), 2);
+    // The resume itself crashes right after its first checkpoint: by then the record
+    // must already agree with the checkpoint it resumed from, or be newer.
     let o = actlab()
         .arg("train")
         .arg("--resume")
         .arg(&out)
-        .arg("--data-dir")
-        .arg(&data)
+        .env("ACTLAB_TEST_HOOK", "abort@checkpoint:4")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
+    assert!(aborted(&o));
+    assert_eq!(
+        record_epochs(&out),
+        3,
+        "record rewritten from the checkpoint"
     );
-    if done < 5 {
-        assert!(
-            text.contains(&format!("continuing after epoch {done} of 5")),
-            "{text}"
-        );
-    }
+}
+
+#[test]
+fn a_crash_between_summary_files_is_repaired_by_resume() {
+    let d = TempDir::new("summary-crash");
+    let out = d.join("cmp");
+    let cmp = |hook: Option<&str>, resume: bool| {
+        let mut c = actlab();
+        c.args([
+            "compare",
+            "--activation",
+            "relu,tanh",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+        ])
+        .args([
+            "--limit-train",
+            "1000",
+            "--limit-test",
+            "200",
+            "--jobs",
+            "1",
+            "--out",
+        ])
+        .arg(&out);
+        if resume {
+            c.arg("--resume");
+        }
+        if let Some(h) = hook {
+            c.env("ACTLAB_TEST_HOOK", h);
+        }
+        c.output().unwrap()
+    };
+    let o = cmp(Some("abort@summary:1"), false);
+    assert!(aborted(&o), "{:?}", o.status);
     all_files_parse(&out);
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
-    assert_eq!(record["complete"], true);
-    assert_eq!(record["history"].as_array().unwrap().len(), 5);
+    assert!(out.join("summary.json").exists());
+    assert!(
+        !out.join("summary.md").exists(),
+        "crashed before the later files"
+    );
+    let o = cmp(None, true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    all_files_parse(&out);
+    for f in ["summary.json", "summary.csv", "summary.md", "report.html"] {
+        assert!(out.join(f).exists(), "{f} missing after resume");
+    }
+}
+
+#[test]
+fn an_adam_checkpoint_without_its_second_moments_is_refused() {
+    let d = TempDir::new("moments");
+    let out = d.join("run");
+    let o = short_train(&out, Some("abort@record:1"));
+    assert!(aborted(&o));
+    let mut ck = actlab::checkpoint::Checkpoint::load(&out).unwrap();
+    ck.v.clear();
+    ck.save(&out).unwrap();
+    fails(
+        actlab().arg("train").arg("--resume").arg(&out),
+        &[
+            "checkpoint.safetensors",
+            "optimiser moments",
+            "start the run again",
+        ],
+    );
 }

@@ -139,20 +139,24 @@ proptest! {
 #[test]
 fn replay_saved_crashes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
-    let mut n = 0;
+    let mut total = 0;
     for (target, f) in [
         ("idx_parser", idx as fn(&[u8])),
         ("gzip_idx", gzip_idx),
         ("experiment_toml", experiment),
         ("model_loader", model),
     ] {
-        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
-            continue;
-        };
-        for e in entries.flatten() {
+        let dir = root.join(target);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .collect::<Vec<_>>();
+        assert!(!entries.is_empty(), "{}: no saved inputs", dir.display());
+        for e in &entries {
             f(&std::fs::read(e.path()).unwrap());
-            n += 1;
         }
+        eprintln!("{target}: replayed {} saved input(s)", entries.len());
+        total += entries.len();
     }
-    eprintln!("replayed {n} saved input(s)");
+    assert!(total >= 4, "{total}");
 }

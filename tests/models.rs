@@ -12,7 +12,7 @@ use actlab::data::{load_dir, DatasetName, PIXELS, SIDE};
 use actlab::eval::evaluate;
 use actlab::model_io::{load_model, params_from, read_tensors, save_model};
 use actlab::train::{train, Silent, Trainer};
-use common::{actlab, run_ok, shared, TempDir};
+use common::{actlab, data_dir, run_ok, TempDir};
 use serde_json::Value;
 
 #[test]
@@ -68,7 +68,7 @@ fn cli_training_from_fixture_init_matches_pytorch_adam_steps() {
             ])
             .arg(fx.join("init.safetensors"))
             .arg("--data-dir")
-            .arg(shared().join("data"))
+            .arg(data_dir())
             .arg("--out")
             .arg(dir.join("run"))
             .arg("--save")
@@ -139,63 +139,57 @@ fn json_of(path: &Path) -> Value {
 }
 
 /// A real process interrupted with Ctrl-C (SIGINT) after epoch 2 of 4, then resumed.
+/// A test hook holds the run right after epoch 2's record, so the signal always lands
+/// at the same point.
 #[test]
 fn ctrl_c_then_resume_through_the_cli() {
+    use std::io::{BufRead, BufReader};
     let dirs = TempDir::new("sigint");
-    let args = ["train", "--epochs", "4", "--limit-test", "500"];
-    let data = shared().join("data");
-    run_ok(
-        actlab()
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--out")
-            .arg(dirs.join("straight")),
-    );
+    let args = [
+        "train",
+        "--epochs",
+        "4",
+        "--limit-train",
+        "6000",
+        "--limit-test",
+        "500",
+    ];
+    run_ok(actlab().args(args).arg("--out").arg(dirs.join("straight")));
     let out = dirs.join("interrupted");
-    let child = actlab()
+    let mut child = actlab()
         .args(args)
-        .arg("--data-dir")
-        .arg(&data)
         .arg("--out")
         .arg(&out)
+        .env("ACTLAB_TEST_HOOK", "wait@record:2")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let record = out.join("record.json");
-    let t0 = std::time::Instant::now();
-    loop {
-        let epochs = std::fs::read_to_string(&record)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .map(|v| v["history"].as_array().map(|a| a.len()).unwrap_or(0))
-            .unwrap_or(0);
-        if epochs >= 2 {
-            break;
-        }
-        assert!(t0.elapsed().as_secs() < 120, "no epoch finished");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("test hook: waiting at record:2") {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "run ended early: {seen}"
+        );
+        seen.push_str(&line);
     }
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    let done = json_of(&record)["history"].as_array().unwrap().len();
-    if done < 4 {
-        assert_eq!(o.status.code(), Some(130), "{err}");
-        assert!(err.contains("actlab train --resume"), "{err}");
-    }
-    run_ok(
-        actlab()
-            .arg("train")
-            .arg("--resume")
-            .arg(&out)
-            .arg("--data-dir")
-            .arg(&data),
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("interrupted after 2 of 4 epochs") && rest.contains("actlab train --resume"),
+        "{rest}"
     );
+    let record = out.join("record.json");
+    assert_eq!(json_of(&record)["history"].as_array().unwrap().len(), 2);
+    run_ok(actlab().arg("train").arg("--resume").arg(&out));
     assert_eq!(
         common::record_without_timings(&record),
         common::record_without_timings(&dirs.join("straight/record.json"))
@@ -206,7 +200,7 @@ fn ctrl_c_then_resume_through_the_cli() {
 fn predict_images_like_tensors() {
     let dir = TempDir::new("predict");
     let model = dir.join("m.safetensors");
-    let data = shared().join("data");
+    let data = data_dir();
     run_ok(
         actlab()
             .args([

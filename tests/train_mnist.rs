@@ -72,8 +72,11 @@ fn divergence_is_recorded_not_a_panic() {
         ..Default::default()
     };
     let (r, _) = go(&cfg, &split);
-    let d = r.diverged.expect("diverged");
+    let d = r.diverged.clone().expect("diverged");
     assert_eq!((d.epoch, d.step), (1, 1));
+    assert!(d.loss == "NaN" || d.loss.contains("inf"), "{}", d.loss);
+    assert!(r.complete, "a diverged run is complete: it will not go on");
+    assert!(r.history.is_empty(), "no epoch finished");
     assert!(r.final_val.is_none());
     assert!(d.to_string().contains("--lr"));
 }
@@ -97,5 +100,29 @@ fn every_pairing_trains_without_panicking() {
         };
         let (r, _) = go(&cfg, &split);
         assert!(r.complete, "{out}/{loss}");
+        assert!(r.diverged.is_none(), "{out}/{loss}: {:?}", r.diverged);
+        assert!(
+            r.final_val.is_some_and(|v| v.loss.is_finite()),
+            "{out}/{loss}"
+        );
+        assert_eq!(r.history.len(), 1, "{out}/{loss}");
     }
+}
+
+#[test]
+fn two_threads_learn_what_one_thread_learns() {
+    let split = common::mnist_slice(6000, 1000);
+    let acc = |threads| {
+        let cfg = TrainConfig {
+            epochs: 1,
+            threads,
+            ..Default::default()
+        };
+        go(&cfg, &split).0.final_val.unwrap().acc
+    };
+    let (one, two) = (acc(1), acc(2));
+    assert!(
+        (one - two).abs() <= 0.001,
+        "1 epoch: {one} with one thread, {two} with two"
+    );
 }

@@ -71,10 +71,11 @@ pub fn write_summary(dir: &Path, s: &ExperimentSummary, command: &str) -> Result
         ("summary.csv", s.to_csv()),
         ("summary.md", render_markdown(s, command)),
     ];
-    for (name, text) in files {
+    for (i, (name, text)) in files.into_iter().enumerate() {
         let p = dir.join(name);
         write_atomic(&p, text.as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
+        crate::faults::at("summary", i + 1, None);
     }
     Ok(())
 }
