@@ -7,7 +7,7 @@ Adam lr 1e-3, batch 64, pixels / 255) on MNIST held in memory as tensors (no
 DataLoader), with one thread, and times each epoch and the evaluation of all 70,000
 images. With --actlab-json (the file `actlab bench --json` writes) it prints the ratio.
 
-    python3 scripts/pytorch_bench.py --data-dir ../shared/data/mnist --epochs 3 \
+    python3 scripts/pytorch_bench.py --data-dir data/mnist --epochs 3 \
         --actlab-json bench.json
 """
 import argparse
