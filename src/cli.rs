@@ -57,8 +57,8 @@ struct FallbackArgs {
 }
 
 impl FallbackArgs {
-    fn get(&self) -> crate::inference::Fallback {
-        crate::inference::Fallback {
+    fn get(&self) -> crate::run::inference::Fallback {
+        crate::run::inference::Fallback {
             activation: self.activation.clone(),
             output: self.output,
             loss: self.loss,
@@ -373,8 +373,41 @@ struct BenchCmd {
 
 /// Parse the command line and run it.
 pub fn main() -> Result<()> {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    match parse()?.command {
+        Command::Train(c) => train(c),
+        Command::Exercise(c) => exercise(c),
+        Command::Compare(c) => compare(c),
+        Command::Run(c) => run_file(c),
+        Command::Merge(c) => run::experiment::merge_command(&c.dirs, c.out, c.data_dir.as_deref()),
+        Command::Activations(c) => {
+            activations(&c);
+            Ok(())
+        }
+        Command::Report(c) => run::experiment::report_command(&c.dir, c.data_dir.as_deref()),
+        Command::Eval(c) => run::inference::eval_command(
+            &c.model,
+            c.dataset,
+            c.data_dir.as_deref(),
+            &c.fallback.get(),
+            c.json,
+        ),
+        Command::Predict(c) => run::inference::predict_command(
+            &c.model,
+            &c.images,
+            c.test_index.as_deref(),
+            c.data_dir.as_deref(),
+            &c.fallback.get(),
+            c.json,
+        ),
+        Command::Bench(b) => bench(b),
+    }
+}
+
+/// The command line, or one line saying what is wrong with it (help and version
+/// requests print and exit as usual).
+fn parse() -> Result<Cli> {
+    match Cli::try_parse() {
+        Ok(c) => Ok(c),
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(
@@ -394,153 +427,82 @@ pub fn main() -> Result<()> {
             let first = first.trim_start_matches("error: ");
             bail!("{first} (see actlab --help)");
         }
+    }
+}
+
+fn train(c: TrainCmd) -> Result<()> {
+    let cfg = c.model.config(c.data.dataset);
+    let io = run::TrainIo {
+        data_dir: c.data.data_dir,
+        out: c.out,
+        save: c.save,
+        init_from: c.init_from,
+        resume: c.resume,
     };
-    match cli.command {
-        Command::Train(c) => {
-            let cfg = c.model.config(c.data.dataset);
-            let io = run::TrainIo {
-                data_dir: c.data.data_dir,
-                out: c.out,
-                save: c.save,
-                init_from: c.init_from,
-                resume: c.resume,
-            };
-            run::train_command(&cfg, &io)
+    run::train_command(&cfg, &io)
+}
+
+fn exercise(c: ExerciseCmd) -> Result<()> {
+    let base = TrainConfig {
+        dataset: c.data.dataset,
+        epochs: c.epochs,
+        limit_train: c.limit_train,
+        limit_test: c.limit_test,
+        ..TrainConfig::default()
+    };
+    let probe = TrainConfig {
+        dropout: c.dropout,
+        ..base.clone()
+    };
+    probe.validate()?;
+    let seeds = c.exp.seeds_or(vec![0])?;
+    let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds);
+    run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
+}
+
+fn compare(c: CompareCmd) -> Result<()> {
+    let base = c.model.config(c.data.dataset);
+    let seeds = c.exp.seeds_or(vec![base.seed])?;
+    let exp = crate::experiment::Experiment::compare(&base, &c.variant, seeds)?;
+    run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
+}
+
+fn run_file(c: RunCmd) -> Result<()> {
+    let text = std::fs::read_to_string(&c.file)
+        .with_context(|| format!("{}: cannot read the experiment file", c.file.display()))?;
+    let mut exp = crate::experiment::Experiment::from_toml(&text, &c.file.display().to_string())?;
+    exp.seeds = c.exp.seeds_or(exp.seeds.clone())?;
+    run::experiment_command(&exp, &c.exp.how(c.data_dir)?)
+}
+
+fn activations(c: &ActivationsCmd) {
+    if c.names.is_empty() {
+        print!("{}", crate::report::activations::describe_all(c.full));
+        if !c.full {
+            println!("\n`actlab activations NAME` shows one in full with a plot of f and f'; --full shows all.");
         }
-        Command::Exercise(c) => {
-            let base = TrainConfig {
-                dataset: c.data.dataset,
-                epochs: c.epochs,
-                limit_train: c.limit_train,
-                limit_test: c.limit_test,
-                ..TrainConfig::default()
-            };
-            let probe = TrainConfig {
-                dropout: c.dropout,
-                ..base.clone()
-            };
-            probe.validate().map_err(anyhow::Error::msg)?;
-            let seeds = c.exp.seeds_or(vec![0])?;
-            let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds);
-            run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
-        }
-        Command::Compare(c) => {
-            let base = c.model.config(c.data.dataset);
-            let seeds = c.exp.seeds_or(vec![base.seed])?;
-            let variants = if c.variant.is_empty() {
-                c.model
-                    .activation
-                    .iter()
-                    .map(|a| {
-                        let config = TrainConfig {
-                            activation: vec![*a],
-                            ..base.clone()
-                        };
-                        crate::experiment::Variant {
-                            name: config.label(),
-                            config,
-                        }
-                    })
-                    .collect()
-            } else {
-                c.variant
-                    .iter()
-                    .map(|v| crate::experiment::parse_variant(v, &base))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(anyhow::Error::msg)?
-            };
-            for v in &variants {
-                v.config
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("variant '{}': {e}", v.name))?;
-            }
-            let exp = crate::experiment::Experiment {
-                name: "compare".into(),
-                variants,
-                seeds,
-                report: crate::experiment::ReportKind::Compare,
-            };
-            run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
-        }
-        Command::Run(c) => {
-            let text = std::fs::read_to_string(&c.file).with_context(|| {
-                format!("{}: cannot read the experiment file", c.file.display())
-            })?;
-            let mut exp =
-                crate::experiment::Experiment::from_toml(&text, &c.file.display().to_string())
-                    .map_err(anyhow::Error::msg)?;
-            exp.seeds = c.exp.seeds_or(exp.seeds.clone())?;
-            run::experiment_command(&exp, &c.exp.how(c.data_dir)?)
-        }
-        Command::Merge(c) => {
-            let (exp, records) = crate::experiment::jobs::collect(&c.dirs)?;
-            let out = c.out.unwrap_or_else(|| c.dirs[0].clone());
-            run::prepare_out_dir(&out)?;
-            let data = run::data_for_report(&records, c.data_dir.as_deref());
-            run::summarise_and_write(&exp, &records, &out, &run::command_line(), data.as_ref())
-        }
-        Command::Activations(c) => {
-            if c.names.is_empty() {
-                print!("{}", crate::report::activations::describe_all(c.full));
-                if !c.full {
-                    println!("\n`actlab activations NAME` shows one in full with a plot of f and f'; --full shows all.");
-                }
-            } else {
-                for a in &c.names {
-                    println!("{}", crate::report::activations::describe(*a, true));
-                }
-            }
-            Ok(())
-        }
-        Command::Report(c) => {
-            let (exp, records, _) = crate::report::html::load_dir(&c.dir)?;
-            if records.is_empty() {
-                bail!("{}: no finished runs to report on", c.dir.display());
-            }
-            let data = run::data_for_report(&records, c.data_dir.as_deref());
-            let path = crate::report::html::write_report(
-                &c.dir,
-                &exp,
-                &records,
-                &run::command_line(),
-                data.as_ref(),
-            )?;
-            println!("report: {}", path.display());
-            Ok(())
-        }
-        Command::Eval(c) => crate::inference::eval_command(
-            &c.model,
-            c.dataset,
-            c.data_dir.as_deref(),
-            &c.fallback.get(),
-            c.json,
-        ),
-        Command::Predict(c) => crate::inference::predict_command(
-            &c.model,
-            &c.images,
-            c.test_index.as_deref(),
-            c.data_dir.as_deref(),
-            &c.fallback.get(),
-            c.json,
-        ),
-        Command::Bench(b) => {
-            if b.epochs == 0 {
-                bail!("--epochs 0: time at least one epoch");
-            }
-            let report = crate::bench::run(
-                b.data.dataset,
-                b.data.data_dir.as_deref(),
-                &b.activation,
-                b.epochs,
-                b.threads,
-                b.scaling,
-            )?;
-            if let Some(path) = b.json {
-                let text = serde_json::to_string_pretty(&report)?;
-                crate::atomic::write_atomic(&path, text.as_bytes())
-                    .with_context(|| format!("{}: cannot write", path.display()))?;
-            }
-            Ok(())
+    } else {
+        for a in &c.names {
+            println!("{}", crate::report::activations::describe(*a, true));
         }
     }
+}
+
+fn bench(b: BenchCmd) -> Result<()> {
+    if b.epochs == 0 {
+        bail!("--epochs 0: time at least one epoch");
+    }
+    let plan = run::bench::BenchPlan {
+        dataset: b.data.dataset,
+        data_dir: b.data.data_dir.as_deref(),
+        activations: &b.activation,
+        epochs: b.epochs,
+        threads: b.threads,
+        scaling_jobs: b.scaling,
+    };
+    let report = run::bench::run(&plan)?;
+    if let Some(path) = b.json {
+        crate::store::write_json(&path, &report)?;
+    }
+    Ok(())
 }

@@ -3,6 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DatasetName, PIXELS};
+
+/// A setting that cannot work, in one line with the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 use crate::nn::{Activation, Arch, Init, Loss, OptimConfig, OptimKind, OutputFn};
 
 /// Everything that determines a training run (with the seed, results are bit-identical).
@@ -76,6 +81,14 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The part of `full` this run uses (`limit_train` / `limit_test`).
+    pub fn split_of<'a>(
+        &self,
+        full: &'a crate::data::Split,
+    ) -> std::borrow::Cow<'a, crate::data::Split> {
+        full.limited(self.limit_train, self.limit_test)
+    }
+
     /// The activation of each hidden layer (a single one is repeated).
     pub fn activations(&self) -> Vec<Activation> {
         if self.activation.len() == 1 {
@@ -119,75 +132,86 @@ impl TrainConfig {
     }
 
     /// Reject impossible settings before any work starts, with the fix in the message.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.hidden.contains(&0) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "--hidden {:?}: layer widths must be at least 1 (e.g. --hidden 128,64)",
                 self.hidden
-            ));
+            )));
         }
         if self.activation.is_empty() {
-            return Err("--activation: give at least one activation (e.g. relu)".into());
+            return Err(ConfigError(
+                "--activation: give at least one activation (e.g. relu)".into(),
+            ));
         }
         if self.activation.len() != 1 && self.activation.len() != self.hidden.len() {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "--activation lists {} functions but --hidden has {} layers; give one for all or one per layer",
                 self.activation.len(),
                 self.hidden.len()
-            ));
+            )));
         }
         if self.hidden.is_empty() && self.activation.len() > 1 {
-            return Err("--activation: no hidden layers to apply it to".into());
+            return Err(ConfigError(
+                "--activation: no hidden layers to apply it to".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) || self.dropout.is_nan() {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "--dropout {}: must be in [0, 1) (e.g. 0.2)",
                 self.dropout
-            ));
+            )));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "--lr {}: the learning rate must be a positive number (e.g. 0.001)",
                 self.lr
-            ));
+            )));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!("--momentum {}: must be in [0, 1)", self.momentum));
+            return Err(ConfigError(format!(
+                "--momentum {}: must be in [0, 1)",
+                self.momentum
+            )));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "--weight-decay {}: must be >= 0",
                 self.weight_decay
-            ));
+            )));
         }
         if self.momentum != 0.0 && self.optimizer == OptimKind::Adam {
-            return Err(
+            return Err(ConfigError(
                 "--momentum applies to --optimizer sgd; Adam's momentum is its beta1 (drop --momentum or use --optimizer sgd)"
                     .into(),
-            );
+            ));
         }
         if self.batch_size == 0 {
-            return Err("--batch-size 0: must be at least 1 (e.g. 64)".into());
+            return Err(ConfigError(
+                "--batch-size 0: must be at least 1 (e.g. 64)".into(),
+            ));
         }
         if self.epochs == 0 {
-            return Err("--epochs 0: must be at least 1".into());
+            return Err(ConfigError("--epochs 0: must be at least 1".into()));
         }
         if self.threads == 0 {
-            return Err("--threads 0: must be at least 1".into());
+            return Err(ConfigError("--threads 0: must be at least 1".into()));
         }
         if self.limit_train == Some(0) || self.limit_test == Some(0) {
-            return Err("--limit-train/--limit-test 0: use at least 1 image".into());
+            return Err(ConfigError(
+                "--limit-train/--limit-test 0: use at least 1 image".into(),
+            ));
         }
         Ok(())
     }
 
     /// Checks that need the data: batch size against the number of training images.
-    pub fn validate_against(&self, n_train: usize) -> Result<(), String> {
+    pub fn validate_against(&self, n_train: usize) -> Result<(), ConfigError> {
         if self.batch_size > n_train {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "--batch-size {} is larger than the {n_train} training images; use a smaller batch",
                 self.batch_size
-            ));
+            )));
         }
         Ok(())
     }

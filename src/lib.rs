@@ -1,9 +1,20 @@
 //! actlab: honest, fast experiments on activation functions in small MLPs.
 //!
-//! Data flows one way: CLI -> config -> data + model -> trainer -> run record -> report.
+//! Layers, top to bottom; a module imports only from its own layer's helpers and the
+//! layers below it:
+//! 1. [`cli`]: the command line, parsed into calls of
+//! 2. [`run`]: the commands end to end (printing, progress, Ctrl-C); `anyhow` lives here;
+//! 3. [`experiment`] (variants, seeds, shards, scheduling) and [`report`] (summaries,
+//!    tables, charts, HTML), which hand finished data to
+//! 4. [`store`] (run folders, records, experiment specs), [`checkpoint`] and
+//!    [`model_io`] (model files), over
+//! 5. [`train`], [`eval`], [`diagnostics`], [`predict`] (image preparation), [`config`],
+//! 6. [`nn`] (the model) and [`data`] (datasets), with
+//! 7. [`atomic`] and [`faults`] as plain utilities for every layer.
+
+#![warn(missing_docs)]
 
 pub mod atomic;
-pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -12,12 +23,12 @@ pub mod diagnostics;
 pub mod eval;
 pub mod experiment;
 pub mod faults;
-pub mod inference;
 pub mod model_io;
 pub mod nn;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod store;
 pub mod train;
 
 /// Seconds since this process started (from /proc/self/stat; 0 where unavailable).

@@ -9,28 +9,55 @@ use std::io::Read;
 /// What went wrong while reading an IDX file (the file name is added by the caller).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdxError {
+    /// The file has no bytes.
     #[error("file is empty")]
     Empty,
+    /// The gzip stream is broken.
     #[error("corrupt or truncated gzip stream ({0})")]
     Gzip(String),
+    /// Fewer bytes than a header: (found, needed).
     #[error("header is truncated ({0} bytes; an IDX header needs {1})")]
     ShortHeader(usize, usize),
+    /// Not an IDX file of unsigned bytes.
     #[error("bad magic number {0:#010x}: not an IDX file of unsigned bytes")]
     BadMagic(u32),
+    /// The wrong number of dimensions for the kind of file.
     #[error("expected {expected} dimensions, found {found} ({what} file must have {expected})")]
     WrongDims {
+        /// "images" or "labels".
         what: &'static str,
+        /// Dimensions such a file has.
         expected: u8,
+        /// Dimensions this file has.
         found: u8,
     },
+    /// Images that are not 28x28.
     #[error("images are {rows}x{cols}; actlab needs 28x28")]
-    WrongImageSize { rows: u32, cols: u32 },
+    WrongImageSize {
+        /// Rows per image.
+        rows: u32,
+        /// Columns per image.
+        cols: u32,
+    },
+    /// Less data than the header promises.
     #[error("data is truncated: header promises {expected} bytes, file has {found}")]
-    Truncated { expected: usize, found: usize },
+    Truncated {
+        /// Bytes promised.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// More data than the header promises.
     #[error("{0} trailing bytes after the data")]
     Trailing(usize),
+    /// A label that is not a class.
     #[error("label {value} at index {index} is outside 0-9")]
-    LabelOutOfRange { index: usize, value: u8 },
+    LabelOutOfRange {
+        /// Position in the file.
+        index: usize,
+        /// The label.
+        value: u8,
+    },
 }
 
 /// Image side length every dataset here must have.

@@ -15,26 +15,40 @@ pub use idx::{PIXELS, SIDE};
 /// Any problem with a dataset, always naming the file and the fix where one is known.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// A damaged IDX file.
     #[error("{path}: {problem}")]
     Idx {
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         problem: idx::IdxError,
     },
+    /// A file that cannot be read.
     #[error("{path}: cannot read ({err}){hint}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         err: std::io::Error,
+        /// The fix, when one is known ("; ...").
         hint: String,
     },
+    /// Images and labels of different counts.
     #[error("{images} and {labels} disagree: {n_images} images but {n_labels} labels")]
     CountMismatch {
+        /// The images file.
         images: PathBuf,
+        /// The labels file.
         labels: PathBuf,
+        /// Images in it.
         n_images: usize,
+        /// Labels in it.
         n_labels: usize,
     },
+    /// No folder holds the dataset (the message says where to put it).
     #[error("{0}")]
     NotFound(String),
+    /// A download failed everywhere (the message lists the mirrors tried).
     #[error("{0}")]
     Download(String),
 }
@@ -160,6 +174,26 @@ pub struct Split {
 }
 
 impl Split {
+    /// This split, or a copy holding only its first `train` / `test` images.
+    pub fn limited(
+        &self,
+        train: Option<usize>,
+        test: Option<usize>,
+    ) -> std::borrow::Cow<'_, Split> {
+        if train.is_none() && test.is_none() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let cut = |d: &Dataset, n: Option<usize>| match n {
+            Some(n) => d.clone().truncated(n),
+            None => d.clone(),
+        };
+        std::borrow::Cow::Owned(Split {
+            train: cut(&self.train, train),
+            test: cut(&self.test, test),
+            ..self.clone()
+        })
+    }
+
     /// True when every file matches the pinned checksum of this dataset.
     pub fn is_canonical(&self) -> bool {
         self.sha256

@@ -3,12 +3,38 @@
 //! An experiment is the same thing whether it comes from `actlab exercise`,
 //! `actlab compare` flags, or a TOML file; [`Experiment::jobs`] expands it into runs.
 
+pub mod folders;
 pub mod jobs;
 pub mod stats;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
+use crate::store::StoreError;
+
+/// A bad experiment (flags, variant specs, TOML files, folders) or a failure to
+/// read or write its files.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// What is wrong and how to fix it, in one line.
+    #[error("{0}")]
+    Invalid(String),
+    /// An experiment or run file.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<String> for ExperimentError {
+    fn from(s: String) -> Self {
+        ExperimentError::Invalid(s)
+    }
+}
+
+impl From<&str> for ExperimentError {
+    fn from(s: &str) -> Self {
+        ExperimentError::Invalid(s.to_string())
+    }
+}
 
 /// One configuration to compare, under a display name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +109,7 @@ pub fn slug(name: &str) -> String {
 }
 
 /// Parse `--seeds`: "0,1,2" lists seeds; a single number N means 0..N.
-pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, ExperimentError> {
     let parts: Vec<&str> = s
         .split(',')
         .map(str::trim)
@@ -111,19 +137,19 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
     sorted.sort_unstable();
     sorted.dedup();
     if sorted.len() != seeds.len() {
-        return Err(format!("--seeds '{s}': a seed is listed twice"));
+        return Err(format!("--seeds '{s}': a seed is listed twice").into());
     }
     Ok(seeds)
 }
 
 /// Parse `--shard K/N` (1-based K).
-pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+pub fn parse_shard(s: &str) -> Result<(usize, usize), ExperimentError> {
     let err = || format!("--shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/8");
     let (k, n) = s.split_once('/').ok_or_else(err)?;
     let k: usize = k.trim().parse().map_err(|_| err())?;
     let n: usize = n.trim().parse().map_err(|_| err())?;
     if n == 0 || k == 0 || k > n {
-        return Err(err());
+        return Err(err().into());
     }
     Ok((k, n))
 }
@@ -132,7 +158,7 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 pub fn apply_overrides(
     base: &TrainConfig,
     overrides: &[(String, String)],
-) -> Result<TrainConfig, String> {
+) -> Result<TrainConfig, ExperimentError> {
     let mut table = toml::Table::try_from(base).map_err(|e| e.to_string())?;
     for (k, v) in overrides {
         let value = parse_value(k, v);
@@ -169,7 +195,7 @@ pub fn toml_error(e: &toml::de::Error, text: &str) -> String {
 }
 
 /// Deserialize a merged table into a config, with TOML's message on error.
-pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, String> {
+pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, ExperimentError> {
     // A single activation may be written as a string.
     let mut table = table;
     if let Some(toml::Value::String(s)) = table.get("activation").cloned() {
@@ -178,13 +204,14 @@ pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, String> {
             .map(|p| toml::Value::String(p.trim().to_string()));
         table.insert("activation".into(), toml::Value::Array(items.collect()));
     }
-    TrainConfig::deserialize(table).map_err(|e| e.to_string().trim().replace('\n', " "))
+    TrainConfig::deserialize(table)
+        .map_err(|e| ExperimentError::Invalid(e.to_string().trim().replace('\n', " ")))
 }
 
 /// Parse a `--variant` spec: `ACT/OUTPUT/LOSS[+key=value...]`, where ACT may be a
 /// comma list (one per hidden layer) and `+dropout0.2` is short for `+dropout=0.2`.
 /// Missing parts keep the base config's values; `name=` sets the display name.
-pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, String> {
+pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, ExperimentError> {
     let mut pieces = spec.split('+');
     let head = pieces.next().unwrap_or_default().trim();
     let mut overrides: Vec<(String, String)> = Vec::new();
@@ -192,7 +219,7 @@ pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, String> 
     if parts.len() > 3 {
         return Err(format!(
             "--variant '{spec}': expected ACTIVATION/OUTPUT/LOSS[+dropout0.2][+key=value], e.g. relu/log_softmax/nll+dropout0.2"
-        ));
+        ).into());
     }
     for (key, val) in ["activation", "output", "loss"].iter().zip(&parts) {
         if !val.trim().is_empty() {
@@ -212,7 +239,8 @@ pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, String> 
                 if v.is_empty() {
                     return Err(format!(
                         "--variant '{spec}': '+{p}' needs a value, e.g. +dropout0.2 or +lr=0.01"
-                    ));
+                    )
+                    .into());
                 }
                 (k.to_string(), v.to_string())
             }
@@ -255,7 +283,7 @@ struct ExperimentFile {
 
 impl Experiment {
     /// Parse an experiment TOML file's text; `origin` names it in errors.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, String> {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, ExperimentError> {
         let f: ExperimentFile =
             toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         let seeds = match f.seeds {
@@ -272,13 +300,14 @@ impl Experiment {
             Some(_) => {
                 return Err(format!(
                     "{origin}: seeds must be a count (seeds = 3) or a list (seeds = [0, 1, 2])"
-                ))
+                )
+                .into())
             }
         };
         if f.variants.is_empty() {
             return Err(format!(
                 "{origin}: no [[variant]] tables; add at least one, e.g. [[variant]] activation = \"relu\""
-            ));
+            ).into());
         }
         let mut variants = Vec::new();
         for (i, v) in f.variants.into_iter().enumerate() {
@@ -311,15 +340,56 @@ impl Experiment {
         Ok(exp)
     }
 
+    /// `actlab compare`: one variant per activation of `base`'s list, or one per
+    /// `--variant` spec when any is given; each variant's config validated.
+    pub fn compare(
+        base: &TrainConfig,
+        specs: &[String],
+        seeds: Vec<u64>,
+    ) -> Result<Experiment, ExperimentError> {
+        let variants: Vec<Variant> = if specs.is_empty() {
+            base.activation
+                .iter()
+                .map(|a| {
+                    let config = TrainConfig {
+                        activation: vec![*a],
+                        ..base.clone()
+                    };
+                    Variant {
+                        name: config.label(),
+                        config,
+                    }
+                })
+                .collect()
+        } else {
+            specs
+                .iter()
+                .map(|v| parse_variant(v, base))
+                .collect::<Result<_, _>>()?
+        };
+        for v in &variants {
+            v.config
+                .validate()
+                .map_err(|e| format!("variant '{}': {e}", v.name))?;
+        }
+        Ok(Experiment {
+            name: "compare".into(),
+            variants,
+            seeds,
+            report: ReportKind::Compare,
+        })
+    }
+
     /// Names must be unique (records are filed by name).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ExperimentError> {
         let mut seen = std::collections::HashSet::new();
         for v in &self.variants {
             if !seen.insert(slug(&v.name)) {
                 return Err(format!(
                     "two variants are both named '{}'; give each a distinct name",
                     v.name
-                ));
+                )
+                .into());
             }
         }
         Ok(())
@@ -428,9 +498,11 @@ mod tests {
         assert_eq!(v.config.activation.len(), 2);
         assert!(parse_variant("rleu/log_softmax/nll", &base)
             .unwrap_err()
+            .to_string()
             .contains("did you mean 'relu'"));
         assert!(parse_variant("relu+bogus=1", &base)
             .unwrap_err()
+            .to_string()
             .contains("unknown field"));
         assert!(parse_variant("relu+dropout", &base).is_err());
         assert!(parse_variant("relu+dropout1.5", &base).is_err());
@@ -459,9 +531,13 @@ mod tests {
             e.shard(1, 3).iter().map(|j| j.index).collect::<Vec<_>>(),
             vec![0, 3]
         );
-        let err = Experiment::from_toml("[[variant]]\nactivaton = \"relu\"", "x.toml").unwrap_err();
+        let err = Experiment::from_toml("[[variant]]\nactivaton = \"relu\"", "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x.toml") && err.contains("activaton"), "{err}");
-        let err = Experiment::from_toml("seeds = [", "y.toml").unwrap_err();
+        let err = Experiment::from_toml("seeds = [", "y.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 }

@@ -42,7 +42,12 @@ pub enum Activation {
     /// x * tanh(softplus(x)).
     Mish,
     /// log(1 + e^(beta x)) / beta, linear above the threshold (defaults beta 1, threshold 20).
-    Softplus { beta: f32, threshold: f32 },
+    Softplus {
+        /// Sharpness.
+        beta: f32,
+        /// Above beta x > threshold, f is x.
+        threshold: f32,
+    },
     /// x.
     Identity,
 }

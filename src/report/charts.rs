@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::atomic::write_atomic;
+use super::ReportError;
+use crate::store::write_file;
+
+type Result<T> = std::result::Result<T, ReportError>;
 use crate::data::{Dataset, SIDE};
 use crate::train::RunRecord;
 
@@ -144,13 +146,15 @@ pub fn grad_bands(records: &[RunRecord], l: usize) -> Vec<Band> {
 }
 
 fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<()> {
-    let img = image::RgbImage::from_raw(w, h, buf).context("chart buffer has the wrong size")?;
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| ReportError::Draw("chart buffer has the wrong size".into()))?;
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
-    )?;
-    write_atomic(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))
+    )
+    .map_err(|e| ReportError::Draw(format!("png: {e}")))?;
+    Ok(write_file(path, &bytes)?)
 }
 
 /// Draw with `draw` onto an SVG and a PNG of `size`, write both as `<dir>/<stem>.{svg,png}`
@@ -163,20 +167,19 @@ macro_rules! render_both {
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             $draw(&root, $($arg),*)?;
-            root.present().map_err(|e| anyhow::anyhow!("svg: {e}"))?;
+            root.present().map_err(|e| ReportError::Draw(format!("svg: {e}")))?;
         }
         let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
             $draw(&root, $($arg),*)?;
-            root.present().map_err(|e| anyhow::anyhow!("png: {e}"))?;
+            root.present().map_err(|e| ReportError::Draw(format!("png: {e}")))?;
         }
         let dir: &Path = $dir;
         let svg_path = dir.join(format!("{}.svg", $stem));
-        write_atomic(&svg_path, svg.as_bytes())
-            .with_context(|| format!("{}: cannot write", svg_path.display()))?;
+        write_file(&svg_path, svg.as_bytes())?;
         write_png(&dir.join(format!("{}.png", $stem)), buf, size)?;
-        Ok::<String, anyhow::Error>(svg)
+        Ok::<String, ReportError>(svg)
     }};
 }
 

@@ -4,15 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
 use super::charts::{self, by_variant, epoch_bands, grad_bands};
-use super::summary::summarise;
+use super::summary::{layer_stats, per_class_acc, ExperimentSummary};
 use super::table::Table;
-use crate::atomic::write_atomic;
+use super::ReportError;
 use crate::data::Split;
-use crate::experiment::{Experiment, ReportKind};
+use crate::experiment::Experiment;
+use crate::store::{create_dir, write_file};
 use crate::train::RunRecord;
+
+type Result<T> = std::result::Result<T, ReportError>;
 
 const CSS: &str = r#"
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; line-height: 1.45; }
@@ -84,39 +85,66 @@ fn verdict_html(line: &str) -> String {
         )
 }
 
-/// Build `dir/report.html` (and `dir/charts/*.svg|png`) from an experiment's records.
-/// `data` supplies test images for the misclassified-image grids when available.
-pub fn write_report(
-    dir: &Path,
-    exp: &Experiment,
-    records: &[RunRecord],
-    command: &str,
-    data: Option<&Split>,
-) -> Result<PathBuf> {
+/// What a report is made of: an experiment, its summary and records, and where the
+/// charts go. `data` supplies test images for the misclassified-image grids.
+pub struct Page<'a> {
+    /// The experiment's spec.
+    pub exp: &'a Experiment,
+    /// Its summary, as printed and written beside the report.
+    pub summary: &'a ExperimentSummary,
+    /// Its run records.
+    pub records: &'a [RunRecord],
+    /// The command line that produced it ("" if unknown).
+    pub command: &'a str,
+    /// The dataset, for image grids.
+    pub data: Option<&'a Split>,
+}
+
+/// Build `dir/report.html` (and `dir/charts/*.svg|png`) from `page`.
+pub fn write_report(dir: &Path, page: &Page<'_>) -> Result<PathBuf> {
     let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir)
-        .with_context(|| format!("{}: cannot create", charts_dir.display()))?;
-    let summary = summarise(exp, records);
-    let mut h = String::new();
-    h.push_str(&format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>actlab: {}</title><style>{CSS}</style></head><body>",
-        esc(&exp.name)
-    ));
-    let datasets: std::collections::BTreeSet<String> =
-        records.iter().map(|r| r.dataset.name.clone()).collect();
-    h.push_str(&format!(
-        "<h1>actlab report: {}</h1><p class=\"sub\">{} variant(s) × {} seed(s), {} run(s) on {}; actlab {}</p>",
+    create_dir(&charts_dir)?;
+    let mut h = header(page);
+    h.push_str(&results(page.summary));
+    h.push_str(&curves(&charts_dir, page.records)?);
+    h.push_str(&diagnostics(&charts_dir, page.records)?);
+    h.push_str(&activations(page.exp));
+    h.push_str(&per_class(page.records));
+    h.push_str(&confusions(&charts_dir, page.records)?);
+    h.push_str(&mistakes(&charts_dir, page.records, page.data)?);
+    h.push_str(&provenance(page.exp, page.command));
+    h.push_str("</body></html>\n");
+    let path = dir.join("report.html");
+    write_file(&path, h.as_bytes())?;
+    Ok(path)
+}
+
+/// The document head and title lines.
+fn header(page: &Page<'_>) -> String {
+    let exp = page.exp;
+    let datasets: std::collections::BTreeSet<String> = page
+        .records
+        .iter()
+        .map(|r| r.dataset.name.clone())
+        .collect();
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>actlab: {}</title><style>{CSS}</style></head><body>\
+         <h1>actlab report: {}</h1><p class=\"sub\">{} variant(s) × {} seed(s), {} run(s) on {}; actlab {}</p>",
+        esc(&exp.name),
         esc(&exp.name),
         exp.variants.len(),
         exp.seeds.len(),
-        records.len(),
+        page.records.len(),
         esc(&datasets.into_iter().collect::<Vec<_>>().join(", ")),
         env!("CARGO_PKG_VERSION")
-    ));
+    )
+}
 
-    h.push_str("<h2>Results</h2>");
-    h.push_str(&table_html(&super::table(&summary)));
-    let lines = super::lines(&summary);
+/// The summary table with its verdicts and notes.
+fn results(summary: &ExperimentSummary) -> String {
+    let mut h = String::from("<h2>Results</h2>");
+    h.push_str(&table_html(&super::table(summary)));
+    let lines = super::lines(summary);
     if !lines.is_empty() {
         h.push_str("<ul class=\"verdicts\">");
         for l in &lines {
@@ -126,8 +154,12 @@ pub fn write_report(
     }
     h.push_str("<p>Train accuracy and loss are measured at the end on all training images in evaluation mode (no dropout); \
         gap = train acc − val acc; ep→X% = first epoch whose validation accuracy reached X%.</p>");
+    h
+}
 
-    h.push_str("<h2>Learning curves</h2><p>Lines are means over seeds; shaded bands span the lowest and highest seed.</p>");
+/// Loss and accuracy per epoch, mean with a min-max band over seeds.
+fn curves(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
+    let mut h = String::from("<h2>Learning curves</h2><p>Lines are means over seeds; shaded bands span the lowest and highest seed.</p>");
     let loss_panels = vec![
         (
             "train loss (running mean over each epoch)".to_string(),
@@ -138,7 +170,7 @@ pub fn write_report(
             epoch_bands(records, |e| e.val_loss),
         ),
     ];
-    let svg = charts::line_panels(&charts_dir, "loss", &loss_panels, "epoch", "loss", false)?;
+    let svg = charts::line_panels(charts_dir, "loss", &loss_panels, "epoch", "loss", false)?;
     h.push_str(&figure(&svg, "Training and validation loss per epoch."));
     let acc_panels = vec![
         (
@@ -151,7 +183,7 @@ pub fn write_report(
         ),
     ];
     let svg = charts::line_panels(
-        &charts_dir,
+        charts_dir,
         "accuracy",
         &acc_panels,
         "epoch",
@@ -159,102 +191,101 @@ pub fn write_report(
         false,
     )?;
     h.push_str(&figure(&svg, "Accuracy per epoch."));
+    Ok(h)
+}
 
-    let with_diag: Vec<&RunRecord> = records.iter().filter(|r| r.diagnostics.is_some()).collect();
-    if let Some(first) = with_diag.first().and_then(|r| r.diagnostics.as_ref()) {
-        h.push_str("<h2>Why: gradients and units</h2>");
-        let panels: Vec<(String, Vec<charts::Band>)> = first
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(l, name)| {
-                (
-                    format!("{name} weight-gradient norm"),
-                    grad_bands(records, l),
-                )
-            })
-            .collect();
-        let svg = charts::line_panels(
-            &charts_dir,
-            "grad_norm",
-            &panels,
-            "step",
-            "L2 norm (log)",
-            true,
-        )?;
-        h.push_str(&figure(&svg, &format!(
-            "Norm of each layer's weight gradient, sampled every {} steps. Vanishing gradients show as lower curves in the early layers.",
-            first.grad_every
-        )));
-        // Final-epoch share of inactive units per hidden layer.
-        let mut groups = Vec::new();
-        let mut stats_rows = Table::new(&[
-            "variant",
-            "layer",
-            "grad norm",
-            "pre-act mean ± std",
-            "act mean ± std",
-            "saturated",
-            "dead",
-        ]);
-        for (_, name, rs) in by_variant(records) {
-            let ds: Vec<&crate::diagnostics::EpochDiag> = rs
-                .iter()
-                .filter_map(|r| r.diagnostics.as_ref().and_then(|d| d.epochs.last()))
-                .collect();
-            let Some(d0) = ds.first() else { continue };
-            let hidden = d0.dead.len().saturating_sub(1);
-            let avg = |f: &dyn Fn(&crate::diagnostics::EpochDiag) -> Option<f64>| -> Option<f64> {
-                let v: Vec<f64> = ds.iter().filter_map(|d| f(d)).collect();
-                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-            };
-            let mut bars = Vec::new();
-            for l in 0..d0.grad_norm.len() {
-                let sat = avg(&|d| d.saturated.get(l).copied().flatten());
-                let dead = avg(&|d| d.dead.get(l).copied().flatten());
-                if l < hidden {
-                    bars.push((format!("fc{}", l + 1), sat.or(dead).unwrap_or(0.0)));
-                }
-                let pct = |v: Option<f64>| {
-                    v.map(|x| format!("{:.1}%", x * 100.0))
-                        .unwrap_or_else(|| "-".into())
-                };
-                stats_rows.row(vec![
-                    name.clone(),
-                    format!("fc{}", l + 1),
-                    avg(&|d| d.grad_norm.get(l).copied())
-                        .map(|v| format!("{v:.4}"))
-                        .unwrap_or_default(),
-                    format!(
-                        "{:.3} ± {:.3}",
-                        avg(&|d| d.pre_mean.get(l).copied()).unwrap_or(0.0),
-                        avg(&|d| d.pre_std.get(l).copied()).unwrap_or(0.0)
-                    ),
-                    match (
-                        avg(&|d| d.act_mean.get(l).copied().flatten()),
-                        avg(&|d| d.act_std.get(l).copied().flatten()),
-                    ) {
-                        (Some(m), Some(s)) => format!("{m:.3} ± {s:.3}"),
-                        _ => "-".into(),
-                    },
-                    pct(sat),
-                    pct(dead),
-                ]);
-            }
-            groups.push((name, bars));
+/// Gradient norms, inactive units and last-epoch layer statistics ("" without diagnostics).
+fn diagnostics(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
+    let Some(first) = records.iter().find_map(|r| r.diagnostics.as_ref()) else {
+        return Ok(String::new());
+    };
+    let mut h = String::from("<h2>Why: gradients and units</h2>");
+    let panels: Vec<(String, Vec<charts::Band>)> = first
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, name)| {
+            (
+                format!("{name} weight-gradient norm"),
+                grad_bands(records, l),
+            )
+        })
+        .collect();
+    let svg = charts::line_panels(
+        charts_dir,
+        "grad_norm",
+        &panels,
+        "step",
+        "L2 norm (log)",
+        true,
+    )?;
+    h.push_str(&figure(&svg, &format!(
+        "Norm of each layer's weight gradient, sampled every {} steps. Vanishing gradients show as lower curves in the early layers.",
+        first.grad_every
+    )));
+    let (groups, stats_rows) = unit_tables(records);
+    let svg = charts::bars(
+        charts_dir,
+        "units",
+        "inactive units in the last epoch (saturated sigmoid/tanh, dead ReLU)",
+        &groups,
+        "share of units",
+    )?;
+    h.push_str(&figure(&svg, "Saturated = derivative below 19% of its peak (sigmoid output outside [0.05, 0.95], tanh outside [−0.9, 0.9]), share of unit×image pairs on a held sample of 1,000 training images. Dead = ReLU unit that outputs 0 for every image of that sample."));
+    h.push_str("<p>Last-epoch layer statistics (means over seeds):</p>");
+    h.push_str(&table_html(&stats_rows));
+    Ok(h)
+}
+
+/// Bars of inactive units per hidden layer, and the layer statistics table.
+type UnitBars = Vec<(String, Vec<(String, f64)>)>;
+
+/// The inactive-unit bars per variant and the table of last-epoch layer statistics.
+fn unit_tables(records: &[RunRecord]) -> (UnitBars, Table) {
+    let mut groups = Vec::new();
+    let mut rows = Table::new(&[
+        "variant",
+        "layer",
+        "grad norm",
+        "pre-act mean ± std",
+        "act mean ± std",
+        "saturated",
+        "dead",
+    ]);
+    let share = |v: Option<f64>| {
+        v.map(|x| format!("{:.1}%", x * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    for (_, name, rs) in by_variant(records) {
+        let stats = layer_stats(&rs);
+        if stats.is_empty() {
+            continue;
         }
-        let svg = charts::bars(
-            &charts_dir,
-            "units",
-            "inactive units in the last epoch (saturated sigmoid/tanh, dead ReLU)",
-            &groups,
-            "share of units",
-        )?;
-        h.push_str(&figure(&svg, "Saturated = derivative below 19% of its peak (sigmoid output outside [0.05, 0.95], tanh outside [−0.9, 0.9]), share of unit×image pairs on a held sample of 1,000 training images. Dead = ReLU unit that outputs 0 for every image of that sample."));
-        h.push_str("<p>Last-epoch layer statistics (means over seeds):</p>");
-        h.push_str(&table_html(&stats_rows));
+        let mut bars = Vec::new();
+        for s in &stats {
+            let fc = format!("fc{}", s.layer + 1);
+            if s.hidden {
+                bars.push((fc.clone(), s.saturated.or(s.dead).unwrap_or(0.0)));
+            }
+            rows.row(vec![
+                name.clone(),
+                fc,
+                s.grad_norm.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                format!("{:.3} ± {:.3}", s.pre.0, s.pre.1),
+                s.act
+                    .map(|(m, sd)| format!("{m:.3} ± {sd:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+                share(s.saturated),
+                share(s.dead),
+            ]);
+        }
+        groups.push((name, bars));
     }
+    (groups, rows)
+}
 
+/// Every activation the experiment uses, with its formula and a plot.
+fn activations(exp: &Experiment) -> String {
     let mut acts: Vec<crate::nn::Activation> = Vec::new();
     for v in &exp.variants {
         for a in v.config.activations() {
@@ -263,7 +294,7 @@ pub fn write_report(
             }
         }
     }
-    h.push_str("<h2>The activation functions</h2><div class=\"grid\">");
+    let mut h = String::from("<h2>The activation functions</h2><div class=\"grid\">");
     for a in acts {
         let i = a.info();
         h.push_str(&format!(
@@ -277,50 +308,64 @@ pub fn write_report(
         ));
     }
     h.push_str("</div>");
+    h
+}
 
-    h.push_str("<h2>Per-digit accuracy and confusions</h2>");
-    let groups = by_variant(records);
-    let class_names = records
+/// The dataset's class names (MNIST's digits if there are no records).
+fn class_names(records: &[RunRecord]) -> Vec<&'static str> {
+    records
         .first()
-        .and_then(|r| r.config.dataset.class_names().into())
-        .unwrap_or(crate::data::DatasetName::Mnist.class_names());
+        .map(|r| r.config.dataset)
+        .unwrap_or(crate::data::DatasetName::Mnist)
+        .class_names()
+        .to_vec()
+}
+
+/// Validation accuracy per class and variant.
+fn per_class(records: &[RunRecord]) -> String {
+    let groups = by_variant(records);
+    let names = class_names(records);
     let mut headers = vec!["class".to_string()];
     headers.extend(groups.iter().map(|g| g.1.clone()));
     let hs: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
     let mut per = Table::new(&hs);
-    for (c, cname) in class_names.iter().enumerate() {
+    let accs: Vec<Vec<Option<f64>>> = groups
+        .iter()
+        .map(|(_, _, rs)| per_class_acc(rs, names.len()))
+        .collect();
+    for (c, cname) in names.iter().enumerate() {
         let mut row = vec![cname.to_string()];
-        for (_, _, rs) in &groups {
-            let v: Vec<f64> = rs
-                .iter()
-                .filter_map(|r| {
-                    r.diagnostics
-                        .as_ref()
-                        .and_then(|d| d.per_class_acc.get(c).copied())
-                })
-                .collect();
-            row.push(if v.is_empty() {
-                "-".into()
-            } else {
-                format!("{:.2}%", v.iter().sum::<f64>() / v.len() as f64 * 100.0)
+        for a in &accs {
+            row.push(match a[c] {
+                None => "-".into(),
+                Some(v) => format!("{:.2}%", v * 100.0),
             });
         }
         per.row(row);
     }
+    let mut h = String::from("<h2>Per-digit accuracy and confusions</h2>");
     h.push_str("<p>Validation accuracy per class (mean over seeds):</p>");
     h.push_str(&table_html(&per));
-    h.push_str("<div class=\"grid\">");
-    for (i, name, rs) in &groups {
-        let Some(r) = rs.iter().find(|r| r.val_confusion.is_some()) else {
+    h
+}
+
+/// One confusion matrix per variant (its first seed with one).
+fn confusions(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
+    let names = class_names(records);
+    let mut h = String::from("<div class=\"grid\">");
+    for (i, name, rs) in &by_variant(records) {
+        let Some((r, m)) = rs
+            .iter()
+            .find_map(|r| r.val_confusion.as_ref().map(|m| (r, m)))
+        else {
             continue;
         };
-        let Some(m) = &r.val_confusion else { continue };
         let svg = charts::heatmap(
-            &charts_dir,
+            charts_dir,
             &format!("confusion-{i}"),
             &format!("{name} (seed {})", r.config.seed),
             m,
-            &class_names,
+            &names,
         )?;
         let worst = r
             .diagnostics
@@ -329,7 +374,7 @@ pub fn write_report(
                 d.most_confused
                     .iter()
                     .take(3)
-                    .map(|(t, p, n)| format!("{} → {}: {n}", class_names[*t], class_names[*p]))
+                    .map(|(t, p, n)| format!("{} → {}: {n}", names[*t], names[*p]))
                     .collect::<Vec<_>>()
                     .join(", ")
             })
@@ -340,23 +385,47 @@ pub fn write_report(
         ));
     }
     h.push_str("</div>");
-    match data {
-        Some(split) => {
-            for (i, name, rs) in &groups {
-                let Some(d) = rs.iter().find_map(|r| r.diagnostics.as_ref().filter(|d| !d.mistakes.is_empty())) else { continue };
-                let items: Vec<(usize, String)> = d
-                    .mistakes
-                    .iter()
-                    .map(|&(idx, t, p)| (idx, format!("{}→{} #{idx}", class_names[t], class_names[p])))
-                    .collect();
-                let svg = charts::image_grid(&charts_dir, &format!("mistakes-{i}"), &format!("{name}: misclassified test images (true→predicted)"), &split.test, &items)?;
-                h.push_str(&figure(&svg, "Test images from the most confused pairs, with their test-set index."));
-            }
-        }
-        None => h.push_str("<p>(Misclassified-image grids need the dataset: run <code>actlab report DIR --data-dir ...</code>.)</p>"),
-    }
+    Ok(h)
+}
 
-    h.push_str("<h2>How this was produced</h2>");
+/// Grids of misclassified test images per variant, when the dataset is at hand.
+fn mistakes(charts_dir: &Path, records: &[RunRecord], data: Option<&Split>) -> Result<String> {
+    let Some(split) = data else {
+        return Ok("<p>(Misclassified-image grids need the dataset: run <code>actlab report DIR --data-dir ...</code>.)</p>".into());
+    };
+    let names = class_names(records);
+    let mut h = String::new();
+    for (i, name, rs) in &by_variant(records) {
+        let Some(d) = rs
+            .iter()
+            .find_map(|r| r.diagnostics.as_ref().filter(|d| !d.mistakes.is_empty()))
+        else {
+            continue;
+        };
+        let items: Vec<(usize, String)> = d
+            .mistakes
+            .iter()
+            .map(|&(idx, t, p)| (idx, format!("{}→{} #{idx}", names[t], names[p])))
+            .collect();
+        let title = format!("{name}: misclassified test images (true→predicted)");
+        let svg = charts::image_grid(
+            charts_dir,
+            &format!("mistakes-{i}"),
+            &title,
+            &split.test,
+            &items,
+        )?;
+        h.push_str(&figure(
+            &svg,
+            "Test images from the most confused pairs, with their test-set index.",
+        ));
+    }
+    Ok(h)
+}
+
+/// The command, every variant's config and the seeds.
+fn provenance(exp: &Experiment, command: &str) -> String {
+    let mut h = String::from("<h2>How this was produced</h2>");
     if !command.is_empty() {
         h.push_str(&format!("<p>Command:</p><pre>{}</pre>", esc(command)));
     }
@@ -372,37 +441,5 @@ pub fn write_report(
         "<p>Seeds: {:?}. Charts are also saved as SVG and PNG in <code>charts/</code>.</p>",
         exp.seeds
     ));
-    h.push_str("</body></html>\n");
-    let path = dir.join("report.html");
-    write_atomic(&path, h.as_bytes())
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(path)
-}
-
-/// Read an output folder: an experiment (experiment.json + runs/) or a single
-/// `actlab train` run (record.json), as an experiment with its records.
-pub fn load_dir(dir: &Path) -> Result<(Experiment, Vec<RunRecord>, String)> {
-    if dir.join("experiment.json").exists() {
-        let (exp, records) = crate::experiment::jobs::collect(&[dir.to_path_buf()])?;
-        return Ok((exp, records, String::new()));
-    }
-    let path = dir.join("record.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{}: neither experiment.json nor record.json; pass a folder written by actlab train/compare/exercise/run",
-            dir.display()
-        )
-    })?;
-    let r: RunRecord = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a run record", path.display()))?;
-    let exp = Experiment {
-        name: r.label.clone(),
-        variants: vec![crate::experiment::Variant {
-            name: r.variant.clone(),
-            config: r.config.clone(),
-        }],
-        seeds: vec![r.config.seed],
-        report: ReportKind::Compare,
-    };
-    Ok((exp, vec![r], String::new()))
+    h
 }

@@ -9,11 +9,33 @@ pub mod table;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-
-use crate::atomic::write_atomic;
 use crate::experiment::ReportKind;
+use crate::store::{write_file, StoreError};
 use summary::ExperimentSummary;
+
+/// A report that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A report file.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chart library failed.
+    #[error("cannot draw a chart: {0}")]
+    Draw(String),
+}
+
+impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>>
+    for ReportError
+{
+    fn from(e: plotters::drawing::DrawingAreaErrorKind<E>) -> Self {
+        ReportError::Draw(e.to_string())
+    }
+}
+
+/// "97.53%".
+pub fn pct(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
 
 /// The table this summary's report kind prints.
 pub fn table(s: &ExperimentSummary) -> table::Table {
@@ -65,16 +87,15 @@ pub fn render_markdown(s: &ExperimentSummary, command: &str) -> String {
 }
 
 /// Write summary.json, summary.csv and summary.md into `dir`, each atomically.
-pub fn write_summary(dir: &Path, s: &ExperimentSummary, command: &str) -> Result<()> {
+pub fn write_summary(dir: &Path, s: &ExperimentSummary, command: &str) -> Result<(), ReportError> {
+    let json = serde_json::to_string_pretty(s).map_err(|e| ReportError::Draw(e.to_string()))?;
     let files = [
-        ("summary.json", serde_json::to_string_pretty(s)?),
+        ("summary.json", json),
         ("summary.csv", s.to_csv()),
         ("summary.md", render_markdown(s, command)),
     ];
     for (i, (name, text)) in files.into_iter().enumerate() {
-        let p = dir.join(name);
-        write_atomic(&p, text.as_bytes())
-            .with_context(|| format!("{}: cannot write", p.display()))?;
+        write_file(&dir.join(name), text.as_bytes())?;
         crate::faults::at("summary", i + 1, None);
     }
     Ok(())

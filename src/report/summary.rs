@@ -383,6 +383,73 @@ impl ExperimentSummary {
     }
 }
 
+/// Last-epoch statistics of one layer, averaged over a variant's seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerStats {
+    /// 0-based layer (fc1 is 0).
+    pub layer: usize,
+    /// True for hidden layers (the ones with an activation).
+    pub hidden: bool,
+    /// Weight-gradient norm.
+    pub grad_norm: Option<f64>,
+    /// Pre-activation mean and standard deviation.
+    pub pre: (f64, f64),
+    /// Activation mean and standard deviation, where recorded.
+    pub act: Option<(f64, f64)>,
+    /// Share of saturated units (sigmoid/tanh family).
+    pub saturated: Option<f64>,
+    /// Share of dead units (ReLU family).
+    pub dead: Option<f64>,
+}
+
+/// Per-layer last-epoch statistics of one variant's runs (empty without diagnostics).
+pub fn layer_stats(runs: &[&RunRecord]) -> Vec<LayerStats> {
+    let ds: Vec<&crate::diagnostics::EpochDiag> = runs
+        .iter()
+        .filter_map(|r| r.diagnostics.as_ref().and_then(|d| d.epochs.last()))
+        .collect();
+    let Some(d0) = ds.first() else {
+        return Vec::new();
+    };
+    let hidden = d0.dead.len().saturating_sub(1);
+    let avg = |f: &dyn Fn(&crate::diagnostics::EpochDiag) -> Option<f64>| -> Option<f64> {
+        let v: Vec<f64> = ds.iter().filter_map(|d| f(d)).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    (0..d0.grad_norm.len())
+        .map(|l| LayerStats {
+            layer: l,
+            hidden: l < hidden,
+            grad_norm: avg(&|d| d.grad_norm.get(l).copied()),
+            pre: (
+                avg(&|d| d.pre_mean.get(l).copied()).unwrap_or(0.0),
+                avg(&|d| d.pre_std.get(l).copied()).unwrap_or(0.0),
+            ),
+            act: avg(&|d| d.act_mean.get(l).copied().flatten())
+                .zip(avg(&|d| d.act_std.get(l).copied().flatten())),
+            saturated: avg(&|d| d.saturated.get(l).copied().flatten()),
+            dead: avg(&|d| d.dead.get(l).copied().flatten()),
+        })
+        .collect()
+}
+
+/// Validation accuracy per class, mean over the runs that recorded it.
+pub fn per_class_acc(runs: &[&RunRecord], classes: usize) -> Vec<Option<f64>> {
+    (0..classes)
+        .map(|c| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| {
+                    r.diagnostics
+                        .as_ref()
+                        .and_then(|d| d.per_class_acc.get(c).copied())
+                })
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

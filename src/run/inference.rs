@@ -11,8 +11,8 @@ use crate::eval::{argmax, evaluate};
 use crate::model_io::{load_model, ModelMeta};
 use crate::nn::{Activation, Loss, Mlp, OutputFn, Workspace};
 use crate::predict::{load_gray, parse_indices, prepare};
+use crate::report::pct;
 use crate::report::table::Table;
-use crate::run::pct;
 
 /// Settings used when a weights file carries no actlab metadata (e.g. a PyTorch export).
 #[derive(Debug, Clone, Default)]

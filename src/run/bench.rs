@@ -69,7 +69,8 @@ pub struct JobsScaling {
 
 /// Time the same small experiment (`runs` one-epoch runs) with 1 job and with `jobs`.
 fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<JobsScaling> {
-    use crate::experiment::{jobs::execute, jobs::Options, Experiment, ReportKind, Variant};
+    use crate::experiment::jobs::{execute, Options, Unwatched};
+    use crate::experiment::{Experiment, ReportKind, Variant};
     let cfg = TrainConfig {
         epochs: 1,
         ..TrainConfig::default()
@@ -92,17 +93,11 @@ fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<J
             std::env::temp_dir().join(format!("actlab-bench-jobs-{}-{j}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let t = Instant::now();
-        execute(
-            &exp,
-            &exp.jobs(),
-            &dir,
-            &splits,
-            Options {
-                jobs: j,
-                resume: false,
-            },
-            &stop,
-        )?;
+        let opts = Options {
+            jobs: j,
+            resume: false,
+        };
+        execute(&exp.jobs(), &dir, &splits, opts, &stop, &Unwatched)?;
         times.push(t.elapsed().as_secs_f64());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -123,72 +118,49 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// What `actlab bench` measures.
+#[derive(Debug, Clone)]
+pub struct BenchPlan<'a> {
+    /// Dataset to train on.
+    pub dataset: DatasetName,
+    /// Folder with --data-dir semantics.
+    pub data_dir: Option<&'a Path>,
+    /// Activations to time.
+    pub activations: &'a [Activation],
+    /// Epochs per activation (the fastest counts).
+    pub epochs: usize,
+    /// Threads per run.
+    pub threads: usize,
+    /// Also compare N parallel jobs with one.
+    pub scaling_jobs: Option<usize>,
+}
+
 /// Time the default model with each activation.
-pub fn run(
-    dataset: DatasetName,
-    data_dir: Option<&Path>,
-    activations: &[Activation],
-    epochs: usize,
-    threads: usize,
-    scaling_jobs: Option<usize>,
-) -> Result<BenchReport> {
+pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
     let t0 = Instant::now();
-    let split = data::load(dataset, data_dir)?;
+    let split = data::load(plan.dataset, plan.data_dir)?;
     let load_seconds = t0.elapsed().as_secs_f64();
     let _first = Trainer::new(
         TrainConfig {
-            dataset,
+            dataset: plan.dataset,
             ..TrainConfig::default()
         },
         &split,
     );
     let startup_seconds = crate::process_seconds();
     println!(
-        "loaded {dataset} ({} + {} images) in {load_seconds:.3}s",
+        "loaded {} ({} + {} images) in {load_seconds:.3}s",
+        plan.dataset,
         split.train.len(),
         split.test.len()
     );
-    let stop = AtomicBool::new(false);
     let mut results = Vec::new();
     let mut eval_seconds = f64::INFINITY;
-    for &act in activations {
-        let cfg = TrainConfig {
-            dataset,
-            activation: vec![act],
-            threads,
-            epochs,
-            ..TrainConfig::default()
-        };
-        cfg.validate().map_err(anyhow::Error::msg)?;
-        let mut tr = Trainer::new(cfg.clone(), &split);
-        let mut all = Vec::new();
-        let mut val_acc = 0.0;
-        for _ in 0..epochs {
-            let s = tr
-                .run_epoch(&mut Silent, &stop)
-                .ok_or_else(|| anyhow::anyhow!("{act}: training diverged during the benchmark"))?;
-            all.push(s.seconds);
-            val_acc = s.val_acc;
-        }
+    for &act in plan.activations {
+        let (r, tr) = time_activation(plan, act, &split)?;
         if results.is_empty() {
-            for _ in 0..3 {
-                let t = Instant::now();
-                let a = evaluate(&tr.model, &split.train, cfg.loss);
-                let b = evaluate(&tr.model, &split.test, cfg.loss);
-                std::hint::black_box((a, b));
-                eval_seconds = eval_seconds.min(t.elapsed().as_secs_f64());
-            }
+            eval_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss);
         }
-        let best = all.iter().copied().fold(f64::INFINITY, f64::min);
-        let n = split.train.len() as f64;
-        let r = ActivationBench {
-            activation: act.to_string(),
-            epoch_seconds: best,
-            all_epochs: all,
-            images_per_second: n / best,
-            gflops_equivalent: 6.0 * tr.model.params.len() as f64 * n / best / 1e9,
-            val_acc,
-        };
         println!(
             "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%",
             r.activation,
@@ -202,20 +174,19 @@ pub fn run(
     // Peak memory of the training above, before the scaling runs add their own.
     let peak = peak_rss_mb();
     let n_images = split.train.len() + split.test.len();
-    let jobs_scaling = match scaling_jobs {
-        Some(j) => {
-            let s = jobs_scaling(split, 2 * j, j)?;
-            println!(
-                "{} one-epoch runs: {:.2}s with 1 job, {:.2}s with {} jobs: {:.2}x the throughput",
-                s.runs, s.one_job_seconds, s.n_jobs_seconds, s.jobs, s.speedup
-            );
-            Some(s)
-        }
-        None => None,
-    };
+    let jobs_scaling = plan
+        .scaling_jobs
+        .map(|j| jobs_scaling(split, 2 * j, j))
+        .transpose()?;
+    if let Some(s) = &jobs_scaling {
+        println!(
+            "{} one-epoch runs: {:.2}s with 1 job, {:.2}s with {} jobs: {:.2}x the throughput",
+            s.runs, s.one_job_seconds, s.n_jobs_seconds, s.jobs, s.speedup
+        );
+    }
     let report = BenchReport {
         actlab_version: env!("CARGO_PKG_VERSION").into(),
-        threads,
+        threads: plan.threads,
         load_seconds,
         eval_seconds,
         activations: results,
@@ -231,4 +202,59 @@ pub fn run(
         report.peak_rss_mb.unwrap_or(f64::NAN)
     );
     Ok(report)
+}
+
+/// Train `plan.epochs` epochs with `act`; the figures of the fastest epoch.
+fn time_activation<'a>(
+    plan: &BenchPlan<'_>,
+    act: Activation,
+    split: &'a crate::data::Split,
+) -> Result<(ActivationBench, Trainer<'a>)> {
+    let cfg = TrainConfig {
+        dataset: plan.dataset,
+        activation: vec![act],
+        threads: plan.threads,
+        epochs: plan.epochs,
+        ..TrainConfig::default()
+    };
+    cfg.validate()?;
+    let stop = AtomicBool::new(false);
+    let mut tr = Trainer::new(cfg, split);
+    let mut all = Vec::new();
+    let mut val_acc = 0.0;
+    for _ in 0..plan.epochs {
+        let s = tr
+            .run_epoch(&mut Silent, &stop)
+            .ok_or_else(|| anyhow::anyhow!("{act}: training diverged during the benchmark"))?;
+        all.push(s.seconds);
+        val_acc = s.val_acc;
+    }
+    let best = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let n = split.train.len() as f64;
+    let r = ActivationBench {
+        activation: act.to_string(),
+        epoch_seconds: best,
+        all_epochs: all,
+        images_per_second: n / best,
+        gflops_equivalent: 6.0 * tr.model.params.len() as f64 * n / best / 1e9,
+        val_acc,
+    };
+    Ok((r, tr))
+}
+
+/// The fastest of 3 evaluations of all training and test images.
+fn time_evaluation(
+    model: &crate::nn::Mlp,
+    split: &crate::data::Split,
+    loss: crate::nn::Loss,
+) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let a = evaluate(model, &split.train, loss);
+            let b = evaluate(model, &split.test, loss);
+            std::hint::black_box((a, b));
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }

@@ -1,0 +1,103 @@
+//! The command layer: each command end to end (data, checks, progress display,
+//! files, Ctrl-C), over the library layers below. Errors become `anyhow` here.
+
+pub mod bench;
+pub mod experiment;
+pub mod inference;
+pub mod train;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+
+use crate::config::TrainConfig;
+use crate::data::{self, Split};
+use crate::train::RunRecord;
+
+pub use experiment::{experiment_command, ExperimentRun};
+pub use train::{train_command, TrainIo};
+
+/// Load the dataset a config names, checking the config against it.
+pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let split = data::load(cfg.dataset, data_dir)?;
+    if !split.is_canonical() {
+        eprintln!(
+            "warning: {} files in {} differ from the canonical {} release (checksums recorded in the run record)",
+            cfg.dataset,
+            split.dir.display(),
+            cfg.dataset
+        );
+    }
+    let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
+    cfg.validate_against(n).map_err(anyhow::Error::msg)?;
+    Ok(split)
+}
+
+/// UTC timestamp like 20261128-144012, for default output folders.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Raised by Ctrl-C: the command stops cleanly and says how to continue.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
+/// Set by Ctrl-C; training loops stop at the next step.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Make Ctrl-C raise [`STOP`] instead of killing the process (once per process).
+pub fn install_ctrlc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| STOP.store(true, std::sync::atomic::Ordering::SeqCst));
+    });
+}
+
+/// The command line as typed, for reports.
+pub fn command_line() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut parts = vec!["actlab".to_string()];
+    parts.extend(args.into_iter().skip(1).map(|a| {
+        if a.contains(' ') || a.is_empty() {
+            format!("'{a}'")
+        } else {
+            a
+        }
+    }));
+    parts.join(" ")
+}
+
+/// Load the dataset for a report's image grids, or explain why not (grids are skipped).
+pub fn data_for_report(records: &[RunRecord], data_dir: Option<&Path>) -> Option<Split> {
+    let name = records.first()?.config.dataset;
+    match data::load(name, data_dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("note: no misclassified-image grids ({e})");
+            None
+        }
+    }
+}
