@@ -4,11 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-
-use crate::atomic::write_atomic;
 use crate::config::TrainConfig;
-use crate::model_io::{read_tensors, tensors_to_bytes};
+use crate::model_io::{bail, invalid, read_tensors, tensors_to_bytes, Result};
 use crate::nn::{Mlp, Optimizer, Rng};
 use crate::train::{EpochStats, Trainer};
 
@@ -54,12 +51,12 @@ impl Checkpoint {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("format".into(), "actlab-checkpoint".into());
-        meta.insert("config".into(), serde_json::to_string(&self.cfg)?);
-        meta.insert("rng".into(), serde_json::to_string(&self.rng)?);
-        meta.insert("history".into(), serde_json::to_string(&self.history)?);
+        meta.insert("config".into(), json(&self.cfg)?);
+        meta.insert("rng".into(), json(&self.rng)?);
+        meta.insert("history".into(), json(&self.history)?);
         meta.insert("optim_t".into(), self.t.to_string());
         if let Some(d) = &self.diagnostics {
-            meta.insert("diagnostics".into(), serde_json::to_string(d)?);
+            meta.insert("diagnostics".into(), json(d)?);
         }
         let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![
             ("params".into(), vec![self.params.len()], &self.params),
@@ -69,77 +66,73 @@ impl Checkpoint {
             tensors.push(("optim.v".into(), vec![self.v.len()], &self.v));
         }
         let bytes = tensors_to_bytes(&tensors, &meta)?;
-        let path = dir.join(FILE);
-        write_atomic(&path, &bytes).with_context(|| format!("{}: cannot write", path.display()))
+        Ok(crate::store::write_file(&dir.join(FILE), &bytes)?)
     }
 
-    /// Read `dir/checkpoint.safetensors`.
+    /// Read `dir/checkpoint.safetensors`, refusing one whose sizes do not fit its config.
     pub fn load(dir: &Path) -> Result<Checkpoint> {
         let path = dir.join(FILE);
         if !path.exists() {
-            anyhow::bail!(
+            bail!(
                 "{}: no {FILE}; --resume needs the folder of a run started by `actlab train` (its --out)",
                 dir.display()
             );
         }
         let f = read_tensors(&path)?;
-        let meta = |k: &str| -> Result<&String> {
-            f.metadata
-                .get(k)
-                .with_context(|| format!("{}: not an actlab checkpoint (no '{k}')", path.display()))
+        let meta = Meta { f: &f, path: &path };
+        let cfg: TrainConfig = meta.json("config")?;
+        let rng: Rng = meta.json("rng")?;
+        let history: Vec<EpochStats> = meta.json("history")?;
+        let t: u64 = meta
+            .get("optim_t")?
+            .parse()
+            .map_err(|e| meta.corrupt("optim_t", e))?;
+        let diagnostics = match f.metadata.get("diagnostics") {
+            Some(s) => Some(serde_json::from_str(s).map_err(|e| meta.corrupt("diagnostics", e))?),
+            None => None,
         };
-        let bad = |k: &str| format!("{}: corrupt checkpoint field '{k}'", path.display());
-        let cfg: TrainConfig =
-            serde_json::from_str(meta("config")?).with_context(|| bad("config"))?;
-        let rng: Rng = serde_json::from_str(meta("rng")?).with_context(|| bad("rng"))?;
-        let history: Vec<EpochStats> =
-            serde_json::from_str(meta("history")?).with_context(|| bad("history"))?;
-        let t: u64 = meta("optim_t")?.parse().with_context(|| bad("optim_t"))?;
-        let diagnostics = f
-            .metadata
-            .get("diagnostics")
-            .map(|s| serde_json::from_str(s))
-            .transpose()
-            .with_context(|| bad("diagnostics"))?;
-        let params = f.get(&path, "params")?.data.clone();
-        let m = f.get(&path, "optim.m")?.data.clone();
-        let v = f
-            .tensors
-            .get("optim.v")
-            .map(|t| t.data.clone())
-            .unwrap_or_default();
-        let n = cfg.arch().n_params();
-        if params.len() != n {
-            anyhow::bail!(
+        let c = Checkpoint {
+            params: f.get(&path, "params")?.data.clone(),
+            m: f.get(&path, "optim.m")?.data.clone(),
+            v: f.tensors
+                .get("optim.v")
+                .map(|t| t.data.clone())
+                .unwrap_or_default(),
+            cfg,
+            t,
+            rng,
+            history,
+            diagnostics,
+        };
+        c.check_sizes(&path)?;
+        Ok(c)
+    }
+
+    /// Parameters and optimiser moments must be as many as the config needs.
+    fn check_sizes(&self, path: &Path) -> Result<()> {
+        let n = self.cfg.arch().n_params();
+        if self.params.len() != n {
+            bail!(
                 "{}: checkpoint holds {} parameters but its config needs {n}",
                 path.display(),
-                params.len()
+                self.params.len()
             );
         }
-        let kind = cfg.optim().kind;
+        let kind = self.cfg.optim().kind;
         let v_len = if kind == crate::nn::OptimKind::Adam {
             n
         } else {
             0
         };
-        if m.len() != n || v.len() != v_len {
-            anyhow::bail!(
+        if self.m.len() != n || self.v.len() != v_len {
+            bail!(
                 "{}: checkpoint holds {} + {} optimiser moments but {kind:?} with {n} parameters needs {n} + {v_len}; the file is damaged, start the run again",
                 path.display(),
-                m.len(),
-                v.len()
+                self.m.len(),
+                self.v.len()
             );
         }
-        Ok(Checkpoint {
-            cfg,
-            params,
-            m,
-            v,
-            t,
-            rng,
-            history,
-            diagnostics,
-        })
+        Ok(())
     }
 
     /// A trainer that continues from this state on `split`.
@@ -158,4 +151,37 @@ impl Checkpoint {
         }
         tr
     }
+}
+
+/// The metadata of a checkpoint file, read field by field with errors naming the file.
+struct Meta<'a> {
+    f: &'a crate::model_io::TensorFile,
+    path: &'a Path,
+}
+
+impl Meta<'_> {
+    fn get(&self, k: &str) -> Result<&String> {
+        self.f.metadata.get(k).ok_or_else(|| {
+            invalid!(
+                "{}: not an actlab checkpoint (no '{k}')",
+                self.path.display()
+            )
+        })
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<T> {
+        serde_json::from_str(self.get(k)?).map_err(|e| self.corrupt(k, e))
+    }
+
+    fn corrupt(&self, k: &str, e: impl std::fmt::Display) -> crate::model_io::ModelError {
+        invalid!(
+            "{}: corrupt checkpoint field '{k}': {e}",
+            self.path.display()
+        )
+    }
+}
+
+/// `v` as JSON text for the checkpoint's metadata.
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    Ok(serde_json::to_string(v)?)
 }

@@ -5,8 +5,37 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::atomic::write_atomic;
 use crate::nn::{Arch, Mlp};
+
+/// A model or checkpoint file that cannot be read, written or used, in one line
+/// naming the file and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// What is wrong and how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The file could not be written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The model's description could not be encoded.
+    #[error("cannot encode the model description: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Results of model and checkpoint files.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// A [`ModelError::Invalid`] from a format string.
+macro_rules! invalid {
+    ($($t:tt)*) => { $crate::model_io::ModelError::Invalid(format!($($t)*)) };
+}
+pub(crate) use invalid;
+
+/// Return a [`ModelError::Invalid`] from a format string.
+macro_rules! bail {
+    ($($t:tt)*) => { return Err($crate::model_io::invalid!($($t)*)) };
+}
+pub(crate) use bail;
 
 /// A tensor read from a file: shape and f32 values (integer tensors are converted).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +57,11 @@ pub struct TensorFile {
 
 impl TensorFile {
     /// The tensor called `name`, or an error naming the file and the missing tensor.
-    pub fn get(&self, path: &Path, name: &str) -> anyhow::Result<&Tensor> {
+    pub fn get(&self, path: &Path, name: &str) -> Result<&Tensor> {
         self.tensors.get(name).ok_or_else(|| {
             let mut have: Vec<&str> = self.tensors.keys().map(|s| s.as_str()).collect();
             have.sort();
-            anyhow::anyhow!(
+            invalid!(
                 "{}: no tensor '{name}' (it has: {}); is this a model saved by actlab or a PyTorch state dict of the same Net?",
                 path.display(),
                 have.join(", ")
@@ -65,19 +94,19 @@ fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
 }
 
 /// Parse safetensors bytes; `path` only names the source in errors.
-pub fn parse_tensors(bytes: &[u8], path: &Path) -> anyhow::Result<TensorFile> {
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<TensorFile> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        anyhow::anyhow!(
+        invalid!(
             "{}: not a valid safetensors file ({e}); pass a model written by `actlab train --save` or safetensors.torch.save_file",
             path.display()
         )
     })?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| anyhow::anyhow!("{}: bad safetensors header ({e})", path.display()))?;
+        .map_err(|e| invalid!("{}: bad safetensors header ({e})", path.display()))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         let data = to_f32(&view).ok_or_else(|| {
-            anyhow::anyhow!(
+            invalid!(
                 "{}: tensor '{name}' has dtype {:?}; actlab reads f32, f64, i32 and i64",
                 path.display(),
                 view.dtype()
@@ -98,9 +127,9 @@ pub fn parse_tensors(bytes: &[u8], path: &Path) -> anyhow::Result<TensorFile> {
 }
 
 /// Read a safetensors file.
-pub fn read_tensors(path: &Path) -> anyhow::Result<TensorFile> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", path.display()))?;
+pub fn read_tensors(path: &Path) -> Result<TensorFile> {
+    let bytes =
+        std::fs::read(path).map_err(|e| invalid!("{}: cannot read ({e})", path.display()))?;
     parse_tensors(&bytes, path)
 }
 
@@ -108,7 +137,7 @@ pub fn read_tensors(path: &Path) -> anyhow::Result<TensorFile> {
 pub fn tensors_to_bytes(
     tensors: &[(String, Vec<usize>, &[f32])],
     metadata: &BTreeMap<String, String>,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -119,11 +148,12 @@ pub fn tensors_to_bytes(
         .map(|((name, shape, _), b)| {
             TensorView::new(Dtype::F32, shape.clone(), b)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))
+                .map_err(|e| invalid!("tensor {name}: {e}"))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    Ok(safetensors::serialize(views, Some(meta))?)
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| invalid!("cannot serialise tensors ({e})"))
 }
 
 /// Slices of `flat` per PyTorch name, in [`Arch::param_names`] order.
@@ -141,30 +171,20 @@ pub fn named_params<'a>(arch: &Arch, flat: &'a [f32]) -> Vec<(String, Vec<usize>
 }
 
 /// Write a model's weights (fc1.weight [out, in], fc1.bias, ...) atomically.
-pub fn save_weights(
-    path: &Path,
-    model: &Mlp,
-    metadata: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
+pub fn save_weights(path: &Path, model: &Mlp, metadata: &BTreeMap<String, String>) -> Result<()> {
     let bytes = tensors_to_bytes(&named_params(&model.arch, &model.params), metadata)?;
-    write_atomic(path, &bytes)
-        .map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", path.display()))
+    Ok(crate::store::write_file(path, &bytes)?)
 }
 
 /// Gather the parameters named by `arch` from a tensor file (with an optional name
 /// prefix such as "adam3."), checking every shape against the architecture.
-pub fn params_from(
-    file: &TensorFile,
-    path: &Path,
-    arch: &Arch,
-    prefix: &str,
-) -> anyhow::Result<Vec<f32>> {
+pub fn params_from(file: &TensorFile, path: &Path, arch: &Arch, prefix: &str) -> Result<Vec<f32>> {
     let mut flat = Vec::with_capacity(arch.n_params());
     for (name, shape) in arch.param_names() {
         let full = format!("{prefix}{name}");
         let t = file.get(path, &full)?;
         if t.shape != shape {
-            anyhow::bail!(
+            bail!(
                 "{}: tensor '{full}' has shape {:?} but the model needs {:?} (layer sizes {:?}); check --hidden",
                 path.display(),
                 t.shape,
@@ -236,11 +256,7 @@ pub fn meta_path(model: &Path) -> std::path::PathBuf {
 }
 
 /// Save weights plus metadata (in the file and as JSON beside it), both atomically.
-pub fn save_model(
-    path: &Path,
-    model: &Mlp,
-    cfg: &crate::config::TrainConfig,
-) -> anyhow::Result<()> {
+pub fn save_model(path: &Path, model: &Mlp, cfg: &crate::config::TrainConfig) -> Result<()> {
     let meta = ModelMeta::of(cfg);
     let json = serde_json::to_string_pretty(&meta)?;
     let mut m = BTreeMap::new();
@@ -248,19 +264,18 @@ pub fn save_model(
     m.insert("format".to_string(), "pt".to_string());
     save_weights(path, model, &m)?;
     let jp = meta_path(path);
-    write_atomic(&jp, json.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", jp.display()))
+    Ok(crate::store::write_file(&jp, json.as_bytes())?)
 }
 
 /// Layer sizes read off fc1.weight, fc2.weight, ... shapes (for files without metadata).
-fn infer_sizes(file: &TensorFile, path: &Path) -> anyhow::Result<Vec<usize>> {
+fn infer_sizes(file: &TensorFile, path: &Path) -> Result<Vec<usize>> {
     let mut sizes = Vec::new();
     for l in 1.. {
         let Some(t) = file.tensors.get(&format!("fc{l}.weight")) else {
             break;
         };
         if t.shape.len() != 2 {
-            anyhow::bail!(
+            bail!(
                 "{}: fc{l}.weight has shape {:?}; expected [out, in]",
                 path.display(),
                 t.shape
@@ -269,7 +284,7 @@ fn infer_sizes(file: &TensorFile, path: &Path) -> anyhow::Result<Vec<usize>> {
         if sizes.is_empty() {
             sizes.push(t.shape[1]);
         } else if sizes[sizes.len() - 1] != t.shape[1] {
-            anyhow::bail!(
+            bail!(
                 "{}: fc{l}.weight takes {} inputs but the layer before gives {}",
                 path.display(),
                 t.shape[1],
@@ -279,7 +294,7 @@ fn infer_sizes(file: &TensorFile, path: &Path) -> anyhow::Result<Vec<usize>> {
         sizes.push(t.shape[0]);
     }
     if sizes.is_empty() {
-        anyhow::bail!(
+        bail!(
             "{}: no fc1.weight tensor; expected PyTorch names fc1.weight, fc1.bias, fc2.weight, ...",
             path.display()
         );
@@ -289,7 +304,7 @@ fn infer_sizes(file: &TensorFile, path: &Path) -> anyhow::Result<Vec<usize>> {
 
 /// Load a model: its metadata from the file (or the JSON beside it), else inferred
 /// from tensor shapes with `fallback` for the functions (ReLU/LogSoftmax/NLL by default).
-pub fn load_model(path: &Path, fallback: Option<&ModelMeta>) -> anyhow::Result<(Mlp, ModelMeta)> {
+pub fn load_model(path: &Path, fallback: Option<&ModelMeta>) -> Result<(Mlp, ModelMeta)> {
     let file = read_tensors(path)?;
     model_from_file(&file, path, fallback)
 }
@@ -300,18 +315,18 @@ pub fn model_from_file(
     file: &TensorFile,
     path: &Path,
     fallback: Option<&ModelMeta>,
-) -> anyhow::Result<(Mlp, ModelMeta)> {
+) -> Result<(Mlp, ModelMeta)> {
     let from_file = file
         .metadata
         .get("actlab")
         .map(|s| serde_json::from_str::<ModelMeta>(s))
         .transpose()
-        .map_err(|e| anyhow::anyhow!("{}: bad actlab metadata ({e})", path.display()))?;
-    let beside = || -> anyhow::Result<Option<ModelMeta>> {
+        .map_err(|e| invalid!("{}: bad actlab metadata ({e})", path.display()))?;
+    let beside = || -> Result<Option<ModelMeta>> {
         let jp = meta_path(path);
         match std::fs::read_to_string(&jp) {
             Ok(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
-                anyhow::anyhow!("{}: not an actlab model description ({e})", jp.display())
+                invalid!("{}: not an actlab model description ({e})", jp.display())
             })?)),
             Err(_) => Ok(None),
         }
@@ -347,7 +362,7 @@ pub fn model_from_file(
         },
     };
     if meta.sizes.len() < 2 || meta.activations.len() != meta.sizes.len() - 2 {
-        anyhow::bail!(
+        bail!(
             "{}: metadata lists {} activations for layer sizes {:?}",
             path.display(),
             meta.activations.len(),
@@ -355,7 +370,7 @@ pub fn model_from_file(
         );
     }
     if meta.sizes.contains(&0) || meta.sizes.iter().product::<usize>() > 1 << 31 {
-        anyhow::bail!(
+        bail!(
             "{}: implausible layer sizes {:?}",
             path.display(),
             meta.sizes

@@ -4,7 +4,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+/// An image or index list that cannot be used, in one line with the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PredictError(pub String);
+
+type Result<T> = std::result::Result<T, PredictError>;
 use image::{imageops::FilterType, GrayImage};
 
 use crate::data::{PIXELS, SIDE};
@@ -160,12 +165,13 @@ pub fn prepare(img: &GrayImage) -> Prepared {
 
 /// Read an image file (PNG, JPEG, PGM/PNM) as grayscale.
 pub fn load_gray(path: &Path) -> Result<GrayImage> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| PredictError(format!("{}: cannot read: {e}", path.display())))?;
     let img = image::load_from_memory(&bytes).map_err(|e| {
-        anyhow::anyhow!(
+        PredictError(format!(
             "{}: not a readable PNG, JPEG or PGM image ({e}); pass an image of a digit",
             path.display()
-        )
+        ))
     })?;
     Ok(img.to_luma8())
 }
@@ -173,9 +179,9 @@ pub fn load_gray(path: &Path) -> Result<GrayImage> {
 /// Parse "0..20" (end exclusive), "5" or "1,4,9" into test-set indices.
 pub fn parse_indices(s: &str, n: usize) -> Result<Vec<usize>> {
     let err = || {
-        anyhow::anyhow!(
+        PredictError(format!(
             "--test-index '{s}': expected N, A..B or a comma list, with indices below {n}"
-        )
+        ))
     };
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
