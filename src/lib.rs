@@ -51,6 +51,28 @@ pub fn process_seconds() -> f64 {
     started().unwrap_or(0.0)
 }
 
+/// The body of a function whose loops should use AVX2 where the CPU has it: `$body`
+/// is compiled twice, once in a function with AVX2 enabled (chosen at run time when
+/// the CPU supports it) and once as portable code, over the named arguments, which
+/// must be locals of the calling function with those names and types.
+#[macro_export]
+macro_rules! avx2_or_portable {
+    (($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            unsafe fn with_avx2($($arg: $ty),*) $(-> $ret)? $body
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: `with_avx2` only needs AVX2, which the CPU was just found to have.
+                return unsafe { with_avx2($($arg),*) };
+            }
+        }
+        #[inline(always)]
+        fn portable($($arg: $ty),*) $(-> $ret)? $body
+        portable($($arg),*)
+    }};
+}
+
 /// Implement serde's Serialize/Deserialize through Display/FromStr.
 #[macro_export]
 macro_rules! serde_via_string {

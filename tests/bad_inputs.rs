@@ -452,9 +452,10 @@ fn aborted(o: &std::process::Output) -> bool {
 }
 
 fn record_epochs(dir: &Path) -> usize {
-    let text = std::fs::read_to_string(dir.join("record.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["history"].as_array().unwrap().len()
+    common::json_of(&dir.join("record.json"))["history"]
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]

@@ -8,24 +8,20 @@ use std::path::Path;
 use common::{actlab, data_dir, TempDir};
 use serde_json::Value;
 
+/// Run actlab with `args` into `out`; demand success; stdout and stderr together.
 fn run_ok(args: &[&str], out: &Path) -> String {
-    let o = actlab()
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir())
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
+    let (stdout, stderr) = common::run_ok_with_stderr(
+        actlab()
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir())
+            .arg("--out")
+            .arg(out),
+    );
     stdout + &stderr
 }
 
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::json_of as json;
 
 /// Summary with timing columns removed.
 fn summary_without_time(dir: &Path) -> Value {

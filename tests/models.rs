@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
@@ -134,9 +133,7 @@ fn resumed_run_equals_a_straight_run() {
     assert_eq!(strip(&straight.history), strip(&resumed.history));
 }
 
-fn json_of(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::json_of;
 
 /// A real process interrupted with Ctrl-C (SIGINT) after epoch 2 of 4, then resumed.
 /// A test hook holds the run right after epoch 2's record, so the signal always lands

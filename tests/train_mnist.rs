@@ -16,14 +16,7 @@ fn go(cfg: &TrainConfig, split: &Split) -> (RunRecord, Vec<f32>) {
 
 /// Records equal in everything but timings.
 fn same_results(a: &RunRecord, b: &RunRecord) -> bool {
-    let strip = |r: &RunRecord| {
-        let mut r = r.clone();
-        r.train_seconds = 0.0;
-        r.wall_seconds = 0.0;
-        r.history.iter_mut().for_each(|e| e.seconds = 0.0);
-        r
-    };
-    strip(a) == strip(b)
+    common::without_timings(a) == common::without_timings(b)
 }
 
 #[test]

@@ -5,23 +5,11 @@ use super::{Dataset, PIXELS};
 /// u8 -> f32 / 255 (the same f32 division PyTorch's `ToTensor` does), vectorised
 /// for AVX2 where the CPU has it.
 fn scale(src: &[u8], dst: &mut [f32]) {
-    #[inline(always)]
-    fn portable(src: &[u8], dst: &mut [f32]) {
+    crate::avx2_or_portable!((src: &[u8], dst: &mut [f32]) {
         for (o, &p) in dst.iter_mut().zip(src) {
             *o = p as f32 / 255.0;
         }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn avx2(src: &[u8], dst: &mut [f32]) {
-        portable(src, dst)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { avx2(src, dst) };
-    }
-    portable(src, dst)
+    })
 }
 
 /// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.

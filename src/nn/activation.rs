@@ -227,34 +227,18 @@ impl Activation {
     /// a = f(z), elementwise. One loop per variant so each one vectorises; on x86-64
     /// with AVX2 the same loops are compiled for 8-wide vectors and chosen at run time.
     pub fn forward(self, z: &[f32], a: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.forward_avx2(z, a) };
-        }
-        self.forward_portable(z, a)
+        let act = self;
+        crate::avx2_or_portable!((act: Activation, z: &[f32], a: &mut [f32]) {
+            act.forward_portable(z, a)
+        })
     }
 
     /// dz = da * f'(z), elementwise (see [`Activation::forward`] for the dispatch).
     pub fn backward(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.backward_avx2(z, a, da, dz) };
-        }
-        self.backward_portable(z, a, da, dz)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn forward_avx2(self, z: &[f32], a: &mut [f32]) {
-        self.forward_portable(z, a)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn backward_avx2(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
-        self.backward_portable(z, a, da, dz)
+        let act = self;
+        crate::avx2_or_portable!((act: Activation, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+            act.backward_portable(z, a, da, dz)
+        })
     }
 
     #[inline(always)]

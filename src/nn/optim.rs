@@ -93,18 +93,10 @@ impl Optimizer {
             self.m.len(),
             self.v.len()
         );
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.step_avx2(params, grads) };
-        }
-        self.step_portable(params, grads)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn step_avx2(&mut self, params: &mut [f32], grads: &[f32]) {
-        self.step_portable(params, grads)
+        let opt = self;
+        crate::avx2_or_portable!((opt: &mut Optimizer, params: &mut [f32], grads: &[f32]) {
+            opt.step_portable(params, grads)
+        })
     }
 
     #[inline(always)]

@@ -175,16 +175,23 @@ impl Drop for HttpServer {
     }
 }
 
+/// Run a command and demand success; returns stdout and stderr.
+pub fn run_ok_with_stderr(cmd: &mut std::process::Command) -> (String, String) {
+    let o = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{cmd:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 /// Run a command and demand success; returns stdout.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    run_ok_with_stderr(cmd).0
+}
+
+/// A JSON file's content.
+pub fn json_of(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The first `n_train` training and `n_test` test images of the real MNIST.
@@ -197,15 +204,16 @@ pub fn mnist_slice(n_train: usize, n_test: usize) -> actlab::data::Split {
     }
 }
 
-/// A run record's JSON with every timing nulled, for comparing runs.
-pub fn record_without_timings(path: &std::path::Path) -> serde_json::Value {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for k in ["train_seconds", "wall_seconds"] {
-        v[k] = serde_json::Value::Null;
-    }
-    for e in v["history"].as_array_mut().unwrap() {
-        e["seconds"] = serde_json::Value::Null;
-    }
-    v
+/// A run record with every timing set to 0, for comparing runs.
+pub fn without_timings(r: &actlab::train::RunRecord) -> actlab::train::RunRecord {
+    let mut r = r.clone();
+    r.train_seconds = 0.0;
+    r.wall_seconds = 0.0;
+    r.history.iter_mut().for_each(|e| e.seconds = 0.0);
+    r
+}
+
+/// The run record in `path` with every timing set to 0.
+pub fn record_without_timings(path: &std::path::Path) -> actlab::train::RunRecord {
+    without_timings(&actlab::store::records::read_record(path).unwrap())
 }
