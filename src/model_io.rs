@@ -316,49 +316,11 @@ pub fn model_from_file(
     path: &Path,
     fallback: Option<&ModelMeta>,
 ) -> Result<(Mlp, ModelMeta)> {
-    let from_file = file
-        .metadata
-        .get("actlab")
-        .map(|s| serde_json::from_str::<ModelMeta>(s))
-        .transpose()
-        .map_err(|e| invalid!("{}: bad actlab metadata ({e})", path.display()))?;
-    let beside = || -> Result<Option<ModelMeta>> {
-        let jp = meta_path(path);
-        match std::fs::read_to_string(&jp) {
-            Ok(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
-                invalid!("{}: not an actlab model description ({e})", jp.display())
-            })?)),
-            Err(_) => Ok(None),
-        }
-    };
-    let meta = match from_file {
+    let meta = match embedded_meta(file, path)? {
         Some(m) => m,
-        None => match beside()? {
+        None => match meta_beside(path)? {
             Some(m) => m,
-            None => {
-                let sizes = infer_sizes(file, path)?;
-                let hidden = sizes.len().saturating_sub(2);
-                let base = fallback
-                    .cloned()
-                    .unwrap_or_else(|| ModelMeta::of(&crate::config::TrainConfig::default()));
-                let acts = if base.activations.len() == hidden {
-                    base.activations.clone()
-                } else {
-                    vec![
-                        base.activations
-                            .first()
-                            .copied()
-                            .unwrap_or(crate::nn::Activation::Relu);
-                        hidden
-                    ]
-                };
-                ModelMeta {
-                    sizes,
-                    activations: acts,
-                    config: None,
-                    ..base
-                }
-            }
+            None => inferred_meta(file, path, fallback)?,
         },
     };
     if meta.sizes.len() < 2 || meta.activations.len() != meta.sizes.len() - 2 {
@@ -379,4 +341,50 @@ pub fn model_from_file(
     let arch = meta.arch();
     let params = params_from(file, path, &arch, "")?;
     Ok((Mlp::from_params(arch, params), meta))
+}
+
+/// The description actlab stores in the safetensors metadata, if any.
+fn embedded_meta(file: &TensorFile, path: &Path) -> Result<Option<ModelMeta>> {
+    file.metadata
+        .get("actlab")
+        .map(|s| serde_json::from_str::<ModelMeta>(s))
+        .transpose()
+        .map_err(|e| invalid!("{}: bad actlab metadata ({e})", path.display()))
+}
+
+/// The JSON sidecar beside the model file, if there is one.
+fn meta_beside(path: &Path) -> Result<Option<ModelMeta>> {
+    let jp = meta_path(path);
+    match std::fs::read_to_string(&jp) {
+        Ok(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
+            invalid!("{}: not an actlab model description ({e})", jp.display())
+        })?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A description for a bare weights file (a PyTorch export): sizes from the tensors,
+/// the rest from `fallback` (or the exercise's defaults).
+fn inferred_meta(
+    file: &TensorFile,
+    path: &Path,
+    fallback: Option<&ModelMeta>,
+) -> Result<ModelMeta> {
+    let sizes = infer_sizes(file, path)?;
+    let hidden = sizes.len().saturating_sub(2);
+    let base = fallback
+        .cloned()
+        .unwrap_or_else(|| ModelMeta::of(&crate::config::TrainConfig::default()));
+    let activations = if base.activations.len() == hidden {
+        base.activations.clone()
+    } else {
+        let first = base.activations.first().copied();
+        vec![first.unwrap_or(crate::nn::Activation::Relu); hidden]
+    };
+    Ok(ModelMeta {
+        sizes,
+        activations,
+        config: None,
+        ..base
+    })
 }

@@ -106,7 +106,24 @@ pub fn prepare(img: &GrayImage) -> Prepared {
             as_is: true,
         };
     }
-    // Ink: pixels clearly above the background (ignores paper texture and JPEG noise).
+    let pixels = match ink_box(&g) {
+        Some((x0, y0, x1, y1)) => {
+            let crop = image::imageops::crop_imm(&g, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
+            centre(&fit_box(&crop))
+        }
+        None => vec![0u8; PIXELS],
+    };
+    Prepared {
+        pixels,
+        inverted,
+        as_is: false,
+    }
+}
+
+/// The bounding box (x0, y0, x1, y1) of the ink: pixels clearly above the background
+/// (ignores paper texture and JPEG noise); `None` for an image without ink.
+fn ink_box(g: &GrayImage) -> Option<(u32, u32, u32, u32)> {
+    let (w, h) = g.dimensions();
     let max = g.pixels().map(|p| p.0[0]).max().unwrap_or(0);
     let threshold = (max as f64 * 0.1).max(10.0) as u8;
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
@@ -118,25 +135,26 @@ pub fn prepare(img: &GrayImage) -> Prepared {
             y1 = y1.max(y);
         }
     }
-    let mut out = vec![0u8; PIXELS];
-    if x1 < x0 || y1 < y0 {
-        return Prepared {
-            pixels: out,
-            inverted,
-            as_is: false,
-        };
-    }
-    let crop = image::imageops::crop_imm(&g, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
+    (x1 >= x0 && y1 >= y0).then_some((x0, y0, x1, y1))
+}
+
+/// Scale a cropped digit to fit the 20x20 box, keeping its aspect ratio
+/// (area-averaged when shrinking, as MNIST's digits were).
+fn fit_box(crop: &GrayImage) -> GrayImage {
     let (cw, ch) = crop.dimensions();
     let scale = BOX as f64 / cw.max(ch) as f64;
     let nw = ((cw as f64 * scale).round() as u32).clamp(1, BOX);
     let nh = ((ch as f64 * scale).round() as u32).clamp(1, BOX);
-    let small = if nw <= cw && nh <= ch {
-        area_resize(&crop, nw, nh)
+    if nw <= cw && nh <= ch {
+        area_resize(crop, nw, nh)
     } else {
-        image::imageops::resize(&crop, nw, nh, FilterType::Triangle)
-    };
-    // Centre of mass of the scaled digit, placed at the image centre.
+        image::imageops::resize(crop, nw, nh, FilterType::Triangle)
+    }
+}
+
+/// Place `small` in a 28x28 image with its centre of mass at MNIST's centre.
+fn centre(small: &GrayImage) -> Vec<u8> {
+    let (nw, nh) = small.dimensions();
     let (mut sx, mut sy, mut sm) = (0.0f64, 0.0f64, 0.0f64);
     for (x, y, p) in small.enumerate_pixels() {
         let v = p.0[0] as f64;
@@ -153,14 +171,11 @@ pub fn prepare(img: &GrayImage) -> Prepared {
     let half = SIDE as f64 / 2.0 + 0.5;
     let ox = ((half - cx).round() as i64).clamp(0, (SIDE as u32 - nw) as i64) as usize;
     let oy = ((half - cy).round() as i64).clamp(0, (SIDE as u32 - nh) as i64) as usize;
+    let mut out = vec![0u8; PIXELS];
     for (x, y, p) in small.enumerate_pixels() {
         out[(oy + y as usize) * SIDE + ox + x as usize] = p.0[0];
     }
-    Prepared {
-        pixels: out,
-        inverted,
-        as_is: false,
-    }
+    out
 }
 
 /// Read an image file (PNG, JPEG, PGM/PNM) as grayscale.

@@ -146,18 +146,12 @@ impl<'a> Trainer<'a> {
     /// Returns (loss sum, correct count) over the rows, from the training-mode outputs.
     fn batch_gradients(&mut self, n: usize) -> (f64, usize) {
         let dropout = self.cfg.dropout > 0.0;
-        let widths = &self.model.arch.sizes[1..self.model.arch.sizes.len() - 1];
         let rows = n.div_ceil(self.workers.len());
-        // Masks are drawn in worker order, before any thread starts: deterministic.
         if dropout {
-            for (k, w) in self.workers.iter_mut().enumerate() {
-                let m = rows.min(n.saturating_sub(k * rows));
-                w.ws.sample_dropout(&mut self.rng, self.cfg.dropout, m, widths);
-            }
+            self.sample_masks(n, rows);
         }
         let model = &self.model;
         let loss = self.cfg.loss;
-        let c = model.arch.classes();
         let run = |w: &mut Worker, x: &[f32], y: &[u8]| -> (f64, usize) {
             let m = y.len();
             if m == 0 {
@@ -165,13 +159,7 @@ impl<'a> Trainer<'a> {
                 return (0.0, 0);
             }
             model.forward(&mut w.ws, x, m, dropout);
-            let out = &w.ws.y[..m * c];
-            let l = loss.sum(out, y, c);
-            let correct = out
-                .chunks_exact(c)
-                .zip(y)
-                .filter(|(r, &t)| argmax(r) == t as usize)
-                .count();
+            let (l, correct) = score(&w.ws.y[..m * model.arch.classes()], y, loss);
             model.backward(&mut w.ws, x, y, m, n, loss, dropout, &mut w.grads);
             (l, correct)
         };
@@ -185,10 +173,8 @@ impl<'a> Trainer<'a> {
                     .iter_mut()
                     .enumerate()
                     .map(|(k, w)| {
-                        let lo = (k * rows).min(n);
-                        let hi = ((k + 1) * rows).min(n);
-                        let xs = &x[lo * PIXELS..hi * PIXELS];
-                        let ys = &y[lo..hi];
+                        let (lo, hi) = ((k * rows).min(n), ((k + 1) * rows).min(n));
+                        let (xs, ys) = (&x[lo * PIXELS..hi * PIXELS], &y[lo..hi]);
                         s.spawn(move || run(w, xs, ys))
                     })
                     .collect();
@@ -199,16 +185,72 @@ impl<'a> Trainer<'a> {
                     .collect()
             })
         };
-        // Sum worker gradients into worker 0 in a fixed order.
+        self.sum_worker_grads();
+        results
+            .into_iter()
+            .fold((0.0, 0), |(l, c), (l2, c2)| (l + l2, c + c2))
+    }
+
+    /// Draw each worker's dropout masks for its `rows` of the `n` rows, in worker
+    /// order and before any thread starts, so the draws are deterministic.
+    fn sample_masks(&mut self, n: usize, rows: usize) {
+        let widths = &self.model.arch.sizes[1..self.model.arch.sizes.len() - 1];
+        for (k, w) in self.workers.iter_mut().enumerate() {
+            let m = rows.min(n.saturating_sub(k * rows));
+            w.ws.sample_dropout(&mut self.rng, self.cfg.dropout, m, widths);
+        }
+    }
+
+    /// Sum worker gradients into worker 0 in a fixed order.
+    fn sum_worker_grads(&mut self) {
         let (first, rest) = self.workers.split_at_mut(1);
         for w in rest {
             for (a, &b) in first[0].grads.iter_mut().zip(&w.grads) {
                 *a += b;
             }
         }
-        results
-            .into_iter()
-            .fold((0.0, 0), |(l, c), (l2, c2)| (l + l2, c + c2))
+    }
+
+    /// A new random order of the training images (Fisher-Yates from the run's RNG,
+    /// from the identity order each epoch).
+    fn shuffle(&mut self) {
+        for (i, v) in self.order.iter_mut().enumerate() {
+            *v = i as u32;
+        }
+        for i in (1..self.order.len()).rev() {
+            let j = self.rng.random_range(0..=i);
+            self.order.swap(i, j);
+        }
+    }
+
+    /// One optimiser step on batch `step` of the epoch; (loss sum, correct count), or
+    /// the divergence if the loss is not finite.
+    fn train_step(&mut self, epoch: usize, step: usize) -> Result<(f64, usize), Divergence> {
+        let b = self.cfg.batch_size;
+        let lo = step * b;
+        let n = b.min(self.split.train.len() - lo);
+        let idx = &self.order[lo..lo + n];
+        batch::gather(
+            &self.split.train,
+            idx,
+            &mut self.x[..n * PIXELS],
+            &mut self.y[..n],
+        );
+        let (l, c) = self.batch_gradients(n);
+        if !l.is_finite() {
+            return Err(Divergence {
+                epoch,
+                step: step + 1,
+                loss: format!("{}", l / n as f64),
+            });
+        }
+        let global_step = (epoch - 1) * self.steps_per_epoch() + step + 1;
+        if let Some(r) = &mut self.recorder {
+            r.after_step(&self.model, &self.workers[0].grads, global_step);
+        }
+        self.opt
+            .step(&mut self.model.params, &self.workers[0].grads);
+        Ok((l, c))
     }
 
     /// Train one epoch and validate; `None` if the run diverged (see `self.diverged`)
@@ -219,18 +261,9 @@ impl<'a> Trainer<'a> {
         stop: &AtomicBool,
     ) -> Option<EpochStats> {
         let epoch = self.history.len() + 1;
-        let n_train = self.split.train.len();
-        let b = self.cfg.batch_size;
         let steps = self.steps_per_epoch();
         if self.cfg.shuffle {
-            // Fisher-Yates from the run's RNG, from a fresh identity order each epoch.
-            for (i, v) in self.order.iter_mut().enumerate() {
-                *v = i as u32;
-            }
-            for i in (1..n_train).rev() {
-                let j = self.rng.random_range(0..=i);
-                self.order.swap(i, j);
-            }
+            self.shuffle();
         }
         progress.epoch_start(epoch, steps);
         let t0 = Instant::now();
@@ -239,35 +272,16 @@ impl<'a> Trainer<'a> {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let lo = step * b;
-            let n = b.min(n_train - lo);
-            let idx = &self.order[lo..lo + n];
-            batch::gather(
-                &self.split.train,
-                idx,
-                &mut self.x[..n * PIXELS],
-                &mut self.y[..n],
-            );
-            let (l, c) = self.batch_gradients(n);
-            if !l.is_finite() {
-                self.diverged = Some(Divergence {
-                    epoch,
-                    step: step + 1,
-                    loss: format!("{}", l / n as f64),
-                });
-                return None;
+            match self.train_step(epoch, step) {
+                Ok((l, c)) => {
+                    loss_sum += l;
+                    correct += c;
+                }
+                Err(d) => {
+                    self.diverged = Some(d);
+                    return None;
+                }
             }
-            loss_sum += l;
-            correct += c;
-            if let Some(r) = &mut self.recorder {
-                r.after_step(
-                    &self.model,
-                    &self.workers[0].grads,
-                    (epoch - 1) * steps + step + 1,
-                );
-            }
-            self.opt
-                .step(&mut self.model.params, &self.workers[0].grads);
             progress.step(step + 1);
         }
         let seconds = t0.elapsed().as_secs_f64();
@@ -275,10 +289,11 @@ impl<'a> Trainer<'a> {
             r.end_epoch(&self.model, epoch);
         }
         let val = self.validate();
+        let n_train = self.split.train.len() as f64;
         let stats = EpochStats {
             epoch,
-            train_loss: loss_sum / n_train as f64,
-            train_acc: correct as f64 / n_train as f64,
+            train_loss: loss_sum / n_train,
+            train_acc: correct as f64 / n_train,
             val_loss: val.metrics.loss,
             val_acc: val.metrics.acc,
             seconds,
@@ -299,6 +314,17 @@ impl<'a> Trainer<'a> {
         self.evaluator
             .run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
     }
+}
+
+/// Loss sum and correct count of `out` ([rows, classes]) against labels `y`.
+fn score(out: &[f32], y: &[u8], loss: crate::nn::Loss) -> (f64, usize) {
+    let c = out.len() / y.len().max(1);
+    let correct = out
+        .chunks_exact(c)
+        .zip(y)
+        .filter(|(r, &t)| argmax(r) == t as usize)
+        .count();
+    (loss.sum(out, y, c), correct)
 }
 
 /// The dataset a run used, so a record says exactly what it measured.

@@ -204,6 +204,72 @@ fn bounds(bands: &[&Band]) -> (f64, f64, f64, f64) {
     (x0, x1, y0 - pad, y1 + pad)
 }
 
+/// Draw the mesh, each band's min-max area and mean line, and the legend on `$chart`
+/// (a macro because linear and log charts are different types in plotters).
+macro_rules! draw_bands {
+    ($chart:ident, $bands:expr, $x0:expr, $x1:expr, $x_label:expr, $y_label:expr) => {{
+        $chart
+            .configure_mesh()
+            .x_labels((($x1 - $x0).round() as usize + 1).clamp(2, 8))
+            .x_label_formatter(&|v| {
+                if (v - v.round()).abs() < 1e-9 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            })
+            .x_desc($x_label)
+            .y_desc($y_label)
+            .light_line_style(WHITE.mix(0.0))
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for band in $bands {
+            let c = color(band.index);
+            if band.lo.iter().zip(&band.hi).any(|(l, h)| h > l) {
+                $chart.draw_series(std::iter::once(Polygon::new(band_area(band), c.mix(0.18))))?;
+            }
+            $chart
+                .draw_series(LineSeries::new(
+                    band.x.iter().copied().zip(band.mean.iter().copied()),
+                    c.stroke_width(2),
+                ))?
+                .label(band.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        $chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()?;
+    }};
+}
+
+/// The outline of a band's min-max area: along the highs, back along the lows.
+fn band_area(band: &Band) -> Vec<(f64, f64)> {
+    let mut poly: Vec<(f64, f64)> = band
+        .x
+        .iter()
+        .copied()
+        .zip(band.hi.iter().copied())
+        .collect();
+    poly.extend(band.x.iter().copied().zip(band.lo.iter().copied()).rev());
+    poly
+}
+
+/// A log axis from just below the smallest positive low to above `y1`.
+fn log_range(bands: &[&Band], y1: f64) -> (f64, f64) {
+    let lo = bands
+        .iter()
+        .flat_map(|b| b.lo.iter().copied())
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let lo = if lo.is_finite() { lo * 0.8 } else { 1e-6 };
+    (lo, y1.max(lo * 10.0) * 1.2)
+}
+
 /// Panels side by side, one per (title, bands), sharing the x label.
 fn draw_panels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -225,66 +291,13 @@ where
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64);
-        macro_rules! body {
-            ($chart:ident) => {{
-                $chart
-                    .configure_mesh()
-                    .x_labels(((x1 - x0).round() as usize + 1).clamp(2, 8))
-                    .x_label_formatter(&|v| {
-                        if (v - v.round()).abs() < 1e-9 {
-                            format!("{v:.0}")
-                        } else {
-                            format!("{v:.1}")
-                        }
-                    })
-                    .x_desc(x_label)
-                    .y_desc(y_label)
-                    .light_line_style(WHITE.mix(0.0))
-                    .label_style(("sans-serif", 13))
-                    .draw()?;
-                for band in bands {
-                    let c = color(band.index);
-                    if band.lo.iter().zip(&band.hi).any(|(l, h)| h > l) {
-                        let mut poly: Vec<(f64, f64)> = band
-                            .x
-                            .iter()
-                            .copied()
-                            .zip(band.hi.iter().copied())
-                            .collect();
-                        poly.extend(band.x.iter().copied().zip(band.lo.iter().copied()).rev());
-                        $chart.draw_series(std::iter::once(Polygon::new(poly, c.mix(0.18))))?;
-                    }
-                    $chart
-                        .draw_series(LineSeries::new(
-                            band.x.iter().copied().zip(band.mean.iter().copied()),
-                            c.stroke_width(2),
-                        ))?
-                        .label(band.name.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                        });
-                }
-                $chart
-                    .configure_series_labels()
-                    .label_font(("sans-serif", 12))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.3))
-                    .draw()?;
-            }};
-        }
         if log_y {
-            let lo = refs
-                .iter()
-                .flat_map(|b| b.lo.iter().copied())
-                .filter(|v| *v > 0.0)
-                .fold(f64::INFINITY, f64::min);
-            let lo = if lo.is_finite() { lo * 0.8 } else { 1e-6 };
-            let hi = y1.max(lo * 10.0) * 1.2;
+            let (lo, hi) = log_range(&refs, y1);
             let mut chart = b.build_cartesian_2d(x0..x1, (lo..hi).log_scale())?;
-            body!(chart);
+            draw_bands!(chart, bands, x0, x1, x_label, y_label);
         } else {
             let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
-            body!(chart);
+            draw_bands!(chart, bands, x0, x1, x_label, y_label);
         }
     }
     Ok(())
@@ -306,6 +319,17 @@ pub fn line_panels(
         (w, 360),
         draw_panels(panels, x_label, y_label, log_y)
     )
+}
+
+/// The label of the category whose centre is at `v` (categories sit at 0.5, 1.5, ...),
+/// or "" between categories.
+fn category_label(v: f64, labels: &[String]) -> String {
+    let i = (v - 0.5).round();
+    if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+        labels[i as usize].clone()
+    } else {
+        String::new()
+    }
 }
 
 /// Grouped bars: for each group (variant), one bar per series (layer).
@@ -332,14 +356,7 @@ where
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = (x - 0.5).round();
-            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| category_label(*x, &names))
         .y_desc(y_label)
         .light_line_style(WHITE.mix(0.0))
         .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
@@ -383,6 +400,7 @@ pub fn bars(
     render_both!(dir, stem, (w, 360), draw_bars(title, groups, y_label))
 }
 
+/// A confusion matrix `m` (rows true, columns predicted) as coloured cells with counts.
 fn draw_heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -400,54 +418,19 @@ where
         .x_label_area_size(36)
         .y_label_area_size(64)
         .build_cartesian_2d(0.0..n as f64, n as f64..0.0)?;
-    let l1: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-    let l2 = l1.clone();
-    let fmt = move |v: &f64, l: &[String]| -> String {
-        let i = (*v - 0.5).round();
-        if (*v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < l.len() {
-            l[i as usize].clone()
-        } else {
-            String::new()
-        }
-    };
+    let names: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
     chart
         .configure_mesh()
         .disable_mesh()
         .x_labels(2 * n + 1)
         .y_labels(2 * n + 1)
-        .x_label_formatter(&|v| fmt(v, &l1))
-        .y_label_formatter(&|v| fmt(v, &l2))
+        .x_label_formatter(&|v| category_label(*v, &names))
+        .y_label_formatter(&|v| category_label(*v, &names))
         .x_desc("predicted")
         .y_desc("true")
         .label_style(("sans-serif", 12))
         .draw()?;
-    // Colour by share of the true class's images, so rare mistakes still show.
-    let mut cells = Vec::new();
-    for (t, row) in m.iter().enumerate() {
-        let total: u32 = row.iter().sum::<u32>().max(1);
-        for (p, &c) in row.iter().enumerate() {
-            let share = c as f64 / total as f64;
-            let v = if t == p {
-                share
-            } else {
-                (share * 8.0).min(1.0)
-            };
-            let col = if t == p {
-                RGBColor(
-                    255 - (v * 200.0) as u8,
-                    255 - (v * 120.0) as u8,
-                    255 - (v * 60.0) as u8,
-                )
-            } else {
-                RGBColor(255, 255 - (v * 190.0) as u8, 255 - (v * 200.0) as u8)
-            };
-            cells.push(Rectangle::new(
-                [(p as f64, t as f64), (p as f64 + 1.0, t as f64 + 1.0)],
-                col.filled(),
-            ));
-        }
-    }
-    chart.draw_series(cells)?;
+    chart.draw_series(heat_cells(m))?;
     let style = TextStyle::from(("sans-serif", 11).into_font()).pos(
         plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Center,
@@ -468,6 +451,33 @@ where
             })
     }))?;
     Ok(())
+}
+
+/// One cell per (true, predicted) pair, coloured by its share of the true class's
+/// images: blue on the diagonal, red off it (scaled 8x so rare mistakes still show).
+fn heat_cells(m: &[Vec<u32>]) -> Vec<Rectangle<(f64, f64)>> {
+    let mut cells = Vec::new();
+    for (t, row) in m.iter().enumerate() {
+        let total: u32 = row.iter().sum::<u32>().max(1);
+        for (p, &c) in row.iter().enumerate() {
+            let share = c as f64 / total as f64;
+            let col = if t == p {
+                RGBColor(
+                    255 - (share * 200.0) as u8,
+                    255 - (share * 120.0) as u8,
+                    255 - (share * 60.0) as u8,
+                )
+            } else {
+                let v = (share * 8.0).min(1.0);
+                RGBColor(255, 255 - (v * 190.0) as u8, 255 - (v * 200.0) as u8)
+            };
+            cells.push(Rectangle::new(
+                [(p as f64, t as f64), (p as f64 + 1.0, t as f64 + 1.0)],
+                col.filled(),
+            ));
+        }
+    }
+    cells
 }
 
 /// Confusion-matrix heat map as SVG and PNG; returns the SVG.

@@ -107,6 +107,64 @@ pub struct ExperimentSummary {
     pub found_runs: usize,
 }
 
+/// The figures of one variant's runs (`rs`, at least one).
+fn variant_summary(index: usize, mut rs: Vec<&RunRecord>) -> VariantSummary {
+    rs.sort_by_key(|r| r.config.seed);
+    let ok: Vec<&RunRecord> = rs
+        .iter()
+        .copied()
+        .filter(|r| r.diverged.is_none())
+        .collect();
+    let first = rs[0];
+    VariantSummary {
+        name: first.variant.clone(),
+        label: first.label.clone(),
+        index,
+        seeds: rs.iter().map(|r| r.config.seed).collect(),
+        diverged_seeds: rs
+            .iter()
+            .filter(|r| r.diverged.is_some())
+            .map(|r| r.config.seed)
+            .collect(),
+        val_acc: metric(&ok, |r| r.final_val.map(|m| m.acc)),
+        train_acc: metric(&ok, |r| r.final_train.map(|m| m.acc)),
+        val_loss: metric(&ok, |r| r.final_val.map(|m| m.loss)),
+        train_loss: metric(&ok, |r| r.final_train.map(|m| m.loss)),
+        gap: metric(&ok, |r| Some(r.final_train?.acc - r.final_val?.acc)),
+        epochs_to_90: EpochsTo::of(&rs, 0.90),
+        epochs_to_97: EpochsTo::of(&rs, 0.97),
+        seconds: metric(&rs, |r| Some(r.train_seconds)),
+        sizes: first.config.arch().sizes,
+        behind_best: None,
+    }
+}
+
+/// Each variant after the first (the best): its validation accuracy against the
+/// best's, paired by seed where both ran it.
+fn compare_with_best(variants: &mut [VariantSummary], records: &[RunRecord]) {
+    let Some(best) = variants.first().map(|v| v.index) else {
+        return;
+    };
+    let vals = |i: usize| -> BTreeMap<u64, f64> {
+        records
+            .iter()
+            .filter(|r| r.variant_index == i && r.diverged.is_none())
+            .filter_map(|r| Some((r.config.seed, r.final_val?.acc)))
+            .collect()
+    };
+    let b = vals(best);
+    for v in variants.iter_mut().skip(1) {
+        let o = vals(v.index);
+        let pairs: Vec<(f64, f64)> = b
+            .iter()
+            .filter_map(|(s, x)| o.get(s).map(|y| (*x, *y)))
+            .collect();
+        let bv: Vec<f64> = b.values().copied().collect();
+        let ov: Vec<f64> = o.values().copied().collect();
+        v.behind_best = difference(&bv, &ov, &pairs);
+    }
+}
+
 fn metric(records: &[&RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> Option<Summary> {
     let v: Vec<f64> = records.iter().filter_map(|r| f(r)).collect();
     Summary::of(&v)
@@ -120,61 +178,13 @@ pub fn summarise(exp: &Experiment, records: &[RunRecord]) -> ExperimentSummary {
     }
     let mut variants: Vec<VariantSummary> = groups
         .into_iter()
-        .map(|(index, mut rs)| {
-            rs.sort_by_key(|r| r.config.seed);
-            let ok: Vec<&RunRecord> = rs
-                .iter()
-                .copied()
-                .filter(|r| r.diverged.is_none())
-                .collect();
-            let first = rs[0];
-            VariantSummary {
-                name: first.variant.clone(),
-                label: first.label.clone(),
-                index,
-                seeds: rs.iter().map(|r| r.config.seed).collect(),
-                diverged_seeds: rs
-                    .iter()
-                    .filter(|r| r.diverged.is_some())
-                    .map(|r| r.config.seed)
-                    .collect(),
-                val_acc: metric(&ok, |r| r.final_val.map(|m| m.acc)),
-                train_acc: metric(&ok, |r| r.final_train.map(|m| m.acc)),
-                val_loss: metric(&ok, |r| r.final_val.map(|m| m.loss)),
-                train_loss: metric(&ok, |r| r.final_train.map(|m| m.loss)),
-                gap: metric(&ok, |r| Some(r.final_train?.acc - r.final_val?.acc)),
-                epochs_to_90: EpochsTo::of(&rs, 0.90),
-                epochs_to_97: EpochsTo::of(&rs, 0.97),
-                seconds: metric(&rs, |r| Some(r.train_seconds)),
-                sizes: first.config.arch().sizes,
-                behind_best: None,
-            }
-        })
+        .map(|(index, rs)| variant_summary(index, rs))
         .collect();
     variants.sort_by(|a, b| {
         let key = |v: &VariantSummary| v.val_acc.map(|s| s.mean).unwrap_or(f64::NEG_INFINITY);
         key(b).total_cmp(&key(a)).then(a.index.cmp(&b.index))
     });
-    if let Some(best) = variants.first().map(|v| v.index) {
-        let vals = |i: usize| -> BTreeMap<u64, f64> {
-            records
-                .iter()
-                .filter(|r| r.variant_index == i && r.diverged.is_none())
-                .filter_map(|r| Some((r.config.seed, r.final_val?.acc)))
-                .collect()
-        };
-        let b = vals(best);
-        for v in variants.iter_mut().skip(1) {
-            let o = vals(v.index);
-            let pairs: Vec<(f64, f64)> = b
-                .iter()
-                .filter_map(|(s, x)| o.get(s).map(|y| (*x, *y)))
-                .collect();
-            let bv: Vec<f64> = b.values().copied().collect();
-            let ov: Vec<f64> = o.values().copied().collect();
-            v.behind_best = difference(&bv, &ov, &pairs);
-        }
-    }
+    compare_with_best(&mut variants, records);
     ExperimentSummary {
         name: exp.name.clone(),
         report: exp.report,

@@ -14,6 +14,20 @@ use crate::eval::evaluate;
 use crate::nn::Activation;
 use crate::train::{Silent, Trainer};
 
+impl std::fmt::Display for ActivationBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%",
+            self.activation,
+            self.epoch_seconds,
+            self.images_per_second,
+            self.gflops_equivalent,
+            self.val_acc * 100.0
+        )
+    }
+}
+
 /// Figures for one activation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActivationBench {
@@ -161,14 +175,7 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         if results.is_empty() {
             eval_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss);
         }
-        println!(
-            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%",
-            r.activation,
-            r.epoch_seconds,
-            r.images_per_second,
-            r.gflops_equivalent,
-            r.val_acc * 100.0
-        );
+        println!("{r}");
         results.push(r);
     }
     // Peak memory of the training above, before the scaling runs add their own.

@@ -94,7 +94,6 @@ pub fn eval_command(
         println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
-    let classes = name.class_names();
     println!(
         "{}: {} on {} test images: accuracy {}, mean {} loss {:.4}",
         path.display(),
@@ -104,6 +103,13 @@ pub fn eval_command(
         meta.loss,
         e.metrics.loss
     );
+    print_class_tables(&e, name);
+    Ok(())
+}
+
+/// Accuracy per class, the confusion matrix and the most confused pairs.
+fn print_class_tables(e: &crate::eval::Evaluation, name: DatasetName) {
+    let classes = name.class_names();
     let mut t = Table::new(&["class", "images", "accuracy"]);
     for (c, acc) in e.per_class_acc().iter().enumerate() {
         let n: u32 = e.confusion[c].iter().sum();
@@ -115,14 +121,12 @@ pub fn eval_command(
     let hs: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
     let mut cm = Table::new(&hs);
     for (c, row) in e.confusion.iter().enumerate() {
-        let mut cells = vec![format!(
-            "{c} {}",
-            if name == DatasetName::Mnist {
-                ""
-            } else {
-                classes[c]
-            }
-        )];
+        let label = if name == DatasetName::Mnist {
+            ""
+        } else {
+            classes[c]
+        };
+        let mut cells = vec![format!("{c} {label}")];
         cells.extend(row.iter().map(|v| v.to_string()));
         cm.row(cells);
     }
@@ -131,7 +135,6 @@ pub fn eval_command(
     for (t, p, n) in e.most_confused(5) {
         println!("  {} -> {}: {n}", classes[t], classes[p]);
     }
-    Ok(())
 }
 
 /// One prediction.
@@ -183,8 +186,7 @@ pub fn predict_command(
     let mut ws = Workspace::new(&model.arch, 1, false);
     let mut preds = Vec::new();
     for img in images {
-        let g = load_gray(img)?;
-        let p = prepare(&g);
+        let p = prepare(&load_gray(img)?);
         let (predicted, top3) = predict_pixels(&model, &mut ws, &p.pixels);
         preds.push(Prediction {
             input: img.display().to_string(),
@@ -209,10 +211,16 @@ pub fn predict_command(
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
-        return Ok(());
+    } else {
+        print_predictions(&preds, meta.dataset);
     }
-    let names = meta.dataset.class_names();
-    for p in &preds {
+    Ok(())
+}
+
+/// One line per prediction: the class, the top three, and the truth when known.
+fn print_predictions(preds: &[Prediction], dataset: DatasetName) {
+    let names = dataset.class_names();
+    for p in preds {
         let top: Vec<String> = p
             .top3
             .iter()
@@ -232,5 +240,4 @@ pub fn predict_command(
             top.join(", ")
         );
     }
-    Ok(())
 }
