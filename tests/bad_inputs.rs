@@ -428,17 +428,7 @@ fn all_files_parse(dir: &Path) {
 /// `actlab train` of 4 short epochs into `out`, optionally with a test hook.
 fn short_train(out: &Path, hook: Option<&str>) -> std::process::Output {
     let mut c = actlab();
-    c.args([
-        "train",
-        "--epochs",
-        "4",
-        "--limit-train",
-        "6000",
-        "--limit-test",
-        "500",
-    ])
-    .arg("--out")
-    .arg(out);
+    c.args(common::SHORT_TRAIN).arg("--out").arg(out);
     if let Some(h) = hook {
         c.env("ACTLAB_TEST_HOOK", h);
     }

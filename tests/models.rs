@@ -142,15 +142,7 @@ use common::json_of;
 fn ctrl_c_then_resume_through_the_cli() {
     use std::io::{BufRead, BufReader};
     let dirs = TempDir::new("sigint");
-    let args = [
-        "train",
-        "--epochs",
-        "4",
-        "--limit-train",
-        "6000",
-        "--limit-test",
-        "500",
-    ];
+    let args = common::SHORT_TRAIN;
     run_ok(actlab().args(args).arg("--out").arg(dirs.join("straight")));
     let out = dirs.join("interrupted");
     let mut child = actlab()

@@ -40,6 +40,17 @@ pub fn mnist_dir() -> PathBuf {
     p
 }
 
+/// A short `actlab train`: 4 epochs on 6,000 images, tested on 500 (about a second).
+pub const SHORT_TRAIN: [&str; 7] = [
+    "train",
+    "--epochs",
+    "4",
+    "--limit-train",
+    "6000",
+    "--limit-test",
+    "500",
+];
+
 /// Path of the built actlab binary (cargo builds it for integration tests).
 pub fn actlab() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"));
