@@ -72,75 +72,94 @@ fn mean(s: Option<Summary>) -> Option<f64> {
 
 /// One line per task goal and per claim, saying what was measured.
 pub fn verdicts(s: &ExperimentSummary) -> Vec<String> {
-    let mut out = Vec::new();
     let before = find(s, "before");
     let after = find(s, "after");
     let bonus = s.variants.iter().find(|v| v.name.starts_with("bonus"));
-    let yes = |b: bool| if b { "yes" } else { "NO" };
-    if let Some(acc) = after.and_then(|a| mean(a.val_acc)) {
-        out.push(format!(
-            "goal \"validation accuracy above 90%\": {} — after reaches {:.2}% val acc",
-            yes(acc > 0.90),
-            acc * 100.0
-        ));
-    }
-    if let (Some(gb), Some(ga)) = (
-        before.and_then(|b| mean(b.gap)),
-        after.and_then(|a| mean(a.gap)),
-    ) {
-        let mut line = format!(
-            "goal \"overfitting reduced (smaller gap)\": {} — gap {:+.2} pt before, {:+.2} pt after",
-            yes(ga < gb),
-            gb * 100.0,
-            ga * 100.0
-        );
-        if gb.abs() < 0.02 {
-            line.push_str(&format!(
-                "; but \"before\" barely overfits ({:+.2} pt), so there was little to reduce",
-                gb * 100.0
-            ));
-        }
-        if let Some(gd) = bonus.and_then(|b| mean(b.gap)) {
-            line.push_str(&format!("; with dropout {:+.2} pt", gd * 100.0));
-        }
-        out.push(line);
-    }
-    let sizes: Vec<&Vec<usize>> = s.variants.iter().map(|v| &v.sizes).collect();
-    if let Some(first) = sizes.first() {
-        let same = sizes.iter().all(|x| x == first);
-        let dims: Vec<String> = first.iter().map(|d| d.to_string()).collect();
-        out.push(format!(
-            "goal \"architecture unchanged\": {} — every variant is {}",
-            yes(same),
-            if same {
-                dims.join("-")
-            } else {
-                "not the same size".into()
-            }
-        ));
-    }
-    for v in [before, after].into_iter().flatten() {
-        let Some((ct, cv, cl)) = claim(&v.name) else {
-            continue;
-        };
-        let (Some(t), Some(a), Some(l)) = (mean(v.train_acc), mean(v.val_acc), mean(v.val_loss))
-        else {
-            continue;
-        };
-        let off = (a - cv).abs() > 0.02 || (t - ct).abs() > 0.02;
-        out.push(format!(
-            "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured train {:.2}%, val {:.2}%, val loss {:.4}",
-            v.name,
-            ct * 100.0,
-            cv * 100.0,
-            cl,
-            if off { "does NOT reproduce" } else { "reproduces" },
-            t * 100.0,
-            a * 100.0,
-            l
-        ));
-    }
+    let mut out = Vec::new();
+    out.extend(goal_accuracy(after));
+    out.extend(goal_gap(before, after, bonus));
+    out.extend(goal_architecture(s));
+    out.extend([before, after].into_iter().flatten().filter_map(claim_line));
     out
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+/// Goal: "after" above 90% validation accuracy.
+fn goal_accuracy(after: Option<&VariantSummary>) -> Option<String> {
+    let acc = mean(after?.val_acc)?;
+    Some(format!(
+        "goal \"validation accuracy above 90%\": {} — after reaches {:.2}% val acc",
+        yes(acc > 0.90),
+        acc * 100.0
+    ))
+}
+
+/// Goal: a smaller train-val gap after than before (and with dropout).
+fn goal_gap(
+    before: Option<&VariantSummary>,
+    after: Option<&VariantSummary>,
+    bonus: Option<&VariantSummary>,
+) -> Option<String> {
+    let gb = mean(before?.gap)?;
+    let ga = mean(after?.gap)?;
+    let mut line = format!(
+        "goal \"overfitting reduced (smaller gap)\": {} — gap {:+.2} pt before, {:+.2} pt after",
+        yes(ga < gb),
+        gb * 100.0,
+        ga * 100.0
+    );
+    if gb.abs() < 0.02 {
+        line.push_str(&format!(
+            "; but \"before\" barely overfits ({:+.2} pt), so there was little to reduce",
+            gb * 100.0
+        ));
+    }
+    if let Some(gd) = bonus.and_then(|b| mean(b.gap)) {
+        line.push_str(&format!("; with dropout {:+.2} pt", gd * 100.0));
+    }
+    Some(line)
+}
+
+/// Goal: every variant has the same layer sizes.
+fn goal_architecture(s: &ExperimentSummary) -> Option<String> {
+    let sizes: Vec<&Vec<usize>> = s.variants.iter().map(|v| &v.sizes).collect();
+    let first = sizes.first()?;
+    let same = sizes.iter().all(|x| x == first);
+    let dims: Vec<String> = first.iter().map(|d| d.to_string()).collect();
+    Some(format!(
+        "goal \"architecture unchanged\": {} — every variant is {}",
+        yes(same),
+        if same {
+            dims.join("-")
+        } else {
+            "not the same size".into()
+        }
+    ))
+}
+
+/// The exercise's claim for `v` beside what was measured.
+fn claim_line(v: &VariantSummary) -> Option<String> {
+    let (ct, cv, cl) = claim(&v.name)?;
+    let (t, a, l) = (mean(v.train_acc)?, mean(v.val_acc)?, mean(v.val_loss)?);
+    let off = (a - cv).abs() > 0.02 || (t - ct).abs() > 0.02;
+    Some(format!(
+        "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured train {:.2}%, val {:.2}%, val loss {:.4}",
+        v.name,
+        ct * 100.0,
+        cv * 100.0,
+        cl,
+        if off { "does NOT reproduce" } else { "reproduces" },
+        t * 100.0,
+        a * 100.0,
+        l
+    ))
 }
 
 #[cfg(test)]
