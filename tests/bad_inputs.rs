@@ -147,6 +147,35 @@ fn damaged_data_files() {
             }),
             vec![IMG, "directory"],
         ),
+        (
+            // 5 GB of trailing zeros (a sparse file: no disk used); only the promised
+            // bytes plus one may be read, so this fails at once, in little memory.
+            "huge trailing data",
+            Box::new(|d: &Path| {
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(d.join(IMG))
+                    .unwrap();
+                f.set_len(5 << 30).unwrap();
+            }),
+            vec![IMG, "trailing"],
+        ),
+        (
+            "header promising terabytes",
+            Box::new(|d: &Path| {
+                patch(d, IMG, 4, 0xff);
+                patch(d, IMG, 5, 0xff);
+            }),
+            vec![IMG, "promises more than"],
+        ),
+        (
+            "a device that never ends",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join(IMG)).unwrap();
+                std::os::unix::fs::symlink("/dev/zero", d.join(IMG)).unwrap();
+            }),
+            vec![IMG, "not a regular file"],
+        ),
     ];
     for (name, damage, needles) in cases {
         let d = small();

@@ -47,6 +47,9 @@ pub enum IdxError {
         /// Bytes present.
         found: usize,
     },
+    /// A header promising more data than actlab reads.
+    #[error("header promises more than {0} bytes of data; not an MNIST-sized file")]
+    TooLarge(u64),
     /// More data than the header promises.
     #[error("{0} trailing bytes after the data")]
     Trailing(usize),
@@ -86,6 +89,47 @@ pub fn maybe_gunzip(bytes: Vec<u8>) -> Result<Vec<u8>, IdxError> {
     } else {
         Ok(bytes)
     }
+}
+
+/// Read an IDX stream (gzip or raw) without trusting its length: at most the bytes
+/// its header promises plus one (so trailing data is still detected), and never more
+/// than the decompressed-size limit, whatever the source holds or however long it runs.
+pub fn read_bounded(source: impl Read) -> Result<Vec<u8>, IdxError> {
+    use std::io::BufRead;
+    let mut src = std::io::BufReader::new(source);
+    let gz = {
+        let head = src.fill_buf().map_err(|e| IdxError::Gzip(e.to_string()))?;
+        head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
+    };
+    let mut r: Box<dyn Read> = if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(src))
+    } else {
+        Box::new(src)
+    };
+    let io = |e: std::io::Error| IdxError::Gzip(e.to_string());
+    let mut out = Vec::new();
+    (&mut r).take(4).read_to_end(&mut out).map_err(io)?;
+    if out.is_empty() {
+        return Err(IdxError::Empty);
+    }
+    if out.len() < 4 {
+        return Ok(out);
+    }
+    let dims = out[3] as u64;
+    (&mut r).take(4 * dims).read_to_end(&mut out).map_err(io)?;
+    if (out.len() as u64) < 4 + 4 * dims {
+        return Ok(out);
+    }
+    // An oversized promise reads nothing more: the parser names what is wrong.
+    let promised = out[4..]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
+        .try_fold(1u64, |a, d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_DECOMPRESSED);
+    if let Some(n) = promised {
+        r.take(n + 1).read_to_end(&mut out).map_err(io)?;
+    }
+    Ok(out)
 }
 
 fn header(bytes: &[u8], what: &'static str, ndims: u8) -> Result<Vec<u32>, IdxError> {
@@ -133,10 +177,10 @@ pub fn parse_images(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
     if rows as usize != SIDE || cols as usize != SIDE {
         return Err(IdxError::WrongImageSize { rows, cols });
     }
-    let expected = n.checked_mul(PIXELS).ok_or(IdxError::Truncated {
-        expected: usize::MAX,
-        found: bytes.len(),
-    })?;
+    let expected = n
+        .checked_mul(PIXELS)
+        .filter(|&e| e as u64 <= MAX_DECOMPRESSED)
+        .ok_or(IdxError::TooLarge(MAX_DECOMPRESSED))?;
     check_len(bytes, 16, expected)?;
     Ok(bytes[16..].to_vec())
 }
@@ -144,6 +188,9 @@ pub fn parse_images(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
 /// Parse an (already decompressed) IDX label file; every label must be 0-9.
 pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
     let dims = header(bytes, "a label", 1)?;
+    if dims[0] as u64 > MAX_DECOMPRESSED {
+        return Err(IdxError::TooLarge(MAX_DECOMPRESSED));
+    }
     check_len(bytes, 8, dims[0] as usize)?;
     let labels = bytes[8..].to_vec();
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > 9) {
@@ -156,6 +203,22 @@ pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_stream_that_never_ends_is_read_only_as_far_as_promised() {
+        // Two labels promised, then zeros for ever: the read stops one byte past.
+        let head: &[u8] = &[0, 0, 8, 1, 0, 0, 0, 2];
+        let endless = head.chain(std::io::repeat(0));
+        let bytes = read_bounded(endless).unwrap();
+        assert_eq!(bytes.len(), 8 + 2 + 1);
+        assert_eq!(parse_labels(&bytes), Err(IdxError::Trailing(1)));
+        // The same through gzip.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, head).unwrap();
+        std::io::Write::write_all(&mut e, &vec![0u8; 1 << 20]).unwrap();
+        let gz = e.finish().unwrap();
+        assert_eq!(read_bounded(&gz[..]).unwrap().len(), 11);
+    }
 
     fn images(n: u32) -> Vec<u8> {
         let mut b = vec![0, 0, 8, 3];

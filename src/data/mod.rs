@@ -203,16 +203,10 @@ impl Split {
     }
 }
 
-/// Read a file, naming it and suggesting a fix if that fails.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    if path.is_dir() {
-        return Err(DataError::Io {
-            path: path.to_path_buf(),
-            err: std::io::Error::other("is a directory, not a file"),
-            hint: String::new(),
-        });
-    }
-    std::fs::read(path).map_err(|err| {
+/// Open a regular file for reading, naming it and suggesting a fix if that fails
+/// (a folder, a device or a pipe is refused: it may never end).
+fn open_regular(path: &Path) -> Result<std::fs::File, DataError> {
+    let io = |err: std::io::Error| {
         let hint = match err.kind() {
             std::io::ErrorKind::PermissionDenied => "; check the file's permissions".to_string(),
             std::io::ErrorKind::NotFound => {
@@ -225,13 +219,24 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
             err,
             hint,
         }
-    })
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(io(std::io::Error::other("is a directory, not a file")));
+    }
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other(
+            "is not a regular file (a device or pipe); copy the data into a file",
+        )));
+    }
+    std::fs::File::open(path).map_err(io)
 }
 
-/// Decompressed bytes of one IDX file with its SHA-256.
+/// Decompressed bytes of one IDX file (read no further than its header promises)
+/// with their SHA-256.
 fn read_idx(path: &Path) -> Result<(Vec<u8>, String), DataError> {
-    let raw = read_file(path)?;
-    let bytes = idx::maybe_gunzip(raw).map_err(|problem| DataError::Idx {
+    let file = open_regular(path)?;
+    let bytes = idx::read_bounded(file).map_err(|problem| DataError::Idx {
         path: path.to_path_buf(),
         problem,
     })?;
