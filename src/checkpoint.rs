@@ -108,7 +108,7 @@ impl Checkpoint {
         Ok(c)
     }
 
-    /// Parameters and optimiser moments must be as many as the config needs.
+    /// Parameters and optimiser moments must be finite and as many as the config needs.
     fn check_sizes(&self, path: &Path) -> Result<()> {
         let n = self.cfg.arch().n_params();
         if self.params.len() != n {
@@ -117,6 +117,19 @@ impl Checkpoint {
                 path.display(),
                 self.params.len()
             );
+        }
+        for (name, t) in [
+            ("params", &self.params),
+            ("optim.m", &self.m),
+            ("optim.v", &self.v),
+        ] {
+            if let Some(i) = crate::model_io::first_non_finite(t) {
+                bail!(
+                    "{}: the checkpoint is invalid: tensor '{name}' holds {} at index {i} (a damaged file, not a diverged run: a diverged run never writes one); start the run again",
+                    path.display(),
+                    t[i]
+                );
+            }
         }
         let kind = self.cfg.optim().kind;
         let v_len = if kind == crate::nn::OptimKind::Adam {

@@ -185,16 +185,28 @@ pub fn params_from(file: &TensorFile, path: &Path, arch: &Arch, prefix: &str) ->
         let t = file.get(path, &full)?;
         if t.shape != shape {
             bail!(
-                "{}: tensor '{full}' has shape {:?} but the model needs {:?} (layer sizes {:?}); check --hidden",
+                "{}: tensor '{full}' has shape {:?} but the model needs {:?} (layer sizes {:?}); for train --init-from, give the file's --hidden sizes",
                 path.display(),
                 t.shape,
                 shape,
                 arch.sizes
             );
         }
+        if let Some(i) = first_non_finite(&t.data) {
+            bail!(
+                "{}: tensor '{full}' holds {} at index {i}; the weights are damaged (or come from a diverged run): use another file",
+                path.display(),
+                t.data[i]
+            );
+        }
         flat.extend_from_slice(&t.data);
     }
     Ok(flat)
+}
+
+/// The index of the first NaN or infinite value, if any.
+pub fn first_non_finite(v: &[f32]) -> Option<usize> {
+    v.iter().position(|x| !x.is_finite())
 }
 
 /// What a saved model says about itself (safetensors metadata and the JSON beside it).

@@ -612,3 +612,87 @@ fn an_adam_checkpoint_without_its_second_moments_is_refused() {
         ],
     );
 }
+
+/// Write a copy of the parity fixture's 784-32-16-10 weights with one value replaced.
+fn poisoned_weights(dir: &Path, tensor: &str, at: usize, value: f32) -> std::path::PathBuf {
+    let src = common::fixtures().join("init.safetensors");
+    let f = actlab::model_io::read_tensors(&src).unwrap();
+    let names = [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+        "fc3.weight",
+        "fc3.bias",
+    ];
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
+        .iter()
+        .map(|n| {
+            let t = f.get(&src, n).unwrap();
+            (n.to_string(), t.shape.clone(), t.data.clone())
+        })
+        .collect();
+    let t = tensors.iter_mut().find(|t| t.0 == tensor).unwrap();
+    t.2[at] = value;
+    let views: Vec<(String, Vec<usize>, &[f32])> = tensors
+        .iter()
+        .map(|(n, s, d)| (n.clone(), s.clone(), d.as_slice()))
+        .collect();
+    let bytes = actlab::model_io::tensors_to_bytes(&views, &Default::default()).unwrap();
+    let path = dir.join(format!("poisoned-{tensor}.safetensors"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn non_finite_weights_are_refused_naming_the_tensor_and_index() {
+    let d = TempDir::new("nan-weights");
+    let nan = poisoned_weights(&d.0, "fc2.weight", 37, f32::NAN);
+    let inf = poisoned_weights(&d.0, "fc3.bias", 4, f32::INFINITY);
+    let hidden = ["--hidden", "32,16"];
+    fails(
+        actlab().arg("eval").arg(&nan),
+        &["poisoned-fc2.weight", "'fc2.weight'", "NaN at index 37"],
+    );
+    fails(
+        actlab()
+            .arg("predict")
+            .arg(&inf)
+            .args(["--test-index", "0"]),
+        &["'fc3.bias'", "inf at index 4"],
+    );
+    fails(
+        actlab()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "100",
+                "--limit-test",
+                "10",
+            ])
+            .args(hidden)
+            .arg("--init-from")
+            .arg(&nan)
+            .arg("--out")
+            .arg(d.join("o")),
+        &["'fc2.weight'", "NaN at index 37"],
+    );
+}
+
+#[test]
+fn a_checkpoint_of_nan_parameters_is_invalid_not_diverged() {
+    let d = TempDir::new("nan-ckpt");
+    let out = d.join("run");
+    let o = short_train(&out, Some("abort@record:1"));
+    assert!(aborted(&o));
+    let mut ck = actlab::checkpoint::Checkpoint::load(&out).unwrap();
+    ck.params[123] = f32::NAN;
+    ck.save(&out).unwrap();
+    let line = fails(
+        actlab().arg("train").arg("--resume").arg(&out),
+        &["checkpoint", "invalid", "'params'", "index 123"],
+    );
+    assert!(!line.contains("--lr"), "{line}");
+}
