@@ -207,6 +207,11 @@ impl TrainConfig {
 
     /// Checks that need the data: batch size against the number of training images.
     pub fn validate_against(&self, n_train: usize) -> Result<(), ConfigError> {
+        if n_train == 0 {
+            return Err(ConfigError(
+                "the training set has 0 images; point --data-dir at files that hold some".into(),
+            ));
+        }
         if self.batch_size > n_train {
             return Err(ConfigError(format!(
                 "--batch-size {} is larger than the {n_train} training images; use a smaller batch",

@@ -696,3 +696,70 @@ fn a_checkpoint_of_nan_parameters_is_invalid_not_diverged() {
     );
     assert!(!line.contains("--lr"), "{line}");
 }
+
+#[test]
+fn empty_sets_and_wrong_datasets_are_refused_not_measured() {
+    let d = TempDir::new("empty-sets");
+    let no_test = d.join("no-test");
+    std::fs::create_dir_all(&no_test).unwrap();
+    write_small_mnist(&no_test, 100, 0);
+    fails(
+        &mut train_on(&no_test),
+        &["no-test", "test set has 0 images"],
+    );
+    let no_train = d.join("no-train");
+    std::fs::create_dir_all(&no_train).unwrap();
+    write_small_mnist(&no_train, 0, 20);
+    let line = fails(&mut train_on(&no_train), &["training set has 0 images"]);
+    assert!(!line.contains("smaller batch"), "{line}");
+    // A model to evaluate.
+    let model = d.join("m.safetensors");
+    let run = d.join("run");
+    common::run_ok(
+        actlab()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "500",
+                "--limit-test",
+                "50",
+            ])
+            .arg("--out")
+            .arg(&run)
+            .arg("--save")
+            .arg(&model),
+    );
+    fails(
+        actlab()
+            .arg("eval")
+            .arg(&model)
+            .arg("--data-dir")
+            .arg(&no_test),
+        &["test set has 0 images"],
+    );
+    // MNIST's files read as Fashion-MNIST: refused, not labelled with the wrong name.
+    fails(
+        actlab()
+            .arg("eval")
+            .arg(&model)
+            .args(["--dataset", "fashion-mnist", "--data-dir"])
+            .arg(common::mnist_dir()),
+        &["these are the mnist files, not fashion-mnist"],
+    );
+    // Modified test files: eval warns as train does.
+    let o = actlab()
+        .arg("eval")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&no_train)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("differ from the canonical mnist release"),
+        "{err}"
+    );
+}

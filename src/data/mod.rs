@@ -304,7 +304,24 @@ pub fn load_dir(name: DatasetName, dir: &Path) -> Result<Split, DataError> {
 }
 
 /// Find the dataset (see [`source::locate`]) and load it.
+/// Files that are another known dataset's canonical release are refused, so results
+/// are never labelled with the wrong dataset.
 pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Split, DataError> {
     let dir = source::locate(name, data_dir)?;
-    load_dir(name, &dir)
+    let split = load_dir(name, &dir)?;
+    for other in [DatasetName::Mnist, DatasetName::FashionMnist] {
+        if other != name
+            && split
+                .sha256
+                .iter()
+                .zip(other.checksums())
+                .all(|(a, b)| a == b)
+        {
+            return Err(DataError::NotFound(format!(
+                "{}: these are the {other} files, not {name}; use --dataset {other} or point --data-dir at {name}",
+                dir.display()
+            )));
+        }
+    }
+    Ok(split)
 }

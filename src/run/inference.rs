@@ -78,6 +78,8 @@ pub fn eval_command(
     let (model, meta) = load(path, fb)?;
     let name = dataset.unwrap_or(meta.dataset);
     let split = data::load(name, data_dir)?;
+    super::warn_if_modified(&split);
+    super::require_test_images(&split)?;
     let e = evaluate(&model, &split.test, meta.loss);
     if json {
         let j = EvalJson {

@@ -22,17 +22,34 @@ pub use train::{train_command, TrainIo};
 pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     let split = data::load(cfg.dataset, data_dir)?;
+    warn_if_modified(&split);
+    let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
+    cfg.validate_against(n)?;
+    require_test_images(&split)?;
+    Ok(split)
+}
+
+/// Warn when the files are not the canonical release (results are then not comparable).
+pub fn warn_if_modified(split: &Split) {
     if !split.is_canonical() {
         eprintln!(
             "warning: {} files in {} differ from the canonical {} release (checksums recorded in the run record)",
-            cfg.dataset,
+            split.name,
             split.dir.display(),
-            cfg.dataset
+            split.name
         );
     }
-    let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
-    cfg.validate_against(n).map_err(anyhow::Error::msg)?;
-    Ok(split)
+}
+
+/// Refuse a dataset without test images: its accuracy and loss would be made up.
+pub fn require_test_images(split: &Split) -> Result<()> {
+    if split.test.is_empty() {
+        anyhow::bail!(
+            "{}: the test set has 0 images, so nothing can be measured; point --data-dir at files that hold some",
+            split.dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// UTC timestamp like 20261128-144012, for default output folders.
