@@ -492,6 +492,9 @@ fn bench(b: BenchCmd) -> Result<()> {
     if b.epochs == 0 {
         bail!("--epochs 0: time at least one epoch");
     }
+    if let Some(n) = b.scaling.filter(|&n| n < 2) {
+        bail!("--scaling {n}: it compares N parallel jobs with one; use 2 or more");
+    }
     let plan = run::bench::BenchPlan {
         dataset: b.data.dataset,
         data_dir: b.data.data_dir.as_deref(),

@@ -22,6 +22,8 @@ fn main() {
                 msg.push_str(&c);
             }
         }
+        // One line, whatever a library put in its message.
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
         eprintln!("error: {msg}");
         std::process::exit(2);
     }

@@ -96,8 +96,9 @@ fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
 /// Parse safetensors bytes; `path` only names the source in errors.
 pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<TensorFile> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        let why = offset_problem(bytes).unwrap_or_else(|| e.to_string());
         invalid!(
-            "{}: not a valid safetensors file ({e}); pass a model written by `actlab train --save` or safetensors.torch.save_file",
+            "{}: not a valid safetensors file ({why}); pass a model written by `actlab train --save` or safetensors.torch.save_file",
             path.display()
         )
     })?;
@@ -124,6 +125,40 @@ pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<TensorFile> {
         tensors,
         metadata: meta.metadata().clone().unwrap_or_default(),
     })
+}
+
+/// Which tensors' byte ranges overlap or leave a gap, read from the header itself:
+/// the library names only one tensor, which need not be the one at fault.
+fn offset_problem(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..8usize.checked_add(n)?)?).ok()?;
+    let mut ranges: Vec<(u64, u64, &str)> = header
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(k, v)| {
+            let o = v.get("data_offsets")?.as_array()?;
+            Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?, k.as_str()))
+        })
+        .collect();
+    ranges.sort();
+    let mut end = 0;
+    let mut prev: Option<(u64, u64, &str)> = None;
+    for r in ranges {
+        if r.0 != end {
+            let what = if r.0 < end { "overlap" } else { "leave a gap" };
+            return Some(match prev {
+                Some(p) => format!(
+                    "tensors '{}' (bytes {}..{}) and '{}' (bytes {}..{}) {what}",
+                    p.2, p.0, p.1, r.2, r.0, r.1
+                ),
+                None => format!("tensor '{}' starts at byte {}, not 0", r.2, r.0),
+            });
+        }
+        end = r.1;
+        prev = Some(r);
+    }
+    None
 }
 
 /// Read a safetensors file.

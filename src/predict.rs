@@ -182,6 +182,13 @@ fn centre(small: &GrayImage) -> Vec<u8> {
 pub fn load_gray(path: &Path) -> Result<GrayImage> {
     let bytes = std::fs::read(path)
         .map_err(|e| PredictError(format!("{}: cannot read: {e}", path.display())))?;
+    if bytes.starts_with(&[0xff, 0xd8]) && !bytes.trim_ascii_end().ends_with(&[0xff, 0xd9]) {
+        // The decoder would fill the missing part with grey and predict on that.
+        return Err(PredictError(format!(
+            "{}: the JPEG is truncated (no end-of-image marker); pass the whole file",
+            path.display()
+        )));
+    }
     let img = image::load_from_memory(&bytes).map_err(|e| {
         PredictError(format!(
             "{}: not a readable PNG, JPEG or PGM image ({e}); pass an image of a digit",

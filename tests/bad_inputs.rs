@@ -763,3 +763,38 @@ fn empty_sets_and_wrong_datasets_are_refused_not_measured() {
         "{err}"
     );
 }
+
+#[test]
+fn damaged_images_and_offsets_get_one_correct_line() {
+    let d = TempDir::new("images");
+    let model = common::fixtures().join("init.safetensors");
+    // A truncated JPEG.
+    let img = image::GrayImage::from_fn(64, 64, |x, y| {
+        image::Luma([if (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < 300 { 0 } else { 255 }])
+    });
+    let mut jpg = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+        .unwrap();
+    // Cut in the scan data (the decoder would fill in grey) and in a header (the
+    // decoder's message has a line break): one line each.
+    for (at, needle) in [(jpg.len() / 2, "truncated"), (100, "not a readable")] {
+        let cut = d.join("cut.jpg");
+        let mut bytes = jpg[..at].to_vec();
+        if at == 100 {
+            bytes.extend_from_slice(&[0xff, 0xd9]); // an end marker after a cut header
+        }
+        std::fs::write(&cut, bytes).unwrap();
+        fails(actlab().arg("predict").arg(&model).arg(&cut), &["cut.jpg", needle]);
+    }
+    // Overlapping tensors: both are named, with their byte ranges.
+    let overlap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions/model_loader/overlapping-offsets.safetensors");
+    fails(
+        actlab().arg("eval").arg(&overlap),
+        &["'fc1.weight' (bytes 0..16)", "'fc1.bias' (bytes 8..16)", "overlap"],
+    );
+    fails(
+        actlab().args(["bench", "--scaling", "0"]),
+        &["--scaling 0", "2 or more"],
+    );
+}
