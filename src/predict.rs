@@ -26,6 +26,8 @@ pub struct Prepared {
     pub inverted: bool,
     /// True if the image was already a 28x28 MNIST-style image and used as it is.
     pub as_is: bool,
+    /// False if no pixel stands out from the background: any prediction is a guess.
+    pub ink: bool,
 }
 
 /// Mean of the outermost rows and columns: the background level.
@@ -100,13 +102,16 @@ pub fn prepare(img: &GrayImage) -> Prepared {
     let (w, h) = g.dimensions();
     if w as usize == SIDE && h as usize == SIDE {
         // Already MNIST-shaped: changing it would only blur it.
+        let ink = g.pixels().any(|p| p.0[0] > 0);
         return Prepared {
             pixels: g.into_raw(),
             inverted,
             as_is: true,
+            ink,
         };
     }
-    let pixels = match ink_box(&g) {
+    let bbox = ink_box(&g);
+    let pixels = match bbox {
         Some((x0, y0, x1, y1)) => {
             let crop = image::imageops::crop_imm(&g, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
             centre(&fit_box(&crop))
@@ -117,6 +122,7 @@ pub fn prepare(img: &GrayImage) -> Prepared {
         pixels,
         inverted,
         as_is: false,
+        ink: bbox.is_some(),
     }
 }
 
@@ -125,6 +131,9 @@ pub fn prepare(img: &GrayImage) -> Prepared {
 fn ink_box(g: &GrayImage) -> Option<(u32, u32, u32, u32)> {
     let (w, h) = g.dimensions();
     let max = g.pixels().map(|p| p.0[0]).max().unwrap_or(0);
+    if max == 0 {
+        return None;
+    }
     let threshold = (max as f64 * 0.1).max(10.0) as u8;
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
     for (x, y, p) in g.enumerate_pixels() {
@@ -195,7 +204,30 @@ pub fn load_gray(path: &Path) -> Result<GrayImage> {
             path.display()
         ))
     })?;
-    Ok(img.to_luma8())
+    Ok(flatten_alpha(&img.to_luma_alpha8()))
+}
+
+/// Composite a grey + alpha image onto its paper: transparent pixels take the colour
+/// opposite to the ink (white behind dark ink, black behind light ink), as a drawing
+/// canvas's export shows on screen. Without this, a black digit on a transparent
+/// background reads as black on black.
+pub fn flatten_alpha(img: &image::GrayAlphaImage) -> GrayImage {
+    let (mut ink, mut weight) = (0.0f64, 0.0f64);
+    for p in img.pixels() {
+        let a = p.0[1] as f64 / 255.0;
+        ink += a * p.0[0] as f64;
+        weight += a;
+    }
+    let paper = if weight > 0.0 && ink / weight < 128.0 {
+        255.0
+    } else {
+        0.0
+    };
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let [l, a] = img.get_pixel(x, y).0;
+        let a = a as f64 / 255.0;
+        image::Luma([(a * l as f64 + (1.0 - a) * paper).round() as u8])
+    })
 }
 
 /// Parse "0..20" (end exclusive), "5" or "1,4,9" into test-set indices.

@@ -798,3 +798,42 @@ fn damaged_images_and_offsets_get_one_correct_line() {
         &["--scaling 0", "2 or more"],
     );
 }
+
+#[test]
+fn transparent_backgrounds_are_composited_and_blank_images_warned() {
+    let d = TempDir::new("alpha");
+    let model = common::fixtures().join("init.safetensors");
+    let ring = |x: u32, y: u32| {
+        let r2 = (x as i32 - 40).pow(2) + (y as i32 - 40).pow(2);
+        (200..700).contains(&r2)
+    };
+    // Black ink on a transparent background (a canvas export), and on white paper.
+    let clear = image::GrayAlphaImage::from_fn(80, 80, |x, y| {
+        image::LumaA(if ring(x, y) { [0, 255] } else { [0, 0] })
+    });
+    let white = image::GrayImage::from_fn(80, 80, |x, y| {
+        image::Luma([if ring(x, y) { 0 } else { 255 }])
+    });
+    clear.save(d.join("clear.png")).unwrap();
+    white.save(d.join("white.png")).unwrap();
+    let predict = |f: &str| {
+        let o = actlab()
+            .args(["predict", "--json"])
+            .arg(&model)
+            .arg(d.join(f))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["input"] = serde_json::Value::Null;
+        (v, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (a, err) = predict("clear.png");
+    assert_eq!(a, predict("white.png").0, "transparent paper reads as white paper");
+    assert!(!err.contains("no ink"), "{err}");
+    // Nothing drawn at all: a warning, not a silent confident answer.
+    let blank = image::GrayAlphaImage::from_pixel(80, 80, image::LumaA([0, 0]));
+    blank.save(d.join("blank.png")).unwrap();
+    let (_, err) = predict("blank.png");
+    assert!(err.contains("blank.png: the image holds no ink"), "{err}");
+}

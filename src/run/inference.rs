@@ -189,6 +189,12 @@ pub fn predict_command(
     let mut preds = Vec::new();
     for img in images {
         let p = prepare(&load_gray(img)?);
+        if !p.ink {
+            eprintln!(
+                "warning: {}: the image holds no ink (a blank page); its prediction is a guess",
+                img.display()
+            );
+        }
         let (predicted, top3) = predict_pixels(&model, &mut ws, &p.pixels);
         preds.push(Prediction {
             input: img.display().to_string(),
