@@ -117,6 +117,9 @@ pub struct ExperimentArgs {
     /// Skip runs whose complete record is already in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Replace the results already in --out (the folder's contents are removed first).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Run only slice K of N of the runs (e.g. 2/8), for batch schedulers; combine with `actlab merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
@@ -148,6 +151,7 @@ impl ExperimentArgs {
             out: self.out.clone(),
             jobs: self.jobs,
             resume: self.resume,
+            overwrite: self.overwrite,
             shard,
         })
     }
@@ -339,6 +343,9 @@ struct TrainCmd {
     /// Folder for the run's record.json and per-epoch checkpoint (default: runs/<timestamp>-train).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Replace the results already in --out (the folder's contents are removed first).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Save the trained model as safetensors with PyTorch names (fc1.weight, ...) plus a JSON beside it.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
@@ -438,6 +445,7 @@ fn train(c: TrainCmd) -> Result<()> {
         save: c.save,
         init_from: c.init_from,
         resume: c.resume,
+        overwrite: c.overwrite,
     };
     run::train_command(&cfg, &io)
 }

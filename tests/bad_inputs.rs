@@ -770,11 +770,18 @@ fn damaged_images_and_offsets_get_one_correct_line() {
     let model = common::fixtures().join("init.safetensors");
     // A truncated JPEG.
     let img = image::GrayImage::from_fn(64, 64, |x, y| {
-        image::Luma([if (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < 300 { 0 } else { 255 }])
+        image::Luma([if (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < 300 {
+            0
+        } else {
+            255
+        }])
     });
     let mut jpg = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
-        .unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
     // Cut in the scan data (the decoder would fill in grey) and in a header (the
     // decoder's message has a line break): one line each.
     for (at, needle) in [(jpg.len() / 2, "truncated"), (100, "not a readable")] {
@@ -784,14 +791,21 @@ fn damaged_images_and_offsets_get_one_correct_line() {
             bytes.extend_from_slice(&[0xff, 0xd9]); // an end marker after a cut header
         }
         std::fs::write(&cut, bytes).unwrap();
-        fails(actlab().arg("predict").arg(&model).arg(&cut), &["cut.jpg", needle]);
+        fails(
+            actlab().arg("predict").arg(&model).arg(&cut),
+            &["cut.jpg", needle],
+        );
     }
     // Overlapping tensors: both are named, with their byte ranges.
     let overlap = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fuzz_regressions/model_loader/overlapping-offsets.safetensors");
     fails(
         actlab().arg("eval").arg(&overlap),
-        &["'fc1.weight' (bytes 0..16)", "'fc1.bias' (bytes 8..16)", "overlap"],
+        &[
+            "'fc1.weight' (bytes 0..16)",
+            "'fc1.bias' (bytes 8..16)",
+            "overlap",
+        ],
     );
     fails(
         actlab().args(["bench", "--scaling", "0"]),
@@ -829,11 +843,178 @@ fn transparent_backgrounds_are_composited_and_blank_images_warned() {
         (v, String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let (a, err) = predict("clear.png");
-    assert_eq!(a, predict("white.png").0, "transparent paper reads as white paper");
+    assert_eq!(
+        a,
+        predict("white.png").0,
+        "transparent paper reads as white paper"
+    );
     assert!(!err.contains("no ink"), "{err}");
     // Nothing drawn at all: a warning, not a silent confident answer.
     let blank = image::GrayAlphaImage::from_pixel(80, 80, image::LumaA([0, 0]));
     blank.save(d.join("blank.png")).unwrap();
     let (_, err) = predict("blank.png");
     assert!(err.contains("blank.png: the image holds no ink"), "{err}");
+}
+
+#[test]
+fn results_are_never_replaced_without_asking() {
+    let d = TempDir::new("no-overwrite");
+    let out = d.join("run");
+    let tiny = [
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "50",
+    ];
+    common::run_ok(actlab().args(tiny).arg("--out").arg(&out));
+    let before = std::fs::read(out.join("record.json")).unwrap();
+    fails(
+        actlab().args(tiny).args(["--seed", "5", "--out"]).arg(&out),
+        &["already holds results", "--resume", "--overwrite"],
+    );
+    assert_eq!(std::fs::read(out.join("record.json")).unwrap(), before);
+    // --overwrite clears the folder first: nothing stale survives.
+    std::fs::write(out.join("stale.txt"), "old").unwrap();
+    common::run_ok(
+        actlab()
+            .args(tiny)
+            .args(["--seed", "5", "--overwrite", "--out"])
+            .arg(&out),
+    );
+    assert!(!out.join("stale.txt").exists());
+    assert_ne!(std::fs::read(out.join("record.json")).unwrap(), before);
+    // The same for experiments, where stale runs of other variants would mix in.
+    let cmp = d.join("cmp");
+    let compare = |acts: &str| {
+        let mut c = actlab();
+        c.args([
+            "compare",
+            "--activation",
+            acts,
+            "--epochs",
+            "1",
+            "--jobs",
+            "1",
+        ])
+        .args(["--limit-train", "300", "--limit-test", "50", "--out"])
+        .arg(&cmp);
+        c
+    };
+    common::run_ok(&mut compare("relu,tanh"));
+    fails(&mut compare("sigmoid"), &["already holds results"]);
+    common::run_ok(compare("sigmoid").arg("--overwrite"));
+    let variants: Vec<_> = std::fs::read_dir(cmp.join("runs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(variants.len(), 1, "only the new experiment's runs remain");
+}
+
+#[test]
+fn two_runs_never_share_a_folder() {
+    let d = TempDir::new("lock");
+    let out = d.join("run");
+    // The first run holds the folder (waiting at a hook) while a second one tries it.
+    let mut first = actlab()
+        .args(common::SHORT_TRAIN)
+        .arg("--out")
+        .arg(&out)
+        .env("ACTLAB_TEST_HOOK", "wait@record:1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(first.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("test hook: waiting") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+            "{seen}"
+        );
+        seen.push_str(&line);
+    }
+    fails(
+        actlab()
+            .args(common::SHORT_TRAIN)
+            .arg("--overwrite")
+            .arg("--out")
+            .arg(&out),
+        &["another actlab run is writing into this folder"],
+    );
+    Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    // Default folders: two runs started together get two folders.
+    let cwd = d.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let tiny = [
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "20",
+    ];
+    let quiet = || {
+        let mut c = actlab();
+        c.current_dir(&cwd)
+            .args(tiny)
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    let (a, b) = (quiet().spawn().unwrap(), quiet().spawn().unwrap());
+    for mut c in [a, b] {
+        assert!(c.wait().unwrap().success());
+    }
+    let runs: Vec<_> = std::fs::read_dir(cwd.join("runs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+}
+
+#[test]
+fn a_model_path_never_lands_on_the_run_files() {
+    let d = TempDir::new("save-path");
+    let out = d.join("run");
+    let tiny = [
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "20",
+    ];
+    let save = |p: std::path::PathBuf| {
+        let mut c = actlab();
+        c.args(tiny).arg("--out").arg(&out).arg("--save").arg(p);
+        c
+    };
+    fails(
+        &mut save(d.join("model.json")),
+        &["model.json", "end in .safetensors"],
+    );
+    fails(&mut save(out.join("record.json")), &["end in .safetensors"]);
+    fails(
+        &mut save(out.join("checkpoint.safetensors")),
+        &["checkpoint.safetensors", "overwrite the run's own"],
+    );
+    fails(
+        &mut save(out.join("record.safetensors")),
+        &["record.json", "overwrite the run's own"],
+    );
+    assert!(
+        !out.join("record.json").exists(),
+        "refused before any training"
+    );
+    common::run_ok(&mut save(out.join("model.safetensors")));
+    assert!(out.join("model.safetensors").exists() && out.join("model.json").exists());
 }

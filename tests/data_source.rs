@@ -105,6 +105,7 @@ fn cli_downloads_into_the_cache_then_reuses_it() {
                 "256",
                 "--limit-test",
                 "100",
+                "--overwrite",
                 "--out",
             ])
             .arg(&out.0)
@@ -211,6 +212,7 @@ fn decoded_cache_is_used_and_never_stale() {
                 "64",
                 "--limit-test",
                 "10",
+                "--overwrite",
                 "--data-dir",
             ])
             .arg(&data.0)

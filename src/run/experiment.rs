@@ -16,7 +16,7 @@ use crate::experiment::jobs::{execute, workers, write_spec, Options, Watch};
 use crate::experiment::{Experiment, Job};
 use crate::report::html::{write_report, Page};
 use crate::report::pct;
-use crate::store::folder::prepare_out_dir;
+use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
 use crate::train::{EpochStats, Progress, RunRecord};
 
 /// How an experiment command runs its jobs and where results go.
@@ -29,6 +29,8 @@ pub struct ExperimentRun {
     pub jobs: usize,
     /// Reuse finished records in `out`.
     pub resume: bool,
+    /// Clear `out` first if it holds results.
+    pub overwrite: bool,
     /// Only shard K of N (1-based).
     pub shard: Option<(usize, usize)>,
 }
@@ -37,11 +39,8 @@ pub struct ExperimentRun {
 pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
     exp.check()?;
     let splits = load_splits(exp, how.data_dir.as_deref())?;
-    let out = how.out.clone().unwrap_or_else(|| {
-        let name = crate::experiment::slug(&exp.name);
-        PathBuf::from("runs").join(format!("{}-{name}", timestamp()))
-    });
-    prepare_out_dir(&out)?;
+    let held = claim_out(exp, how)?;
+    let out = held.path.clone();
     let jobs = match how.shard {
         Some((k, n)) => exp.shard(k, n),
         None => exp.jobs(),
@@ -69,6 +68,27 @@ pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
     }
     let data = splits.get(&exp.variants[0].config.dataset);
     summarise_and_write(exp, &records, &out, &command_line(), data)
+}
+
+/// Files and folders whose presence means a folder holds an experiment's results.
+const EXPERIMENT_RESULTS: [&str; 3] = ["experiment.json", "runs", "summary.json"];
+
+/// The output folder (`--out` or a new `runs/<time>-<name>`), locked and checked for
+/// earlier results.
+fn claim_out(exp: &Experiment, how: &ExperimentRun) -> Result<OutDir> {
+    let existing = match (how.resume, how.overwrite) {
+        (true, _) => Existing::Resume,
+        (false, true) => Existing::Overwrite,
+        (false, false) => Existing::Refuse,
+    };
+    let out = match &how.out {
+        Some(d) => d.clone(),
+        None => {
+            let name = format!("{}-{}", timestamp(), crate::experiment::slug(&exp.name));
+            fresh_dir(Path::new("runs"), &name)?
+        }
+    };
+    Ok(claim(&out, existing, &EXPERIMENT_RESULTS)?)
 }
 
 /// Each dataset the variants use, loaded once; every variant checked against it.

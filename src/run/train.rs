@@ -10,11 +10,12 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{install_ctrlc, load_for, timestamp, Interrupted, STOP};
+
 use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::report::pct;
-use crate::store::folder::prepare_out_dir;
+use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
 use crate::store::records::{write_record, RECORD};
 use crate::train::{self, EpochStats, Progress, RunRecord, Trainer};
 
@@ -83,13 +84,19 @@ pub struct TrainIo {
     pub init_from: Option<PathBuf>,
     /// Continue the run in this folder.
     pub resume: Option<PathBuf>,
+    /// Clear `out` first if it holds results.
+    pub overwrite: bool,
 }
+
+/// Files whose presence means a folder holds a run's results.
+const RUN_RESULTS: [&str; 2] = [RECORD, crate::checkpoint::FILE];
 
 /// `actlab train`: one run, printed, checkpointed every epoch and recorded.
 pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
-    let (cfg, ckpt, out) = settings(cfg, io)?;
+    let (cfg, ckpt) = settings(cfg, io)?;
     let full = load_for(&cfg, io.data_dir.as_deref())?;
-    prepare_folders(&out, io.save.as_deref())?;
+    let held = claim_folders(io)?;
+    let out = held.path.clone();
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
@@ -128,31 +135,70 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     Ok(())
 }
 
-/// The run's settings, its checkpoint when resuming, and its folder.
-fn settings(cfg: &TrainConfig, io: &TrainIo) -> Result<(TrainConfig, Option<Checkpoint>, PathBuf)> {
+/// The run's settings, and its checkpoint when resuming.
+fn settings(cfg: &TrainConfig, io: &TrainIo) -> Result<(TrainConfig, Option<Checkpoint>)> {
+    if io.resume.is_some() && io.overwrite {
+        anyhow::bail!(
+            "--resume and --overwrite contradict each other: continue the run, or replace it"
+        );
+    }
     Ok(match &io.resume {
         Some(dir) => {
             let c = Checkpoint::load(dir)?;
-            (c.cfg.clone(), Some(c), dir.clone())
+            (c.cfg.clone(), Some(c))
         }
-        None => {
-            let out = io
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-train", timestamp())));
-            (cfg.clone(), None, out)
-        }
+        None => (cfg.clone(), None),
     })
 }
 
-/// Create the run folder and the model's folder, proving both writable.
-fn prepare_folders(out: &Path, save: Option<&Path>) -> Result<()> {
-    prepare_out_dir(out)?;
-    if let Some(dir) = save
+/// The run folder (the resumed one, `--out`, or a new `runs/<time>-train`), locked and
+/// checked for earlier results; the model's folder too, and that the model's files
+/// cannot land on the run's own.
+fn claim_folders(io: &TrainIo) -> Result<OutDir> {
+    let existing = match (&io.resume, io.overwrite) {
+        (Some(_), _) => Existing::Resume,
+        (None, true) => Existing::Overwrite,
+        (None, false) => Existing::Refuse,
+    };
+    let out = match io.resume.as_ref().or(io.out.as_ref()) {
+        Some(d) => d.clone(),
+        None => fresh_dir(Path::new("runs"), &format!("{}-train", timestamp()))?,
+    };
+    if let Some(save) = &io.save {
+        check_save_path(save, &out)?;
+    }
+    let held = claim(&out, existing, &RUN_RESULTS)?;
+    if let Some(dir) = io
+        .save
+        .as_deref()
         .and_then(Path::parent)
         .filter(|p| !p.as_os_str().is_empty())
     {
         prepare_out_dir(dir)?;
+    }
+    Ok(held)
+}
+
+/// `--save` must name a .safetensors file that is neither the run's record or
+/// checkpoint nor has its JSON description land on one of them.
+fn check_save_path(save: &Path, out: &Path) -> Result<()> {
+    if save.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        anyhow::bail!(
+            "--save {}: a model file must end in .safetensors (its description goes beside it as .json)",
+            save.display()
+        );
+    }
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let sidecar = crate::model_io::meta_path(save);
+    for own in RUN_RESULTS {
+        let own = abs(&out.join(own));
+        if abs(save) == own || abs(&sidecar) == own {
+            anyhow::bail!(
+                "--save {}: it would overwrite the run's own {}; save the model elsewhere",
+                save.display(),
+                own.display()
+            );
+        }
     }
     Ok(())
 }

@@ -24,6 +24,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A refusal with its fix, in one line (a folder in use, results in the way, ...).
+    #[error("{0}")]
+    Refused(String),
     /// A folder could not be created.
     #[error("{path}: cannot create")]
     Create {
