@@ -253,3 +253,52 @@ fn decoded_cache_is_used_and_never_stale() {
     assert_eq!(changed["canonical"], false);
     assert_ne!(changed["sha256"][3], first["sha256"][3]);
 }
+
+#[test]
+fn a_decoded_cache_damaged_in_place_is_rebuilt_with_a_warning() {
+    let cache = TempDir::new("decoded-damage");
+    let out = TempDir::new("decoded-damage-out");
+    let run = || {
+        let o = actlab()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "64",
+                "--limit-test",
+                "10",
+            ])
+            .args(["--overwrite", "--out"])
+            .arg(&out.0)
+            .env("XDG_CACHE_HOME", &cache.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r = common::json_of(&out.join("record.json"));
+        (
+            r["history"][0]["val_acc"].clone(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (first, _) = run();
+    let file = std::fs::read_dir(cache.join("actlab/decoded"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    // Same size, the first test label (used by this run) changed to another valid one.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 10_000;
+    bytes[at] = (bytes[at] + 1) % 10;
+    std::fs::write(&file, &bytes).unwrap();
+    let (again, err) = run();
+    assert!(
+        err.contains("decoded-data cache for mnist is damaged"),
+        "{err}"
+    );
+    assert_eq!(again, first, "the damaged copy was not used");
+    let (_, err) = run();
+    assert!(!err.contains("damaged"), "rebuilt: {err}");
+}

@@ -12,7 +12,7 @@ use crate::atomic::write_atomic;
 
 /// Set to any value to neither read nor write the decoded cache.
 pub const DISABLE_ENV: &str = "ACTLAB_NO_DECODED_CACHE";
-const MAGIC: &[u8; 8] = b"ACTLABD1";
+const MAGIC: &[u8; 8] = b"ACTLABD2";
 
 #[derive(Serialize, Deserialize, PartialEq)]
 struct Header {
@@ -21,6 +21,18 @@ struct Header {
     sha256: [String; 4],
     n_train: usize,
     n_test: usize,
+    /// CRC-32 of the four arrays in file order: a copy damaged in place is caught.
+    crc32: u32,
+}
+
+/// CRC-32 of the decoded arrays, in the order they are stored.
+fn crc(train: &Dataset, test: &Dataset) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for d in [train, test] {
+        h.update(&d.images);
+        h.update(&d.labels);
+    }
+    h.finalize()
 }
 
 /// Identity of the four source files: path, size and mtime of each.
@@ -91,7 +103,9 @@ pub fn read(name: DatasetName, dir: &Path, key: &str) -> Option<Split> {
         images: take(header.n_test * PIXELS)?,
         labels: take(header.n_test)?,
     };
-    if train.labels.iter().chain(&test.labels).any(|&l| l > 9) {
+    if crc(&train, &test) != header.crc32 || train.labels.iter().chain(&test.labels).any(|&l| l > 9)
+    {
+        eprintln!("warning: the decoded-data cache for {name} is damaged; rebuilding it from the source files");
         return None;
     }
     Some(Split {
@@ -117,6 +131,7 @@ pub fn write(split: &Split, key: &str) {
         sha256: split.sha256.clone(),
         n_train: split.train.len(),
         n_test: split.test.len(),
+        crc32: crc(&split.train, &split.test),
     };
     let Ok(h) = serde_json::to_vec(&header) else {
         return;
