@@ -423,6 +423,17 @@ pub fn train(
     (record, tr.model)
 }
 
+impl RunRecord {
+    /// This record with every timing set to 0: what two runs of the same settings share.
+    pub fn without_timings(&self) -> RunRecord {
+        let mut r = self.clone();
+        r.train_seconds = 0.0;
+        r.wall_seconds = 0.0;
+        r.history.iter_mut().for_each(|e| e.seconds = 0.0);
+        r
+    }
+}
+
 /// The record of a run still in progress (no final evaluation; `complete` is false).
 pub fn finish_partial(tr: &Trainer<'_>, t0: Instant) -> RunRecord {
     RunRecord {

@@ -1018,3 +1018,78 @@ fn a_model_path_never_lands_on_the_run_files() {
     common::run_ok(&mut save(out.join("model.safetensors")));
     assert!(out.join("model.safetensors").exists() && out.join("model.json").exists());
 }
+
+#[test]
+fn merge_refuses_conflicting_or_foreign_records() {
+    let d = TempDir::new("merge-conflict");
+    let shard = |k: usize, out: &Path, extra: &[&str]| {
+        common::run_ok(
+            actlab()
+                .args([
+                    "compare",
+                    "--activation",
+                    "relu,tanh",
+                    "--seeds",
+                    "2",
+                    "--epochs",
+                    "1",
+                ])
+                .args(["--limit-train", "300", "--limit-test", "50", "--jobs", "1"])
+                .args(["--shard", &format!("{k}/2"), "--out"])
+                .arg(out)
+                .args(extra),
+        );
+    };
+    let (a, b) = (d.join("a"), d.join("b"));
+    shard(1, &a, &[]);
+    shard(2, &b, &[]);
+    // A copy of shard 1 whose one record holds other results: two answers for one run.
+    let c = d.join("c");
+    shard(1, &c, &[]);
+    let rec = c.join("runs/relu_log_softmax_nll/seed-0.json");
+    let mut v = common::json_of(&rec);
+    v["final_val"]["acc"] = serde_json::json!(0.123);
+    std::fs::write(&rec, serde_json::to_string(&v).unwrap()).unwrap();
+    fails(
+        actlab()
+            .arg("merge")
+            .arg(&a)
+            .arg(&b)
+            .arg(&c)
+            .arg("--out")
+            .arg(d.join("m1")),
+        &[
+            "seed-0.json and",
+            "two different results",
+            "relu/log_softmax/nll",
+        ],
+    );
+    // A record whose config is not the experiment's (here: another learning rate).
+    let mut v = common::json_of(&rec);
+    v["final_val"] =
+        common::json_of(&a.join("runs/relu_log_softmax_nll/seed-0.json"))["final_val"].clone();
+    v["config"]["lr"] = serde_json::json!(0.5);
+    std::fs::write(&rec, serde_json::to_string(&v).unwrap()).unwrap();
+    fails(
+        actlab()
+            .arg("merge")
+            .arg(&a)
+            .arg(&b)
+            .arg(&c)
+            .arg("--out")
+            .arg(d.join("m2")),
+        &[
+            "seed-0.json",
+            "configuration is not the one the experiment lists",
+        ],
+    );
+    // The clean shards merge.
+    common::run_ok(
+        actlab()
+            .arg("merge")
+            .arg(&a)
+            .arg(&b)
+            .arg("--out")
+            .arg(d.join("m3")),
+    );
+}

@@ -12,7 +12,7 @@ use crate::train::RunRecord;
 /// hold shards of the same experiment.
 pub fn collect(dirs: &[PathBuf]) -> Result<(Experiment, Vec<RunRecord>), ExperimentError> {
     let mut spec: Option<Experiment> = None;
-    let mut records: HashMap<(usize, u64), RunRecord> = HashMap::new();
+    let mut records: HashMap<(usize, u64), (PathBuf, RunRecord)> = HashMap::new();
     for dir in dirs {
         let exp: Experiment = read_spec(dir)?.ok_or_else(|| {
             ExperimentError::Invalid(format!(
@@ -31,15 +31,47 @@ pub fn collect(dirs: &[PathBuf]) -> Result<(Experiment, Vec<RunRecord>), Experim
             }
             Some(_) => {}
         }
-        for r in read_run_records(dir)? {
-            records.insert((r.variant_index, r.config.seed), r);
+        let exp = spec.as_ref().ok_or("merge needs at least one folder")?;
+        for (path, r) in read_run_records(dir)? {
+            check_belongs(exp, &path, &r)?;
+            if let Some((other, old)) = records.get(&(r.variant_index, r.config.seed)) {
+                if old.without_timings() != r.without_timings() {
+                    return Err(ExperimentError::Invalid(format!(
+                        "{} and {} are two different results for variant '{}' seed {}; keep one of the two folders out of the merge",
+                        other.display(),
+                        path.display(),
+                        r.variant,
+                        r.config.seed
+                    )));
+                }
+            }
+            records.insert((r.variant_index, r.config.seed), (path, r));
         }
     }
     let spec =
         spec.ok_or_else(|| ExperimentError::Invalid("merge needs at least one folder".into()))?;
-    let mut records: Vec<RunRecord> = records.into_values().collect();
+    let mut records: Vec<RunRecord> = records.into_values().map(|(_, r)| r).collect();
     records.sort_by_key(|r| (r.variant_index, r.config.seed));
     Ok((spec, records))
+}
+
+/// A record must be a run of one of the experiment's variants, with its exact config.
+fn check_belongs(exp: &Experiment, path: &Path, r: &RunRecord) -> Result<(), ExperimentError> {
+    let fits = exp.variants.get(r.variant_index).is_some_and(|v| {
+        v.name == r.variant
+            && crate::config::TrainConfig {
+                seed: r.config.seed,
+                ..v.config.clone()
+            } == r.config
+    });
+    if fits {
+        return Ok(());
+    }
+    Err(ExperimentError::Invalid(format!(
+        "{}: this run's configuration is not the one the experiment lists for variant '{}'; merge only folders of one experiment",
+        path.display(),
+        r.variant
+    )))
 }
 
 /// Read an output folder: an experiment (experiment.json + runs/) or a single

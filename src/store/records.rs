@@ -47,8 +47,9 @@ pub fn read_spec<T: DeserializeOwned>(dir: &Path) -> Result<Option<T>, StoreErro
     read_json(&path, "an actlab experiment file").map(Some)
 }
 
-/// Every run record under `dir/runs/<variant>/seed-<n>.json`, in no particular order.
-pub fn read_run_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
+/// Every run record under `dir/runs/<variant>/seed-<n>.json` with its path, in no
+/// particular order.
+pub fn read_run_records(dir: &Path) -> Result<Vec<(std::path::PathBuf, RunRecord)>, StoreError> {
     let mut out = Vec::new();
     let Ok(variants) = std::fs::read_dir(dir.join(RUNS)) else {
         return Ok(out);
@@ -64,7 +65,8 @@ pub fn read_run_records(dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             if name.starts_with("seed-") && name.ends_with(".json") {
-                out.push(read_record(&p)?);
+                let r = read_record(&p)?;
+                out.push((p, r));
             }
         }
     }

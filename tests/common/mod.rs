@@ -217,11 +217,7 @@ pub fn mnist_slice(n_train: usize, n_test: usize) -> actlab::data::Split {
 
 /// A run record with every timing set to 0, for comparing runs.
 pub fn without_timings(r: &actlab::train::RunRecord) -> actlab::train::RunRecord {
-    let mut r = r.clone();
-    r.train_seconds = 0.0;
-    r.wall_seconds = 0.0;
-    r.history.iter_mut().for_each(|e| e.seconds = 0.0);
-    r
+    r.without_timings()
 }
 
 /// The run record in `path` with every timing set to 0.
