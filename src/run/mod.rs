@@ -82,10 +82,12 @@ pub fn timestamp() -> String {
 #[error("{0}")]
 pub struct Interrupted(pub String);
 
-/// Set by Ctrl-C; training loops stop at the next step.
+/// Set by Ctrl-C (SIGINT) or SIGTERM (what schedulers send before they stop a job);
+/// training loops stop at the next step.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Make Ctrl-C raise [`STOP`] instead of killing the process (once per process).
+/// Make Ctrl-C and SIGTERM raise [`STOP`] instead of killing the process (once per
+/// process).
 pub fn install_ctrlc() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
