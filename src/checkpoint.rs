@@ -30,6 +30,20 @@ pub struct Checkpoint {
     pub history: Vec<EpochStats>,
     /// Diagnostics so far.
     pub diagnostics: Option<crate::diagnostics::Diagnostics>,
+    /// Where the run lives and what it reads and writes, so `--resume DIR` alone
+    /// continues it as it was started.
+    pub origin: Option<RunOrigin>,
+}
+
+/// The places a run was started with, all absolute.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunOrigin {
+    /// The run folder the checkpoint belongs to.
+    pub folder: std::path::PathBuf,
+    /// The folder the dataset was read from.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Where the final model is saved (`--save`).
+    pub save: Option<std::path::PathBuf>,
 }
 
 impl Checkpoint {
@@ -44,6 +58,15 @@ impl Checkpoint {
             rng: tr.rng.clone(),
             history: tr.history.clone(),
             diagnostics: tr.recorder.as_ref().map(|r| r.diag.clone()),
+            origin: None,
+        }
+    }
+
+    /// The same state, remembering where its run lives.
+    pub fn with_origin(self, origin: RunOrigin) -> Checkpoint {
+        Checkpoint {
+            origin: Some(origin),
+            ..self
         }
     }
 
@@ -57,6 +80,9 @@ impl Checkpoint {
         meta.insert("optim_t".into(), self.t.to_string());
         if let Some(d) = &self.diagnostics {
             meta.insert("diagnostics".into(), json(d)?);
+        }
+        if let Some(o) = &self.origin {
+            meta.insert("origin".into(), json(o)?);
         }
         let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![
             ("params".into(), vec![self.params.len()], &self.params),
@@ -87,10 +113,8 @@ impl Checkpoint {
             .get("optim_t")?
             .parse()
             .map_err(|e| meta.corrupt("optim_t", e))?;
-        let diagnostics = match f.metadata.get("diagnostics") {
-            Some(s) => Some(serde_json::from_str(s).map_err(|e| meta.corrupt("diagnostics", e))?),
-            None => None,
-        };
+        let diagnostics = meta.optional("diagnostics")?;
+        let origin = meta.optional("origin")?;
         let c = Checkpoint {
             params: f.get(&path, "params")?.data.clone(),
             m: f.get(&path, "optim.m")?.data.clone(),
@@ -103,6 +127,7 @@ impl Checkpoint {
             rng,
             history,
             diagnostics,
+            origin,
         };
         c.check_sizes(&path)?;
         Ok(c)
@@ -110,6 +135,14 @@ impl Checkpoint {
 
     /// Parameters and optimiser moments must be finite and as many as the config needs.
     fn check_sizes(&self, path: &Path) -> Result<()> {
+        if self.history.len() > self.cfg.epochs {
+            bail!(
+                "{}: the checkpoint records {} epochs but its run has only {}; the file is damaged, start the run again",
+                path.display(),
+                self.history.len(),
+                self.cfg.epochs
+            );
+        }
         let n = self.cfg.arch().n_params();
         if self.params.len() != n {
             bail!(
@@ -180,6 +213,15 @@ impl Meta<'_> {
                 self.path.display()
             )
         })
+    }
+
+    fn optional<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<Option<T>> {
+        match self.f.metadata.get(k) {
+            Some(s) => Ok(Some(
+                serde_json::from_str(s).map_err(|e| self.corrupt(k, e))?,
+            )),
+            None => Ok(None),
+        }
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<T> {

@@ -380,8 +380,9 @@ struct BenchCmd {
 
 /// Parse the command line and run it.
 pub fn main() -> Result<()> {
-    match parse()?.command {
-        Command::Train(c) => train(c),
+    let (cli, matches) = parse()?;
+    match cli.command {
+        Command::Train(c) => train(c, &matches),
         Command::Exercise(c) => exercise(c),
         Command::Compare(c) => compare(c),
         Command::Run(c) => run_file(c),
@@ -412,9 +413,13 @@ pub fn main() -> Result<()> {
 
 /// The command line, or one line saying what is wrong with it (help and version
 /// requests print and exit as usual).
-fn parse() -> Result<Cli> {
-    match Cli::try_parse() {
-        Ok(c) => Ok(c),
+fn parse() -> Result<(Cli, clap::ArgMatches)> {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    match parsed {
+        Ok(both) => Ok(both),
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(
@@ -437,7 +442,28 @@ fn parse() -> Result<Cli> {
     }
 }
 
-fn train(c: TrainCmd) -> Result<()> {
+/// The run-setting flags (model, optimiser, data selection) given on the command line
+/// of `actlab train`, as "--name"; `--epochs` is reported on its own.
+fn explicit_settings(matches: &clap::ArgMatches) -> (Vec<String>, bool) {
+    use clap::parser::ValueSource;
+    let Some(sub) = matches.subcommand_matches("train") else {
+        return (Vec::new(), false);
+    };
+    let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
+    let model = <ModelArgs as clap::Args>::augment_args(clap::Command::new("model"));
+    let ids = model
+        .get_arguments()
+        .map(|a| a.get_id().as_str().to_string())
+        .chain(["dataset".to_string(), "init_from".to_string()]);
+    let changed = ids
+        .filter(|id| id != "epochs" && given(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    (changed, given("epochs"))
+}
+
+fn train(c: TrainCmd, matches: &clap::ArgMatches) -> Result<()> {
+    let (changed, epochs_given) = explicit_settings(matches);
     let cfg = c.model.config(c.data.dataset);
     let io = run::TrainIo {
         data_dir: c.data.data_dir,
@@ -446,6 +472,8 @@ fn train(c: TrainCmd) -> Result<()> {
         init_from: c.init_from,
         resume: c.resume,
         overwrite: c.overwrite,
+        changed,
+        epochs: epochs_given.then_some(cfg.epochs),
     };
     run::train_command(&cfg, &io)
 }

@@ -1093,3 +1093,68 @@ fn merge_refuses_conflicting_or_foreign_records() {
             .arg(d.join("m3")),
     );
 }
+
+#[test]
+fn resume_continues_the_run_as_started_and_refuses_changes() {
+    let d = TempDir::new("resume-as-started");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_small_mnist(&data, 3000, 200);
+    let out = d.join("run");
+    let model = d.join("m.safetensors");
+    let o = actlab()
+        .args(["train", "--epochs", "4", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--save")
+        .arg(&model)
+        .env("ACTLAB_TEST_HOOK", "abort@record:2")
+        .output()
+        .unwrap();
+    assert!(aborted(&o));
+    fails(
+        actlab()
+            .args(["train", "--lr", "0.1", "--resume"])
+            .arg(&out),
+        &["--lr", "--resume continues the run with its own settings"],
+    );
+    fails(
+        actlab()
+            .args(["train", "--epochs", "3", "--resume"])
+            .arg(&out),
+        &["--epochs 3", "already has 4 epochs"],
+    );
+    // The hint's command alone: same data folder, model saved where asked, and
+    // --epochs extends the run.
+    common::run_ok(
+        actlab()
+            .args(["train", "--epochs", "5", "--resume"])
+            .arg(&out),
+    );
+    let r = common::json_of(&out.join("record.json"));
+    assert_eq!(r["dataset"]["n_train"], 3000, "the run's own data folder");
+    assert_eq!(r["history"].as_array().unwrap().len(), 5);
+    assert_eq!(r["config"]["epochs"], 5);
+    assert!(model.exists(), "the model is saved where the run was told");
+    // A checkpoint copied into another folder is not that folder's run.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(
+        out.join("checkpoint.safetensors"),
+        other.join("checkpoint.safetensors"),
+    )
+    .unwrap();
+    fails(
+        actlab().args(["train", "--resume"]).arg(&other),
+        &["checkpoint.safetensors", "belongs to the run in"],
+    );
+    // A history longer than the run's epochs.
+    let mut ck = actlab::checkpoint::Checkpoint::load(&out).unwrap();
+    ck.cfg.epochs = 2;
+    ck.save(&out).unwrap();
+    fails(
+        actlab().args(["train", "--resume"]).arg(&out),
+        &["records 5 epochs but its run has only 2"],
+    );
+}

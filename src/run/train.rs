@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{install_ctrlc, load_for, timestamp, Interrupted, STOP};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, RunOrigin};
 use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::report::pct;
@@ -86,6 +86,11 @@ pub struct TrainIo {
     pub resume: Option<PathBuf>,
     /// Clear `out` first if it holds results.
     pub overwrite: bool,
+    /// Flags given on the command line that set the run's settings (e.g. "--lr"):
+    /// a resumed run refuses them, since they would change the run it continues.
+    pub changed: Vec<String>,
+    /// `--epochs` as given on the command line: on resume, extends the run.
+    pub epochs: Option<usize>,
 }
 
 /// Files whose presence means a folder holds a run's results.
@@ -93,10 +98,16 @@ const RUN_RESULTS: [&str; 2] = [RECORD, crate::checkpoint::FILE];
 
 /// `actlab train`: one run, printed, checkpointed every epoch and recorded.
 pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
-    let (cfg, ckpt) = settings(cfg, io)?;
+    let (cfg, ckpt, io) = settings(cfg, io)?;
+    let io = &io;
     let full = load_for(&cfg, io.data_dir.as_deref())?;
     let held = claim_folders(io)?;
     let out = held.path.clone();
+    let origin = RunOrigin {
+        folder: absolute(&out),
+        data_dir: Some(absolute(&full.dir)),
+        save: io.save.as_deref().map(absolute),
+    };
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
@@ -110,7 +121,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
         // The checkpoint is the truth: bring a record left behind by a crash up to it.
         write_record(&record_path, &train::finish_partial(&tr, t0))?;
     }
-    run_epochs(&mut tr, &out, t0)?;
+    run_epochs(&mut tr, &origin, t0)?;
     if STOP.load(Ordering::SeqCst) && tr.diverged.is_none() {
         let done = tr.history.len();
         return Err(Interrupted(format!(
@@ -135,20 +146,51 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     Ok(())
 }
 
-/// The run's settings, and its checkpoint when resuming.
-fn settings(cfg: &TrainConfig, io: &TrainIo) -> Result<(TrainConfig, Option<Checkpoint>)> {
-    if io.resume.is_some() && io.overwrite {
+/// The run's settings, its checkpoint when resuming, and the inputs and outputs to
+/// use: on resume, those the run was started with unless given again.
+fn settings(cfg: &TrainConfig, io: &TrainIo) -> Result<(TrainConfig, Option<Checkpoint>, TrainIo)> {
+    let Some(dir) = &io.resume else {
+        return Ok((cfg.clone(), None, io.clone()));
+    };
+    if io.overwrite {
         anyhow::bail!(
             "--resume and --overwrite contradict each other: continue the run, or replace it"
         );
     }
-    Ok(match &io.resume {
-        Some(dir) => {
-            let c = Checkpoint::load(dir)?;
-            (c.cfg.clone(), Some(c))
+    if let Some(flag) = io.changed.first() {
+        anyhow::bail!(
+            "{flag}: --resume continues the run with its own settings; to change them, start a new run (--out DIR)"
+        );
+    }
+    let mut c = Checkpoint::load(dir)?;
+    let mut io = io.clone();
+    if let Some(o) = c.origin.clone() {
+        if o.folder != absolute(dir) {
+            anyhow::bail!(
+                "{}: this checkpoint belongs to the run in {}; resume that folder (a checkpoint is not moved between runs)",
+                dir.join(crate::checkpoint::FILE).display(),
+                o.folder.display()
+            );
         }
-        None => (cfg.clone(), None),
-    })
+        io.data_dir = io.data_dir.or(o.data_dir);
+        io.save = io.save.or(o.save);
+    }
+    if let Some(n) = io.epochs {
+        if n < c.cfg.epochs {
+            anyhow::bail!(
+                "--epochs {n}: the run already has {} epochs; --epochs on --resume can only extend it",
+                c.cfg.epochs
+            );
+        }
+        c.cfg.epochs = n;
+    }
+    Ok((c.cfg.clone(), Some(c), io))
+}
+
+/// `p` made absolute (as given, if that fails), so a stored path means the same from
+/// any working folder.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The run folder (the resumed one, `--out`, or a new `runs/<time>-train`), locked and
@@ -249,8 +291,9 @@ fn print_start(tr: &Trainer<'_>, split: &Split) {
 }
 
 /// Train the remaining epochs, writing the checkpoint and then the record after each.
-fn run_epochs(tr: &mut Trainer<'_>, out: &Path, t0: Instant) -> Result<()> {
+fn run_epochs(tr: &mut Trainer<'_>, origin: &RunOrigin, t0: Instant) -> Result<()> {
     let mut printer = EpochPrinter::new(tr.cfg.epochs);
+    let out = origin.folder.as_path();
     let record_path = out.join(RECORD);
     while tr.history.len() < tr.cfg.epochs {
         if tr.run_epoch(&mut printer, &STOP).is_none() {
@@ -259,7 +302,7 @@ fn run_epochs(tr: &mut Trainer<'_>, out: &Path, t0: Instant) -> Result<()> {
         // Checkpoint first, then the record: a crash in between leaves a record one
         // epoch behind, which a resume rewrites from the checkpoint before it trains.
         let done = tr.history.len();
-        Checkpoint::of(tr).save(out)?;
+        Checkpoint::of(tr).with_origin(origin.clone()).save(out)?;
         crate::faults::at("checkpoint", done, Some(&STOP));
         write_record(&record_path, &train::finish_partial(tr, t0))?;
         crate::faults::at("record", done, Some(&STOP));
