@@ -167,8 +167,8 @@ pub fn layer_stats(
 pub struct Recorder {
     /// What has been recorded so far.
     pub diag: Diagnostics,
-    ws: Workspace,
-    x: Vec<f32>,
+    /// The sample as stored (u8), a quarter of its f32 size; scaled when used.
+    sample: Dataset,
     n: usize,
     epoch_first_sample: usize,
 }
@@ -177,9 +177,6 @@ impl Recorder {
     /// A recorder for `model`, holding the first images of `data` as its sample.
     pub fn new(model: &Mlp, data: &Dataset) -> Self {
         let n = SAMPLE.min(data.len());
-        let mut x = vec![0.0; n * PIXELS];
-        let mut y = vec![0u8; n];
-        gather_range(data, 0, &mut x, &mut y);
         Recorder {
             diag: Diagnostics {
                 layers: (1..=model.arch.layers())
@@ -188,8 +185,7 @@ impl Recorder {
                 grad_every: GRAD_EVERY,
                 ..Default::default()
             },
-            ws: Workspace::new(&model.arch, n.max(1), false),
-            x,
+            sample: data.first(Some(n)),
             n,
             epoch_first_sample: 0,
         }
@@ -225,10 +221,16 @@ impl Recorder {
             })
             .collect();
         self.epoch_first_sample = self.diag.grad_norms.len();
+        // The scaled sample and its activations live only for this pass: a run holds
+        // the sample as u8, and several runs at once stay small.
+        let mut ws = Workspace::new(&model.arch, self.n.max(1), false);
         if self.n > 0 {
-            model.forward(&mut self.ws, &self.x, self.n, false);
+            let mut x = vec![0.0; self.n * PIXELS];
+            let mut y = vec![0u8; self.n];
+            gather_range(&self.sample, 0, &mut x, &mut y);
+            model.forward(&mut ws, &x, self.n, false);
         }
-        let stats = layer_stats(model, &self.ws, self.n, epoch, grad_norm);
+        let stats = layer_stats(model, &ws, self.n, epoch, grad_norm);
         self.diag.epochs.push(stats);
     }
 }

@@ -7,6 +7,17 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Large buffers (evaluation, diagnostics, datasets) are allocated per pass; a fixed
+    // threshold keeps them mapped on their own and returned when freed, instead of the
+    // allocator raising it and keeping every thread's high-water mark resident. Fixing
+    // it also fixes the trim threshold, so that is raised by hand: small allocations
+    // would otherwise grow and shrink the heap thousands of times a run.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    }
     if let Err(e) = actlab::cli::main() {
         if let Some(i) = e.downcast_ref::<actlab::run::Interrupted>() {
             eprintln!("{i}");

@@ -94,7 +94,6 @@ pub struct Trainer<'a> {
     order: Vec<u32>,
     x: Vec<f32>,
     y: Vec<u8>,
-    evaluator: Evaluator,
 }
 
 impl<'a> Trainer<'a> {
@@ -118,14 +117,12 @@ impl<'a> Trainer<'a> {
                 grads: vec![0.0; model.params.len()],
             })
             .collect();
-        let evaluator = Evaluator::new(&model);
         let recorder = cfg.diagnostics.then(|| Recorder::new(&model, &split.train));
         Trainer {
             recorder,
             order: (0..split.train.len() as u32).collect(),
             x: vec![0.0; b * PIXELS],
             y: vec![0; b],
-            evaluator,
             cfg,
             model,
             opt,
@@ -303,16 +300,15 @@ impl<'a> Trainer<'a> {
         Some(stats)
     }
 
-    /// Evaluate on the test (validation) set.
+    /// Evaluate on the test (validation) set. The evaluation buffers live only for
+    /// the pass, so runs side by side hold only what training needs.
     pub fn validate(&mut self) -> Evaluation {
-        self.evaluator
-            .run(&self.model, &self.split.test, self.cfg.loss, |_, _| {})
+        Evaluator::new(&self.model).run(&self.model, &self.split.test, self.cfg.loss, |_, _| {})
     }
 
     /// Evaluate on the whole training set, in evaluation mode.
     pub fn evaluate_train(&mut self) -> Evaluation {
-        self.evaluator
-            .run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
+        Evaluator::new(&self.model).run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
     }
 }
 
@@ -464,9 +460,8 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
         let train = tr.evaluate_train();
         let mut wrong = Vec::new();
         let labels = &tr.split.test.labels;
-        let val = tr
-            .evaluator
-            .run(&tr.model, &tr.split.test, tr.cfg.loss, |i, row| {
+        let val =
+            Evaluator::new(&tr.model).run(&tr.model, &tr.split.test, tr.cfg.loss, |i, row| {
                 let p = argmax(row);
                 if p != labels[i] as usize {
                     wrong.push((i, labels[i] as usize, p));

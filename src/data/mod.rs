@@ -134,6 +134,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A copy of the first `n` images (all of them for `None`).
+    pub fn first(&self, n: Option<usize>) -> Dataset {
+        let n = n.unwrap_or(self.len()).min(self.len());
+        Dataset {
+            images: self.images[..n * PIXELS].to_vec(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -174,7 +183,8 @@ pub struct Split {
 }
 
 impl Split {
-    /// This split, or a copy holding only its first `train` / `test` images.
+    /// This split, or a copy holding only its first `train` / `test` images (only
+    /// those are copied, never the whole set).
     pub fn limited(
         &self,
         train: Option<usize>,
@@ -183,14 +193,12 @@ impl Split {
         if train.is_none() && test.is_none() {
             return std::borrow::Cow::Borrowed(self);
         }
-        let cut = |d: &Dataset, n: Option<usize>| match n {
-            Some(n) => d.clone().truncated(n),
-            None => d.clone(),
-        };
         std::borrow::Cow::Owned(Split {
-            train: cut(&self.train, train),
-            test: cut(&self.test, test),
-            ..self.clone()
+            name: self.name,
+            train: self.train.first(train),
+            test: self.test.first(test),
+            dir: self.dir.clone(),
+            sha256: self.sha256.clone(),
         })
     }
 

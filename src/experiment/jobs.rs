@@ -2,6 +2,8 @@
 //! default), each writing its record atomically, skipping finished ones on --resume.
 //! What the user sees of it (bars, lines) is the caller's [`Watch`].
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -46,11 +48,20 @@ impl Watch for Unwatched {
     fn run_ended(&self, _: &Job, _: &RunRecord, _: bool, _: usize) {}
 }
 
+/// Which images a run uses: its dataset and its train / test limits.
+type DataKey = (DatasetName, Option<usize>, Option<usize>);
+
+fn data_key(job: &Job) -> DataKey {
+    let c = &job.config;
+    (c.dataset, c.limit_train, c.limit_test)
+}
+
 /// Everything the workers share.
 struct Shared<'a> {
     jobs: &'a [Job],
     out: &'a Path,
-    splits: &'a HashMap<DatasetName, Split>,
+    /// One read-only copy of the images per distinct [`DataKey`], for all workers.
+    data: HashMap<DataKey, Cow<'a, Split>>,
     opts: Options,
     stop: &'a AtomicBool,
     watch: &'a dyn Watch,
@@ -70,10 +81,19 @@ pub fn execute(
     stop: &AtomicBool,
     watch: &dyn Watch,
 ) -> Result<Vec<RunRecord>, ExperimentError> {
+    let mut data = HashMap::new();
+    for job in jobs {
+        if let Entry::Vacant(e) = data.entry(data_key(job)) {
+            let full = splits.get(&job.config.dataset).ok_or_else(|| {
+                ExperimentError::Invalid(format!("dataset {} was not loaded", job.config.dataset))
+            })?;
+            e.insert(job.config.split_of(full));
+        }
+    }
     let sh = Shared {
         jobs,
         out,
-        splits,
+        data,
         opts,
         stop,
         watch,
@@ -138,12 +158,9 @@ fn run_one(sh: &Shared<'_>, job: &Job) -> Result<(RunRecord, bool), ExperimentEr
             return Ok((r, true));
         }
     }
-    let full = sh.splits.get(&job.config.dataset).ok_or_else(|| {
-        ExperimentError::Invalid(format!("dataset {} was not loaded", job.config.dataset))
-    })?;
-    let split = job.config.split_of(full);
+    let split = &sh.data[&data_key(job)];
     let mut progress = sh.watch.run_started(job);
-    let (mut record, _) = train(&job.config, &split, progress.as_mut(), sh.stop);
+    let (mut record, _) = train(&job.config, split, progress.as_mut(), sh.stop);
     drop(progress);
     record.variant = job.name.clone();
     record.variant_index = job.variant;
