@@ -16,6 +16,10 @@ use crate::run;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Memory runs may use, in MB (default: what the machine has available); runs
+    /// that would need more are refused before they start.
+    #[arg(long, global = true, value_name = "MB")]
+    max_memory: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -381,6 +385,9 @@ struct BenchCmd {
 /// Parse the command line and run it.
 pub fn main() -> Result<()> {
     let (cli, matches) = parse()?;
+    if let Some(mb) = cli.max_memory {
+        run::set_memory_limit(mb);
+    }
     match cli.command {
         Command::Train(c) => train(c, &matches),
         Command::Exercise(c) => exercise(c),

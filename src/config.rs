@@ -221,6 +221,27 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Bytes one run of this config needs at its peak, roughly (within a few MB):
+    /// parameters with gradients (one set per thread), optimiser moments and a
+    /// checkpoint's copies; training, evaluation and diagnostic buffers; and the run's
+    /// own copy of `n_train` limited training images. Saturates instead of overflowing.
+    pub fn memory_estimate(&self, n_train: usize) -> u64 {
+        let sizes: Vec<u128> = self.arch().sizes.iter().map(|&s| s as u128).collect();
+        let params: u128 = sizes.windows(2).map(|w| w[1] * (w[0] + 1)).sum();
+        let widths: u128 = sizes[1..].iter().sum();
+        let threads = self.threads.max(1) as u128;
+        let batch = self.batch_size as u128;
+        let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
+        let rows = batch + 500 + 1000; // training batch, evaluation batch, sample
+        let floats = params * copies + rows * (widths * 5 + PIXELS as u128);
+        let n_train = self.limit_train.unwrap_or(n_train).min(n_train) as u128;
+        let data = self
+            .limit_train
+            .map_or(0, |_| n_train * (PIXELS as u128 + 1));
+        let order = n_train * 4;
+        (floats * 4 + data + order).min(u64::MAX as u128) as u64
+    }
+
     /// One-line warnings about pairings that run but make little sense.
     pub fn warnings(&self) -> Vec<String> {
         self.loss.pairing_warning(self.output).into_iter().collect()

@@ -1158,3 +1158,89 @@ fn resume_continues_the_run_as_started_and_refuses_changes() {
         &["records 5 epochs but its run has only 2"],
     );
 }
+
+#[test]
+fn memory_is_bounded_before_it_is_spent() {
+    let d = TempDir::new("memory");
+    let out = |n: &str| d.join(n);
+    fails(
+        actlab()
+            .args(["train", "--hidden", "100000000", "--out"])
+            .arg(out("a")),
+        &["needs about", "GB of memory", "is available", "--hidden"],
+    );
+    fails(
+        actlab()
+            .args([
+                "train",
+                "--hidden",
+                "100000000",
+                "--max-memory",
+                "999999999999",
+                "--out",
+            ])
+            .arg(out("b")),
+        &["needs about", "at most the installed memory"],
+    );
+    fails(
+        actlab()
+            .args(["train", "--max-memory", "1", "--out"])
+            .arg(out("c")),
+        &["needs about", "1 MB is available"],
+    );
+    fails(
+        actlab()
+            .args(["compare", "--seeds", "1000000000", "--out"])
+            .arg(out("d")),
+        &["--seeds 1000000000", "at most 100000 runs"],
+    );
+    fails(
+        actlab()
+            .args([
+                "compare",
+                "--activation",
+                "relu,tanh",
+                "--seeds",
+                "60000",
+                "--out",
+            ])
+            .arg(out("e")),
+        &["120000 runs", "at most 100000"],
+    );
+    for (name, text, needle) in [
+        (
+            "seeds.toml",
+            "seeds = 1000000000\n[[variant]]\n",
+            "at most 100000 runs",
+        ),
+        (
+            "hidden.toml",
+            "[[variant]]\nhidden = [100000000]\n",
+            "GB of memory",
+        ),
+    ] {
+        let f = d.join(name);
+        std::fs::write(&f, text).unwrap();
+        fails(
+            actlab().arg("run").arg(&f).arg("--out").arg(out(name)),
+            &[name, needle][1..],
+        );
+    }
+    // --jobs is capped at the number of runs: 64 jobs for 2 runs start 2.
+    let o = actlab()
+        .args([
+            "compare",
+            "--activation",
+            "relu,tanh",
+            "--epochs",
+            "1",
+            "--jobs",
+            "64",
+        ])
+        .args(["--limit-train", "200", "--limit-test", "20", "--out"])
+        .arg(out("f"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("with 2 job(s)"), "{err}");
+}

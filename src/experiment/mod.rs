@@ -108,6 +108,10 @@ pub fn slug(name: &str) -> String {
     s.trim_matches('_').to_string()
 }
 
+/// Most runs one experiment may have (variants x seeds); larger sweeps are split into
+/// several experiments (or shards of several).
+pub const MAX_RUNS: usize = 100_000;
+
 /// Parse `--seeds`: "0,1,2" lists seeds; a single number N means 0..N.
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>, ExperimentError> {
     let parts: Vec<&str> = s
@@ -128,6 +132,9 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, ExperimentError> {
         [n] if !s.contains(',') => {
             if *n == 0 {
                 return Err("--seeds 0: run at least one seed".into());
+            }
+            if *n > MAX_RUNS as u64 {
+                return Err(format!("--seeds {n}: at most {MAX_RUNS} runs per experiment").into());
             }
             (0..*n).collect()
         }
@@ -288,6 +295,12 @@ impl Experiment {
             toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         let seeds = match f.seeds {
             None => vec![0],
+            Some(toml::Value::Integer(n)) if n > MAX_RUNS as i64 => {
+                return Err(format!(
+                    "{origin}: seeds = {n}: at most {MAX_RUNS} runs per experiment"
+                )
+                .into())
+            }
             Some(toml::Value::Integer(n)) if n > 0 => (0..n as u64).collect(),
             Some(toml::Value::Array(a)) => a
                 .iter()
@@ -382,6 +395,15 @@ impl Experiment {
 
     /// Names must be unique (records are filed by name).
     pub fn check(&self) -> Result<(), ExperimentError> {
+        let runs = self.variants.len().saturating_mul(self.seeds.len());
+        if runs > MAX_RUNS {
+            return Err(format!(
+                "{} variants x {} seeds = {runs} runs: at most {MAX_RUNS} per experiment; split the sweep",
+                self.variants.len(),
+                self.seeds.len()
+            )
+            .into());
+        }
         let mut seen = std::collections::HashSet::new();
         for v in &self.variants {
             if !seen.insert(slug(&v.name)) {
@@ -393,6 +415,11 @@ impl Experiment {
             }
         }
         Ok(())
+    }
+
+    /// The number of runs, without listing them.
+    pub fn jobs_count(&self) -> usize {
+        self.variants.len().saturating_mul(self.seeds.len())
     }
 
     /// Every run, variant-major, seeds in order.

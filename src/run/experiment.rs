@@ -38,6 +38,11 @@ pub struct ExperimentRun {
 /// Run an experiment (all of it or one shard), print and write its summary.
 pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
     exp.check()?;
+    let at_once = how.jobs.clamp(1, exp.jobs_count().max(1));
+    for v in &exp.variants {
+        let what = format!("variant '{}'", v.name);
+        super::check_memory(&v.config, 60_000, at_once, &what)?;
+    }
     let splits = load_splits(exp, how.data_dir.as_deref())?;
     let held = claim_out(exp, how)?;
     let out = held.path.clone();

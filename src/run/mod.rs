@@ -21,12 +21,71 @@ pub use train::{train_command, TrainIo};
 /// Load the dataset a config names, checking the config against it.
 pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
     cfg.validate().map_err(anyhow::Error::msg)?;
+    check_memory(cfg, 60_000, 1, "this run")?;
     let split = data::load(cfg.dataset, data_dir)?;
     warn_if_modified(&split);
     let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
     cfg.validate_against(n)?;
     require_test_images(&split)?;
     Ok(split)
+}
+
+/// The memory limit set with `--max-memory` (MB), if any.
+static MAX_MEMORY_MB: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Set the memory runs may use, in MB, instead of what the machine has available.
+pub fn set_memory_limit(mb: u64) {
+    let _ = MAX_MEMORY_MB.set(mb);
+}
+
+/// A field of /proc/meminfo, in bytes.
+fn meminfo(field: &str) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Memory available for new work, in bytes: `--max-memory` (never more than the
+/// machine has installed), else the kernel's MemAvailable; `None` where unknown.
+fn memory_available() -> Option<u64> {
+    let total = meminfo("MemTotal:");
+    match MAX_MEMORY_MB.get() {
+        Some(mb) => {
+            let want = mb.saturating_mul(1 << 20);
+            Some(total.map_or(want, |t| want.min(t)))
+        }
+        None => meminfo("MemAvailable:"),
+    }
+}
+
+/// "2.4 GB" or "310 MB".
+fn bytes_text(b: u64) -> String {
+    if b >= 1_000_000_000 {
+        format!("{:.1} GB", b as f64 / 1e9)
+    } else {
+        format!("{:.0} MB", b as f64 / 1e6)
+    }
+}
+
+/// Refuse `at_once` runs of `cfg` together that would need more memory than there
+/// is, before anything is allocated.
+pub fn check_memory(cfg: &TrainConfig, n_train: usize, at_once: usize, what: &str) -> Result<()> {
+    let need = cfg
+        .memory_estimate(n_train)
+        .saturating_mul(at_once.max(1) as u64);
+    let Some(have) = memory_available() else {
+        return Ok(());
+    };
+    if need > have {
+        anyhow::bail!(
+            "{what} needs about {} of memory ({at_once} run(s) at once, layers {:?}) but {} is available; use smaller --hidden layers or fewer --jobs (or set the limit with --max-memory MB, at most the installed memory)",
+            bytes_text(need),
+            cfg.hidden,
+            bytes_text(have)
+        );
+    }
+    Ok(())
 }
 
 /// Warn when the files are not the canonical release (results are then not comparable).
