@@ -3,16 +3,20 @@
 //! the N-th time (for `checkpoint` and `record`, N is the epoch just written):
 //! - `abort`: end the process at once (SIGABRT), as a crash or `kill -9` would;
 //! - `wait`: print `test hook: waiting at POINT:N` to stderr, then wait (at most 60 s)
-//!   until the stop flag is raised, so a test can send a real signal at a known point.
+//!   until the stop flag is raised, so a test can send a real signal at a known point,
+//!   or until the file named by `ACTLAB_TEST_RELEASE` exists.
 //!
 //! Points: `checkpoint` (after a checkpoint write), `record` (after a run record
-//! write), `summary` (between two of an experiment's summary files).
+//! write), `summary` (between two of an experiment's summary files), `run` (after an
+//! experiment's N-th finished run).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The environment variable read by [`at`].
 pub const HOOK_ENV: &str = "ACTLAB_TEST_HOOK";
+/// A file whose existence ends a `wait`.
+pub const RELEASE_ENV: &str = "ACTLAB_TEST_RELEASE";
 
 /// What the hook does when its point is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +53,9 @@ pub fn at(point: &str, n: usize, stop: Option<&AtomicBool>) {
         Action::Wait => {
             eprintln!("test hook: waiting at {point}:{n}");
             let t0 = Instant::now();
+            let release = std::env::var_os(RELEASE_ENV).map(std::path::PathBuf::from);
             while !stop.is_some_and(|s| s.load(Ordering::SeqCst))
+                && !release.as_ref().is_some_and(|r| r.exists())
                 && t0.elapsed() < Duration::from_secs(60)
             {
                 std::thread::sleep(Duration::from_millis(2));

@@ -141,6 +141,7 @@ fn work(sh: &Shared<'_>) {
             Ok((record, reused)) => {
                 let done = sh.done.fetch_add(1, Ordering::SeqCst) + 1;
                 sh.watch.run_ended(job, &record, reused, done);
+                crate::faults::at("run", done, Some(sh.stop));
                 if record.complete {
                     if let Ok(mut f) = sh.finished.lock() {
                         f[i] = true;
