@@ -79,7 +79,7 @@ pub fn check_memory(cfg: &TrainConfig, n_train: usize, at_once: usize, what: &st
     };
     if need > have {
         anyhow::bail!(
-            "{what} needs about {} of memory ({at_once} run(s) at once, layers {:?}) but {} is available; use smaller --hidden layers or fewer --jobs (or set the limit with --max-memory MB, at most the installed memory)",
+            "{what} needs about {} of memory ({at_once} run(s) at once, layers {:?}) but {} is available; use smaller --hidden layers, fewer --threads or fewer --jobs (or set the limit with --max-memory MB, at most the installed memory)",
             bytes_text(need),
             cfg.hidden,
             bytes_text(have)
