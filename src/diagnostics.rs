@@ -77,17 +77,37 @@ pub fn pick_mistakes(
     out
 }
 
-/// Whether an activation has a saturated region we report.
+/// Whether an activation has a saturated region we report: the bounded ones, whose
+/// gradient fades (sigmoid, tanh, softsign, logsigmoid) or stops (the hard ones) at
+/// the ends.
 pub fn saturates(a: Activation) -> bool {
-    matches!(a, Activation::Sigmoid | Activation::Tanh)
+    matches!(
+        a,
+        Activation::Sigmoid
+            | Activation::Tanh
+            | Activation::Softsign
+            | Activation::Logsigmoid
+            | Activation::Hardsigmoid
+            | Activation::Hardtanh { .. }
+            | Activation::Relu6
+    )
 }
 
-/// Derivative below 19% of peak, from the activation's output y.
-fn is_saturated(a: Activation, y: f32) -> bool {
+/// Derivative below 19% of its peak at pre-activation x with output y.
+fn is_saturated(a: Activation, x: f32, y: f32) -> bool {
     match a {
         Activation::Sigmoid => y * (1.0 - y) < SATURATION * 0.25,
         Activation::Tanh => 1.0 - y * y < SATURATION,
-        _ => false,
+        _ => a.derivative(x, y) < SATURATION * a.peak_derivative(),
+    }
+}
+
+/// Whether unit `u` of a layer `w` wide has no gradient for any row: dead.
+fn is_dead(a: Activation, z: &[f32], h: &[f32], w: usize, u: usize) -> bool {
+    let mut rows = z.chunks_exact(w).zip(h.chunks_exact(w));
+    match a {
+        Activation::Relu => rows.all(|(_, y)| y[u] <= 0.0),
+        _ => rows.all(|(x, y)| a.derivative(x[u], y[u]) == 0.0),
     }
 }
 
@@ -146,17 +166,17 @@ pub fn layer_stats(
             continue;
         }
         let act = model.arch.activations[l];
+        let z = &ws.z[l][..n * w];
         let h = &ws.h[l][..n * w];
         let (m, s) = mean_std(h);
         d.act_mean.push(Some(m));
         d.act_std.push(Some(s));
         d.saturated.push(saturates(act).then(|| {
-            h.iter().filter(|&&y| is_saturated(act, y)).count() as f64 / h.len().max(1) as f64
+            let sat = z.iter().zip(h).filter(|(&x, &y)| is_saturated(act, x, y));
+            sat.count() as f64 / h.len().max(1) as f64
         }));
         d.dead.push(act.can_die().then(|| {
-            let dead = (0..w)
-                .filter(|&u| h.chunks_exact(w).all(|row| row[u] <= 0.0))
-                .count();
+            let dead = (0..w).filter(|&u| is_dead(act, z, h, w, u)).count();
             dead as f64 / w as f64
         }));
     }
@@ -279,6 +299,38 @@ mod tests {
         assert_eq!(e.dead[1], Some(off_biases as f64 / width as f64));
         assert_eq!(e.saturated[0], None);
         assert_eq!(e.act_mean[0], Some(0.0));
+    }
+
+    #[test]
+    fn hard_activations_report_saturated_and_dead_units() {
+        // Layer-1 biases of +100 put every hardtanh unit beyond its upper bound: all
+        // saturated and all dead (gradient exactly 0); biases of 0 keep hardshrink's
+        // units in its dead zone only where |x| <= 0.5.
+        let mut m = model(Activation::Hardtanh {
+            min: -1.0,
+            max: 1.0,
+        });
+        let off = m.arch.offsets();
+        for b in &mut m.params[off[0].1..off[0].1 + 16] {
+            *b = 100.0;
+        }
+        let mut r = Recorder::new(&m, &data(40));
+        r.end_epoch(&m, 1);
+        assert_eq!(r.diag.epochs[0].saturated[0], Some(1.0));
+        assert_eq!(r.diag.epochs[0].dead[0], Some(1.0));
+        let mut m = model(Activation::Hardshrink(0.5));
+        for w in &mut m.params[..off[0].1] {
+            *w = 0.0;
+        }
+        let mut r = Recorder::new(&m, &data(40));
+        r.end_epoch(&m, 1);
+        let b = &m.params[off[0].1..off[0].1 + 16];
+        let dead = b.iter().filter(|v| v.abs() <= 0.5).count() as f64 / 16.0;
+        assert_eq!(r.diag.epochs[0].dead[0], Some(dead));
+        assert_eq!(
+            r.diag.epochs[0].saturated[0], None,
+            "hardshrink has no saturation"
+        );
     }
 
     #[test]

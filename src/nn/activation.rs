@@ -50,6 +50,31 @@ pub enum Activation {
     },
     /// x.
     Identity,
+    /// x if |x| > lambda else 0 (default lambda 0.5).
+    Hardshrink(f32),
+    /// x - lambda if x > lambda, x + lambda if x < -lambda, else 0 (default 0.5).
+    Softshrink(f32),
+    /// x clamped to [min, max] (defaults -1, 1).
+    Hardtanh {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// relu6(x + 3) / 6.
+    Hardsigmoid,
+    /// x relu6(x + 3) / 6.
+    Hardswish,
+    /// log(sigmoid(x)).
+    Logsigmoid,
+    /// min(max(0, x), 6).
+    Relu6,
+    /// max(0, x) + min(0, alpha (e^(x/alpha) - 1)) (default alpha 1).
+    Celu(f32),
+    /// x / (1 + |x|).
+    Softsign,
+    /// x - tanh(x).
+    Tanhshrink,
 }
 
 /// What `actlab activations` says about a function.
@@ -66,7 +91,7 @@ pub struct Info {
 }
 
 /// Every activation name accepted on the command line, in a stable order.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 22] = [
     "relu",
     "sigmoid",
     "tanh",
@@ -79,6 +104,16 @@ pub const NAMES: [&str; 12] = [
     "mish",
     "softplus",
     "identity",
+    "hardshrink",
+    "softshrink",
+    "hardtanh",
+    "hardsigmoid",
+    "hardswish",
+    "logsigmoid",
+    "relu6",
+    "celu",
+    "softsign",
+    "tanhshrink",
 ];
 
 #[inline(always)]
@@ -149,6 +184,37 @@ impl Activation {
             Activation::Mish => x * mish_tanh_softplus(x).0,
             Activation::Softplus { beta, threshold } => softplus(x, beta, threshold),
             Activation::Identity => x,
+            Activation::Hardshrink(l) => {
+                if x > l || x < -l {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::Softshrink(l) => {
+                if x > l {
+                    x - l
+                } else if x < -l {
+                    x + l
+                } else {
+                    0.0
+                }
+            }
+            Activation::Hardtanh { min, max } => x.max(min).min(max),
+            Activation::Hardsigmoid => ((x + 3.0).clamp(0.0, 6.0)) / 6.0,
+            Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            // log(sigmoid(x)) = min(x, 0) - log1p(e^-|x|), stable on both sides.
+            Activation::Logsigmoid => x.min(0.0) - log1p(exp(-x.abs())),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Celu(alpha) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * expm1(x / alpha)
+                }
+            }
+            Activation::Softsign => x / (1.0 + x.abs()),
+            Activation::Tanhshrink => x - tanh(x),
         }
     }
 
@@ -221,6 +287,60 @@ impl Activation {
                 }
             }
             Activation::Identity => 1.0,
+            Activation::Hardshrink(l) | Activation::Softshrink(l) => {
+                if x > l || x < -l {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            // PyTorch's backward passes the gradient strictly inside the bounds only.
+            Activation::Hardtanh { min, max } => {
+                if x > min && x < max {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Hardsigmoid => {
+                if x > -3.0 && x < 3.0 {
+                    1.0 / 6.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Hardswish => {
+                if x < -3.0 {
+                    0.0
+                } else if x <= 3.0 {
+                    x / 3.0 + 0.5
+                } else {
+                    1.0
+                }
+            }
+            Activation::Logsigmoid => 1.0 / (1.0 + exp(x)),
+            Activation::Relu6 => {
+                if x > 0.0 && x < 6.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Celu(alpha) => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    exp(x / alpha)
+                }
+            }
+            Activation::Softsign => {
+                let d = 1.0 + x.abs();
+                1.0 / (d * d)
+            }
+            Activation::Tanhshrink => {
+                let t = tanh(x);
+                t * t
+            }
         }
     }
 
@@ -266,6 +386,16 @@ impl Activation {
             }
             Activation::LeakyRelu(s) => each!(Activation::LeakyRelu(s)),
             Activation::Identity => a.copy_from_slice(z),
+            Activation::Hardshrink(l) => each!(Activation::Hardshrink(l)),
+            Activation::Softshrink(l) => each!(Activation::Softshrink(l)),
+            Activation::Hardtanh { min, max } => each!(Activation::Hardtanh { min, max }),
+            Activation::Hardsigmoid => each!(Activation::Hardsigmoid),
+            Activation::Hardswish => each!(Activation::Hardswish),
+            Activation::Logsigmoid => each!(Activation::Logsigmoid),
+            Activation::Relu6 => each!(Activation::Relu6),
+            Activation::Celu(alpha) => each!(Activation::Celu(alpha)),
+            Activation::Softsign => each!(Activation::Softsign),
+            Activation::Tanhshrink => each!(Activation::Tanhshrink),
         }
     }
 
@@ -295,6 +425,16 @@ impl Activation {
                 each!(Activation::Softplus { beta, threshold })
             }
             Activation::Identity => dz.copy_from_slice(da),
+            Activation::Hardshrink(l) => each!(Activation::Hardshrink(l)),
+            Activation::Softshrink(l) => each!(Activation::Softshrink(l)),
+            Activation::Hardtanh { min, max } => each!(Activation::Hardtanh { min, max }),
+            Activation::Hardsigmoid => each!(Activation::Hardsigmoid),
+            Activation::Hardswish => each!(Activation::Hardswish),
+            Activation::Logsigmoid => each!(Activation::Logsigmoid),
+            Activation::Relu6 => each!(Activation::Relu6),
+            Activation::Celu(alpha) => each!(Activation::Celu(alpha)),
+            Activation::Softsign => each!(Activation::Softsign),
+            Activation::Tanhshrink => each!(Activation::Tanhshrink),
         }
     }
 
@@ -313,6 +453,16 @@ impl Activation {
             Activation::Mish => ("x tanh(softplus(x))", "tanh(sp(x)) + x s(x) (1 - tanh(sp(x))^2)", "[-0.31, inf)", "approaches 0 with f' -> 0 for very negative x"),
             Activation::Softplus { .. } => ("log(1 + e^(beta x)) / beta (x beyond threshold/beta: x)", "e^(beta x) / (1 + e^(beta x)) = s(beta x)", "(0, inf)", "saturates for very negative x (f' -> 0)"),
             Activation::Identity => ("x", "1", "(-inf, inf)", "never saturates, but layers collapse into one linear map"),
+            Activation::Hardshrink(_) => ("x if |x| > lambda else 0", "1 if |x| > lambda else 0", "(-inf, -lambda] U {0} U [lambda, inf)", "dead zone [-lambda, lambda]: no gradient there"),
+            Activation::Softshrink(_) => ("x - lambda if x > lambda, x + lambda if x < -lambda, else 0", "1 if |x| > lambda else 0", "(-inf, inf)", "dead zone [-lambda, lambda]: no gradient there"),
+            Activation::Hardtanh { .. } => ("min(max(x, min), max)", "1 if min < x < max else 0", "[min, max]", "saturates hard outside [min, max]: gradient exactly 0"),
+            Activation::Hardsigmoid => ("relu6(x + 3) / 6", "1/6 if -3 < x < 3 else 0", "[0, 1]", "saturates hard outside (-3, 3): gradient exactly 0"),
+            Activation::Hardswish => ("x relu6(x + 3) / 6", "0 if x < -3, x/3 + 1/2 if x <= 3, else 1", "[-0.375, inf)", "no gradient below -3 (units can die there)"),
+            Activation::Logsigmoid => ("log(1 / (1 + e^-x))", "1 / (1 + e^x)", "(-inf, 0)", "saturates for large x (f -> 0, f' -> 0); linear for very negative x"),
+            Activation::Relu6 => ("min(max(0, x), 6)", "1 if 0 < x < 6 else 0", "[0, 6]", "no gradient for x <= 0 (dead) or x >= 6 (saturated)"),
+            Activation::Celu(_) => ("x if x > 0 else alpha (e^(x/alpha) - 1)", "1 if x > 0 else e^(x/alpha)", "(-alpha, inf)", "saturates for very negative x (f -> -alpha, f' -> 0)"),
+            Activation::Softsign => ("x / (1 + |x|)", "1 / (1 + |x|)^2", "(-1, 1)", "saturates slowly on both sides (polynomially, not exponentially like tanh)"),
+            Activation::Tanhshrink => ("x - tanh(x)", "tanh(x)^2", "(-inf, inf)", "flat near 0 (f' -> 0): small inputs get almost no gradient"),
         };
         Info {
             formula,
@@ -322,9 +472,28 @@ impl Activation {
         }
     }
 
-    /// True for ReLU-like functions whose units can die (output 0 for every input).
+    /// True for functions with a region of zero gradient, where a unit can die (its
+    /// gradient is 0 for every input).
     pub fn can_die(self) -> bool {
-        matches!(self, Activation::Relu)
+        matches!(
+            self,
+            Activation::Relu
+                | Activation::Relu6
+                | Activation::Hardtanh { .. }
+                | Activation::Hardsigmoid
+                | Activation::Hardswish
+                | Activation::Hardshrink(_)
+                | Activation::Softshrink(_)
+        )
+    }
+
+    /// The largest value of f', for saturation shares ("below 19% of the peak").
+    pub fn peak_derivative(self) -> f32 {
+        match self {
+            Activation::Sigmoid => 0.25,
+            Activation::Hardsigmoid => 1.0 / 6.0,
+            _ => 1.0,
+        }
     }
 
     /// The bare name, without parameters.
@@ -342,6 +511,16 @@ impl Activation {
             Activation::Mish => "mish",
             Activation::Softplus { .. } => "softplus",
             Activation::Identity => "identity",
+            Activation::Hardshrink(_) => "hardshrink",
+            Activation::Softshrink(_) => "softshrink",
+            Activation::Hardtanh { .. } => "hardtanh",
+            Activation::Hardsigmoid => "hardsigmoid",
+            Activation::Hardswish => "hardswish",
+            Activation::Logsigmoid => "logsigmoid",
+            Activation::Relu6 => "relu6",
+            Activation::Celu(_) => "celu",
+            Activation::Softsign => "softsign",
+            Activation::Tanhshrink => "tanhshrink",
         }
     }
 }
@@ -354,6 +533,12 @@ impl fmt::Display for Activation {
             Activation::Softplus { beta, threshold } if beta != 1.0 || threshold != 20.0 => {
                 write!(f, "softplus:{beta}:{threshold}")
             }
+            Activation::Hardshrink(l) if l != 0.5 => write!(f, "hardshrink:{l}"),
+            Activation::Softshrink(l) if l != 0.5 => write!(f, "softshrink:{l}"),
+            Activation::Hardtanh { min, max } if min != -1.0 || max != 1.0 => {
+                write!(f, "hardtanh:{min}:{max}")
+            }
+            Activation::Celu(a) if a != 1.0 => write!(f, "celu:{a}"),
             a => f.write_str(a.name()),
         }
     }
@@ -431,8 +616,8 @@ impl FromStr for Activation {
             }
         };
         let max_params = match name.as_str() {
-            "leaky_relu" | "elu" => 1,
-            "softplus" => 2,
+            "leaky_relu" | "elu" | "hardshrink" | "softshrink" | "celu" => 1,
+            "softplus" | "hardtanh" => 2,
             _ => 0,
         };
         if params.len() > max_params {
@@ -462,6 +647,37 @@ impl FromStr for Activation {
                 }
             }
             "identity" | "linear" | "none" => Activation::Identity,
+            "hardshrink" | "softshrink" => {
+                let l = num(0, 0.5)?;
+                if l < 0.0 {
+                    return Err(format!("{name} lambda must be >= 0, got {l}"));
+                }
+                if name == "hardshrink" {
+                    Activation::Hardshrink(l)
+                } else {
+                    Activation::Softshrink(l)
+                }
+            }
+            "hardtanh" => {
+                let (min, max) = (num(0, -1.0)?, num(1, 1.0)?);
+                if min >= max {
+                    return Err(format!("hardtanh needs min < max, got {min}:{max}"));
+                }
+                Activation::Hardtanh { min, max }
+            }
+            "hardsigmoid" => Activation::Hardsigmoid,
+            "hardswish" => Activation::Hardswish,
+            "logsigmoid" => Activation::Logsigmoid,
+            "relu6" => Activation::Relu6,
+            "celu" => {
+                let alpha = num(0, 1.0)?;
+                if alpha == 0.0 {
+                    return Err("celu alpha must not be 0".into());
+                }
+                Activation::Celu(alpha)
+            }
+            "softsign" => Activation::Softsign,
+            "tanhshrink" => Activation::Tanhshrink,
             _ => return Err(unknown_name("activation", &name, &NAMES)),
         })
     }
@@ -486,6 +702,13 @@ mod tests {
                 beta: 2.0,
                 threshold: 5.0,
             },
+            Activation::Hardtanh {
+                min: -2.0,
+                max: 2.0,
+            },
+            Activation::Softshrink(0.2),
+            Activation::Hardshrink(1.0),
+            Activation::Celu(0.5),
         ]) {
             for i in -40..=40 {
                 let x = i as f64 * 0.1 + 0.0137; // avoid kinks exactly at 0
@@ -514,6 +737,28 @@ mod tests {
         assert!(close(Activation::Elu(1.0).value(-1.0), -0.632_120_56));
         assert_eq!(Activation::LeakyRelu(0.1).value(-2.0), -0.2);
         assert_eq!("softplus".parse::<Activation>().unwrap().value(30.0), 30.0);
+        // PyTorch's values for the rest of its element-wise activations.
+        assert!(close(Activation::Hardswish.value(1.0), 0.666_666_7));
+        assert!(close(Activation::Hardsigmoid.value(1.0), 0.666_666_7));
+        assert!(close(Activation::Logsigmoid.value(0.0), -std::f32::consts::LN_2));
+        assert!(close(Activation::Logsigmoid.value(-100.0), -100.0));
+        assert!(close(Activation::Softsign.value(1.0), 0.5));
+        assert!(close(Activation::Tanhshrink.value(1.0), 0.238_405_84));
+        assert!(close(Activation::Celu(1.0).value(-1.0), -0.632_120_56));
+        assert!(close(Activation::Celu(0.5).value(-1.0), -0.432_332_36));
+        assert_eq!(Activation::Relu6.value(7.0), 6.0);
+        assert_eq!("hardtanh".parse::<Activation>().unwrap().value(-2.0), -1.0);
+        assert!(close(
+            "softshrink".parse::<Activation>().unwrap().value(0.7),
+            0.2
+        ));
+        assert_eq!("hardshrink".parse::<Activation>().unwrap().value(0.4), 0.0);
+        assert_eq!(
+            "hardshrink:0.3".parse::<Activation>().unwrap().value(0.4),
+            0.4
+        );
+        assert!("hardtanh:2:1".parse::<Activation>().is_err());
+        assert!("celu:0".parse::<Activation>().is_err());
     }
 
     #[test]
