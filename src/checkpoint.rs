@@ -165,11 +165,7 @@ impl Checkpoint {
             }
         }
         let kind = self.cfg.optim().kind;
-        let v_len = if kind == crate::nn::OptimKind::Adam {
-            n
-        } else {
-            0
-        };
+        let v_len = if kind.has_second_moments() { n } else { 0 };
         if self.m.len() != n || self.v.len() != v_len {
             bail!(
                 "{}: checkpoint holds {} + {} optimiser moments but {kind:?} with {n} parameters needs {n} + {v_len}; the file is damaged, start the run again",

@@ -282,6 +282,9 @@ pub struct ModelArgs {
     /// Momentum (SGD only).
     #[arg(long, default_value_t = 0.0)]
     pub momentum: f32,
+    /// Nesterov momentum (SGD with --momentum only).
+    #[arg(long)]
+    pub nesterov: bool,
     /// L2 weight decay added to the gradient (as torch.optim does).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,
@@ -323,6 +326,7 @@ impl ModelArgs {
             dropout: self.dropout,
             init: self.init,
             optimizer: self.optimizer,
+            nesterov: self.nesterov,
             lr: self.lr,
             momentum: self.momentum,
             weight_decay: self.weight_decay,

@@ -34,7 +34,10 @@ pub struct TrainConfig {
     pub lr: f32,
     /// SGD momentum.
     pub momentum: f32,
-    /// L2 weight decay.
+    /// Nesterov momentum for SGD.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nesterov: bool,
+    /// L2 weight decay (decoupled for AdamW).
     pub weight_decay: f32,
     /// Images per step.
     pub batch_size: usize,
@@ -67,6 +70,7 @@ impl Default for TrainConfig {
             optimizer: OptimKind::Adam,
             lr: 1e-3,
             momentum: 0.0,
+            nesterov: false,
             weight_decay: 0.0,
             batch_size: 64,
             epochs: 5,
@@ -116,6 +120,7 @@ impl TrainConfig {
             kind: self.optimizer,
             lr: self.lr,
             momentum: self.momentum,
+            nesterov: self.nesterov,
             weight_decay: self.weight_decay,
             ..OptimConfig::default()
         }
@@ -180,7 +185,13 @@ impl TrainConfig {
                 self.weight_decay
             )));
         }
-        if self.momentum != 0.0 && self.optimizer == OptimKind::Adam {
+        if self.nesterov && (self.optimizer != OptimKind::Sgd || self.momentum == 0.0) {
+            return Err(ConfigError(
+                "--nesterov needs --optimizer sgd with a --momentum above 0 (as torch.optim.SGD)"
+                    .into(),
+            ));
+        }
+        if self.momentum != 0.0 && self.optimizer != OptimKind::Sgd {
             return Err(ConfigError(
                 "--momentum applies to --optimizer sgd; Adam's momentum is its beta1 (drop --momentum or use --optimizer sgd)"
                     .into(),

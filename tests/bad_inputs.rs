@@ -236,6 +236,15 @@ fn bad_options_fail_before_training() {
         (vec!["--loss", "nl"], vec!["unknown loss", "nll"]),
         (vec!["--init", "kaim"], vec!["unknown init"]),
         (vec!["--hidden", "128,0"], vec!["--hidden", "at least 1"]),
+        (vec!["--nesterov"], vec!["--nesterov", "--optimizer sgd"]),
+        (
+            vec!["--optimizer", "sgd", "--nesterov"],
+            vec!["--nesterov", "--momentum above 0"],
+        ),
+        (
+            vec!["--optimizer", "adamw", "--momentum", "0.9"],
+            vec!["--momentum applies to --optimizer sgd"],
+        ),
         (vec!["--batch-size", "0"], vec!["--batch-size 0"]),
         (
             vec!["--batch-size", "500"],

@@ -740,7 +740,10 @@ mod tests {
         // PyTorch's values for the rest of its element-wise activations.
         assert!(close(Activation::Hardswish.value(1.0), 0.666_666_7));
         assert!(close(Activation::Hardsigmoid.value(1.0), 0.666_666_7));
-        assert!(close(Activation::Logsigmoid.value(0.0), -std::f32::consts::LN_2));
+        assert!(close(
+            Activation::Logsigmoid.value(0.0),
+            -std::f32::consts::LN_2
+        ));
         assert!(close(Activation::Logsigmoid.value(-100.0), -100.0));
         assert!(close(Activation::Softsign.value(1.0), 0.5));
         assert!(close(Activation::Tanhshrink.value(1.0), 0.238_405_84));

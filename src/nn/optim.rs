@@ -1,4 +1,4 @@
-//! Optimisers with PyTorch's update rules (torch.optim.Adam and torch.optim.SGD).
+//! Optimisers with PyTorch's update rules (torch.optim.Adam, AdamW and SGD).
 //!
 //! Parameters, gradients and state are flat [n_params] slices: one loop updates
 //! every layer, and the state is easy to checkpoint.
@@ -13,6 +13,10 @@ use super::fastmath::flush_denormal;
 pub enum OptimKind {
     /// Adam (Kingma & Ba) with L2 weight decay added to the gradient, like torch.optim.Adam.
     Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter), like torch.optim.AdamW.
+    #[value(name = "adamw")]
+    #[serde(rename = "adamw")]
+    AdamW,
     /// Stochastic gradient descent with optional (heavy-ball) momentum.
     Sgd,
 }
@@ -26,6 +30,9 @@ pub struct OptimConfig {
     pub lr: f32,
     /// SGD momentum (ignored by Adam).
     pub momentum: f32,
+    /// SGD with Nesterov momentum (torch.optim.SGD(nesterov=True)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nesterov: bool,
     /// L2 penalty added to the gradient.
     pub weight_decay: f32,
     /// Adam's beta1 and beta2.
@@ -40,10 +47,18 @@ impl Default for OptimConfig {
             kind: OptimKind::Adam,
             lr: 1e-3,
             momentum: 0.0,
+            nesterov: false,
             weight_decay: 0.0,
             betas: (0.9, 0.999),
             eps: 1e-8,
         }
+    }
+}
+
+impl OptimKind {
+    /// Whether the rule keeps second moments (`v`).
+    pub fn has_second_moments(self) -> bool {
+        matches!(self, OptimKind::Adam | OptimKind::AdamW)
     }
 }
 
@@ -63,7 +78,7 @@ pub struct Optimizer {
 impl Optimizer {
     /// Fresh state for `n` parameters.
     pub fn new(cfg: OptimConfig, n: usize) -> Self {
-        let v = if cfg.kind == OptimKind::Adam {
+        let v = if cfg.kind.has_second_moments() {
             vec![0.0; n]
         } else {
             Vec::new()
@@ -81,7 +96,7 @@ impl Optimizer {
     /// a short slice would silently leave the rest of the parameters untouched.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
         let n = params.len();
-        let v_len = if self.cfg.kind == OptimKind::Adam {
+        let v_len = if self.cfg.kind.has_second_moments() {
             n
         } else {
             0
@@ -105,18 +120,24 @@ impl Optimizer {
         let c = self.cfg;
         let wd = c.weight_decay;
         match c.kind {
-            OptimKind::Adam => {
+            OptimKind::Adam | OptimKind::AdamW => {
                 let (b1, b2) = c.betas;
                 // Scalars in f64 as PyTorch computes them in Python, then used as f32.
                 let bc1 = 1.0 - (b1 as f64).powi(self.t as i32);
                 let bc2_sqrt = ((1.0 - (b2 as f64).powi(self.t as i32)).sqrt()) as f32;
                 let step = (c.lr as f64 / bc1) as f32;
+                // Adam adds the L2 term to the gradient; AdamW shrinks the weight first.
+                let (wd, shrink) = match c.kind {
+                    OptimKind::AdamW => (0.0, 1.0 - c.lr * c.weight_decay),
+                    _ => (wd, 1.0),
+                };
                 for (((p, &g), m), v) in params
                     .iter_mut()
                     .zip(grads)
                     .zip(self.m.iter_mut())
                     .zip(self.v.iter_mut())
                 {
+                    *p *= shrink;
                     let g = g + wd * *p;
                     *m = flush_denormal(*m + (g - *m) * (1.0 - b1));
                     *v = flush_denormal(*v * b2 + g * g * (1.0 - b2));
@@ -130,7 +151,11 @@ impl Optimizer {
                     let g = g + wd * *p;
                     let d = if c.momentum != 0.0 {
                         *buf = if first { g } else { c.momentum * *buf + g };
-                        *buf
+                        if c.nesterov {
+                            g + c.momentum * *buf
+                        } else {
+                            *buf
+                        }
                     } else {
                         g
                     };
