@@ -138,6 +138,13 @@ impl TrainConfig {
 
     /// Reject impossible settings before any work starts, with the fix in the message.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_layers()?;
+        self.validate_optimiser()?;
+        self.validate_schedule()
+    }
+
+    /// Layer widths and the activations that go with them.
+    fn validate_layers(&self) -> Result<(), ConfigError> {
         if self.hidden.contains(&0) {
             return Err(ConfigError(format!(
                 "--hidden {:?}: layer widths must be at least 1 (e.g. --hidden 128,64)",
@@ -161,6 +168,11 @@ impl TrainConfig {
                 "--activation: no hidden layers to apply it to".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Dropout and the optimiser's settings.
+    fn validate_optimiser(&self) -> Result<(), ConfigError> {
         if !(0.0..1.0).contains(&self.dropout) || self.dropout.is_nan() {
             return Err(ConfigError(format!(
                 "--dropout {}: must be in [0, 1) (e.g. 0.2)",
@@ -197,6 +209,11 @@ impl TrainConfig {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Batch size, epochs, threads and image limits.
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
         if self.batch_size == 0 {
             return Err(ConfigError(
                 "--batch-size 0: must be at least 1 (e.g. 64)".into(),

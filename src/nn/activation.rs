@@ -184,37 +184,7 @@ impl Activation {
             Activation::Mish => x * mish_tanh_softplus(x).0,
             Activation::Softplus { beta, threshold } => softplus(x, beta, threshold),
             Activation::Identity => x,
-            Activation::Hardshrink(l) => {
-                if x > l || x < -l {
-                    x
-                } else {
-                    0.0
-                }
-            }
-            Activation::Softshrink(l) => {
-                if x > l {
-                    x - l
-                } else if x < -l {
-                    x + l
-                } else {
-                    0.0
-                }
-            }
-            Activation::Hardtanh { min, max } => x.max(min).min(max),
-            Activation::Hardsigmoid => ((x + 3.0).clamp(0.0, 6.0)) / 6.0,
-            Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
-            // log(sigmoid(x)) = min(x, 0) - log1p(e^-|x|), stable on both sides.
-            Activation::Logsigmoid => x.min(0.0) - log1p(exp(-x.abs())),
-            Activation::Relu6 => x.clamp(0.0, 6.0),
-            Activation::Celu(alpha) => {
-                if x > 0.0 {
-                    x
-                } else {
-                    alpha * expm1(x / alpha)
-                }
-            }
-            Activation::Softsign => x / (1.0 + x.abs()),
-            Activation::Tanhshrink => x - tanh(x),
+            _ => self.value_piecewise(x),
         }
     }
 
@@ -287,6 +257,54 @@ impl Activation {
                 }
             }
             Activation::Identity => 1.0,
+            _ => self.derivative_piecewise(x),
+        }
+    }
+
+    /// f(x) for the activations added to match the rest of PyTorch's (mostly
+    /// piecewise: shrinks, hard clamps).
+    #[inline(always)]
+    fn value_piecewise(self, x: f32) -> f32 {
+        match self {
+            Activation::Hardshrink(l) => {
+                if x > l || x < -l {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::Softshrink(l) => {
+                if x > l {
+                    x - l
+                } else if x < -l {
+                    x + l
+                } else {
+                    0.0
+                }
+            }
+            Activation::Hardtanh { min, max } => x.max(min).min(max),
+            Activation::Hardsigmoid => ((x + 3.0).clamp(0.0, 6.0)) / 6.0,
+            Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            // log(sigmoid(x)) = min(x, 0) - log1p(e^-|x|), stable on both sides.
+            Activation::Logsigmoid => x.min(0.0) - log1p(exp(-x.abs())),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Celu(alpha) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * expm1(x / alpha)
+                }
+            }
+            Activation::Softsign => x / (1.0 + x.abs()),
+            Activation::Tanhshrink => x - tanh(x),
+            _ => x,
+        }
+    }
+
+    /// f'(x) for the same activations (their derivatives need only x).
+    #[inline(always)]
+    fn derivative_piecewise(self, x: f32) -> f32 {
+        match self {
             Activation::Hardshrink(l) | Activation::Softshrink(l) => {
                 if x > l || x < -l {
                     1.0
@@ -341,6 +359,7 @@ impl Activation {
                 let t = tanh(x);
                 t * t
             }
+            _ => 1.0,
         }
     }
 
@@ -596,6 +615,47 @@ pub fn unknown_name(kind: &str, input: &str, options: &[&str]) -> String {
     )
 }
 
+/// The activations added to match the rest of PyTorch's, with their parameters.
+fn parse_piecewise(
+    name: &str,
+    num: &dyn Fn(usize, f32) -> Result<f32, String>,
+) -> Result<Activation, String> {
+    Ok(match name {
+        "hardshrink" | "softshrink" => {
+            let l = num(0, 0.5)?;
+            if l < 0.0 {
+                return Err(format!("{name} lambda must be >= 0, got {l}"));
+            }
+            if name == "hardshrink" {
+                Activation::Hardshrink(l)
+            } else {
+                Activation::Softshrink(l)
+            }
+        }
+        "hardtanh" => {
+            let (min, max) = (num(0, -1.0)?, num(1, 1.0)?);
+            if min >= max {
+                return Err(format!("hardtanh needs min < max, got {min}:{max}"));
+            }
+            Activation::Hardtanh { min, max }
+        }
+        "hardsigmoid" => Activation::Hardsigmoid,
+        "hardswish" => Activation::Hardswish,
+        "logsigmoid" => Activation::Logsigmoid,
+        "relu6" => Activation::Relu6,
+        "celu" => {
+            let alpha = num(0, 1.0)?;
+            if alpha == 0.0 {
+                return Err("celu alpha must not be 0".into());
+            }
+            Activation::Celu(alpha)
+        }
+        "softsign" => Activation::Softsign,
+        "tanhshrink" => Activation::Tanhshrink,
+        _ => return Err(unknown_name("activation", name, &NAMES)),
+    })
+}
+
 impl FromStr for Activation {
     type Err = String;
 
@@ -647,37 +707,10 @@ impl FromStr for Activation {
                 }
             }
             "identity" | "linear" | "none" => Activation::Identity,
-            "hardshrink" | "softshrink" => {
-                let l = num(0, 0.5)?;
-                if l < 0.0 {
-                    return Err(format!("{name} lambda must be >= 0, got {l}"));
-                }
-                if name == "hardshrink" {
-                    Activation::Hardshrink(l)
-                } else {
-                    Activation::Softshrink(l)
-                }
+            "hardshrink" | "softshrink" | "hardtanh" | "hardsigmoid" | "hardswish"
+            | "logsigmoid" | "relu6" | "celu" | "softsign" | "tanhshrink" => {
+                parse_piecewise(&name, &num)?
             }
-            "hardtanh" => {
-                let (min, max) = (num(0, -1.0)?, num(1, 1.0)?);
-                if min >= max {
-                    return Err(format!("hardtanh needs min < max, got {min}:{max}"));
-                }
-                Activation::Hardtanh { min, max }
-            }
-            "hardsigmoid" => Activation::Hardsigmoid,
-            "hardswish" => Activation::Hardswish,
-            "logsigmoid" => Activation::Logsigmoid,
-            "relu6" => Activation::Relu6,
-            "celu" => {
-                let alpha = num(0, 1.0)?;
-                if alpha == 0.0 {
-                    return Err("celu alpha must not be 0".into());
-                }
-                Activation::Celu(alpha)
-            }
-            "softsign" => Activation::Softsign,
-            "tanhshrink" => Activation::Tanhshrink,
             _ => return Err(unknown_name("activation", &name, &NAMES)),
         })
     }
