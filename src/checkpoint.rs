@@ -72,6 +72,11 @@ impl Checkpoint {
 
     /// Write to `dir/checkpoint.safetensors` atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_file(&dir.join(FILE))
+    }
+
+    /// Write to the file `path` atomically.
+    pub fn save_file(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("format".into(), "actlab-checkpoint".into());
         meta.insert("config".into(), json(&self.cfg)?);
@@ -92,7 +97,7 @@ impl Checkpoint {
             tensors.push(("optim.v".into(), vec![self.v.len()], &self.v));
         }
         let bytes = tensors_to_bytes(&tensors, &meta)?;
-        Ok(crate::store::write_file(&dir.join(FILE), &bytes)?)
+        Ok(crate::store::write_file(path, &bytes)?)
     }
 
     /// Read `dir/checkpoint.safetensors`, refusing one whose sizes do not fit its config.
@@ -104,6 +109,12 @@ impl Checkpoint {
                 dir.display()
             );
         }
+        Checkpoint::load_file(&path)
+    }
+
+    /// Read the checkpoint file `path`.
+    pub fn load_file(path: &Path) -> Result<Checkpoint> {
+        let path = path.to_path_buf();
         let f = read_tensors(&path)?;
         let meta = Meta { f: &f, path: &path };
         let cfg: TrainConfig = meta.json("config")?;

@@ -8,7 +8,8 @@
 //!
 //! Points: `checkpoint` (after a checkpoint write), `record` (after a run record
 //! write), `summary` (between two of an experiment's summary files), `run` (after an
-//! experiment's N-th finished run).
+//! experiment's N-th finished run), `epoch` (after an experiment run's checkpoint of
+//! epoch N).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

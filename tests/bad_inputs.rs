@@ -1253,3 +1253,51 @@ fn memory_is_bounded_before_it_is_spent() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && err.contains("with 2 job(s)"), "{err}");
 }
+
+#[test]
+fn an_interrupted_experiment_run_loses_at_most_its_epoch() {
+    let d = TempDir::new("exp-epochs");
+    let compare = |out: &Path, resume: bool, hook: Option<&str>| {
+        let mut c = actlab();
+        c.args([
+            "compare",
+            "--activation",
+            "relu",
+            "--epochs",
+            "3",
+            "--jobs",
+            "1",
+        ])
+        .args(["--limit-train", "2000", "--limit-test", "200", "--out"])
+        .arg(out);
+        if resume {
+            c.arg("--resume");
+        }
+        if let Some(h) = hook {
+            c.env("ACTLAB_TEST_HOOK", h);
+        }
+        c.output().unwrap()
+    };
+    let straight = d.join("straight");
+    assert!(compare(&straight, false, None).status.success());
+    let out = d.join("cut");
+    assert!(aborted(&compare(&out, false, Some("abort@epoch:2"))));
+    let run = "runs/relu_log_softmax_nll/seed-0";
+    assert!(out.join(format!("{run}.checkpoint.safetensors")).exists());
+    assert!(!out.join(format!("{run}.json")).exists());
+    let o = compare(&out, true, None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("seed 0: continuing after epoch 2 of 3"),
+        "{err}"
+    );
+    assert_eq!(
+        common::record_without_timings(&out.join(format!("{run}.json"))),
+        common::record_without_timings(&straight.join(format!("{run}.json")))
+    );
+    assert!(
+        !out.join(format!("{run}.checkpoint.safetensors")).exists(),
+        "a finished run's checkpoint is removed"
+    );
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{actlab, repo, run_ok, TempDir};
 
-/// The comparison every test run makes: 2 activations x 4 seeds, 1 epoch, a slice.
+/// The comparison every test run makes: 2 activations x 4 seeds, 2 epochs, a slice.
 const COMPARE: [&str; 11] = [
     "compare",
     "--activation",
@@ -19,7 +19,7 @@ const COMPARE: [&str; 11] = [
     "--seeds",
     "4",
     "--epochs",
-    "1",
+    "2",
     "--limit-train",
     "1000",
     "--limit-test",
@@ -127,8 +127,9 @@ fn a_requeued_slurm_job_array_merges_to_the_unsharded_result() {
             .arg(d.join("single")),
     );
 
-    // Every task's first attempt holds after its first run until released; task 2 is
-    // requeued while it holds, i.e. mid-shard.
+    // Every task's first attempt holds after the first epoch of its first run (its
+    // checkpoint written) until released; task 2 is requeued while it holds, i.e. in
+    // the middle of a run.
     let release = d.join("release");
     let sweep = d.join("sweep");
     let out_pattern = d.join("task-%A_%a.out");
@@ -140,7 +141,7 @@ fn a_requeued_slurm_job_array_merges_to_the_unsharded_result() {
         .args(COMPARE)
         .env("ACTLAB", env!("CARGO_BIN_EXE_actlab"))
         .env("SWEEP_DIR", &sweep)
-        .env("ACTLAB_TEST_HOOK", "wait@run:1")
+        .env("ACTLAB_TEST_HOOK", "wait@epoch:1")
         .env("ACTLAB_TEST_RELEASE", &release)
         .env_remove("ACTLAB_DATA_DIR")
         .output()
@@ -152,8 +153,9 @@ fn a_requeued_slurm_job_array_merges_to_the_unsharded_result() {
     );
     let id = String::from_utf8_lossy(&job.stdout).trim().to_string();
     let task2_log = d.join(&format!("task-{id}_2.out"));
-    wait_for("task 2 holding after its first run", 60, || {
-        std::fs::read_to_string(&task2_log).is_ok_and(|t| t.contains("test hook: waiting at run:1"))
+    wait_for("task 2 holding after its first epoch", 60, || {
+        std::fs::read_to_string(&task2_log)
+            .is_ok_and(|t| t.contains("test hook: waiting at epoch:1"))
     });
     let task2 = format!("{id}_2");
     cluster.ok("scontrol", &["requeue", &task2]);
@@ -179,8 +181,8 @@ fn a_requeued_slurm_job_array_merges_to_the_unsharded_result() {
     );
     let log = std::fs::read_to_string(&task2_log).unwrap();
     assert!(
-        log.contains("(already done, reused)"),
-        "the requeued task redid its finished run: {log}"
+        log.contains("seed 1: continuing after epoch 1 of 2"),
+        "the requeued task did not continue from its checkpoint: {log}"
     );
     for k in 1..=4 {
         let state = cluster.ok("scontrol", &["show", "job", &format!("{id}_{k}")]);

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::{Experiment, ExperimentError, Job};
+use crate::checkpoint::Checkpoint;
 use crate::data::{DatasetName, Split};
 use crate::store::records::{read_record, reusable, write_record};
-use crate::train::{train, Progress, RunRecord};
+use crate::train::{finish, Progress, RunRecord, Trainer};
 
 /// How to run the jobs.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,8 @@ pub trait Watch: Sync {
     fn run_started(&self, job: &Job) -> Box<dyn Progress + '_>;
     /// A run ended, or its finished record was `reused`; `done` runs of all are over.
     fn run_ended(&self, job: &Job, record: &RunRecord, reused: bool, done: usize);
+    /// An unfinished run continues from its checkpoint after `epochs` epochs.
+    fn run_resumed(&self, _job: &Job, _epochs: usize) {}
 }
 
 /// A watch that shows nothing.
@@ -167,18 +170,54 @@ fn run_one(sh: &Shared<'_>, job: &Job) -> Result<(RunRecord, bool), ExperimentEr
         }
     }
     let split = &sh.data[&data_key(job)];
-    let mut progress = sh.watch.run_started(job);
-    let (mut record, _) = train(&job.config, split, progress.as_mut(), sh.stop);
-    drop(progress);
-    record.variant = job.name.clone();
-    record.variant_index = job.variant;
     if let Some(dir) = path.parent() {
         crate::store::create_dir(dir)?;
     }
+    let ckpt = sh.out.join(job.checkpoint_path());
+    let mut record = train_resumable(sh, job, split, &ckpt)?;
+    record.variant = job.name.clone();
+    record.variant_index = job.variant;
     if record.complete {
         write_record(&path, &record)?;
+        let _ = std::fs::remove_file(&ckpt);
     }
     Ok((record, false))
+}
+
+/// Train `job`, continuing from its checkpoint on --resume, and checkpointing after
+/// every epoch but the last, so an interrupted run loses at most the epoch it was in.
+fn train_resumable(
+    sh: &Shared<'_>,
+    job: &Job,
+    split: &Split,
+    ckpt: &Path,
+) -> Result<RunRecord, ExperimentError> {
+    let t0 = std::time::Instant::now();
+    let saved = sh
+        .opts
+        .resume
+        .then(|| Checkpoint::load_file(ckpt).ok())
+        .flatten()
+        .filter(|c| c.cfg == job.config);
+    let mut tr = match saved {
+        Some(c) => {
+            sh.watch.run_resumed(job, c.history.len());
+            c.into_trainer(split)
+        }
+        None => Trainer::new(job.config.clone(), split),
+    };
+    let mut progress = sh.watch.run_started(job);
+    while tr.history.len() < tr.cfg.epochs {
+        if tr.run_epoch(progress.as_mut(), sh.stop).is_none() {
+            break;
+        }
+        let done = tr.history.len();
+        if done < tr.cfg.epochs {
+            Checkpoint::of(&tr).save_file(ckpt)?;
+            crate::faults::at("epoch", done, Some(sh.stop));
+        }
+    }
+    Ok(finish(&mut tr, t0))
 }
 
 /// Keep `exp`'s spec beside its runs, so `merge` and `--resume` know what it was; on

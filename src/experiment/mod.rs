@@ -22,6 +22,9 @@ pub enum ExperimentError {
     /// An experiment or run file.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A run's checkpoint.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::model_io::ModelError),
 }
 
 impl From<String> for ExperimentError {
@@ -89,6 +92,11 @@ impl Job {
         std::path::PathBuf::from("runs")
             .join(slug(&self.name))
             .join(format!("seed-{}.json", self.config.seed))
+    }
+
+    /// Where this run's checkpoint lives while it is unfinished, beside its record.
+    pub fn checkpoint_path(&self) -> std::path::PathBuf {
+        self.record_path().with_extension("checkpoint.safetensors")
     }
 }
 

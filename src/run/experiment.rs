@@ -270,6 +270,17 @@ impl Watch for Bars {
         })
     }
 
+    fn run_resumed(&self, job: &Job, epochs: usize) {
+        let line = format!(
+            "{} seed {}: continuing after epoch {epochs} of {}",
+            job.name, job.config.seed, job.config.epochs
+        );
+        match &self.overall {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     fn run_ended(&self, job: &Job, record: &RunRecord, reused: bool, done: usize) {
         let what = match (&record.diverged, record.final_val) {
             (Some(d), _) => format!("diverged at epoch {} step {}", d.epoch, d.step),
