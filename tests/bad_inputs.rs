@@ -672,15 +672,7 @@ fn non_finite_weights_are_refused_naming_the_tensor_and_index() {
     );
     fails(
         actlab()
-            .args([
-                "train",
-                "--epochs",
-                "1",
-                "--limit-train",
-                "100",
-                "--limit-test",
-                "10",
-            ])
+            .args(common::TINY_TRAIN)
             .args(hidden)
             .arg("--init-from")
             .arg(&nan)
@@ -915,11 +907,11 @@ fn results_are_never_replaced_without_asking() {
     common::run_ok(&mut compare("relu,tanh"));
     fails(&mut compare("sigmoid"), &["already holds results"]);
     common::run_ok(compare("sigmoid").arg("--overwrite"));
-    let variants: Vec<_> = std::fs::read_dir(cmp.join("runs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert_eq!(variants.len(), 1, "only the new experiment's runs remain");
+    assert_eq!(
+        common::entries(&cmp.join("runs")),
+        1,
+        "only the new experiment's runs remain"
+    );
 }
 
 #[test]
@@ -927,25 +919,11 @@ fn two_runs_never_share_a_folder() {
     let d = TempDir::new("lock");
     let out = d.join("run");
     // The first run holds the folder (waiting at a hook) while a second one tries it.
-    let mut first = actlab()
-        .args(common::SHORT_TRAIN)
-        .arg("--out")
-        .arg(&out)
-        .env("ACTLAB_TEST_HOOK", "wait@record:1")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(first.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("test hook: waiting") {
-        let mut line = String::new();
-        assert!(
-            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
-            "{seen}"
-        );
-        seen.push_str(&line);
-    }
+    // Its stderr stays open (bound, not dropped) so its last words do not hit a closed pipe.
+    let (mut first, _stderr, _) = common::spawn_held(
+        actlab().args(common::SHORT_TRAIN).arg("--out").arg(&out),
+        "wait@record:1",
+    );
     fails(
         actlab()
             .args(common::SHORT_TRAIN)
@@ -954,23 +932,12 @@ fn two_runs_never_share_a_folder() {
             .arg(&out),
         &["another actlab run is writing into this folder"],
     );
-    Command::new("kill")
-        .args(["-INT", &first.id().to_string()])
-        .status()
-        .unwrap();
+    common::signal(&first, "-INT");
     assert_eq!(first.wait().unwrap().code(), Some(130));
     // Default folders: two runs started together get two folders.
     let cwd = d.join("cwd");
     std::fs::create_dir_all(&cwd).unwrap();
-    let tiny = [
-        "train",
-        "--epochs",
-        "1",
-        "--limit-train",
-        "200",
-        "--limit-test",
-        "20",
-    ];
+    let tiny = common::TINY_TRAIN;
     let quiet = || {
         let mut c = actlab();
         c.current_dir(&cwd)
@@ -982,26 +949,14 @@ fn two_runs_never_share_a_folder() {
     for mut c in [a, b] {
         assert!(c.wait().unwrap().success());
     }
-    let runs: Vec<_> = std::fs::read_dir(cwd.join("runs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(common::entries(&cwd.join("runs")), 2);
 }
 
 #[test]
 fn a_model_path_never_lands_on_the_run_files() {
     let d = TempDir::new("save-path");
     let out = d.join("run");
-    let tiny = [
-        "train",
-        "--epochs",
-        "1",
-        "--limit-train",
-        "200",
-        "--limit-test",
-        "20",
-    ];
+    let tiny = common::TINY_TRAIN;
     let save = |p: std::path::PathBuf| {
         let mut c = actlab();
         c.args(tiny).arg("--out").arg(&out).arg("--save").arg(p);

@@ -260,15 +260,7 @@ fn a_decoded_cache_damaged_in_place_is_rebuilt_with_a_warning() {
     let out = TempDir::new("decoded-damage-out");
     let run = || {
         let o = actlab()
-            .args([
-                "train",
-                "--epochs",
-                "1",
-                "--limit-train",
-                "64",
-                "--limit-test",
-                "10",
-            ])
+            .args(common::TINY_TRAIN)
             .args(["--overwrite", "--out"])
             .arg(&out.0)
             .env("XDG_CACHE_HOME", &cache.0)

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use actlab::checkpoint::Checkpoint;
@@ -140,34 +139,13 @@ use common::json_of;
 /// at the same point.
 #[test]
 fn ctrl_c_then_resume_through_the_cli() {
-    use std::io::{BufRead, BufReader};
     let dirs = TempDir::new("sigint");
     let args = common::SHORT_TRAIN;
     run_ok(actlab().args(args).arg("--out").arg(dirs.join("straight")));
     let out = dirs.join("interrupted");
-    let mut child = actlab()
-        .args(args)
-        .arg("--out")
-        .arg(&out)
-        .env("ACTLAB_TEST_HOOK", "wait@record:2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("test hook: waiting at record:2") {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "run ended early: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let (mut child, mut err, seen) =
+        common::spawn_held(actlab().args(args).arg("--out").arg(&out), "wait@record:2");
+    common::signal(&child, "-INT");
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
@@ -286,7 +264,6 @@ fn record_text_without_timings(path: &std::path::Path) -> String {
 /// resumed record is byte-identical to a straight run's, timings aside.
 #[test]
 fn sigterm_stops_cleanly_and_resume_is_byte_identical() {
-    use std::io::{BufRead, BufReader};
     let dirs = TempDir::new("sigterm");
     run_ok(
         actlab()
@@ -295,29 +272,11 @@ fn sigterm_stops_cleanly_and_resume_is_byte_identical() {
             .arg(dirs.join("straight")),
     );
     let out = dirs.join("stopped");
-    let mut child = actlab()
-        .args(common::SHORT_TRAIN)
-        .arg("--out")
-        .arg(&out)
-        .env("ACTLAB_TEST_HOOK", "wait@record:3")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("test hook: waiting at record:3") {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "run ended early: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let (mut child, mut err, _) = common::spawn_held(
+        actlab().args(common::SHORT_TRAIN).arg("--out").arg(&out),
+        "wait@record:3",
+    );
+    common::signal(&child, "-TERM");
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();

@@ -158,14 +158,7 @@ fn all_cases_match_pytorch() {
         .collect();
     let init_path = dir.join("init.safetensors");
     let init = read_tensors(&init_path).unwrap();
-    let x = init.get(&init_path, "input").unwrap().data.clone();
-    let t: Vec<u8> = init
-        .get(&init_path, "target")
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| v as u8)
-        .collect();
+    let (x, t) = batch_of(&init, &init_path);
     let n = t.len();
     let adam = &m["adam"];
     let sgd = &m["sgd"];
@@ -245,6 +238,19 @@ fn all_cases_match_pytorch() {
     }
 }
 
+/// A fixture's input batch and its target classes.
+fn batch_of(f: &actlab::model_io::TensorFile, path: &Path) -> (Vec<f32>, Vec<u8>) {
+    let x = f.get(path, "input").unwrap().data.clone();
+    let t = f
+        .get(path, "target")
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    (x, t)
+}
+
 /// Optimiser settings from a case's "adam" or "sgd" entry (PyTorch's defaults otherwise).
 fn optim_of(v: &serde_json::Value) -> OptimConfig {
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0) as f32;
@@ -304,14 +310,7 @@ fn builtin_cases_of_the_second_set_match_pytorch() {
         let path = dir.join(&case.file);
         let f = read_tensors(&path).unwrap();
         let model = Mlp::from_params(arch.clone(), params_from(&f, &path, &arch, "").unwrap());
-        let x = f.get(&path, "input").unwrap().data.clone();
-        let t: Vec<u8> = f
-            .get(&path, "target")
-            .unwrap()
-            .data
-            .iter()
-            .map(|&v| v as u8)
-            .collect();
+        let (x, t) = batch_of(&f, &path);
         let n = t.len();
         let mut ws = Workspace::new(&model.arch, n, false);
         model.forward(&mut ws, &x, n, false);

@@ -146,6 +146,40 @@ fn mish_tanh_softplus(x: f32) -> (f32, f32) {
     }
 }
 
+/// `$each!(activation)` in a match over every activation with its parameters bound,
+/// so the loop `$each` writes is compiled once per activation (each one then
+/// vectorises with its own function inlined); forward and backward share it.
+macro_rules! per_variant {
+    ($a:expr, $each:ident) => {
+        match $a {
+            Activation::Relu => $each!(Activation::Relu),
+            Activation::Sigmoid => $each!(Activation::Sigmoid),
+            Activation::Tanh => $each!(Activation::Tanh),
+            Activation::Selu => $each!(Activation::Selu),
+            Activation::Gelu => $each!(Activation::Gelu),
+            Activation::GeluTanh => $each!(Activation::GeluTanh),
+            Activation::Silu => $each!(Activation::Silu),
+            Activation::Mish => $each!(Activation::Mish),
+            Activation::Elu(alpha) => $each!(Activation::Elu(alpha)),
+            Activation::Softplus { beta, threshold } => {
+                $each!(Activation::Softplus { beta, threshold })
+            }
+            Activation::LeakyRelu(s) => $each!(Activation::LeakyRelu(s)),
+            Activation::Identity => $each!(Activation::Identity),
+            Activation::Hardshrink(l) => $each!(Activation::Hardshrink(l)),
+            Activation::Softshrink(l) => $each!(Activation::Softshrink(l)),
+            Activation::Hardtanh { min, max } => $each!(Activation::Hardtanh { min, max }),
+            Activation::Hardsigmoid => $each!(Activation::Hardsigmoid),
+            Activation::Hardswish => $each!(Activation::Hardswish),
+            Activation::Logsigmoid => $each!(Activation::Logsigmoid),
+            Activation::Relu6 => $each!(Activation::Relu6),
+            Activation::Celu(alpha) => $each!(Activation::Celu(alpha)),
+            Activation::Softsign => $each!(Activation::Softsign),
+            Activation::Tanhshrink => $each!(Activation::Tanhshrink),
+        }
+    };
+}
+
 impl Activation {
     /// f(x) for one value.
     #[inline(always)]
@@ -382,6 +416,9 @@ impl Activation {
 
     #[inline(always)]
     fn forward_portable(self, z: &[f32], a: &mut [f32]) {
+        if matches!(self, Activation::Identity) {
+            return a.copy_from_slice(z);
+        }
         macro_rules! each {
             ($act:expr) => {{
                 let act = $act;
@@ -390,37 +427,15 @@ impl Activation {
                 }
             }};
         }
-        match self {
-            Activation::Relu => each!(Activation::Relu),
-            Activation::Sigmoid => each!(Activation::Sigmoid),
-            Activation::Tanh => each!(Activation::Tanh),
-            Activation::Selu => each!(Activation::Selu),
-            Activation::Gelu => each!(Activation::Gelu),
-            Activation::GeluTanh => each!(Activation::GeluTanh),
-            Activation::Silu => each!(Activation::Silu),
-            Activation::Mish => each!(Activation::Mish),
-            Activation::Elu(alpha) => each!(Activation::Elu(alpha)),
-            Activation::Softplus { beta, threshold } => {
-                each!(Activation::Softplus { beta, threshold })
-            }
-            Activation::LeakyRelu(s) => each!(Activation::LeakyRelu(s)),
-            Activation::Identity => a.copy_from_slice(z),
-            Activation::Hardshrink(l) => each!(Activation::Hardshrink(l)),
-            Activation::Softshrink(l) => each!(Activation::Softshrink(l)),
-            Activation::Hardtanh { min, max } => each!(Activation::Hardtanh { min, max }),
-            Activation::Hardsigmoid => each!(Activation::Hardsigmoid),
-            Activation::Hardswish => each!(Activation::Hardswish),
-            Activation::Logsigmoid => each!(Activation::Logsigmoid),
-            Activation::Relu6 => each!(Activation::Relu6),
-            Activation::Celu(alpha) => each!(Activation::Celu(alpha)),
-            Activation::Softsign => each!(Activation::Softsign),
-            Activation::Tanhshrink => each!(Activation::Tanhshrink),
-        }
+        per_variant!(self, each)
     }
 
     /// dz = da * f'(z), using the stored a = f(z) where that is cheaper.
     #[inline(always)]
     fn backward_portable(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+        if matches!(self, Activation::Identity) {
+            return dz.copy_from_slice(da);
+        }
         macro_rules! each {
             ($act:expr) => {{
                 let act = $act;
@@ -429,32 +444,7 @@ impl Activation {
                 }
             }};
         }
-        match self {
-            Activation::Relu => each!(Activation::Relu),
-            Activation::Sigmoid => each!(Activation::Sigmoid),
-            Activation::Tanh => each!(Activation::Tanh),
-            Activation::Selu => each!(Activation::Selu),
-            Activation::Gelu => each!(Activation::Gelu),
-            Activation::GeluTanh => each!(Activation::GeluTanh),
-            Activation::Silu => each!(Activation::Silu),
-            Activation::Mish => each!(Activation::Mish),
-            Activation::LeakyRelu(s) => each!(Activation::LeakyRelu(s)),
-            Activation::Elu(alpha) => each!(Activation::Elu(alpha)),
-            Activation::Softplus { beta, threshold } => {
-                each!(Activation::Softplus { beta, threshold })
-            }
-            Activation::Identity => dz.copy_from_slice(da),
-            Activation::Hardshrink(l) => each!(Activation::Hardshrink(l)),
-            Activation::Softshrink(l) => each!(Activation::Softshrink(l)),
-            Activation::Hardtanh { min, max } => each!(Activation::Hardtanh { min, max }),
-            Activation::Hardsigmoid => each!(Activation::Hardsigmoid),
-            Activation::Hardswish => each!(Activation::Hardswish),
-            Activation::Logsigmoid => each!(Activation::Logsigmoid),
-            Activation::Relu6 => each!(Activation::Relu6),
-            Activation::Celu(alpha) => each!(Activation::Celu(alpha)),
-            Activation::Softsign => each!(Activation::Softsign),
-            Activation::Tanhshrink => each!(Activation::Tanhshrink),
-        }
+        per_variant!(self, each)
     }
 
     /// Formula, derivative, output range and where it saturates, for learners.

@@ -51,6 +51,63 @@ pub const SHORT_TRAIN: [&str; 7] = [
     "500",
 ];
 
+/// A tiny `actlab train`: 1 epoch on 200 images, tested on 20.
+pub const TINY_TRAIN: [&str; 7] = [
+    "train",
+    "--epochs",
+    "1",
+    "--limit-train",
+    "200",
+    "--limit-test",
+    "20",
+];
+
+/// Start `cmd` with the test hook `hook` (a `wait@POINT:N`) and return once the run
+/// says it is waiting there: the child, its stderr for the rest, and what it printed.
+pub fn spawn_held(
+    cmd: &mut std::process::Command,
+    hook: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .env("ACTLAB_TEST_HOOK", hook)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let point = hook.split_once('@').map_or(hook, |p| p.1);
+    let mut seen = String::new();
+    while !seen.contains(&format!("test hook: waiting at {point}")) {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "run ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    (child, err, seen)
+}
+
+/// How many entries a folder holds.
+pub fn entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).unwrap().flatten().count()
+}
+
+/// Send a signal ("-INT", "-TERM") to a child process.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
 /// Path of the built actlab binary (cargo builds it for integration tests).
 pub fn actlab() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"));
