@@ -341,3 +341,68 @@ fn builtin_cases_of_the_second_set_match_pytorch() {
     assert_eq!(checked.len(), 21, "cases checked: {checked:?}");
     assert!(checked.iter().any(|c| c == "adamw-nesterov"));
 }
+
+/// The second set's trainer case through the command line: the case's initial weights
+/// (`--init-from`), the first 13 MNIST training images in order, batches of 8 with a
+/// final partial batch, 2 epochs of Adam; the saved weights must equal PyTorch's.
+#[test]
+fn a_cli_training_run_with_a_partial_batch_matches_pytorch() {
+    let dir = common::fixtures_of("torch-parity-2");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let case = m["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "trainer-partial-batch")
+        .unwrap();
+    let t = &case["train"];
+    assert_eq!(
+        (t["limit_train"].as_u64(), t["batch_size"].as_u64()),
+        (Some(13), Some(8))
+    );
+    let path = dir.join(case["file"].as_str().unwrap());
+    let out = common::TempDir::new("parity-trainer");
+    let model = out.join("model.safetensors");
+    let dims: Vec<String> = case["dims"].as_array().unwrap()[1..3]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    common::run_ok(
+        common::actlab()
+            .args([
+                "train",
+                "--hidden",
+                &dims.join(","),
+                "--no-shuffle",
+                "--no-diagnostics",
+            ])
+            .args(["--limit-train", "13", "--batch-size", "8", "--epochs", "2"])
+            .args(["--limit-test", "10", "--lr", &t["lr"].to_string()])
+            .arg("--init-from")
+            .arg(&path)
+            .arg("--out")
+            .arg(out.join("run"))
+            .arg("--save")
+            .arg(&model),
+    );
+    let arch = Arch {
+        sizes: case["dims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect(),
+        activations: vec![Activation::Relu; 2],
+        output: OutputFn::LogSoftmax,
+    };
+    let got = read_tensors(&model).unwrap();
+    let got = params_from(&got, &model, &arch, "").unwrap();
+    let want = params_from(&read_tensors(&path).unwrap(), &path, &arch, "train.").unwrap();
+    assert_close("trainer case parameters", &got, &want, 0.0, 1e-5);
+    let init = params_from(&read_tensors(&path).unwrap(), &path, &arch, "").unwrap();
+    assert!(
+        check_close("trained vs initial", &init, &want, 0.0, 1e-5).is_err(),
+        "training moved the parameters"
+    );
+}
