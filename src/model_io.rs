@@ -422,12 +422,19 @@ fn inferred_meta(
     let base = fallback
         .cloned()
         .unwrap_or_else(|| ModelMeta::of(&crate::config::TrainConfig::default()));
-    let activations = if base.activations.len() == hidden {
+    let mut activations = if base.activations.len() == hidden {
         base.activations.clone()
     } else {
         let first = base.activations.first().copied();
         vec![first.unwrap_or(crate::nn::Activation::Relu); hidden]
     };
+    // A PyTorch net with `act{i} = nn.PReLU()` carries its learned slopes: those
+    // layers are PReLU whatever the fallback says, so no slope is silently dropped.
+    for (i, a) in activations.iter_mut().enumerate() {
+        if file.tensors.contains_key(&format!("act{}.weight", i + 1)) {
+            *a = crate::nn::Activation::Prelu(0.25);
+        }
+    }
     Ok(ModelMeta {
         sizes,
         activations,

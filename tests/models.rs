@@ -288,3 +288,62 @@ fn sigterm_stops_cleanly_and_resume_is_byte_identical() {
         record_text_without_timings(&dirs.join("straight/record.json"))
     );
 }
+
+/// A PReLU model round-trips: saved with PyTorch's names (`act1.weight`, `act2.weight`
+/// beside `fc*`), evaluated and used for prediction with no flags, and a bare weights
+/// file (as PyTorch's `save_file(net.state_dict())` writes) is read as PReLU too.
+#[test]
+fn prelu_models_round_trip_with_pytorch_names() {
+    let d = TempDir::new("prelu");
+    let model = d.join("prelu.safetensors");
+    run_ok(
+        actlab()
+            .args(common::TINY_TRAIN)
+            .args(["--activation", "prelu:0.1", "--out"])
+            .arg(d.join("run"))
+            .arg("--save")
+            .arg(&model),
+    );
+    let f = read_tensors(&model).unwrap();
+    let mut names: Vec<&String> = f.tensors.keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "act1.weight",
+            "act2.weight",
+            "fc1.bias",
+            "fc1.weight",
+            "fc2.bias",
+            "fc2.weight",
+            "fc3.bias",
+            "fc3.weight"
+        ]
+    );
+    let slope = f.get(&model, "act1.weight").unwrap();
+    assert_eq!(slope.shape, vec![1]);
+    assert_ne!(slope.data[0], 0.1, "the slope was trained");
+    let eval = |m: &std::path::Path| -> Value {
+        serde_json::from_str(&run_ok(actlab().arg("eval").arg(m).arg("--json"))).unwrap()
+    };
+    let with_meta = eval(&model);
+    // The same weights without actlab's metadata or JSON description.
+    let bare = d.join("bare.safetensors");
+    let views: Vec<(String, Vec<usize>, &[f32])> = f
+        .tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone(), t.data.as_slice()))
+        .collect();
+    let bytes = actlab::model_io::tensors_to_bytes(&views, &Default::default()).unwrap();
+    std::fs::write(&bare, bytes).unwrap();
+    let without = eval(&bare);
+    assert_eq!(with_meta["accuracy"], without["accuracy"]);
+    assert_eq!(with_meta["loss"], without["loss"]);
+    let p = run_ok(
+        actlab()
+            .arg("predict")
+            .arg(&model)
+            .args(["--test-index", "0..3"]),
+    );
+    assert_eq!(p.lines().count(), 3, "{p}");
+}

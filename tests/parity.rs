@@ -338,7 +338,7 @@ fn builtin_cases_of_the_second_set_match_pytorch() {
         }
         checked.push(name.to_string());
     }
-    assert_eq!(checked.len(), 21, "cases checked: {checked:?}");
+    assert_eq!(checked.len(), 23, "cases checked: {checked:?}");
     assert!(checked.iter().any(|c| c == "adamw-nesterov"));
 }
 

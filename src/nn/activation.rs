@@ -75,6 +75,10 @@ pub enum Activation {
     Softsign,
     /// x - tanh(x).
     Tanhshrink,
+    /// x if x > 0 else a * x with a learnable slope a per layer (initial value given,
+    /// default 0.25), like torch.nn.PReLU(); the trained slope lives with the model's
+    /// parameters (`act{i}.weight`), this value only starts it.
+    Prelu(f32),
 }
 
 /// What `actlab activations` says about a function.
@@ -91,7 +95,7 @@ pub struct Info {
 }
 
 /// Every activation name accepted on the command line, in a stable order.
-pub const NAMES: [&str; 22] = [
+pub const NAMES: [&str; 23] = [
     "relu",
     "sigmoid",
     "tanh",
@@ -114,6 +118,7 @@ pub const NAMES: [&str; 22] = [
     "celu",
     "softsign",
     "tanhshrink",
+    "prelu",
 ];
 
 #[inline(always)]
@@ -176,6 +181,7 @@ macro_rules! per_variant {
             Activation::Celu(alpha) => $each!(Activation::Celu(alpha)),
             Activation::Softsign => $each!(Activation::Softsign),
             Activation::Tanhshrink => $each!(Activation::Tanhshrink),
+            Activation::Prelu(a) => $each!(Activation::LeakyRelu(a)),
         }
     };
 }
@@ -188,7 +194,7 @@ impl Activation {
             Activation::Relu => x.max(0.0),
             Activation::Sigmoid => sigmoid(x),
             Activation::Tanh => tanh(x),
-            Activation::LeakyRelu(s) => {
+            Activation::LeakyRelu(s) | Activation::Prelu(s) => {
                 if x > 0.0 {
                     x
                 } else {
@@ -235,7 +241,7 @@ impl Activation {
             }
             Activation::Sigmoid => y * (1.0 - y),
             Activation::Tanh => 1.0 - y * y,
-            Activation::LeakyRelu(s) => {
+            Activation::LeakyRelu(s) | Activation::Prelu(s) => {
                 if x > 0.0 {
                     1.0
                 } else {
@@ -471,6 +477,7 @@ impl Activation {
             Activation::Relu6 => ("min(max(0, x), 6)", "1 if 0 < x < 6 else 0", "[0, 6]", "no gradient for x <= 0 (dead) or x >= 6 (saturated)"),
             Activation::Celu(_) => ("x if x > 0 else alpha (e^(x/alpha) - 1)", "1 if x > 0 else e^(x/alpha)", "(-alpha, inf)", "saturates for very negative x (f -> -alpha, f' -> 0)"),
             Activation::Softsign => ("x / (1 + |x|)", "1 / (1 + |x|)^2", "(-1, 1)", "saturates slowly on both sides (polynomially, not exponentially like tanh)"),
+            Activation::Prelu(_) => ("x if x > 0 else a x, a learned per layer", "1 if x > 0 else a (and d/da = min(x, 0))", "(-inf, inf)", "never saturates; the negative slope is learned, so no unit has to die"),
             Activation::Tanhshrink => ("x - tanh(x)", "tanh(x)^2", "(-inf, inf)", "flat near 0 (f' -> 0): small inputs get almost no gradient"),
         };
         Info {
@@ -530,6 +537,7 @@ impl Activation {
             Activation::Celu(_) => "celu",
             Activation::Softsign => "softsign",
             Activation::Tanhshrink => "tanhshrink",
+            Activation::Prelu(_) => "prelu",
         }
     }
 }
@@ -548,6 +556,7 @@ impl fmt::Display for Activation {
                 write!(f, "hardtanh:{min}:{max}")
             }
             Activation::Celu(a) if a != 1.0 => write!(f, "celu:{a}"),
+            Activation::Prelu(a) if a != 0.25 => write!(f, "prelu:{a}"),
             a => f.write_str(a.name()),
         }
     }
@@ -642,6 +651,7 @@ fn parse_piecewise(
         }
         "softsign" => Activation::Softsign,
         "tanhshrink" => Activation::Tanhshrink,
+        "prelu" => Activation::Prelu(num(0, 0.25)?),
         _ => return Err(unknown_name("activation", name, &NAMES)),
     })
 }
@@ -666,7 +676,7 @@ impl FromStr for Activation {
             }
         };
         let max_params = match name.as_str() {
-            "leaky_relu" | "elu" | "hardshrink" | "softshrink" | "celu" => 1,
+            "leaky_relu" | "elu" | "hardshrink" | "softshrink" | "celu" | "prelu" => 1,
             "softplus" | "hardtanh" => 2,
             _ => 0,
         };
@@ -698,7 +708,7 @@ impl FromStr for Activation {
             }
             "identity" | "linear" | "none" => Activation::Identity,
             "hardshrink" | "softshrink" | "hardtanh" | "hardsigmoid" | "hardswish"
-            | "logsigmoid" | "relu6" | "celu" | "softsign" | "tanhshrink" => {
+            | "logsigmoid" | "relu6" | "celu" | "softsign" | "tanhshrink" | "prelu" => {
                 parse_piecewise(&name, &num)?
             }
             _ => return Err(unknown_name("activation", &name, &NAMES)),

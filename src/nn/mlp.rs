@@ -64,22 +64,43 @@ impl Arch {
             .collect()
     }
 
-    /// Total number of parameters.
+    /// Total number of parameters: the linear layers', then one slope per PReLU layer.
     pub fn n_params(&self) -> usize {
-        (0..self.layers()).map(|l| self.shape(l).params()).sum()
+        let linear: usize = (0..self.layers()).map(|l| self.shape(l).params()).sum();
+        linear + self.prelu_layers().count()
     }
 
-    /// PyTorch state-dict names with shapes, in parameter order: fc1.weight [out, in], fc1.bias [out], ...
+    /// Hidden layers (0-based) whose activation is PReLU, in order.
+    pub fn prelu_layers(&self) -> impl Iterator<Item = usize> + '_ {
+        self.activations
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Activation::Prelu(_)))
+            .map(|(l, _)| l)
+    }
+
+    /// Where hidden layer `l`'s PReLU slope sits in the flat parameters, if it has one:
+    /// after every linear layer's weight and bias, in layer order.
+    pub fn slope_offset(&self, l: usize) -> Option<usize> {
+        let linear: usize = (0..self.layers()).map(|k| self.shape(k).params()).sum();
+        self.prelu_layers().position(|k| k == l).map(|i| linear + i)
+    }
+
+    /// PyTorch state-dict names with shapes, in parameter order: fc1.weight [out, in],
+    /// fc1.bias [out], ..., then act{i}.weight [1] for each PReLU hidden layer i (1-based,
+    /// the name of a module attribute `act{i} = nn.PReLU()`).
     pub fn param_names(&self) -> Vec<(String, Vec<usize>)> {
-        (0..self.layers())
-            .flat_map(|l| {
-                let s = self.shape(l);
-                [
-                    (format!("fc{}.weight", l + 1), vec![s.fan_out, s.fan_in]),
-                    (format!("fc{}.bias", l + 1), vec![s.fan_out]),
-                ]
-            })
-            .collect()
+        let linear = (0..self.layers()).flat_map(|l| {
+            let s = self.shape(l);
+            [
+                (format!("fc{}.weight", l + 1), vec![s.fan_out, s.fan_in]),
+                (format!("fc{}.bias", l + 1), vec![s.fan_out]),
+            ]
+        });
+        let slopes = self
+            .prelu_layers()
+            .map(|l| (format!("act{}.weight", l + 1), vec![1]));
+        linear.chain(slopes).collect()
     }
 }
 
@@ -102,6 +123,11 @@ impl Mlp {
             let s = arch.shape(l);
             let (ws, bs) = params[w..].split_at_mut(b - w);
             init.fill(rng, s.fan_in, s.fan_out, ws, &mut bs[..s.fan_out]);
+        }
+        for l in arch.prelu_layers().collect::<Vec<_>>() {
+            if let (Some(o), Activation::Prelu(a)) = (arch.slope_offset(l), arch.activations[l]) {
+                params[o] = a;
+            }
         }
         Mlp {
             arch,
@@ -135,6 +161,15 @@ impl Mlp {
         (ws, &mut rest[..out])
     }
 
+    /// Hidden layer `l`'s activation as it computes now: a PReLU layer is a leaky ReLU
+    /// with its current learned slope.
+    pub fn activation(&self, l: usize) -> Activation {
+        match (self.arch.activations[l], self.arch.slope_offset(l)) {
+            (Activation::Prelu(_), Some(o)) => Activation::LeakyRelu(self.params[o]),
+            (a, _) => a,
+        }
+    }
+
     /// Forward pass over `n` rows of `x`; with `dropout` the masks in `ws` are used.
     pub fn forward(&self, ws: &mut Workspace, x: &[f32], n: usize, dropout: bool) {
         let layers = self.arch.layers();
@@ -152,7 +187,7 @@ impl Mlp {
             s.forward(w, b, input, n, z);
             if l + 1 < layers {
                 let h = &mut ws.h[l][..n * s.fan_out];
-                self.arch.activations[l].forward(z, h);
+                self.activation(l).forward(z, h);
                 if dropout {
                     for ((d, &v), &m) in ws.hd[l].iter_mut().zip(h.iter()).zip(&ws.mask[l]) {
                         *d = v * m;
@@ -215,8 +250,19 @@ impl Mlp {
                         *d *= m;
                     }
                 }
-                self.arch.activations[l - 1].backward(
-                    &ws.z[l - 1][..n * s.fan_in],
+                let z = &ws.z[l - 1][..n * s.fan_in];
+                if let Some(o) = self.arch.slope_offset(l - 1) {
+                    // d/da of a*min(x, 0), summed over the batch (PyTorch: x > 0 gives 0).
+                    let g: f64 = z
+                        .iter()
+                        .zip(da.iter())
+                        .filter(|(&x, _)| x <= 0.0)
+                        .map(|(&x, &d)| (x * d) as f64)
+                        .sum();
+                    grads[o] = g as f32;
+                }
+                self.activation(l - 1).backward(
+                    z,
                     &ws.h[l - 1][..n * s.fan_in],
                     da,
                     &mut ws.g[l - 1][..n * s.fan_in],
@@ -322,9 +368,21 @@ mod tests {
             (Activation::Sigmoid, OutputFn::Softmax, Loss::Mse),
             (Activation::Gelu, OutputFn::Sigmoid, Loss::Bce),
             (Activation::Silu, OutputFn::Sigmoid, Loss::CrossEntropy),
+            // Slopes of 0.25 learned: the last parameters are the two PReLU slopes.
+            (Activation::Prelu(0.25), OutputFn::LogSoftmax, Loss::Nll),
         ];
         for (act, out, loss) in cases {
             let mut m = net(act, out);
+            if let Activation::Prelu(_) = act {
+                assert_eq!(
+                    m.arch.prelu_layers().count(),
+                    2,
+                    "one slope per hidden layer"
+                );
+                // Push some pre-activations negative so the slopes get a gradient.
+                let (_, b) = m.arch.offsets()[0];
+                m.params[b] -= 2.0;
+            }
             let mut ws = Workspace::new(&m.arch, 2, false);
             let mut grads = vec![0.0; m.params.len()];
             m.forward(&mut ws, &x, 2, false);
