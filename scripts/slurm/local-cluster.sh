@@ -6,6 +6,8 @@
 # root (slurmd runs jobs as their submitting user). Everything it writes is under DIR:
 # the config, a fresh munge key and socket, state, spool and logs.
 set -euo pipefail
+# The daemons live in /usr/sbin, which not every PATH has.
+export PATH="$PATH:/usr/sbin:/sbin"
 cmd="${1:-}"; dir="${2:-}"
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
   echo "usage: $0 start|stop DIR" >&2; exit 2
