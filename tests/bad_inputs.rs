@@ -718,15 +718,7 @@ fn empty_sets_and_wrong_datasets_are_refused_not_measured() {
     let run = d.join("run");
     common::run_ok(
         actlab()
-            .args([
-                "train",
-                "--epochs",
-                "1",
-                "--limit-train",
-                "500",
-                "--limit-test",
-                "50",
-            ])
+            .args(common::TINY_TRAIN)
             .arg("--out")
             .arg(&run)
             .arg("--save")
