@@ -296,35 +296,37 @@ struct ExperimentFile {
     variants: Vec<toml::Table>,
 }
 
+/// The `seeds` of an experiment file: a count (0..n) or a list; one seed (0) if absent.
+fn toml_seeds(seeds: Option<toml::Value>, origin: &str) -> Result<Vec<u64>, ExperimentError> {
+    Ok(match seeds {
+        None => vec![0],
+        Some(toml::Value::Integer(n)) if n > MAX_RUNS as i64 => {
+            return Err(
+                format!("{origin}: seeds = {n}: at most {MAX_RUNS} runs per experiment").into(),
+            )
+        }
+        Some(toml::Value::Integer(n)) if n > 0 => (0..n as u64).collect(),
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_integer().filter(|&i| i >= 0).map(|i| i as u64))
+            .collect::<Option<Vec<u64>>>()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{origin}: seeds must be a count or a list of whole numbers"))?,
+        Some(_) => {
+            return Err(format!(
+                "{origin}: seeds must be a count (seeds = 3) or a list (seeds = [0, 1, 2])"
+            )
+            .into())
+        }
+    })
+}
+
 impl Experiment {
     /// Parse an experiment TOML file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, ExperimentError> {
         let f: ExperimentFile =
             toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
-        let seeds = match f.seeds {
-            None => vec![0],
-            Some(toml::Value::Integer(n)) if n > MAX_RUNS as i64 => {
-                return Err(format!(
-                    "{origin}: seeds = {n}: at most {MAX_RUNS} runs per experiment"
-                )
-                .into())
-            }
-            Some(toml::Value::Integer(n)) if n > 0 => (0..n as u64).collect(),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_integer().filter(|&i| i >= 0).map(|i| i as u64))
-                .collect::<Option<Vec<u64>>>()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    format!("{origin}: seeds must be a count or a list of whole numbers")
-                })?,
-            Some(_) => {
-                return Err(format!(
-                    "{origin}: seeds must be a count (seeds = 3) or a list (seeds = [0, 1, 2])"
-                )
-                .into())
-            }
-        };
+        let seeds = toml_seeds(f.seeds, origin)?;
         if f.variants.is_empty() {
             return Err(format!(
                 "{origin}: no [[variant]] tables; add at least one, e.g. [[variant]] activation = \"relu\""

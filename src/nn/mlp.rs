@@ -252,14 +252,7 @@ impl Mlp {
                 }
                 let z = &ws.z[l - 1][..n * s.fan_in];
                 if let Some(o) = self.arch.slope_offset(l - 1) {
-                    // d/da of a*min(x, 0), summed over the batch (PyTorch: x > 0 gives 0).
-                    let g: f64 = z
-                        .iter()
-                        .zip(da.iter())
-                        .filter(|(&x, _)| x <= 0.0)
-                        .map(|(&x, &d)| (x * d) as f64)
-                        .sum();
-                    grads[o] = g as f32;
+                    grads[o] = slope_gradient(z, da);
                 }
                 self.activation(l - 1).backward(
                     z,
@@ -270,6 +263,18 @@ impl Mlp {
             }
         }
     }
+}
+
+/// A PReLU slope's gradient: d/da of a*min(x, 0), summed over the batch (PyTorch:
+/// inputs above 0 contribute nothing).
+fn slope_gradient(z: &[f32], da: &[f32]) -> f32 {
+    let g: f64 = z
+        .iter()
+        .zip(da)
+        .filter(|(&x, _)| x <= 0.0)
+        .map(|(&x, &d)| (x * d) as f64)
+        .sum();
+    g as f32
 }
 
 /// Buffers for one batch of up to `cap` rows, reused across steps (no allocation in the loop).
