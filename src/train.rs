@@ -300,6 +300,23 @@ impl<'a> Trainer<'a> {
         Some(stats)
     }
 
+    /// Train the remaining epochs, calling `after` with the trainer after each one;
+    /// stops early on divergence, on `stop`, or on the first error `after` returns.
+    pub fn run_remaining<E>(
+        &mut self,
+        progress: &mut dyn Progress,
+        stop: &AtomicBool,
+        mut after: impl FnMut(&Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while self.history.len() < self.cfg.epochs {
+            if self.run_epoch(progress, stop).is_none() {
+                break;
+            }
+            after(self)?;
+        }
+        Ok(())
+    }
+
     /// Evaluate on the test (validation) set. The evaluation buffers live only for
     /// the pass, so runs side by side hold only what training needs.
     pub fn validate(&mut self) -> Evaluation {
@@ -410,11 +427,7 @@ pub fn train(
 ) -> (RunRecord, Mlp) {
     let t0 = Instant::now();
     let mut tr = Trainer::new(cfg.clone(), split);
-    while tr.history.len() < cfg.epochs {
-        if tr.run_epoch(progress, stop).is_none() {
-            break;
-        }
-    }
+    let _ = tr.run_remaining(progress, stop, |_| Ok::<(), std::convert::Infallible>(()));
     let record = finish(&mut tr, t0);
     (record, tr.model)
 }

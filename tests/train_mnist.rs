@@ -16,7 +16,7 @@ fn go(cfg: &TrainConfig, split: &Split) -> (RunRecord, Vec<f32>) {
 
 /// Records equal in everything but timings.
 fn same_results(a: &RunRecord, b: &RunRecord) -> bool {
-    common::without_timings(a) == common::without_timings(b)
+    a.without_timings() == b.without_timings()
 }
 
 #[test]

@@ -207,16 +207,14 @@ fn train_resumable(
         None => Trainer::new(job.config.clone(), split),
     };
     let mut progress = sh.watch.run_started(job);
-    while tr.history.len() < tr.cfg.epochs {
-        if tr.run_epoch(progress.as_mut(), sh.stop).is_none() {
-            break;
-        }
+    tr.run_remaining(progress.as_mut(), sh.stop, |tr| {
         let done = tr.history.len();
         if done < tr.cfg.epochs {
-            Checkpoint::of(&tr).save_file(ckpt)?;
+            Checkpoint::of(tr).save_file(ckpt)?;
             crate::faults::at("epoch", done, Some(sh.stop));
         }
-    }
+        Ok::<(), ExperimentError>(())
+    })?;
     Ok(finish(&mut tr, t0))
 }
 

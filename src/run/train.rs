@@ -295,10 +295,7 @@ fn run_epochs(tr: &mut Trainer<'_>, origin: &RunOrigin, t0: Instant) -> Result<(
     let mut printer = EpochPrinter::new(tr.cfg.epochs);
     let out = origin.folder.as_path();
     let record_path = out.join(RECORD);
-    while tr.history.len() < tr.cfg.epochs {
-        if tr.run_epoch(&mut printer, &STOP).is_none() {
-            break;
-        }
+    tr.run_remaining(&mut printer, &STOP, |tr| {
         // Checkpoint first, then the record: a crash in between leaves a record one
         // epoch behind, which a resume rewrites from the checkpoint before it trains.
         let done = tr.history.len();
@@ -306,8 +303,8 @@ fn run_epochs(tr: &mut Trainer<'_>, origin: &RunOrigin, t0: Instant) -> Result<(
         crate::faults::at("checkpoint", done, Some(&STOP));
         write_record(&record_path, &train::finish_partial(tr, t0))?;
         crate::faults::at("record", done, Some(&STOP));
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The final figures and where the record is.

@@ -272,12 +272,9 @@ pub fn mnist_slice(n_train: usize, n_test: usize) -> actlab::data::Split {
     }
 }
 
-/// A run record with every timing set to 0, for comparing runs.
-pub fn without_timings(r: &actlab::train::RunRecord) -> actlab::train::RunRecord {
-    r.without_timings()
-}
-
 /// The run record in `path` with every timing set to 0.
 pub fn record_without_timings(path: &std::path::Path) -> actlab::train::RunRecord {
-    without_timings(&actlab::store::records::read_record(path).unwrap())
+    actlab::store::records::read_record(path)
+        .unwrap()
+        .without_timings()
 }
