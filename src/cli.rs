@@ -20,6 +20,12 @@ pub struct Cli {
     /// that would need more are refused before they start.
     #[arg(long, global = true, value_name = "MB")]
     max_memory: Option<u64>,
+    /// Define an activation by a formula of x, usable wherever an activation name is
+    /// (repeatable), e.g. --define 'quick_gelu=x * sigmoid(1.702 * x)'. Syntax: + - * / ^,
+    /// where(x > 0, a, b), exp log log1p expm1 sqrt abs sin cos tanh sinh cosh sigmoid
+    /// softplus erf min max, constants pi e.
+    #[arg(long, global = true, value_name = "NAME=FORMULA")]
+    define: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -426,6 +432,7 @@ pub fn main() -> Result<()> {
 /// requests print and exit as usual).
 fn parse() -> Result<(Cli, clap::ArgMatches)> {
     use clap::{CommandFactory, FromArgMatches};
+    define_formulas()?;
     let parsed = Cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
@@ -451,6 +458,31 @@ fn parse() -> Result<(Cli, clap::ArgMatches)> {
             bail!("{first} (see actlab --help)");
         }
     }
+}
+
+/// Register every `--define NAME=FORMULA` before clap parses the activation names
+/// that use them; warn about formulas that are not finite on [-20, 20].
+fn define_formulas() -> Result<()> {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    let mut specs = args
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| match a.strip_prefix("--define") {
+            Some("") => args.get(i + 1),
+            Some(rest) => rest.strip_prefix('=').map(|_| a),
+            None => None,
+        });
+    specs.try_for_each(|spec| {
+        let spec = spec.strip_prefix("--define=").unwrap_or(spec);
+        let i = crate::nn::formula::define_spec(spec)?;
+        if let Some(w) = crate::nn::formula::get(i).and_then(|f| f.warning.as_ref()) {
+            eprintln!("warning: {w}");
+        }
+        Ok(())
+    })
 }
 
 /// The run-setting flags (model, optimiser, data selection) given on the command line
@@ -518,6 +550,14 @@ fn run_file(c: RunCmd) -> Result<()> {
     let text = std::fs::read_to_string(&c.file)
         .with_context(|| format!("{}: cannot read the experiment file", c.file.display()))?;
     let mut exp = crate::experiment::Experiment::from_toml(&text, &c.file.display().to_string())?;
+    let mut warned = std::collections::BTreeSet::new();
+    for a in exp.variants.iter().flat_map(|v| &v.config.activation) {
+        if let Some(w) = a.formula().and_then(|f| f.warning.as_ref()) {
+            if warned.insert(w) {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
     exp.seeds = c.exp.seeds_or(exp.seeds.clone())?;
     run::experiment_command(&exp, &c.exp.how(c.data_dir)?)
 }

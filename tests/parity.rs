@@ -268,23 +268,25 @@ fn optim_of(v: &serde_json::Value) -> OptimConfig {
     }
 }
 
-/// The second set's cases that need only what actlab has today: built-in activations
-/// (one per layer), Adam, AdamW, and SGD with heavy-ball or Nesterov momentum. Cases
-/// for PReLU, formula activations and whole training runs wait for those features.
+/// Every case of the second set but the trainer one: built-in and formula activations
+/// (the manifest's `define`, registered as `--define` would), PReLU, per-layer lists,
+/// Adam, AdamW, and SGD with heavy-ball or Nesterov momentum.
 #[test]
-fn builtin_cases_of_the_second_set_match_pytorch() {
+fn all_cases_of_the_second_set_match_pytorch() {
     let dir = common::fixtures_of("torch-parity-2");
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    for (name, text) in m["define"].as_object().unwrap() {
+        actlab::nn::formula::define(name, text.as_str().unwrap()).unwrap();
+    }
     let mut checked = Vec::new();
     for c in m["cases"].as_array().unwrap() {
-        let hidden: Option<Vec<Activation>> = c["hidden"]
+        let hidden: Vec<Activation> = c["hidden"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| h.as_str().unwrap().parse().ok())
+            .map(|h| h.as_str().unwrap().parse().unwrap())
             .collect();
-        let Some(hidden) = hidden else { continue };
         if !c["train"].is_null() {
             continue;
         }
@@ -338,8 +340,14 @@ fn builtin_cases_of_the_second_set_match_pytorch() {
         }
         checked.push(name.to_string());
     }
-    assert_eq!(checked.len(), 23, "cases checked: {checked:?}");
-    assert!(checked.iter().any(|c| c == "adamw-nesterov"));
+    assert_eq!(checked.len(), 30, "cases checked: {checked:?}");
+    for name in [
+        "adamw-nesterov",
+        "define-squareplus",
+        "mixed-prelu-quick_gelu",
+    ] {
+        assert!(checked.iter().any(|c| c == name), "{name} not checked");
+    }
 }
 
 /// The second set's trainer case through the command line: the case's initial weights

@@ -294,6 +294,9 @@ struct ExperimentFile {
     base: toml::Table,
     #[serde(default, rename = "variant")]
     variants: Vec<toml::Table>,
+    /// Formula activations, NAME = "FORMULA", usable in base and variants.
+    #[serde(default)]
+    define: std::collections::BTreeMap<String, String>,
 }
 
 /// The `seeds` of an experiment file: a count (0..n) or a list; one seed (0) if absent.
@@ -327,6 +330,10 @@ impl Experiment {
         let f: ExperimentFile =
             toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         let seeds = toml_seeds(f.seeds, origin)?;
+        for (name, text) in &f.define {
+            crate::nn::formula::define(name, text)
+                .map_err(|e| format!("{origin}: [define] {e}"))?;
+        }
         if f.variants.is_empty() {
             return Err(format!(
                 "{origin}: no [[variant]] tables; add at least one, e.g. [[variant]] activation = \"relu\""

@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::fastmath::{erf, exp, expm1, log1p, tanh};
+use super::formula;
 
 /// SELU's fixed constants (Klambauer et al., as in `torch.nn.SELU`).
 const SELU_ALPHA: f32 = 1.673_263_2;
@@ -79,6 +80,9 @@ pub enum Activation {
     /// default 0.25), like torch.nn.PReLU(); the trained slope lives with the model's
     /// parameters (`act{i}.weight`), this value only starts it.
     Prelu(f32),
+    /// A formula of x defined with `--define NAME=FORMULA`: the index of its
+    /// definition in the process-wide registry (see [`crate::nn::formula`]).
+    Formula(u16),
 }
 
 /// What `actlab activations` says about a function.
@@ -182,6 +186,7 @@ macro_rules! per_variant {
             Activation::Softsign => $each!(Activation::Softsign),
             Activation::Tanhshrink => $each!(Activation::Tanhshrink),
             Activation::Prelu(a) => $each!(Activation::LeakyRelu(a)),
+            Activation::Formula(i) => $each!(Activation::Formula(i)),
         }
     };
 }
@@ -337,6 +342,7 @@ impl Activation {
             }
             Activation::Softsign => x / (1.0 + x.abs()),
             Activation::Tanhshrink => x - tanh(x),
+            Activation::Formula(i) => formula::get(i).map_or(f32::NAN, |f| f.tape.value(x)),
             _ => x,
         }
     }
@@ -399,6 +405,7 @@ impl Activation {
                 let t = tanh(x);
                 t * t
             }
+            Activation::Formula(i) => formula::get(i).map_or(f32::NAN, |f| f.tape.derivative(x)),
             _ => 1.0,
         }
     }
@@ -406,6 +413,9 @@ impl Activation {
     /// a = f(z), elementwise. One loop per variant so each one vectorises; on x86-64
     /// with AVX2 the same loops are compiled for 8-wide vectors and chosen at run time.
     pub fn forward(self, z: &[f32], a: &mut [f32]) {
+        if let Some(f) = self.formula() {
+            return f.tape.forward(z, a);
+        }
         let act = self;
         crate::avx2_or_portable!((act: Activation, z: &[f32], a: &mut [f32]) {
             act.forward_portable(z, a)
@@ -414,6 +424,9 @@ impl Activation {
 
     /// dz = da * f'(z), elementwise (see [`Activation::forward`] for the dispatch).
     pub fn backward(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+        if let Some(f) = self.formula() {
+            return f.tape.backward(z, da, dz);
+        }
         let act = self;
         crate::avx2_or_portable!((act: Activation, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
             act.backward_portable(z, a, da, dz)
@@ -453,8 +466,24 @@ impl Activation {
         per_variant!(self, each)
     }
 
+    /// The definition of a formula activation.
+    pub fn formula(self) -> Option<&'static formula::Formula> {
+        match self {
+            Activation::Formula(i) => formula::get(i),
+            _ => None,
+        }
+    }
+
     /// Formula, derivative, output range and where it saturates, for learners.
     pub fn info(self) -> Info {
+        if let Some(f) = self.formula() {
+            return Info {
+                formula: &f.text,
+                derivative: &f.derivative,
+                range: &f.range,
+                saturation: &f.saturation,
+            };
+        }
         let (formula, derivative, range, saturation) = match self {
             Activation::Relu => ("max(0, x)", "1 if x > 0 else 0", "[0, inf)", "never saturates for x > 0; units with x <= 0 for every input are dead (gradient 0)"),
             Activation::Sigmoid => ("1 / (1 + e^-x)", "s(x) (1 - s(x)), at most 0.25 (at x = 0)", "(0, 1)", "saturates on both sides: |x| > 2.9 gives f' < 0.05; each layer multiplies gradients by at most 0.25"),
@@ -479,6 +508,7 @@ impl Activation {
             Activation::Softsign => ("x / (1 + |x|)", "1 / (1 + |x|)^2", "(-1, 1)", "saturates slowly on both sides (polynomially, not exponentially like tanh)"),
             Activation::Prelu(_) => ("x if x > 0 else a x, a learned per layer", "1 if x > 0 else a (and d/da = min(x, 0))", "(-inf, inf)", "never saturates; the negative slope is learned, so no unit has to die"),
             Activation::Tanhshrink => ("x - tanh(x)", "tanh(x)^2", "(-inf, inf)", "flat near 0 (f' -> 0): small inputs get almost no gradient"),
+            Activation::Formula(_) => ("(undefined formula)", "", "", ""),
         };
         Info {
             formula,
@@ -491,6 +521,9 @@ impl Activation {
     /// True for functions with a region of zero gradient, where a unit can die (its
     /// gradient is 0 for every input).
     pub fn can_die(self) -> bool {
+        if let Some(f) = self.formula() {
+            return f.can_die;
+        }
         matches!(
             self,
             Activation::Relu
@@ -508,6 +541,7 @@ impl Activation {
         match self {
             Activation::Sigmoid => 0.25,
             Activation::Hardsigmoid => 1.0 / 6.0,
+            Activation::Formula(i) => formula::get(i).map_or(1.0, |f| f.peak),
             _ => 1.0,
         }
     }
@@ -538,6 +572,7 @@ impl Activation {
             Activation::Softsign => "softsign",
             Activation::Tanhshrink => "tanhshrink",
             Activation::Prelu(_) => "prelu",
+            Activation::Formula(i) => formula::get(i).map_or("formula", |f| f.name.as_str()),
         }
     }
 }
@@ -660,6 +695,12 @@ impl FromStr for Activation {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // NAME=FORMULA (as stored in records and models) defines it on the way in.
+        if s.contains('=') {
+            return formula::define_spec(s.trim())
+                .map(Activation::Formula)
+                .map_err(|e| e.to_string());
+        }
         let mut parts = s.trim().split(':');
         let name = parts.next().unwrap_or_default().to_lowercase();
         let params: Vec<&str> = parts.collect();
@@ -711,12 +752,42 @@ impl FromStr for Activation {
             | "logsigmoid" | "relu6" | "celu" | "softsign" | "tanhshrink" | "prelu" => {
                 parse_piecewise(&name, &num)?
             }
-            _ => return Err(unknown_name("activation", &name, &NAMES)),
+            _ => match formula::lookup(&name) {
+                Some(i) if params.is_empty() => Activation::Formula(i),
+                Some(_) => return Err(format!("'{name}' is a formula and takes no parameters")),
+                None => return Err(unknown_activation(&name)),
+            },
         })
     }
 }
 
-crate::serde_via_string!(Activation);
+/// "unknown activation" with built-in and defined names, and how to define one.
+fn unknown_activation(name: &str) -> String {
+    let mut all: Vec<&str> = NAMES.to_vec();
+    all.extend(formula::names());
+    format!(
+        "{} (or define it: --define '{name}=FORMULA')",
+        unknown_name("activation", name, &all)
+    )
+}
+
+impl serde::Serialize for Activation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Formulas are written with their definition, so what reads them back
+        // (records, saved models, shards) needs no --define.
+        match self.formula() {
+            Some(f) => s.serialize_str(&format!("{}={}", f.name, f.text)),
+            None => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Activation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 #[cfg(test)]
 mod tests {

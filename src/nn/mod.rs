@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod fastmath;
+pub mod formula;
 pub mod init;
 pub mod layer;
 pub mod loss;

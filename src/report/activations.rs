@@ -88,7 +88,8 @@ pub fn describe(a: Activation, plot: bool) -> String {
 /// All activations (one line each, or in full with plots).
 pub fn describe_all(full: bool) -> String {
     let mut s = String::new();
-    for n in NAMES {
+    let defined = crate::nn::formula::names();
+    for n in NAMES.iter().chain(&defined) {
         let a: Activation = n.parse().unwrap_or(Activation::Identity);
         if full {
             s.push_str(&describe(a, true));
@@ -156,7 +157,11 @@ mod tests {
         assert!((max - 0.25).abs() < 1e-4);
         let text = describe(Activation::Sigmoid, true);
         assert!(text.contains("at most 0.25") && text.contains('●') && text.contains('·'));
-        assert!(describe_all(false).lines().count() == NAMES.len());
+        // Formulas other tests define may follow the built-ins.
+        let all = describe_all(false);
+        for (line, name) in all.lines().zip(NAMES) {
+            assert!(line.starts_with(&format!("{name} ")), "{line}");
+        }
         assert!(svg(Activation::Relu).starts_with("<svg"));
     }
 }

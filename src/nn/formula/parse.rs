@@ -1,0 +1,433 @@
+//! Formula text to an expression tree: a recursive-descent parser with one token of
+//! lookahead, reporting errors by column.
+//!
+//! Grammar (lowest binding first):
+//!   sum     = product (('+' | '-') product)*
+//!   product = unary (('*' | '/') unary)*
+//!   unary   = ('-' | '+') unary | power
+//!   power   = atom ('^' unary)?          right-associative; -x^2 is -(x^2)
+//!   atom    = number | x | pi | e | '(' sum ')' | func '(' args ')'
+//!   where(cond, a, b), cond = sum ('<' | '<=' | '>' | '>=') sum
+
+use std::fmt;
+
+use super::Func;
+use crate::nn::activation::nearest;
+
+/// A comparison, allowed only as the condition of `where`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cmp {
+    /// a < b.
+    Lt,
+    /// a <= b.
+    Le,
+    /// a > b.
+    Gt,
+    /// a >= b.
+    Ge,
+}
+
+impl Cmp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        }
+    }
+
+    /// Whether `a op b` holds.
+    #[inline(always)]
+    pub fn holds(self, a: f32, b: f32) -> bool {
+        match self {
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+}
+
+/// A parsed formula of x.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A number (constants pi and e included).
+    Num(f64),
+    /// The input.
+    X,
+    /// -a.
+    Neg(Box<Expr>),
+    /// a + b.
+    Add(Box<Expr>, Box<Expr>),
+    /// a - b.
+    Sub(Box<Expr>, Box<Expr>),
+    /// a * b.
+    Mul(Box<Expr>, Box<Expr>),
+    /// a / b.
+    Div(Box<Expr>, Box<Expr>),
+    /// a ^ b.
+    Pow(Box<Expr>, Box<Expr>),
+    /// A function of one argument, or min/max of two.
+    Call(Func, Vec<Expr>),
+    /// where(l cmp r, a, b).
+    Where(Cmp, Box<[Expr; 4]>),
+}
+
+/// A parse error: what was expected, at which 1-based column of the formula.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    /// What went wrong.
+    pub message: String,
+    /// 1-based column in the formula text.
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Ident(String),
+    Sym(&'static str),
+    End,
+}
+
+impl fmt::Display for Tok {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tok::Num(n) => write!(f, "'{n}'"),
+            Tok::Ident(s) => write!(f, "'{s}'"),
+            Tok::Sym(s) => write!(f, "'{s}'"),
+            Tok::End => f.write_str("the end"),
+        }
+    }
+}
+
+/// Split the text into tokens with their 1-based columns.
+fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let col = i + 1;
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            // An exponent only when digits follow: "2e" is 2 then the constant e.
+            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+                let sign = usize::from(matches!(chars.get(i + 1), Some('+' | '-')));
+                if chars.get(i + 1 + sign).is_some_and(char::is_ascii_digit) {
+                    i += 1 + sign;
+                    while i < chars.len() && chars[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+            }
+            let s: String = chars[start..i].iter().collect();
+            let n = s.parse::<f64>().map_err(|_| SyntaxError {
+                message: format!("'{s}' is not a number"),
+                column: col,
+            })?;
+            out.push((Tok::Num(n), col));
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push((Tok::Ident(chars[start..i].iter().collect()), col));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let sym = match two.as_str() {
+                "<=" => "<=",
+                ">=" => ">=",
+                "**" => "^",
+                _ => match c {
+                    '+' => "+",
+                    '-' => "-",
+                    '*' => "*",
+                    '/' => "/",
+                    '^' => "^",
+                    '(' => "(",
+                    ')' => ")",
+                    ',' => ",",
+                    '<' => "<",
+                    '>' => ">",
+                    _ => {
+                        return Err(SyntaxError {
+                            message: format!("unexpected character '{c}'"),
+                            column: col,
+                        })
+                    }
+                },
+            };
+            i += if sym.len() == 2 || two == "**" { 2 } else { 1 };
+            out.push((Tok::Sym(sym), col));
+        }
+    }
+    out.push((Tok::End, chars.len() + 1));
+    Ok(out)
+}
+
+/// Parse a formula of x.
+pub fn parse(text: &str) -> Result<Expr, SyntaxError> {
+    let toks = lex(text)?;
+    let mut p = Parser { toks, pos: 0 };
+    let e = p.sum()?;
+    match p.peek() {
+        Tok::End => Ok(e),
+        Tok::Sym(s) if ["<", "<=", ">", ">="].contains(s) => Err(
+            p.error("comparisons are allowed only as where's condition, e.g. where(x > 0, x, 0)")
+        ),
+        t => {
+            let t = t.to_string();
+            Err(p.error(&format!("expected an operator or the end, found {t}")))
+        }
+    }
+}
+
+struct Parser {
+    toks: Vec<(Tok, usize)>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        &self.toks[self.pos.min(self.toks.len() - 1)].0
+    }
+
+    fn column(&self) -> usize {
+        self.toks[self.pos.min(self.toks.len() - 1)].1
+    }
+
+    fn next(&mut self) -> Tok {
+        let t = self.peek().clone();
+        if self.pos < self.toks.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn error(&self, message: &str) -> SyntaxError {
+        SyntaxError {
+            message: message.to_string(),
+            column: self.column(),
+        }
+    }
+
+    fn eat(&mut self, sym: &str) -> bool {
+        if matches!(self.peek(), Tok::Sym(s) if *s == sym) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, sym: &str) -> Result<(), SyntaxError> {
+        if self.eat(sym) {
+            Ok(())
+        } else {
+            let found = self.peek().to_string();
+            Err(self.error(&format!("expected '{sym}', found {found}")))
+        }
+    }
+
+    fn sum(&mut self) -> Result<Expr, SyntaxError> {
+        let mut e = self.product()?;
+        loop {
+            if self.eat("+") {
+                e = Expr::Add(Box::new(e), Box::new(self.product()?));
+            } else if self.eat("-") {
+                e = Expr::Sub(Box::new(e), Box::new(self.product()?));
+            } else {
+                return Ok(e);
+            }
+        }
+    }
+
+    fn product(&mut self) -> Result<Expr, SyntaxError> {
+        let mut e = self.unary()?;
+        loop {
+            if self.eat("*") {
+                e = Expr::Mul(Box::new(e), Box::new(self.unary()?));
+            } else if self.eat("/") {
+                e = Expr::Div(Box::new(e), Box::new(self.unary()?));
+            } else {
+                return Ok(e);
+            }
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, SyntaxError> {
+        if self.eat("-") {
+            Ok(Expr::Neg(Box::new(self.unary()?)))
+        } else if self.eat("+") {
+            self.unary()
+        } else {
+            self.power()
+        }
+    }
+
+    fn power(&mut self) -> Result<Expr, SyntaxError> {
+        let base = self.atom()?;
+        if self.eat("^") {
+            Ok(Expr::Pow(Box::new(base), Box::new(self.unary()?)))
+        } else {
+            Ok(base)
+        }
+    }
+
+    fn atom(&mut self) -> Result<Expr, SyntaxError> {
+        let col = self.column();
+        match self.next() {
+            Tok::Num(n) => Ok(Expr::Num(n)),
+            Tok::Sym("(") => {
+                let e = self.sum()?;
+                self.expect(")")?;
+                Ok(e)
+            }
+            Tok::Ident(name) => self.named(&name, col),
+            _ => Err(SyntaxError {
+                message: "expected a number, x, or '('".into(),
+                column: col,
+            }),
+        }
+    }
+
+    /// x, a constant, or a call.
+    fn named(&mut self, name: &str, col: usize) -> Result<Expr, SyntaxError> {
+        match name {
+            "x" => return Ok(Expr::X),
+            "pi" => return Ok(Expr::Num(std::f64::consts::PI)),
+            "e" => return Ok(Expr::Num(std::f64::consts::E)),
+            _ => {}
+        }
+        let at = |message: String| SyntaxError {
+            message,
+            column: col,
+        };
+        if !matches!(self.peek(), Tok::Sym("(")) {
+            return Err(at(format!(
+                "unknown variable '{name}': a formula has one variable, x (constants: pi, e)"
+            )));
+        }
+        if name == "where" {
+            self.expect("(")?;
+            return self.where_args();
+        }
+        let Some(func) = Func::from_name(name) else {
+            let mut names: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
+            names.push("where");
+            let hint = nearest(name, &names)
+                .map(|n| format!(" (did you mean '{n}'?)"))
+                .unwrap_or_default();
+            return Err(at(format!(
+                "unknown function '{name}'{hint}; functions: {}",
+                names.join(" ")
+            )));
+        };
+        self.expect("(")?;
+        let mut args = vec![self.sum()?];
+        while self.eat(",") {
+            args.push(self.sum()?);
+        }
+        self.expect(")")?;
+        if args.len() != func.arity() {
+            return Err(at(format!(
+                "{name} takes {} argument(s), got {}",
+                func.arity(),
+                args.len()
+            )));
+        }
+        Ok(Expr::Call(func, args))
+    }
+
+    /// where's arguments after its '(': a comparison, then two formulas.
+    fn where_args(&mut self) -> Result<Expr, SyntaxError> {
+        let l = self.sum()?;
+        let cmp = match self.next() {
+            Tok::Sym("<") => Cmp::Lt,
+            Tok::Sym("<=") => Cmp::Le,
+            Tok::Sym(">") => Cmp::Gt,
+            Tok::Sym(">=") => Cmp::Ge,
+            _ => {
+                self.pos -= 1;
+                return Err(self.error("where's first argument is a comparison (< <= > >=)"));
+            }
+        };
+        let r = self.sum()?;
+        self.expect(",")?;
+        let a = self.sum()?;
+        self.expect(",")?;
+        let b = self.sum()?;
+        self.expect(")")?;
+        Ok(Expr::Where(cmp, Box::new([l, r, a, b])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(text: &str) -> usize {
+        parse(text).unwrap_err().column
+    }
+
+    #[test]
+    fn power_binds_tighter_than_unary_minus_and_is_right_associative() {
+        let neg_sq = parse("-x^2").unwrap();
+        assert_eq!(
+            neg_sq,
+            Expr::Neg(Box::new(Expr::Pow(
+                Box::new(Expr::X),
+                Box::new(Expr::Num(2.0))
+            )))
+        );
+        let tower = parse("2^3^2").unwrap();
+        assert!(matches!(tower, Expr::Pow(_, ref r) if matches!(**r, Expr::Pow(..))));
+        assert!(parse("x^-2").is_ok());
+        assert!(parse("2 ** x").is_ok());
+    }
+
+    #[test]
+    fn numbers_and_constants() {
+        assert_eq!(parse("1e-3").unwrap(), Expr::Num(1e-3));
+        assert_eq!(parse(".5").unwrap(), Expr::Num(0.5));
+        assert!(matches!(parse("2*e").unwrap(), Expr::Mul(..)));
+        assert_eq!(parse("pi").unwrap(), Expr::Num(std::f64::consts::PI));
+    }
+
+    #[test]
+    fn errors_point_at_the_column() {
+        let e = parse("x * sigmoid(1.702 *)").unwrap_err();
+        assert_eq!(e.message, "expected a number, x, or '('");
+        assert_eq!(e.column, 20);
+        assert_eq!(col("x +"), 4);
+        assert_eq!(col("x $ 2"), 3);
+        assert_eq!(col("(x + 1"), 7);
+        assert_eq!(col("x > 0"), 3);
+        assert_eq!(col("exp(x, 2)"), 1);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_a_suggestion() {
+        let e = parse("x * sigmod(x)").unwrap_err();
+        assert!(
+            e.message.contains("did you mean 'sigmoid'"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.column, 5);
+        let e = parse("x * y").unwrap_err();
+        assert!(e.message.contains("unknown variable 'y'"), "{}", e.message);
+        assert!(parse("where(x, 1, 2)").is_err());
+        assert!(parse("where(x >= 0, x, 0.1 * x)").is_ok());
+    }
+}
