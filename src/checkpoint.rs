@@ -35,6 +35,9 @@ pub struct Checkpoint {
     pub origin: Option<RunOrigin>,
 }
 
+/// How the flat parameters and moments are laid out: weights input-major ([in, out]).
+const LAYOUT: &str = "input-major";
+
 /// The places a run was started with, all absolute.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunOrigin {
@@ -79,6 +82,7 @@ impl Checkpoint {
     pub fn save_file(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("format".into(), "actlab-checkpoint".into());
+        meta.insert("layout".into(), LAYOUT.into());
         meta.insert("config".into(), json(&self.cfg)?);
         meta.insert("rng".into(), json(&self.rng)?);
         meta.insert("history".into(), json(&self.history)?);
@@ -126,7 +130,7 @@ impl Checkpoint {
             .map_err(|e| meta.corrupt("optim_t", e))?;
         let diagnostics = meta.optional("diagnostics")?;
         let origin = meta.optional("origin")?;
-        let c = Checkpoint {
+        let mut c = Checkpoint {
             params: f.get(&path, "params")?.data.clone(),
             m: f.get(&path, "optim.m")?.data.clone(),
             v: f.tensors
@@ -141,6 +145,16 @@ impl Checkpoint {
             origin,
         };
         c.check_sizes(&path)?;
+        // Checkpoints written before weights were stored input-major hold PyTorch's
+        // [out, in] layout (no "layout" entry): convert parameters and moments alike.
+        if f.metadata.get("layout").map(String::as_str) != Some(LAYOUT) {
+            let arch = c.cfg.arch();
+            c.params = arch.from_files(&c.params);
+            c.m = arch.from_files(&c.m);
+            if !c.v.is_empty() {
+                c.v = arch.from_files(&c.v);
+            }
+        }
         Ok(c)
     }
 

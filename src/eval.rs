@@ -7,7 +7,7 @@ use crate::data::{Dataset, PIXELS};
 use crate::nn::{Loss, Mlp, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
-const EVAL_BATCH: usize = 500;
+const EVAL_BATCH: usize = 64;
 
 /// Loss and accuracy over a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,6 +79,8 @@ pub struct Evaluator {
     ws: Workspace,
     x: Vec<f32>,
     y: Vec<u8>,
+    /// The rows of the current batch, for the sparse first layer.
+    pick: Vec<u32>,
 }
 
 impl Evaluator {
@@ -88,7 +90,14 @@ impl Evaluator {
             ws: Workspace::new(&model.arch, EVAL_BATCH, false),
             x: vec![0.0; EVAL_BATCH * PIXELS],
             y: vec![0; EVAL_BATCH],
+            pick: Vec::with_capacity(EVAL_BATCH),
         }
+    }
+
+    /// The same, with the first layer's kernel chosen (default: by each batch).
+    pub fn with_first_layer(mut self, policy: crate::nn::FirstLayer) -> Self {
+        self.ws.first_layer = policy;
+        self
     }
 
     /// Evaluate `model` on all of `data`, optionally calling `each` with every row's outputs.
@@ -105,7 +114,17 @@ impl Evaluator {
         let mut start = 0;
         while start < data.len() {
             let n = EVAL_BATCH.min(data.len() - start);
-            gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
+            self.pick.clear();
+            self.pick.extend(start as u32..(start + n) as u32);
+            let values = &crate::data::batch::PIXEL_VALUES;
+            if self
+                .ws
+                .prepare_sparse(&data.images, &self.pick, PIXELS, values)
+            {
+                self.y[..n].copy_from_slice(&data.labels[start..start + n]);
+            } else {
+                gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
+            }
             model.forward(&mut self.ws, &self.x, n, false);
             let out = &self.ws.y[..n * c];
             total += loss.sum(out, &self.y[..n], c);

@@ -191,14 +191,15 @@ pub fn tensors_to_bytes(
         .map_err(|e| invalid!("cannot serialise tensors ({e})"))
 }
 
-/// Slices of `flat` per PyTorch name, in [`Arch::param_names`] order.
-pub fn named_params<'a>(arch: &Arch, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
+/// The engine's parameters `flat` per PyTorch name and layout, in [`Arch::param_names`] order.
+pub fn named_params(arch: &Arch, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let files = arch.to_files(flat);
     let mut off = 0;
     arch.param_names()
         .into_iter()
         .map(|(name, shape)| {
             let n: usize = shape.iter().product();
-            let s = &flat[off..off + n];
+            let s = files[off..off + n].to_vec();
             off += n;
             (name, shape, s)
         })
@@ -207,12 +208,18 @@ pub fn named_params<'a>(arch: &Arch, flat: &'a [f32]) -> Vec<(String, Vec<usize>
 
 /// Write a model's weights (fc1.weight [out, in], fc1.bias, ...) atomically.
 pub fn save_weights(path: &Path, model: &Mlp, metadata: &BTreeMap<String, String>) -> Result<()> {
-    let bytes = tensors_to_bytes(&named_params(&model.arch, &model.params), metadata)?;
+    let named = named_params(&model.arch, &model.params);
+    let views: Vec<(String, Vec<usize>, &[f32])> = named
+        .iter()
+        .map(|(n, shape, v)| (n.clone(), shape.clone(), v.as_slice()))
+        .collect();
+    let bytes = tensors_to_bytes(&views, metadata)?;
     Ok(crate::store::write_file(path, &bytes)?)
 }
 
 /// Gather the parameters named by `arch` from a tensor file (with an optional name
-/// prefix such as "adam3."), checking every shape against the architecture.
+/// prefix such as "adam3."), checking every shape against the architecture; returned
+/// in the engine's layout.
 pub fn params_from(file: &TensorFile, path: &Path, arch: &Arch, prefix: &str) -> Result<Vec<f32>> {
     let mut flat = Vec::with_capacity(arch.n_params());
     for (name, shape) in arch.param_names() {
@@ -236,7 +243,7 @@ pub fn params_from(file: &TensorFile, path: &Path, arch: &Arch, prefix: &str) ->
         }
         flat.extend_from_slice(&t.data);
     }
-    Ok(flat)
+    Ok(arch.from_files(&flat))
 }
 
 /// The index of the first NaN or infinite value, if any.

@@ -134,6 +134,14 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// Choose the first layer's kernel for training steps (default: by each batch's
+    /// share of non-zero inputs); the bench times the dense one as its reference.
+    pub fn set_first_layer(&mut self, policy: crate::nn::FirstLayer) {
+        for w in &mut self.workers {
+            w.ws.first_layer = policy;
+        }
+    }
+
     /// Number of optimiser steps per epoch.
     pub fn steps_per_epoch(&self) -> usize {
         self.split.train.len().div_ceil(self.cfg.batch_size)
@@ -188,6 +196,25 @@ impl<'a> Trainer<'a> {
             .fold((0.0, 0), |(l, c), (l2, c2)| (l + l2, c + c2))
     }
 
+    /// Give each worker its rows of the batch `lo..lo + n` (of the epoch's order) as
+    /// sparse input where its first layer will run sparse; true if every worker with
+    /// rows took it, so no dense batch is needed.
+    fn prepare_sparse(&mut self, lo: usize, n: usize) -> bool {
+        let rows = n.div_ceil(self.workers.len());
+        let idx = &self.order[lo..lo + n];
+        let mut all = true;
+        for (k, w) in self.workers.iter_mut().enumerate() {
+            let (a, b) = ((k * rows).min(n), ((k + 1) * rows).min(n));
+            if a < b {
+                let pick = &idx[a..b];
+                let images = &self.split.train.images;
+                all &=
+                    w.ws.prepare_sparse(images, pick, PIXELS, &batch::PIXEL_VALUES);
+            }
+        }
+        all
+    }
+
     /// Draw each worker's dropout masks for its `rows` of the `n` rows, in worker
     /// order and before any thread starts, so the draws are deterministic.
     fn sample_masks(&mut self, n: usize, rows: usize) {
@@ -226,13 +253,18 @@ impl<'a> Trainer<'a> {
         let b = self.cfg.batch_size;
         let lo = step * b;
         let n = b.min(self.split.train.len() - lo);
+        let sparse = self.prepare_sparse(lo, n);
         let idx = &self.order[lo..lo + n];
-        batch::gather(
-            &self.split.train,
-            idx,
-            &mut self.x[..n * PIXELS],
-            &mut self.y[..n],
-        );
+        if sparse {
+            batch::labels(&self.split.train, idx, &mut self.y[..n]);
+        } else {
+            batch::gather(
+                &self.split.train,
+                idx,
+                &mut self.x[..n * PIXELS],
+                &mut self.y[..n],
+            );
+        }
         let (l, c) = self.batch_gradients(n);
         if !l.is_finite() {
             return Err(Divergence {

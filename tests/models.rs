@@ -134,6 +134,48 @@ fn resumed_run_equals_a_straight_run() {
 
 use common::json_of;
 
+/// A checkpoint written before weights were stored input-major (PyTorch's [out, in]
+/// layout for the parameters and both moments, no "layout" entry) resumes to the
+/// same parameters as one written now.
+#[test]
+fn checkpoints_in_the_old_layout_resume_the_same() {
+    let split = common::mnist_slice(1000, 100);
+    let stop = AtomicBool::new(false);
+    let mut tr = Trainer::new(TrainConfig::default(), &split);
+    tr.run_epoch(&mut Silent, &stop).unwrap();
+    let dir = TempDir::new("old-layout");
+    let now = dir.join("now.safetensors");
+    let ck = Checkpoint::of(&tr);
+    ck.save_file(&now).unwrap();
+    let f = actlab::model_io::read_tensors(&now).unwrap();
+    let arch = tr.model.arch.clone();
+    let old: Vec<(String, Vec<usize>, Vec<f32>)> = ["params", "optim.m", "optim.v"]
+        .iter()
+        .map(|k| {
+            let t = f.get(&now, k).unwrap();
+            (k.to_string(), t.shape.clone(), arch.to_files(&t.data))
+        })
+        .collect();
+    let views: Vec<(String, Vec<usize>, &[f32])> = old
+        .iter()
+        .map(|(k, s, d)| (k.clone(), s.clone(), d.as_slice()))
+        .collect();
+    let mut meta: std::collections::BTreeMap<String, String> =
+        f.metadata.clone().into_iter().collect();
+    assert_eq!(meta.remove("layout").as_deref(), Some("input-major"));
+    let before = dir.join("before.safetensors");
+    std::fs::write(
+        &before,
+        actlab::model_io::tensors_to_bytes(&views, &meta).unwrap(),
+    )
+    .unwrap();
+    assert_ne!(old[0].2, tr.model.params, "the old layout differs");
+    let loaded = Checkpoint::load_file(&before).unwrap();
+    assert_eq!(loaded.params, tr.model.params);
+    assert_eq!(loaded.m, tr.opt.m);
+    assert_eq!(loaded.v, tr.opt.v);
+}
+
 /// A real process interrupted with Ctrl-C (SIGINT) after epoch 2 of 4, then resumed.
 /// A test hook holds the run right after epoch 2's record, so the signal always lands
 /// at the same point.

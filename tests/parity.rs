@@ -77,6 +77,7 @@ fn assert_close_per_tensor(what: &str, arch: &Arch, got: &[f32], want: &[f32]) {
         .zip(named_params(arch, want));
     for ((name, _, g), (_, _, w)) in tensors {
         let what = format!("{what} {name}");
+        let (g, w) = (g.as_slice(), w.as_slice());
         check_scaled(&what, g, w).unwrap_or_else(|e| panic!("{e}"));
         // Among the non-zero elements (an all-zero tensor is compared exactly anyway).
         let mut order: Vec<usize> = (0..w.len()).filter(|&i| w[i] != 0.0).collect();

@@ -2,6 +2,24 @@
 
 use super::{Dataset, PIXELS};
 
+/// What each byte becomes: byte / 255 in f32, the division [`scale`] does.
+pub static PIXEL_VALUES: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as f32 / 255.0;
+        i += 1;
+    }
+    t
+};
+
+/// The labels of the images at `indices`.
+pub fn labels(data: &Dataset, indices: &[u32], y: &mut [u8]) {
+    for (&i, label) in indices.iter().zip(y.iter_mut()) {
+        *label = data.labels[i as usize];
+    }
+}
+
 /// u8 -> f32 / 255 (the same f32 division PyTorch's `ToTensor` does), vectorised
 /// for AVX2 where the CPU has it.
 fn scale(src: &[u8], dst: &mut [f32]) {
@@ -53,5 +71,10 @@ mod tests {
         assert_eq!(x[5], 51.0 / 255.0);
         assert_eq!(x[PIXELS], 1.0);
         assert_eq!(x.iter().filter(|&&v| v != 0.0).count(), 2);
+        for b in 0..=255u8 {
+            let mut one = [0.0f32];
+            scale(&[b], &mut one);
+            assert_eq!(PIXEL_VALUES[b as usize], one[0]);
+        }
     }
 }

@@ -1,7 +1,10 @@
-//! Fully connected layer y = x W^T + b in PyTorch's layout, forward and backward.
+//! Fully connected layer y = x W + b, forward and backward.
 //!
-//! Shapes: x [n, in], W [out, in] (row-major, as `nn.Linear.weight`), b [out], y [n, out];
-//! backward takes dy [n, out] and gives dW [out, in], db [out] and, if asked, dx [n, in].
+//! Shapes: x [n, in], W [in, out] (row-major: the transpose of `nn.Linear.weight`,
+//! stored input-major so the sparse first layer reads one contiguous row per non-zero
+//! pixel; files keep PyTorch's [out, in], see [`crate::nn::Arch::to_files`]), b [out],
+//! y [n, out]; backward takes dy [n, out] and gives dW [in, out], db [out] and, if
+//! asked, dx [n, in].
 
 /// C[m, n] = A[m, k] * B[k, n] (+ C if `accumulate`), with row and column strides for
 /// each operand so that transposes cost nothing.
@@ -61,10 +64,10 @@ impl LinearShape {
         self.fan_out * (self.fan_in + 1)
     }
 
-    /// y = x W^T + b for `n` rows.
+    /// y = x W + b for `n` rows.
     pub fn forward(self, w: &[f32], b: &[f32], x: &[f32], n: usize, y: &mut [f32]) {
         let (i, o) = (self.fan_in, self.fan_out);
-        gemm(n, i, o, x, (i, 1), w, (1, i), y, false);
+        gemm(n, i, o, x, (i, 1), w, (o, 1), y, false);
         for row in y[..n * o].chunks_exact_mut(o) {
             for (v, &bias) in row.iter_mut().zip(b) {
                 *v += bias;
@@ -72,7 +75,7 @@ impl LinearShape {
         }
     }
 
-    /// dW = dy^T x and db = column sums of dy (overwriting both); dx = dy W if given.
+    /// dW = x^T dy and db = column sums of dy (overwriting both); dx = dy W^T if given.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         self,
@@ -85,7 +88,7 @@ impl LinearShape {
         dx: Option<&mut [f32]>,
     ) {
         let (i, o) = (self.fan_in, self.fan_out);
-        gemm(o, n, i, dy, (1, o), x, (i, 1), dw, false);
+        gemm(i, n, o, x, (1, i), dy, (o, 1), dw, false);
         db.fill(0.0);
         for row in dy[..n * o].chunks_exact(o) {
             for (d, &g) in db.iter_mut().zip(row) {
@@ -93,7 +96,7 @@ impl LinearShape {
             }
         }
         if let Some(dx) = dx {
-            gemm(n, o, i, dy, (o, 1), w, (i, 1), dx, false);
+            gemm(n, o, i, dy, (o, 1), w, (1, o), dx, false);
         }
     }
 }
@@ -108,7 +111,8 @@ mod tests {
             fan_in: 3,
             fan_out: 2,
         };
-        let w = [1.0, 2.0, 3.0, -1.0, 0.5, 0.0];
+        // W^T of [[1, 2, 3], [-1, 0.5, 0]].
+        let w = [1.0, -1.0, 2.0, 0.5, 3.0, 0.0];
         let b = [0.1, -0.2];
         let x = [1.0, 0.0, 2.0, -1.0, 1.0, 1.0];
         let mut y = [0.0; 4];
@@ -117,8 +121,8 @@ mod tests {
         let dy = [1.0, 2.0, -1.0, 0.5];
         let (mut dw, mut db, mut dx) = ([9.0; 6], [9.0; 2], [9.0; 6]);
         s.backward(&w, &x, &dy, 2, &mut dw, &mut db, Some(&mut dx));
-        // dW[o][i] = sum_n dy[n][o] x[n][i]
-        assert_eq!(dw, [2.0, -1.0, 1.0, 1.5, 0.5, 4.5]);
+        // dW[i][o] = sum_n x[n][i] dy[n][o]
+        assert_eq!(dw, [2.0, 1.5, -1.0, 0.5, 1.0, 4.5]);
         assert_eq!(db, [0.0, 2.5]);
         // dx[n][i] = sum_o dy[n][o] W[o][i]
         assert_eq!(dx, [-1.0, 3.0, 3.0, -1.5, -1.75, -3.0]);

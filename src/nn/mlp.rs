@@ -7,7 +7,11 @@
 //!   hd[l]    [n, d_{l+1}]     h[l] * mask[l] (only with dropout)
 //!   y        [n, d_L]         output function of the logits
 //!   g[l]     [n, d_{l+1}]     dLoss/dz[l]
-//! Parameters are one flat vector: fc1.weight [d_1, d_0], fc1.bias [d_1], fc2.weight, ...
+//! Parameters are one flat vector: W1 [d_0, d_1], fc1.bias [d_1], W2 [d_1, d_2], ...,
+//! then PReLU slopes. Weights are input-major, the transpose of PyTorch's
+//! `fc{l}.weight` [out, in]: the sparse first layer reads one contiguous row per
+//! non-zero input. Files and fixtures use PyTorch's layout; [`Arch::to_files`] and
+//! [`Arch::from_files`] convert at that boundary.
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -17,6 +21,7 @@ use super::init::Init;
 use super::layer::LinearShape;
 use super::loss::Loss;
 use super::output::OutputFn;
+use super::sparse::{FirstLayer, SparseColumns, DENSE_ABOVE};
 use super::Rng;
 
 /// Architecture: layer widths and the functions between them.
@@ -86,6 +91,38 @@ impl Arch {
         self.prelu_layers().position(|k| k == l).map(|i| linear + i)
     }
 
+    /// The engine's parameters (input-major weights) in PyTorch's layout: each weight
+    /// transposed to [out, in]; biases and slopes as they are.
+    pub fn to_files(&self, engine: &[f32]) -> Vec<f32> {
+        self.transpose_weights(engine, true)
+    }
+
+    /// Parameters in PyTorch's layout (as [`Arch::param_names`] lists them) in the
+    /// engine's layout.
+    pub fn from_files(&self, files: &[f32]) -> Vec<f32> {
+        self.transpose_weights(files, false)
+    }
+
+    fn transpose_weights(&self, flat: &[f32], to_files: bool) -> Vec<f32> {
+        let mut out = flat.to_vec();
+        for (l, (w, b)) in self.offsets().into_iter().enumerate() {
+            let s = self.shape(l);
+            // Engine [in, out] -> files [out, in], or back.
+            let (rows, cols) = if to_files {
+                (s.fan_in, s.fan_out)
+            } else {
+                (s.fan_out, s.fan_in)
+            };
+            for r in 0..rows {
+                for c in 0..cols {
+                    out[w + c * rows + r] = flat[w + r * cols + c];
+                }
+            }
+            debug_assert_eq!(b - w, rows * cols);
+        }
+        out
+    }
+
     /// PyTorch state-dict names with shapes, in parameter order: fc1.weight [out, in],
     /// fc1.bias [out], ..., then act{i}.weight [1] for each PReLU hidden layer i (1-based,
     /// the name of a module attribute `act{i} = nn.PReLU()`).
@@ -115,7 +152,8 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// A freshly initialised network.
+    /// A freshly initialised network: the same draws, in the same order, as PyTorch's
+    /// layout would take them, then stored input-major.
     pub fn new(arch: Arch, init: Init, rng: &mut Rng) -> Self {
         let mut params = vec![0.0; arch.n_params()];
         let offsets = arch.offsets();
@@ -129,6 +167,7 @@ impl Mlp {
                 params[o] = a;
             }
         }
+        let params = arch.from_files(&params);
         Mlp {
             arch,
             params,
@@ -136,7 +175,7 @@ impl Mlp {
         }
     }
 
-    /// A network with the given parameters (length must equal `arch.n_params()`).
+    /// A network with the given parameters (engine layout, see the module docs) (length must equal `arch.n_params()`).
     pub fn from_params(arch: Arch, params: Vec<f32>) -> Self {
         assert_eq!(params.len(), arch.n_params());
         let offsets = arch.offsets();
@@ -147,7 +186,7 @@ impl Mlp {
         }
     }
 
-    /// Weight [out, in] and bias [out] of layer `l` within a flat vector shaped like the parameters.
+    /// Weight [in, out] and bias [out] of layer `l` within a flat vector shaped like the parameters.
     pub fn split<'a>(&self, flat: &'a [f32], l: usize) -> (&'a [f32], &'a [f32]) {
         let (w, b) = self.offsets[l];
         let out = self.arch.sizes[l + 1];
@@ -176,6 +215,7 @@ impl Mlp {
         for l in 0..layers {
             let s = self.arch.shape(l);
             let (w, b) = self.split(&self.params, l);
+            let sparse = l == 0 && ws.use_sparse(x, n, s.fan_in);
             let input: &[f32] = if l == 0 {
                 x
             } else if dropout {
@@ -184,7 +224,11 @@ impl Mlp {
                 &ws.h[l - 1]
             };
             let z = &mut ws.z[l][..n * s.fan_out];
-            s.forward(w, b, input, n, z);
+            if sparse {
+                ws.sparse.forward(w, b, s.fan_out, z);
+            } else {
+                s.forward(w, b, input, n, z);
+            }
             if l + 1 < layers {
                 let h = &mut ws.h[l][..n * s.fan_out];
                 self.activation(l).forward(z, h);
@@ -242,7 +286,12 @@ impl Mlp {
             } else {
                 None
             };
-            s.backward(w, input, &ws.g[l][..n * s.fan_out], n, dw, db, dx);
+            if l == 0 && ws.sparse_now {
+                ws.sparse
+                    .weight_grad(&ws.g[0][..n * s.fan_out], s.fan_out, dw, db);
+            } else {
+                s.backward(w, input, &ws.g[l][..n * s.fan_out], n, dw, db, dx);
+            }
             if l > 0 {
                 let da = &mut ws.scratch[..n * s.fan_in];
                 if dropout {
@@ -296,6 +345,15 @@ pub struct Workspace {
     pub g: Vec<Vec<f32>>,
     /// Scratch for dLoss/dy and for gradients flowing into a layer's input.
     pub scratch: Vec<f32>,
+    /// Which first-layer kernel to use.
+    pub first_layer: FirstLayer,
+    /// The last batch's non-zero inputs, when the sparse kernel ran.
+    sparse: SparseColumns,
+    /// Whether the last forward pass used the sparse first layer (backward follows it).
+    sparse_now: bool,
+    /// The choice [`Workspace::prepare_sparse`] made for the next forward pass over
+    /// `n` rows: Some((n, true)) with its input in `sparse`, Some((n, false)) dense.
+    prepared: Option<(usize, bool)>,
 }
 
 impl Workspace {
@@ -322,7 +380,64 @@ impl Workspace {
             y: vec![0.0; cap * arch.classes()],
             g: widths.iter().map(buf).collect(),
             scratch: vec![0.0; cap * widest],
+            first_layer: FirstLayer::Auto,
+            sparse: SparseColumns::default(),
+            sparse_now: false,
+            prepared: None,
         }
+    }
+
+    /// Give the next forward pass its input as rows of bytes (rows `pick` of
+    /// `images`, `width` bytes each, a byte meaning `values[byte]`) if the first layer
+    /// will run sparse on them: that pass then reads no dense input. Returns whether it
+    /// did; if not, the caller passes the dense rows as usual.
+    pub fn prepare_sparse(
+        &mut self,
+        images: &[u8],
+        pick: &[u32],
+        width: usize,
+        values: &[f32; 256],
+    ) -> bool {
+        let sparse = match self.first_layer {
+            _ if pick.is_empty() => false,
+            FirstLayer::Dense => false,
+            FirstLayer::Sparse => self
+                .sparse
+                .build_from_bytes(images, pick, width, values, f32::INFINITY)
+                .is_some(),
+            FirstLayer::Auto => {
+                super::sparse::available()
+                    && self
+                        .sparse
+                        .build_from_bytes(images, pick, width, values, DENSE_ABOVE)
+                        .is_some()
+            }
+        };
+        self.prepared = Some((pick.len(), sparse));
+        sparse
+    }
+
+    /// Decide the first layer's kernel for this batch (building its sparse rows if
+    /// the sparse one may run) and remember the choice for the backward pass.
+    fn use_sparse(&mut self, x: &[f32], n: usize, width: usize) -> bool {
+        // A prepared choice counts only for a pass over exactly its rows.
+        if let Some((rows, sparse)) = self.prepared.take().filter(|p| p.0 == n) {
+            self.sparse_now = sparse && self.sparse.rows() == rows;
+            return self.sparse_now;
+        }
+        self.sparse_now = match self.first_layer {
+            FirstLayer::Dense => false,
+            FirstLayer::Sparse => self.sparse.build(x, n, width, f32::INFINITY).is_some(),
+            FirstLayer::Auto => {
+                super::sparse::available() && self.sparse.build(x, n, width, DENSE_ABOVE).is_some()
+            }
+        };
+        self.sparse_now
+    }
+
+    /// Whether the last forward pass ran the sparse first layer.
+    pub fn used_sparse(&self) -> bool {
+        self.sparse_now
     }
 
     /// Draw fresh inverted-dropout masks for `n` rows: each unit kept with probability 1-p.
@@ -359,6 +474,61 @@ mod tests {
         let mut ws = Workspace::new(&m.arch, 2, false);
         m.forward(&mut ws, x, 2, false);
         loss.sum(ws.outputs(2), t, 3) / 2.0
+    }
+
+    /// The sparse first layer (from dense rows or from bytes) gives the dense path's
+    /// outputs and gradients; Auto picks it for mostly-zero batches only.
+    #[test]
+    fn sparse_and_dense_first_layers_agree() {
+        let arch = Arch {
+            sizes: vec![40, 70, 8, 3],
+            activations: vec![Activation::Relu; 2],
+            output: OutputFn::LogSoftmax,
+        };
+        let m = Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(3));
+        let n = 6;
+        let bytes: Vec<u8> = (0..n * 40)
+            .map(|i| if i % 5 == 0 { (i % 251) as u8 } else { 0 })
+            .collect();
+        let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
+        let x: Vec<f32> = bytes.iter().map(|&b| table[b as usize]).collect();
+        let t = [0u8, 1, 2, 0, 1, 2];
+        let run = |policy: FirstLayer, from_bytes: bool| {
+            let mut ws = Workspace::new(&m.arch, n, false);
+            ws.first_layer = policy;
+            let rows: Vec<u32> = (0..n as u32).collect();
+            if from_bytes {
+                assert!(ws.prepare_sparse(&bytes, &rows, 40, &table));
+            }
+            let mut grads = vec![0.0; m.params.len()];
+            m.forward(&mut ws, if from_bytes { &[] } else { &x }, n, false);
+            let used = ws.used_sparse();
+            let out = ws.outputs(n).to_vec();
+            m.backward(&mut ws, &x, &t, n, n, Loss::Nll, false, &mut grads);
+            (out, grads, used)
+        };
+        let (dense_out, dense_grads, used) = run(FirstLayer::Dense, false);
+        assert!(!used);
+        for (policy, from_bytes) in [(FirstLayer::Sparse, false), (FirstLayer::Auto, true)] {
+            let (out, grads, used) = run(policy, from_bytes);
+            assert!(used);
+            for (a, b) in out
+                .iter()
+                .zip(&dense_out)
+                .chain(grads.iter().zip(&dense_grads))
+            {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+        let (_, _, used) = run(FirstLayer::Auto, false);
+        assert_eq!(
+            used,
+            super::super::sparse::available(),
+            "20% non-zero runs sparse"
+        );
+        let mut ws = Workspace::new(&m.arch, n, false);
+        m.forward(&mut ws, &vec![0.5; n * 40], n, false);
+        assert!(!ws.used_sparse(), "a dense batch runs dense");
     }
 
     /// Every parameter's gradient against central differences in f64 of the f32 loss.

@@ -9,6 +9,7 @@ pub mod loss;
 pub mod mlp;
 pub mod optim;
 pub mod output;
+pub mod sparse;
 
 /// The one seeded generator a run draws init, shuffling and dropout from.
 pub type Rng = rand_pcg::Pcg64Mcg;
@@ -19,3 +20,4 @@ pub use loss::Loss;
 pub use mlp::{Arch, Mlp, Workspace};
 pub use optim::{OptimConfig, OptimKind, Optimizer};
 pub use output::OutputFn;
+pub use sparse::FirstLayer;

@@ -10,20 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::data::{self, DatasetName};
-use crate::eval::evaluate;
-use crate::nn::Activation;
+use crate::eval::Evaluator;
+use crate::nn::{Activation, FirstLayer};
 use crate::train::{Silent, Trainer};
 
 impl std::fmt::Display for ActivationBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%",
+            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%  first layer {}",
             self.activation,
             self.epoch_seconds,
             self.images_per_second,
             self.gflops_equivalent,
-            self.val_acc * 100.0
+            self.val_acc * 100.0,
+            self.first_layer
         )
     }
 }
@@ -43,6 +44,8 @@ pub struct ActivationBench {
     pub gflops_equivalent: f64,
     /// Validation accuracy after the timed epochs (a sanity check that it learned).
     pub val_acc: f64,
+    /// The first layer's kernel: "sparse", "dense", or "dense (reference)".
+    pub first_layer: String,
 }
 
 /// All figures of one bench run.
@@ -54,8 +57,16 @@ pub struct BenchReport {
     pub threads: usize,
     /// Seconds to find, read and decode the dataset.
     pub load_seconds: f64,
+    /// Share of non-zero pixels in the training images (the sparse first layer runs at
+    /// or below the threshold).
+    pub nonzero_share: f64,
     /// Seconds to evaluate all train + test images (70,000 for MNIST), best of 3.
     pub eval_seconds: f64,
+    /// The same with the dense first layer (the reference).
+    pub eval_dense_seconds: f64,
+    /// The first activation's epoch with the dense first layer: the reference loop
+    /// over matrixmultiply that the sparse path is measured against, in the same run.
+    pub reference: Option<ActivationBench>,
     /// Per-activation training figures.
     pub activations: Vec<ActivationBench>,
     /// Peak resident memory while training, MB (from /proc/self/status, before the jobs-scaling runs).
@@ -168,14 +179,34 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         split.train.len(),
         split.test.len()
     );
+    let nonzero_share = nonzero_share(&split.train.images);
+    println!(
+        "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
+        nonzero_share * 100.0,
+        crate::nn::sparse::DENSE_ABOVE * 100.0,
+        if crate::nn::sparse::available() { "" } else { " (not on this CPU: it lacks AVX2+FMA)" }
+    );
     let mut results = Vec::new();
-    let mut eval_seconds = f64::INFINITY;
+    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
+    let mut reference = None;
     for &act in plan.activations {
-        let (r, tr) = time_activation(plan, act, &split)?;
-        if results.is_empty() {
-            eval_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss);
+        if reference.is_none() {
+            let (r, _) = time_activation(plan, act, &split, FirstLayer::Dense)?;
+            println!("{r}");
+            reference = Some(r);
         }
-        println!("{r}");
+        let (r, tr) = time_activation(plan, act, &split, FirstLayer::Auto)?;
+        if results.is_empty() {
+            eval_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss, FirstLayer::Auto);
+            eval_dense_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss, FirstLayer::Dense);
+        }
+        match &reference {
+            Some(d) if d.activation == r.activation => println!(
+                "{r}  ({:.2}x the reference's time)",
+                r.epoch_seconds / d.epoch_seconds
+            ),
+            _ => println!("{r}"),
+        }
         results.push(r);
     }
     // Peak memory of the training above, before the scaling runs add their own.
@@ -195,20 +226,29 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         actlab_version: env!("CARGO_PKG_VERSION").into(),
         threads: plan.threads,
         load_seconds,
+        nonzero_share,
         eval_seconds,
+        eval_dense_seconds,
+        reference,
         activations: results,
         peak_rss_mb: peak,
         startup_seconds,
         jobs_scaling,
     };
     println!(
-        "evaluation of {} images: {:.3}s; start-up to the first step {:.3}s; peak memory {:.0} MB",
+        "evaluation of {} images: {:.3}s ({:.3}s with the dense first layer); start-up to the first step {:.3}s; peak memory {:.0} MB",
         n_images,
         report.eval_seconds,
+        report.eval_dense_seconds,
         report.startup_seconds,
         report.peak_rss_mb.unwrap_or(f64::NAN)
     );
     Ok(report)
+}
+
+/// The share of non-zero bytes.
+fn nonzero_share(images: &[u8]) -> f64 {
+    images.iter().filter(|&&b| b != 0).count() as f64 / images.len().max(1) as f64
 }
 
 /// Train `plan.epochs` epochs with `act`; the figures of the fastest epoch.
@@ -216,6 +256,7 @@ fn time_activation<'a>(
     plan: &BenchPlan<'_>,
     act: Activation,
     split: &'a crate::data::Split,
+    first_layer: FirstLayer,
 ) -> Result<(ActivationBench, Trainer<'a>)> {
     let cfg = TrainConfig {
         dataset: plan.dataset,
@@ -227,6 +268,10 @@ fn time_activation<'a>(
     cfg.validate()?;
     let stop = AtomicBool::new(false);
     let mut tr = Trainer::new(cfg, split);
+    tr.set_first_layer(first_layer);
+    let sparse = first_layer == FirstLayer::Auto
+        && crate::nn::sparse::available()
+        && nonzero_share(&split.train.images) <= crate::nn::sparse::DENSE_ABOVE as f64;
     let mut all = Vec::new();
     let mut val_acc = 0.0;
     for _ in 0..plan.epochs {
@@ -245,6 +290,12 @@ fn time_activation<'a>(
         images_per_second: n / best,
         gflops_equivalent: 6.0 * tr.model.params.len() as f64 * n / best / 1e9,
         val_acc,
+        first_layer: match (first_layer, sparse) {
+            (FirstLayer::Dense, _) => "dense (reference)",
+            (_, true) => "sparse",
+            (_, false) => "dense",
+        }
+        .into(),
     };
     Ok((r, tr))
 }
@@ -254,12 +305,14 @@ fn time_evaluation(
     model: &crate::nn::Mlp,
     split: &crate::data::Split,
     loss: crate::nn::Loss,
+    first_layer: FirstLayer,
 ) -> f64 {
     (0..3)
         .map(|_| {
             let t = Instant::now();
-            let a = evaluate(model, &split.train, loss);
-            let b = evaluate(model, &split.test, loss);
+            let mut e = Evaluator::new(model).with_first_layer(first_layer);
+            let a = e.run(model, &split.train, loss, |_, _| {});
+            let b = e.run(model, &split.test, loss, |_, _| {});
             std::hint::black_box((a, b));
             t.elapsed().as_secs_f64()
         })

@@ -1,0 +1,481 @@
+//! The first layer on mostly-zero inputs: only the non-zero pixels are multiplied.
+//!
+//! 81% of MNIST's pixels are 0 and the first layer holds ~92% of the model's
+//! multiply-adds, so for such batches the batch is kept per input column (pixel) as
+//! the list of (row, value) pairs where it is non-zero, and with weights stored
+//! input-major (W^T, [in, out]) every non-zero pixel costs one contiguous `out`-wide
+//! multiply-add. Going column by column, each weight row is read once per batch (held
+//! in registers) instead of once per image: the batch's outputs stay in L1, the
+//! weights are streamed once.
+//!
+//! Shapes: x [n, in] dense rows; W [in, out]; b [out]; y, dy [n, out]; dW [in, out].
+//! Each output sums its non-zero terms in increasing column order (forward) or row
+//! order (weight gradient) with one rounding per term (FMA), then adds the bias:
+//! deterministic, and for the weight gradient bit for bit the dense product's running
+//! sum (a skipped zero adds exactly nothing); the forward sum is ordered differently
+//! from the dense product's blocks, so it may differ in the last bits.
+
+/// Above this share of non-zero inputs the dense matrix product is faster (measured
+/// with `actlab bench` on AVX2: sparse wins clearly at MNIST's 19%, loses at 50%).
+pub const DENSE_ABOVE: f32 = 0.35;
+
+/// Output columns handled per pass: 64 floats stay in eight AVX registers.
+const BLOCK: usize = 64;
+
+/// Which kernel the first layer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirstLayer {
+    /// Sparse when the batch's share of non-zero inputs is at most [`DENSE_ABOVE`].
+    #[default]
+    Auto,
+    /// Always the dense matrix product (the reference the bench compares against).
+    Dense,
+    /// Always the sparse kernels.
+    Sparse,
+}
+
+/// A batch kept per input column: the rows where each column is non-zero, in order.
+#[derive(Debug, Clone, Default)]
+pub struct SparseColumns {
+    /// Rows of the batch.
+    rows: usize,
+    /// Column c's pairs are `row_of[starts[c]..starts[c + 1]]`, `vals[...]`.
+    starts: Vec<usize>,
+    row_of: Vec<u32>,
+    vals: Vec<f32>,
+    /// Scratch: (column, value) pairs row by row, before sorting by column.
+    by_row: Vec<(u32, f32)>,
+    /// Scratch: where each row's pairs end in `by_row`.
+    row_ends: Vec<usize>,
+}
+
+impl SparseColumns {
+    /// Rebuild from `n` dense rows of `width` if at most `max_share` of the values are
+    /// non-zero (counted first); returns the share, or None without building.
+    pub fn build(&mut self, x: &[f32], n: usize, width: usize, max_share: f32) -> Option<f32> {
+        let total = n * width;
+        let x = &x[..total];
+        let share = count_nonzero_f32(x) as f32 / total.max(1) as f32;
+        if share > max_share {
+            return None;
+        }
+        self.rows = n;
+        if self.by_row.len() < total {
+            self.by_row.resize(total, (0, 0.0));
+        }
+        self.starts.clear();
+        self.starts.resize(width + 2, 0);
+        let mut row_ends = std::mem::take(&mut self.row_ends);
+        row_ends.clear();
+        let nnz = scan(
+            x,
+            width,
+            &mut self.by_row,
+            &mut self.starts[2..],
+            &mut row_ends,
+        );
+        self.sort_by_column(&row_ends, width, nnz);
+        self.row_ends = row_ends;
+        Some(share)
+    }
+
+    /// Rebuild from rows of bytes (`images[i * width..]` for each i in `pick`), each
+    /// byte standing for `values[byte]`, if at most `max_share` of them are non-zero
+    /// (counted first, so a dense batch costs only the count); returns the share, or
+    /// None without building. The same as [`SparseColumns::build`] on the rows
+    /// converted through `values`, without converting the zeros.
+    pub fn build_from_bytes(
+        &mut self,
+        images: &[u8],
+        pick: &[u32],
+        width: usize,
+        values: &[f32; 256],
+        max_share: f32,
+    ) -> Option<f32> {
+        let total = pick.len() * width;
+        touch_rows(images, pick, width);
+        let nnz: usize = pick
+            .iter()
+            .map(|&i| count_nonzero(&images[i as usize * width..(i as usize + 1) * width]))
+            .sum();
+        let share = nnz as f32 / total.max(1) as f32;
+        if share > max_share {
+            return None;
+        }
+        self.rows = pick.len();
+        if self.by_row.len() < total {
+            self.by_row.resize(total, (0, 0.0));
+        }
+        self.starts.clear();
+        self.starts.resize(width + 2, 0);
+        let mut row_ends = std::mem::take(&mut self.row_ends);
+        row_ends.clear();
+        let mut len = 0;
+        for &i in pick {
+            let row = &images[i as usize * width..(i as usize + 1) * width];
+            len = scan_bytes(row, len, &mut self.by_row, &mut self.starts[2..], values);
+            row_ends.push(len);
+        }
+        self.sort_by_column(&row_ends, width, len);
+        self.row_ends = row_ends;
+        Some(share)
+    }
+
+    /// Counting sort of the row-ordered pairs into columns (rows stay in order).
+    fn sort_by_column(&mut self, row_ends: &[usize], width: usize, nnz: usize) {
+        // starts[c + 2] holds column c's count: prefix sums make starts[c + 1] its
+        // first slot, advanced while filling, after which it is column c's end.
+        for c in 2..width + 2 {
+            self.starts[c] += self.starts[c - 1];
+        }
+        self.row_of.resize(nnz, 0);
+        self.vals.resize(nnz, 0.0);
+        let mut begin = 0;
+        for (r, &end) in row_ends.iter().enumerate() {
+            for &(c, v) in &self.by_row[begin..end] {
+                let slot = &mut self.starts[c as usize + 1];
+                self.row_of[*slot] = r as u32;
+                self.vals[*slot] = v;
+                *slot += 1;
+            }
+            begin = end;
+        }
+        self.starts.truncate(width + 1);
+    }
+
+    /// Number of rows of the batch.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn column(&self, c: usize) -> (&[u32], &[f32]) {
+        let (s, e) = (self.starts[c], self.starts[c + 1]);
+        (&self.row_of[s..e], &self.vals[s..e])
+    }
+
+    /// Number of input columns.
+    fn width(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// y = x W + b, with W input-major [in, out] (fast where [`available`]).
+    pub fn forward(&self, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: `available` found AVX2 and FMA, all `fma_forward` needs.
+            return unsafe { fma_forward(self, w, b, out, y) };
+        }
+        forward_portable(self, w, b, out, y)
+    }
+
+    /// dW = x^T dy (input-major [in, out], overwritten) and db = column sums of dy
+    /// (fast where [`available`]).
+    pub fn weight_grad(&self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: `available` found AVX2 and FMA, all `fma_weight_grad` needs.
+            return unsafe { fma_weight_grad(self, dy, out, dw, db) };
+        }
+        weight_grad_portable(self, dy, out, dw, db)
+    }
+}
+
+/// The non-zero (column, value) pairs of each row of `x` into `pairs`, in order,
+/// counting each column's in `counts` and each row's end in `row_ends`; returns how
+/// many there are.
+fn scan(
+    x: &[f32],
+    width: usize,
+    pairs: &mut [(u32, f32)],
+    counts: &mut [usize],
+    row_ends: &mut Vec<usize>,
+) -> usize {
+    crate::avx2_or_portable!((x: &[f32], width: usize, pairs: &mut [(u32, f32)], counts: &mut [usize], row_ends: &mut Vec<usize>) -> usize {
+        let mut len = 0;
+        for row in x.chunks_exact(width) {
+            for (i, chunk) in row.chunks(32).enumerate() {
+                // One bit per non-zero value; most of an MNIST row is skipped 32 at a time.
+                let mut bits = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |m, (k, &v)| m | (u32::from(v != 0.0) << k));
+                while bits != 0 {
+                    let k = bits.trailing_zeros() as usize;
+                    let c = i * 32 + k;
+                    pairs[len] = (c as u32, chunk[k]);
+                    counts[c] += 1;
+                    len += 1;
+                    bits &= bits - 1;
+                }
+            }
+            row_ends.push(len);
+        }
+        len
+    })
+}
+
+/// Read one byte of every cache line of the picked rows, all loads independent, so
+/// the memory system fetches the batch's (randomly placed) images in parallel instead
+/// of one row at a time as the scan reaches it.
+fn touch_rows(images: &[u8], pick: &[u32], width: usize) {
+    let mut sink = 0u8;
+    for &i in pick {
+        let row = &images[i as usize * width..(i as usize + 1) * width];
+        for line in row.chunks(64) {
+            sink ^= line[0];
+        }
+    }
+    std::hint::black_box(sink);
+}
+
+/// How many values of `x` are not 0.
+fn count_nonzero_f32(x: &[f32]) -> usize {
+    crate::avx2_or_portable!((x: &[f32]) -> usize {
+        x.iter().map(|&v| u32::from(v != 0.0)).sum::<u32>() as usize
+    })
+}
+
+/// How many bytes of `row` are not 0.
+fn count_nonzero(row: &[u8]) -> usize {
+    crate::avx2_or_portable!((row: &[u8]) -> usize {
+        row.iter().map(|&b| usize::from(b != 0)).sum()
+    })
+}
+
+/// One row of bytes: append its non-zero (column, value) pairs to `pairs` from `len`
+/// on, counting each column's in `counts`; returns the new length.
+fn scan_bytes(
+    row: &[u8],
+    len: usize,
+    pairs: &mut [(u32, f32)],
+    counts: &mut [usize],
+    values: &[f32; 256],
+) -> usize {
+    let mut len = len;
+    let mut words = row.chunks_exact(8);
+    for (i, chunk) in words.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        len = scan_word(word, i * 8, len, pairs, counts, values);
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        len = scan_word(word, row.len() - tail.len(), len, pairs, counts, values);
+    }
+    len
+}
+
+/// Eight bytes starting at column `first`: their non-zero pairs, as [`scan_bytes`].
+#[inline(always)]
+fn scan_word(
+    word: [u8; 8],
+    first: usize,
+    mut len: usize,
+    pairs: &mut [(u32, f32)],
+    counts: &mut [usize],
+    values: &[f32; 256],
+) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let w = u64::from_le_bytes(word);
+    // The top bit of each non-zero byte (no carries cross bytes: 0x7f + 0x7f < 0x100).
+    let mut bits = (((w & LOW7) + LOW7) | w) & HIGH;
+    while bits != 0 {
+        let k = bits.trailing_zeros() as usize / 8;
+        let c = first + k;
+        pairs[len] = (c as u32, values[word[k] as usize]);
+        counts[c] += 1;
+        len += 1;
+        bits &= bits - 1;
+    }
+    len
+}
+
+/// Whether the sparse kernels can run at full speed: they multiply-add with one
+/// rounding (FMA), as the dense matrix product does, so that skipping the zeros leaves
+/// the weight gradient bit for bit what the dense product's running sum gives.
+/// Without FMA the dense path runs.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_forward(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    forward_portable(x, w, b, out, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_weight_grad(
+    x: &SparseColumns,
+    dy: &[f32],
+    out: usize,
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    weight_grad_portable(x, dy, out, dw, db)
+}
+
+/// Column by column, a block of the weight row held in registers, added into every
+/// row where the column is non-zero; then the bias (as the dense path adds it).
+#[inline(always)]
+fn forward_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    let y = &mut y[..x.rows * out];
+    y.fill(0.0);
+    for start in (0..out).step_by(BLOCK) {
+        let len = BLOCK.min(out - start);
+        for c in 0..x.width() {
+            let (rows, vals) = x.column(c);
+            if rows.is_empty() {
+                continue;
+            }
+            let wr = &w[c * out + start..][..len];
+            if len == BLOCK {
+                let mut wb = [0.0f32; BLOCK];
+                wb.copy_from_slice(wr);
+                for (&r, &v) in rows.iter().zip(vals) {
+                    let yr = &mut y[r as usize * out + start..][..BLOCK];
+                    for k in 0..BLOCK {
+                        yr[k] = v.mul_add(wb[k], yr[k]);
+                    }
+                }
+            } else {
+                for (&r, &v) in rows.iter().zip(vals) {
+                    let yr = &mut y[r as usize * out + start..][..len];
+                    for (o, &wv) in yr.iter_mut().zip(wr) {
+                        *o = v.mul_add(wv, *o);
+                    }
+                }
+            }
+        }
+    }
+    for row in y.chunks_exact_mut(out) {
+        for (o, &bias) in row.iter_mut().zip(b) {
+            *o += bias;
+        }
+    }
+}
+
+/// Column by column, a block of its weight-gradient row summed in registers over the
+/// rows where the column is non-zero (in row order), then stored once.
+#[inline(always)]
+fn weight_grad_portable(x: &SparseColumns, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
+    db.fill(0.0);
+    for g in dy[..x.rows * out].chunks_exact(out) {
+        for (d, &v) in db.iter_mut().zip(g) {
+            *d += v;
+        }
+    }
+    for c in 0..x.width() {
+        let (rows, vals) = x.column(c);
+        let row = &mut dw[c * out..][..out];
+        for start in (0..out).step_by(BLOCK) {
+            let len = BLOCK.min(out - start);
+            if len == BLOCK {
+                let mut acc = [0.0f32; BLOCK];
+                for (&r, &v) in rows.iter().zip(vals) {
+                    let g = &dy[r as usize * out + start..][..BLOCK];
+                    for k in 0..BLOCK {
+                        acc[k] = v.mul_add(g[k], acc[k]);
+                    }
+                }
+                row[start..start + BLOCK].copy_from_slice(&acc);
+            } else {
+                let acc = &mut row[start..start + len];
+                acc.fill(0.0);
+                for (&r, &v) in rows.iter().zip(vals) {
+                    let g = &dy[r as usize * out + start..][..len];
+                    for (a, &gv) in acc.iter_mut().zip(g) {
+                        *a = v.mul_add(gv, *a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dense reference: y[r][o] = b[o] + sum_i x[r][i] w[i][o].
+    fn dense(x: &[f32], w: &[f32], b: &[f32], n: usize, inp: usize, out: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; n * out];
+        for r in 0..n {
+            for o in 0..out {
+                let mut s = b[o] as f64;
+                for i in 0..inp {
+                    s += x[r * inp + i] as f64 * w[i * out + o] as f64;
+                }
+                y[r * out + o] = s as f32;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn sparse_kernels_equal_dense_arithmetic() {
+        // 70 outputs: one full block of 64 and a remainder of 6.
+        let (n, inp, out) = (5, 30, 70);
+        let x: Vec<f32> = (0..n * inp)
+            .map(|i| {
+                if i % 4 == 0 {
+                    (i % 7) as f32 * 0.25
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let w: Vec<f32> = (0..inp * out)
+            .map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..out).map(|i| i as f32 * 0.1).collect();
+        let mut rows = SparseColumns::default();
+        let density = rows.build(&x, n, inp, 1.0).unwrap_or_default();
+        assert_eq!(SparseColumns::default().build(&x, n, inp, 0.2), None);
+        // Every 4th value, except where i % 7 == 0 too: 32 of 150.
+        assert_eq!(density, 32.0 / 150.0);
+        let mut y = vec![9.0; n * out];
+        rows.forward(&w, &b, out, &mut y);
+        for (a, e) in y.iter().zip(dense(&x, &w, &b, n, inp, out)) {
+            assert!((a - e).abs() < 1e-5, "{a} vs {e}");
+        }
+        // The same batch given as bytes through a table builds the same columns.
+        let bytes: Vec<u8> = x.iter().map(|&v| (v * 4.0) as u8).collect();
+        let table: [f32; 256] = std::array::from_fn(|b| b as f32 * 0.25);
+        let mut from_bytes = SparseColumns::default();
+        let order: Vec<u32> = (0..n as u32).collect();
+        assert_eq!(
+            from_bytes.build_from_bytes(&bytes, &order, inp, &table, 0.2),
+            None
+        );
+        let built = from_bytes.build_from_bytes(&bytes, &order, inp, &table, 0.3);
+        assert_eq!(built, Some(density));
+        let mut y2 = vec![7.0; n * out];
+        from_bytes.forward(&w, &b, out, &mut y2);
+        assert_eq!(y, y2);
+        let dy: Vec<f32> = (0..n * out).map(|i| (i % 9) as f32 - 4.0).collect();
+        let (mut dw, mut db) = (vec![9.0; inp * out], vec![9.0; out]);
+        rows.weight_grad(&dy, out, &mut dw, &mut db);
+        for i in 0..inp {
+            for o in 0..out {
+                let want: f32 = (0..n).map(|r| x[r * inp + i] * dy[r * out + o]).sum();
+                assert!((dw[i * out + o] - want).abs() < 1e-4, "dw[{i}][{o}]");
+            }
+        }
+        for o in 0..out {
+            let want: f32 = (0..n).map(|r| dy[r * out + o]).sum();
+            assert_eq!(db[o], want);
+        }
+    }
+}
