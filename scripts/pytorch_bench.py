@@ -9,6 +9,9 @@ images. With --actlab-json (the file `actlab bench --json` writes) it prints the
 
     python3 scripts/pytorch_bench.py --data-dir data/mnist --epochs 3 \
         --actlab-json bench.json
+
+With --threads 2 it times PyTorch on two threads; compare it with
+`actlab bench --threads 2 --json bench2.json`.
 """
 import argparse
 import gzip
@@ -91,7 +94,11 @@ def main():
         with open(a.actlab_json) as f:
             ours = json.load(f)
         relu = next(r for r in ours["activations"] if r["activation"] == "relu")
-        print(f"actlab: {relu['epoch_seconds']:.3f} s/epoch, eval {ours['eval_seconds']:.3f}s")
+        if ours.get("threads", 1) != a.threads:
+            print(f"warning: {a.actlab_json} was measured with {ours.get('threads')} thread(s), "
+                  f"PyTorch here with {a.threads}: run `actlab bench --threads {a.threads} --json ...`")
+        print(f"actlab ({ours.get('threads', 1)} thread(s)): {relu['epoch_seconds']:.3f} s/epoch, "
+              f"eval {ours['eval_seconds']:.3f}s")
         print(f"ratio (pytorch / actlab): training {best / relu['epoch_seconds']:.2f}x, "
               f"evaluation {eval_s / ours['eval_seconds']:.2f}x")
 

@@ -53,8 +53,9 @@ impl std::fmt::Display for Divergence {
     }
 }
 
-/// Per-step callbacks, for progress bars.
-pub trait Progress {
+/// Per-step callbacks, for progress bars (Send: with `--threads` > 1 the steps run
+/// on the run's own threads).
+pub trait Progress: Send {
     /// An epoch with `steps` steps begins.
     fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
     /// `done` steps of the current epoch are finished.
@@ -91,6 +92,11 @@ pub struct Trainer<'a> {
     pub recorder: Option<Recorder>,
     split: &'a Split,
     workers: Vec<Worker>,
+    /// Each worker's (loss sum, correct count) of the current step.
+    results: Vec<(f64, usize)>,
+    /// Threads that stay alive across steps for `threads` > 1 (rayon's pool: a job
+    /// hand-off, no spawn or allocation per step); None runs the workers in turn.
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     order: Vec<u32>,
     x: Vec<f32>,
     y: Vec<u8>,
@@ -118,8 +124,18 @@ impl<'a> Trainer<'a> {
             })
             .collect();
         let recorder = cfg.diagnostics.then(|| Recorder::new(&model, &split.train));
+        // Without a pool (one thread, or none could start) the workers run in turn and
+        // give the same numbers.
+        let pool = if threads > 1 {
+            let built = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+            built.ok().map(std::sync::Arc::new)
+        } else {
+            None
+        };
         Trainer {
             recorder,
+            results: vec![(0.0, 0); threads],
+            pool,
             order: (0..split.train.len() as u32).collect(),
             x: vec![0.0; b * PIXELS],
             y: vec![0; b],
@@ -147,72 +163,65 @@ impl<'a> Trainer<'a> {
         self.split.train.len().div_ceil(self.cfg.batch_size)
     }
 
-    /// Gradients of the batch-mean loss for the `n` rows in `self.x`, split across workers.
-    /// Returns (loss sum, correct count) over the rows, from the training-mode outputs.
-    fn batch_gradients(&mut self, n: usize) -> (f64, usize) {
+    /// Gradients of the batch-mean loss for the `n` rows `lo..lo + n` of the epoch's
+    /// order, split across workers (on the pool's threads when there is one). Each
+    /// worker gathers its own rows: as sparse columns straight from the image bytes
+    /// when its first layer runs sparse, else as dense rows. Returns (loss sum,
+    /// correct count) over the rows, from the training-mode outputs.
+    fn batch_gradients(&mut self, lo: usize, n: usize) -> (f64, usize) {
         let dropout = self.cfg.dropout > 0.0;
         let rows = n.div_ceil(self.workers.len());
         if dropout {
             self.sample_masks(n, rows);
         }
-        let model = &self.model;
-        let loss = self.cfg.loss;
-        let run = |w: &mut Worker, x: &[f32], y: &[u8]| -> (f64, usize) {
-            let m = y.len();
+        let (model, loss, data) = (&self.model, self.cfg.loss, &self.split.train);
+        let idx = &self.order[lo..lo + n];
+        let run = |k: usize, w: &mut Worker, x: &mut [f32], y: &mut [u8]| -> (f64, usize) {
+            let pick = &idx[(k * rows).min(n)..((k + 1) * rows).min(n)];
+            let m = pick.len();
             if m == 0 {
                 w.grads.fill(0.0);
                 return (0.0, 0);
+            }
+            let (x, y) = (&mut x[..m * PIXELS], &mut y[..m]);
+            if w.ws
+                .prepare_sparse(&data.images, pick, PIXELS, &batch::PIXEL_VALUES)
+            {
+                batch::labels(data, pick, y);
+            } else {
+                batch::gather(data, pick, x, y);
             }
             model.forward(&mut w.ws, x, m, dropout);
             let (l, correct) = score(&w.ws.y[..m * model.arch.classes()], y, loss);
             model.backward(&mut w.ws, x, y, m, n, loss, dropout, &mut w.grads);
             (l, correct)
         };
-        let (x, y) = (&self.x[..n * PIXELS], &self.y[..n]);
-        let results: Vec<(f64, usize)> = if self.workers.len() == 1 {
-            vec![run(&mut self.workers[0], x, y)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .workers
-                    .iter_mut()
+        let (workers, results) = (&mut self.workers, &mut self.results);
+        let (x, y) = (&mut self.x, &mut self.y);
+        match &self.pool {
+            None => workers
+                .iter_mut()
+                .zip(x.chunks_mut(rows * PIXELS))
+                .zip(y.chunks_mut(rows))
+                .zip(results.iter_mut())
+                .enumerate()
+                .for_each(|(k, (((w, x), y), r))| *r = run(k, w, x, y)),
+            Some(pool) => pool.install(|| {
+                use rayon::prelude::*;
+                workers
+                    .par_iter_mut()
+                    .zip(x.par_chunks_mut(rows * PIXELS))
+                    .zip(y.par_chunks_mut(rows))
+                    .zip(results.par_iter_mut())
                     .enumerate()
-                    .map(|(k, w)| {
-                        let (lo, hi) = ((k * rows).min(n), ((k + 1) * rows).min(n));
-                        let (xs, ys) = (&x[lo * PIXELS..hi * PIXELS], &y[lo..hi]);
-                        s.spawn(move || run(w, xs, ys))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    // A worker's panic is a bug, not a diverged run: pass it on.
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
-        self.sum_worker_grads();
-        results
-            .into_iter()
-            .fold((0.0, 0), |(l, c), (l2, c2)| (l + l2, c + c2))
-    }
-
-    /// Give each worker its rows of the batch `lo..lo + n` (of the epoch's order) as
-    /// sparse input where its first layer will run sparse; true if every worker with
-    /// rows took it, so no dense batch is needed.
-    fn prepare_sparse(&mut self, lo: usize, n: usize) -> bool {
-        let rows = n.div_ceil(self.workers.len());
-        let idx = &self.order[lo..lo + n];
-        let mut all = true;
-        for (k, w) in self.workers.iter_mut().enumerate() {
-            let (a, b) = ((k * rows).min(n), ((k + 1) * rows).min(n));
-            if a < b {
-                let pick = &idx[a..b];
-                let images = &self.split.train.images;
-                all &=
-                    w.ws.prepare_sparse(images, pick, PIXELS, &batch::PIXEL_VALUES);
-            }
+                    .for_each(|(k, (((w, x), y), r))| *r = run(k, w, x, y))
+            }),
         }
-        all
+        self.sum_worker_grads();
+        // In worker order, whatever thread finished first.
+        self.results
+            .iter()
+            .fold((0.0, 0), |(l, c), &(l2, c2)| (l + l2, c + c2))
     }
 
     /// Draw each worker's dropout masks for its `rows` of the `n` rows, in worker
@@ -225,14 +234,59 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// Sum worker gradients into worker 0 in a fixed order.
+    /// Sum worker gradients into worker 0 in worker order (by ranges of parameters on
+    /// the pool's threads, when there is one: each element is summed the same way).
     fn sum_worker_grads(&mut self) {
         let (first, rest) = self.workers.split_at_mut(1);
-        for w in rest {
-            for (a, &b) in first[0].grads.iter_mut().zip(&w.grads) {
-                *a += b;
+        let rest = &*rest;
+        let add = |i: usize, chunk: &mut [f32], len: usize| {
+            for w in rest {
+                for (a, &b) in chunk.iter_mut().zip(&w.grads[i * len..]) {
+                    *a += b;
+                }
             }
+        };
+        let grads = &mut first[0].grads;
+        let len = grads.len().div_ceil(rest.len() + 1).max(1);
+        match &self.pool {
+            None => grads
+                .chunks_mut(len)
+                .enumerate()
+                .for_each(|(i, c)| add(i, c, len)),
+            Some(pool) => pool.install(|| {
+                use rayon::prelude::*;
+                grads
+                    .par_chunks_mut(len)
+                    .enumerate()
+                    .for_each(|(i, c)| add(i, c, len))
+            }),
         }
+    }
+
+    /// The optimiser's step on the summed gradients (by ranges on the pool's threads
+    /// when there is one: element by element the same arithmetic).
+    fn optimizer_step(&mut self) {
+        let grads = &self.workers[0].grads;
+        let Some(pool) = &self.pool else {
+            return self.opt.step(&mut self.model.params, grads);
+        };
+        let s = self.opt.begin_step();
+        let len = grads.len().div_ceil(self.workers.len()).max(1);
+        let (params, m, v) = (&mut self.model.params, &mut self.opt.m, &mut self.opt.v);
+        pool.install(|| {
+            use rayon::prelude::*;
+            let ranges = params
+                .par_chunks_mut(len)
+                .zip(grads.par_chunks(len))
+                .zip(m.par_chunks_mut(len));
+            if v.is_empty() {
+                ranges.for_each(|((p, g), m)| s.apply(p, g, m, &mut []));
+            } else {
+                ranges
+                    .zip(v.par_chunks_mut(len))
+                    .for_each(|(((p, g), m), v)| s.apply(p, g, m, v));
+            }
+        });
     }
 
     /// A new random order of the training images (Fisher-Yates from the run's RNG,
@@ -253,19 +307,7 @@ impl<'a> Trainer<'a> {
         let b = self.cfg.batch_size;
         let lo = step * b;
         let n = b.min(self.split.train.len() - lo);
-        let sparse = self.prepare_sparse(lo, n);
-        let idx = &self.order[lo..lo + n];
-        if sparse {
-            batch::labels(&self.split.train, idx, &mut self.y[..n]);
-        } else {
-            batch::gather(
-                &self.split.train,
-                idx,
-                &mut self.x[..n * PIXELS],
-                &mut self.y[..n],
-            );
-        }
-        let (l, c) = self.batch_gradients(n);
+        let (l, c) = self.batch_gradients(lo, n);
         if !l.is_finite() {
             return Err(Divergence {
                 epoch,
@@ -277,25 +319,19 @@ impl<'a> Trainer<'a> {
         if let Some(r) = &mut self.recorder {
             r.after_step(&self.model, &self.workers[0].grads, global_step);
         }
-        self.opt
-            .step(&mut self.model.params, &self.workers[0].grads);
+        self.optimizer_step();
         Ok((l, c))
     }
 
-    /// Train one epoch and validate; `None` if the run diverged (see `self.diverged`)
-    /// or `stop` was raised (the epoch is then not counted).
-    pub fn run_epoch(
+    /// The steps of one epoch: (loss sum, correct count), or None if it diverged (see
+    /// `self.diverged`) or `stop` was raised.
+    fn steps(
         &mut self,
+        epoch: usize,
+        steps: usize,
         progress: &mut dyn Progress,
         stop: &AtomicBool,
-    ) -> Option<EpochStats> {
-        let epoch = self.history.len() + 1;
-        let steps = self.steps_per_epoch();
-        if self.cfg.shuffle {
-            self.shuffle();
-        }
-        progress.epoch_start(epoch, steps);
-        let t0 = Instant::now();
+    ) -> Option<(f64, usize)> {
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for step in 0..steps {
             if stop.load(Ordering::Relaxed) {
@@ -313,6 +349,28 @@ impl<'a> Trainer<'a> {
             }
             progress.step(step + 1);
         }
+        Some((loss_sum, correct))
+    }
+
+    /// Train one epoch and validate; `None` if the run diverged (see `self.diverged`)
+    /// or `stop` was raised (the epoch is then not counted).
+    pub fn run_epoch(
+        &mut self,
+        progress: &mut dyn Progress,
+        stop: &AtomicBool,
+    ) -> Option<EpochStats> {
+        let epoch = self.history.len() + 1;
+        let steps = self.steps_per_epoch();
+        if self.cfg.shuffle {
+            self.shuffle();
+        }
+        progress.epoch_start(epoch, steps);
+        let t0 = Instant::now();
+        // The whole epoch on the pool, so each step's hand-offs stay among its threads.
+        let (loss_sum, correct) = match self.pool.clone() {
+            Some(pool) => pool.install(|| self.steps(epoch, steps, progress, stop))?,
+            None => self.steps(epoch, steps, progress, stop)?,
+        };
         let seconds = t0.elapsed().as_secs_f64();
         if let Some(r) = &mut self.recorder {
             r.end_epoch(&self.model, epoch);
@@ -557,7 +615,7 @@ mod tests {
         let n = tr.cfg.batch_size;
         let idx: Vec<u32> = (0..n as u32).collect();
         batch::gather(&s.train, &idx, &mut tr.x[..n * PIXELS], &mut tr.y[..n]);
-        let (l, c) = tr.batch_gradients(n);
+        let (l, c) = tr.batch_gradients(0, n);
         (tr.workers[0].grads.clone(), l, c)
     }
 
@@ -604,7 +662,7 @@ mod tests {
         tr.workers[1].ws = Workspace::new(&tr.model.arch, 1, false);
         let idx: Vec<u32> = (0..64).collect();
         batch::gather(&s.train, &idx, &mut tr.x[..64 * PIXELS], &mut tr.y[..64]);
-        let (l, _) = tr.batch_gradients(64);
+        let (l, _) = tr.batch_gradients(0, 64);
         eprintln!("returned a loss of {l} instead of panicking");
     }
 }

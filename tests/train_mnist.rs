@@ -119,3 +119,19 @@ fn two_threads_learn_what_one_thread_learns() {
         "1 epoch: {one} with one thread, {two} with two"
     );
 }
+
+/// Two threads on their persistent pool, run twice (with dropout, whose masks are
+/// drawn before the threads start): the same parameters, bit for bit.
+#[test]
+fn two_thread_runs_are_bit_identical() {
+    let split = common::mnist_slice(3000, 100);
+    let cfg = TrainConfig {
+        epochs: 1,
+        threads: 2,
+        dropout: 0.2,
+        diagnostics: false,
+        ..Default::default()
+    };
+    let (a, b) = (go(&cfg, &split).1, go(&cfg, &split).1);
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+}

@@ -116,16 +116,55 @@ impl Optimizer {
 
     #[inline(always)]
     fn step_portable(&mut self, params: &mut [f32], grads: &[f32]) {
+        let s = self.begin_step();
+        s.apply_portable(params, grads, &mut self.m, &mut self.v);
+    }
+
+    /// Count a step and compute its scalars; then [`StepScalars::apply`] updates the
+    /// parameters, in one call or range by range (e.g. one range per thread: every
+    /// element gets exactly the arithmetic of [`Optimizer::step`]).
+    pub fn begin_step(&mut self) -> StepScalars {
         self.t += 1;
+        let c = self.cfg;
+        let (b1, b2) = c.betas;
+        // Scalars in f64 as PyTorch computes them in Python, then used as f32.
+        let bc1 = 1.0 - (b1 as f64).powi(self.t as i32);
+        let bc2_sqrt = ((1.0 - (b2 as f64).powi(self.t as i32)).sqrt()) as f32;
+        StepScalars {
+            cfg: c,
+            first: self.t == 1,
+            step: (c.lr as f64 / bc1) as f32,
+            bc2_sqrt,
+        }
+    }
+}
+
+/// One step's scalars, shared by every range of parameters it updates.
+#[derive(Debug, Clone, Copy)]
+pub struct StepScalars {
+    cfg: OptimConfig,
+    first: bool,
+    step: f32,
+    bc2_sqrt: f32,
+}
+
+impl StepScalars {
+    /// Update a range of parameters with their gradients and moments (`v` empty for SGD).
+    pub fn apply(&self, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let s = self;
+        crate::avx2_or_portable!((s: &StepScalars, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+            s.apply_portable(params, grads, m, v)
+        })
+    }
+
+    #[inline(always)]
+    fn apply_portable(&self, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
         let c = self.cfg;
         let wd = c.weight_decay;
         match c.kind {
             OptimKind::Adam | OptimKind::AdamW => {
                 let (b1, b2) = c.betas;
-                // Scalars in f64 as PyTorch computes them in Python, then used as f32.
-                let bc1 = 1.0 - (b1 as f64).powi(self.t as i32);
-                let bc2_sqrt = ((1.0 - (b2 as f64).powi(self.t as i32)).sqrt()) as f32;
-                let step = (c.lr as f64 / bc1) as f32;
+                let (step, bc2_sqrt) = (self.step, self.bc2_sqrt);
                 // Adam adds the L2 term to the gradient; AdamW shrinks the weight first.
                 let (wd, shrink) = match c.kind {
                     OptimKind::AdamW => (0.0, 1.0 - c.lr * c.weight_decay),
@@ -134,8 +173,8 @@ impl Optimizer {
                 for (((p, &g), m), v) in params
                     .iter_mut()
                     .zip(grads)
-                    .zip(self.m.iter_mut())
-                    .zip(self.v.iter_mut())
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
                 {
                     *p *= shrink;
                     let g = g + wd * *p;
@@ -146,11 +185,10 @@ impl Optimizer {
                 }
             }
             OptimKind::Sgd => {
-                let first = self.t == 1;
-                for ((p, &g), buf) in params.iter_mut().zip(grads).zip(self.m.iter_mut()) {
+                for ((p, &g), buf) in params.iter_mut().zip(grads).zip(m.iter_mut()) {
                     let g = g + wd * *p;
                     let d = if c.momentum != 0.0 {
-                        *buf = if first { g } else { c.momentum * *buf + g };
+                        *buf = if self.first { g } else { c.momentum * *buf + g };
                         if c.nesterov {
                             g + c.momentum * *buf
                         } else {
