@@ -114,7 +114,11 @@ fn jobs_do_not_change_results_and_shards_merge_to_the_same_summary() {
     a1.extend(SMALL);
     a1.extend(["--jobs", "1"]);
     let text = run_ok(&a1, &one.0);
-    assert!(text.contains("val acc vs best [95% CI]"), "{text}");
+    assert!(text.contains("val acc vs best [CI, 95% jointly]"), "{text}");
+    assert!(
+        text.contains("all 2 comparisons with the best hold together at 95%"),
+        "{text}"
+    );
     let mut a2: Vec<&str> = base.to_vec();
     a2.extend(SMALL);
     a2.extend(["--jobs", "2"]);

@@ -41,41 +41,40 @@ impl Summary {
     }
 }
 
-/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
-pub fn t975(df: f64) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    if df < 1.0 {
+/// The `p` quantile of Student's t with `df` (possibly fractional, Welch) degrees of
+/// freedom; infinite below one degree of freedom.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    if df.is_nan() || df < 1.0 {
         return f64::INFINITY;
     }
-    let lo = df.floor() as usize;
-    if lo >= 30 {
-        // Cornish-Fisher expansion around the normal quantile.
-        let z: f64 = 1.959_964;
-        return z
-            + (z.powi(3) + z) / (4.0 * df)
-            + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * df * df);
-    }
-    // Interpolate for fractional (Welch) degrees of freedom.
-    let a = TABLE[lo - 1];
-    let b = if lo < 30 { TABLE[lo.min(29)] } else { a };
-    a + (b - a) * (df - lo as f64)
+    StudentsT::new(0.0, 1.0, df).map_or(f64::INFINITY, |t| t.inverse_cdf(p))
 }
 
-/// A difference a - b with its 95% confidence interval.
+/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
+pub fn t975(df: f64) -> f64 {
+    t_quantile(0.975, df)
+}
+
+/// A difference a - b with its confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Difference {
     /// Mean difference.
     pub diff: f64,
-    /// Lower end of the 95% interval (-inf when it cannot be computed).
+    /// Lower end of the interval (-inf when it cannot be computed).
     pub lo: f64,
     /// Upper end.
     pub hi: f64,
     /// True when the interval was computed from per-seed pairs.
     pub paired: bool,
+    /// The interval's own confidence level (above 0.95 when adjusted for several
+    /// comparisons).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+}
+
+fn default_confidence() -> f64 {
+    0.95
 }
 
 impl Difference {
@@ -88,27 +87,35 @@ impl Difference {
 /// Difference of means of `a` and `b` with a 95% CI. `pairs` holds (a, b) values of
 /// matching seeds; when every value has a partner the paired interval is used.
 pub fn difference(a: &[f64], b: &[f64], pairs: &[(f64, f64)]) -> Option<Difference> {
+    difference_at(a, b, pairs, 0.95)
+}
+
+/// The same with a CI at `confidence` (e.g. 1 - 0.05 / m for one of m comparisons).
+pub fn difference_at(
+    a: &[f64],
+    b: &[f64],
+    pairs: &[(f64, f64)],
+    confidence: f64,
+) -> Option<Difference> {
     let sa = Summary::of(a)?;
     let sb = Summary::of(b)?;
     let diff = sa.mean - sb.mean;
+    let q = 1.0 - (1.0 - confidence) / 2.0;
+    let interval = |mean: f64, half: f64, paired: bool| Difference {
+        diff: mean,
+        lo: mean - half,
+        hi: mean + half,
+        paired,
+        confidence,
+    };
     if pairs.len() == a.len() && pairs.len() == b.len() && pairs.len() >= 2 {
         let d: Vec<f64> = pairs.iter().map(|(x, y)| x - y).collect();
         let s = Summary::of(&d)?;
-        let half = t975((s.n - 1) as f64) * s.std / (s.n as f64).sqrt();
-        return Some(Difference {
-            diff: s.mean,
-            lo: s.mean - half,
-            hi: s.mean + half,
-            paired: true,
-        });
+        let half = t_quantile(q, (s.n - 1) as f64) * s.std / (s.n as f64).sqrt();
+        return Some(interval(s.mean, half, true));
     }
     if sa.n < 2 || sb.n < 2 {
-        return Some(Difference {
-            diff,
-            lo: f64::NEG_INFINITY,
-            hi: f64::INFINITY,
-            paired: false,
-        });
+        return Some(interval(diff, f64::INFINITY, false));
     }
     let (va, vb) = (sa.std.powi(2) / sa.n as f64, sb.std.powi(2) / sb.n as f64);
     let se = (va + vb).sqrt();
@@ -117,13 +124,7 @@ pub fn difference(a: &[f64], b: &[f64], pairs: &[(f64, f64)]) -> Option<Differen
     } else {
         (sa.n + sb.n - 2) as f64
     };
-    let half = t975(df) * se;
-    Some(Difference {
-        diff,
-        lo: diff - half,
-        hi: diff + half,
-        paired: false,
-    })
+    Some(interval(diff, t_quantile(q, df) * se, false))
 }
 
 #[cfg(test)]
@@ -143,9 +144,11 @@ mod tests {
 
     #[test]
     fn intervals() {
-        assert!((t975(1.0) - 12.706).abs() < 1e-9);
-        assert!((t975(2.5) - (4.303 + 3.182) / 2.0).abs() < 1e-9);
+        assert!((t975(1.0) - 12.706).abs() < 1e-3);
+        assert!((t975(2.0) - 4.303).abs() < 1e-3);
         assert!((t975(1000.0) - 1.962).abs() < 1e-3);
+        // Bonferroni for 26 comparisons at 3 seeds: the 1 - 0.025/26 quantile, df 2.
+        assert!((t_quantile(1.0 - 0.025 / 26.0, 2.0) - 22.78).abs() < 0.05);
         // Paired: differences 0.02, 0.03, 0.04 -> mean 0.03, sd 0.01, half = 4.303*0.01/sqrt(3) = 0.0248
         let a = [0.98, 0.99, 1.0];
         let b = [0.96, 0.96, 0.96];
@@ -153,7 +156,7 @@ mod tests {
         let d = difference(&a, &b, &pairs).unwrap();
         let half = 4.303 * 0.01 / 3f64.sqrt();
         assert!(d.paired && (d.diff - 0.03).abs() < 1e-9);
-        assert!((d.hi - d.lo - 2.0 * half).abs() < 1e-6);
+        assert!((d.hi - d.lo - 2.0 * half).abs() < 1e-5);
         assert!(d.significant());
         // Unpaired with one seed each: no interval.
         let d = difference(&[0.9], &[0.8], &[]).unwrap();
@@ -161,6 +164,9 @@ mod tests {
         // Welch with equal variances and sizes: df = 2(n-1) = 4.
         let d = difference(&[1.0, 2.0, 3.0], &[0.0, 1.0, 2.0], &[]).unwrap();
         let se = (1.0f64 / 3.0 + 1.0 / 3.0).sqrt();
-        assert!((d.hi - 1.0 - 2.776 * se).abs() < 1e-9);
+        assert!((d.hi - 1.0 - 2.776 * se).abs() < 1e-3);
+        // At a higher confidence the same data give a wider interval.
+        let wide = difference_at(&a, &b, &pairs, 1.0 - 0.05 / 26.0).unwrap();
+        assert!(wide.hi - wide.lo > 5.0 * (2.0 * half) && wide.confidence > 0.99);
     }
 }

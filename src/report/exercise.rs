@@ -214,6 +214,55 @@ mod tests {
         }
     }
 
+    /// A small gap that a lone 95% interval calls real is n.s. once the interval is
+    /// adjusted for comparing four variants with the best.
+    #[test]
+    fn intervals_widen_with_the_number_of_comparisons() {
+        use crate::nn::Activation;
+        let summary = |acts: &[Activation]| {
+            let base = TrainConfig {
+                activation: acts.to_vec(),
+                ..Default::default()
+            };
+            let exp = Experiment::compare(&base, &[], vec![0, 1, 2]).unwrap();
+            let best = [0.970, 0.972, 0.974];
+            let close = [0.9695, 0.9712, 0.9735];
+            let mut recs = Vec::new();
+            for (i, v) in exp.variants.iter().enumerate() {
+                for seed in 0..3 {
+                    let val = match i {
+                        0 => best[seed],
+                        1 => close[seed],
+                        _ => 0.90 + seed as f64 * 0.001,
+                    };
+                    recs.push(record(&v.name, i, seed as u64, 0.99, val));
+                }
+            }
+            summarise(&exp, &recs)
+        };
+        let two = summary(&[Activation::Relu, Activation::Tanh]);
+        let d = two.variants[1].behind_best.unwrap();
+        assert!(d.significant() && d.confidence == 0.95, "{d:?}");
+        let five = summary(&[
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Gelu,
+            Activation::Elu(1.0),
+        ]);
+        let d = five.variants[1].behind_best.unwrap();
+        assert!(
+            !d.significant() && (d.confidence - 0.9875).abs() < 1e-12,
+            "{d:?}"
+        );
+        assert!(five.variants[4].behind_best.unwrap().significant());
+        let text = five.compare_table().to_text();
+        assert!(
+            text.contains("[CI, 95% jointly]") && text.contains("n.s."),
+            "{text}"
+        );
+    }
+
     #[test]
     fn verdicts_report_measured_numbers() {
         let exp = Experiment::exercise(&TrainConfig::default(), 0.2, vec![0, 1]);

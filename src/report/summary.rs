@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::table::{csv_field, Table};
-use crate::experiment::stats::{difference, Difference, Summary};
+use crate::experiment::stats::{difference_at, Difference, Summary};
 use crate::experiment::{Experiment, ReportKind};
 use crate::train::RunRecord;
 
@@ -88,7 +88,8 @@ pub struct VariantSummary {
     pub seconds: Option<Summary>,
     /// Layer sizes (to check the architecture stayed fixed).
     pub sizes: Vec<usize>,
-    /// Validation accuracy of the best variant minus this one, with a 95% CI.
+    /// Validation accuracy of the best variant minus this one, with a CI adjusted for
+    /// the number of comparisons with the best (Bonferroni: all hold together at 95%).
     pub behind_best: Option<Difference>,
 }
 
@@ -140,11 +141,16 @@ fn variant_summary(index: usize, mut rs: Vec<&RunRecord>) -> VariantSummary {
 }
 
 /// Each variant after the first (the best): its validation accuracy against the
-/// best's, paired by seed where both ran it.
+/// best's, paired by seed where both ran it. With m such comparisons each interval is
+/// at confidence 1 - 0.05/m (Bonferroni), so all m hold together with 95% confidence:
+/// ranking many variants on few seeds otherwise finds "significant" gaps by chance.
+/// (Holm's step-down procedure would sharpen the yes/no verdicts but has no simple
+/// intervals to print beside them.)
 fn compare_with_best(variants: &mut [VariantSummary], records: &[RunRecord]) {
     let Some(best) = variants.first().map(|v| v.index) else {
         return;
     };
+    let confidence = 1.0 - 0.05 / variants.len().saturating_sub(1).max(1) as f64;
     let vals = |i: usize| -> BTreeMap<u64, f64> {
         records
             .iter()
@@ -161,7 +167,7 @@ fn compare_with_best(variants: &mut [VariantSummary], records: &[RunRecord]) {
             .collect();
         let bv: Vec<f64> = b.values().copied().collect();
         let ov: Vec<f64> = o.values().copied().collect();
-        v.behind_best = difference(&bv, &ov, &pairs);
+        v.behind_best = difference_at(&bv, &ov, &pairs, confidence);
     }
 }
 
@@ -283,7 +289,11 @@ impl ExperimentSummary {
             "ep→90%",
             "ep→97%",
             "seconds",
-            "val acc vs best [95% CI]",
+            if self.variants.len() > 2 {
+                "val acc vs best [CI, 95% jointly]"
+            } else {
+                "val acc vs best [95% CI]"
+            },
         ]);
         t.align[1] = super::table::Align::Left;
         for (i, v) in self.variants.iter().enumerate() {
@@ -334,7 +344,12 @@ impl ExperimentSummary {
         if self.report == ReportKind::Exercise && self.variants.iter().any(|v| v.seeds.len() > 1) {
             n.push("each cell is the mean over seeds with [min–max]".into());
         } else if self.variants.iter().any(|v| v.seeds.len() > 1) {
-            n.push("± is the standard deviation over seeds; the CI is a 95% t-interval over seeds (paired by seed where both ran the same seeds); n.s. = the interval includes 0".into());
+            let m = self.variants.len().saturating_sub(1);
+            n.push(if m > 1 {
+                format!("± is the standard deviation over seeds; the CIs are t-intervals over seeds (paired by seed where both ran the same seeds), each at {:.2}% so that all {m} comparisons with the best hold together at 95% (Bonferroni); n.s. = the interval includes 0", 100.0 - 5.0 / m as f64)
+            } else {
+                "± is the standard deviation over seeds; the CI is a 95% t-interval over seeds (paired by seed where both ran the same seeds); n.s. = the interval includes 0".into()
+            });
         }
         n
     }
