@@ -80,6 +80,9 @@ pub struct VariantSummary {
     pub train_loss: Option<Summary>,
     /// Overfitting gap: train acc - val acc.
     pub gap: Option<Summary>,
+    /// The gap of each seed that did not diverge, by seed (for paired comparisons).
+    #[serde(default)]
+    pub gap_by_seed: BTreeMap<u64, f64>,
     /// Convergence: epochs to 90% validation accuracy.
     pub epochs_to_90: EpochsTo,
     /// Convergence: epochs to 97% validation accuracy.
@@ -132,6 +135,10 @@ fn variant_summary(index: usize, mut rs: Vec<&RunRecord>) -> VariantSummary {
         val_loss: metric(&ok, |r| r.final_val.map(|m| m.loss)),
         train_loss: metric(&ok, |r| r.final_train.map(|m| m.loss)),
         gap: metric(&ok, |r| Some(r.final_train?.acc - r.final_val?.acc)),
+        gap_by_seed: ok
+            .iter()
+            .filter_map(|r| Some((r.config.seed, r.final_train?.acc - r.final_val?.acc)))
+            .collect(),
         epochs_to_90: EpochsTo::of(&rs, 0.90),
         epochs_to_97: EpochsTo::of(&rs, 0.97),
         seconds: metric(&rs, |r| Some(r.train_seconds)),
