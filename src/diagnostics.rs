@@ -26,8 +26,9 @@ pub const SATURATION: f32 = 0.19;
 pub struct EpochDiag {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean over the epoch's samples of each layer's weight-gradient norm.
-    pub grad_norm: Vec<f64>,
+    /// Mean over the epoch's samples of each layer's weight-gradient norm; None for an
+    /// epoch too short to hold a sample (not measured is not 0).
+    pub grad_norm: Vec<Option<f64>>,
     /// Mean of each layer's pre-activations on the held sample.
     pub pre_mean: Vec<f64>,
     /// Standard deviation of the pre-activations.
@@ -140,7 +141,7 @@ pub fn layer_stats(
     ws: &Workspace,
     n: usize,
     epoch: usize,
-    grad_norm: Vec<f64>,
+    grad_norm: Vec<Option<f64>>,
 ) -> EpochDiag {
     let layers = model.arch.layers();
     let mut d = EpochDiag {
@@ -231,13 +232,10 @@ impl Recorder {
         let samples =
             &self.diag.grad_norms[self.epoch_first_sample.min(self.diag.grad_norms.len())..];
         let layers = model.arch.layers();
-        let grad_norm: Vec<f64> = (0..layers)
+        let grad_norm: Vec<Option<f64>> = (0..layers)
             .map(|l| {
-                if samples.is_empty() {
-                    0.0
-                } else {
-                    samples.iter().map(|s| s[l]).sum::<f64>() / samples.len() as f64
-                }
+                (!samples.is_empty())
+                    .then(|| samples.iter().map(|s| s[l]).sum::<f64>() / samples.len() as f64)
             })
             .collect();
         self.epoch_first_sample = self.diag.grad_norms.len();
@@ -367,7 +365,13 @@ mod tests {
         }
         assert_eq!(r.diag.grad_steps, vec![10, 20]);
         r.end_epoch(&m, 1);
-        assert_eq!(r.diag.epochs[0].grad_norm[0], 5.0);
-        assert_eq!(r.diag.epochs[0].grad_norm[1], 0.0);
+        assert_eq!(r.diag.epochs[0].grad_norm[0], Some(5.0));
+        assert_eq!(r.diag.epochs[0].grad_norm[1], Some(0.0));
+        // An epoch with no sampled step measured nothing: None, not 0.
+        for step in 26..=29 {
+            r.after_step(&m, &g, step);
+        }
+        r.end_epoch(&m, 2);
+        assert_eq!(r.diag.epochs[1].grad_norm, vec![None; m.arch.layers()]);
     }
 }

@@ -332,11 +332,15 @@ fn category_label(v: f64, labels: &[String]) -> String {
     }
 }
 
+/// Bar groups: per group (variant) a name and its bars (label, share or None when not
+/// measured).
+pub type BarGroups = [(String, Vec<(String, Option<f64>)>)];
+
 /// Grouped bars: for each group (variant), one bar per series (layer).
 fn draw_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
-    groups: &[(String, Vec<(String, f64)>)],
+    groups: &BarGroups,
     y_label: &str,
 ) -> Result<()>
 where
@@ -371,14 +375,26 @@ where
             .unwrap_or_default();
         chart
             .draw_series(groups.iter().enumerate().filter_map(|(i, g)| {
-                g.1.get(s).map(|&(_, v)| {
-                    let x0 = i as f64 + 0.1 + s as f64 * width;
-                    Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], c.filled())
-                })
+                let v = g.1.get(s)?.1?;
+                let x0 = i as f64 + 0.1 + s as f64 * width;
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + width * 0.9, v)],
+                    c.filled(),
+                ))
             }))?
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
     }
+    // Quantities not measured for a variant's activation: "n/a" where the bar would be.
+    chart.draw_series(groups.iter().enumerate().flat_map(|(i, g)| {
+        g.1.iter()
+            .enumerate()
+            .filter(|(_, b)| b.1.is_none())
+            .map(move |(s, _)| {
+                let x = i as f64 + 0.1 + (s as f64 + 0.2) * width;
+                Text::new("n/a", (x, 0.04), ("sans-serif", 11))
+            })
+    }))?;
     chart
         .configure_series_labels()
         .label_font(("sans-serif", 12))
@@ -393,7 +409,7 @@ pub fn bars(
     dir: &Path,
     stem: &str,
     title: &str,
-    groups: &[(String, Vec<(String, f64)>)],
+    groups: &BarGroups,
     y_label: &str,
 ) -> Result<String> {
     let w = (220 * groups.len().max(2) as u32).min(1400);
@@ -571,5 +587,22 @@ mod tests {
         assert_eq!(b.x, vec![1.0, 2.0]);
         assert!((b.mean[0] - 0.85).abs() < 1e-12);
         assert_eq!((b.lo[1], b.hi[1]), (0.95, 0.97));
+    }
+
+    /// A share not measured for an activation is drawn as "n/a", not as a 0% bar.
+    #[test]
+    fn unmeasured_bars_say_na() {
+        let dir = std::env::temp_dir().join(format!("actlab-bars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let groups = vec![
+            ("gelu".to_string(), vec![("fc1".to_string(), None)]),
+            ("relu".to_string(), vec![("fc1".to_string(), Some(0.25))]),
+        ];
+        let svg = bars(&dir, "units", "inactive units", &groups, "share").unwrap();
+        let measured = vec![groups[1].clone()];
+        let only_measured = bars(&dir, "units2", "inactive units", &measured, "share").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(svg.matches("n/a").count(), 1, "{svg}");
+        assert!(!only_measured.contains("n/a"));
     }
 }

@@ -238,7 +238,7 @@ fn diagnostics(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
 }
 
 /// Bars of inactive units per hidden layer, and the layer statistics table.
-type UnitBars = Vec<(String, Vec<(String, f64)>)>;
+type UnitBars = Vec<(String, Vec<(String, Option<f64>)>)>;
 
 /// The inactive-unit bars per variant and the table of last-epoch layer statistics.
 fn unit_tables(records: &[RunRecord]) -> (UnitBars, Table) {
@@ -265,7 +265,9 @@ fn unit_tables(records: &[RunRecord]) -> (UnitBars, Table) {
         for s in &stats {
             let fc = format!("fc{}", s.layer + 1);
             if s.hidden {
-                bars.push((fc.clone(), s.saturated.or(s.dead).unwrap_or(0.0)));
+                // Not measured for this activation (neither saturating nor able to die):
+                // the chart says n/a instead of drawing 0%.
+                bars.push((fc.clone(), s.saturated.or(s.dead)));
             }
             rows.row(vec![
                 name.clone(),

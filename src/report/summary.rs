@@ -452,7 +452,7 @@ pub fn layer_stats(runs: &[&RunRecord]) -> Vec<LayerStats> {
         .map(|l| LayerStats {
             layer: l,
             hidden: l < hidden,
-            grad_norm: avg(&|d| d.grad_norm.get(l).copied()),
+            grad_norm: avg(&|d| d.grad_norm.get(l).copied().flatten()),
             pre: (
                 avg(&|d| d.pre_mean.get(l).copied()).unwrap_or(0.0),
                 avg(&|d| d.pre_std.get(l).copied()).unwrap_or(0.0),
