@@ -477,8 +477,8 @@ fn define_formulas() -> Result<()> {
         });
     specs.try_for_each(|spec| {
         let spec = spec.strip_prefix("--define=").unwrap_or(spec);
-        let i = crate::nn::formula::define_spec(spec)?;
-        if let Some(w) = crate::nn::formula::get(i).and_then(|f| f.warning.as_ref()) {
+        let a = crate::nn::activation::define_spec(spec)?;
+        if let Some(w) = a.formula().and_then(|f| f.warning.as_ref()) {
             eprintln!("warning: {w}");
         }
         Ok(())

@@ -278,7 +278,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     for (name, text) in m["define"].as_object().unwrap() {
-        actlab::nn::formula::define(name, text.as_str().unwrap()).unwrap();
+        actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap();
     }
     let mut checked = Vec::new();
     for c in m["cases"].as_array().unwrap() {

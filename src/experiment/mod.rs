@@ -331,7 +331,7 @@ impl Experiment {
             toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         let seeds = toml_seeds(f.seeds, origin)?;
         for (name, text) in &f.define {
-            crate::nn::formula::define(name, text)
+            crate::nn::activation::define(name, text)
                 .map_err(|e| format!("{origin}: [define] {e}"))?;
         }
         if f.variants.is_empty() {

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use super::fastmath::{erf, exp, expm1, log1p, tanh};
 use super::formula;
+use super::names::unknown_name;
 
 /// SELU's fixed constants (Klambauer et al., as in `torch.nn.SELU`).
 const SELU_ALPHA: f32 = 1.673_263_2;
@@ -597,58 +598,6 @@ impl fmt::Display for Activation {
     }
 }
 
-/// Suggest the closest of `options` to `input` (edit distance), for error messages.
-pub fn nearest<'a>(input: &str, options: &[&'a str]) -> Option<&'a str> {
-    // Optimal-string-alignment distance: edits plus adjacent transpositions ("rleu" -> "relu").
-    fn dist(a: &str, b: &str) -> usize {
-        let a: Vec<char> = a.chars().collect();
-        let b: Vec<char> = b.chars().collect();
-        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-        for (i, row) in d.iter_mut().enumerate() {
-            row[0] = i;
-        }
-        for (j, v) in d[0].iter_mut().enumerate() {
-            *v = j;
-        }
-        for i in 1..=a.len() {
-            for j in 1..=b.len() {
-                let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut v = (d[i - 1][j] + 1)
-                    .min(d[i][j - 1] + 1)
-                    .min(d[i - 1][j - 1] + cost);
-                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                    v = v.min(d[i - 2][j - 2] + 1);
-                }
-                d[i][j] = v;
-            }
-        }
-        d[a.len()][b.len()]
-    }
-    options
-        .iter()
-        .map(|o| {
-            (
-                dist(&input.to_lowercase(), o),
-                o.len().abs_diff(input.len()),
-                *o,
-            )
-        })
-        .filter(|(d, _, o)| *d <= (o.len() / 2).max(2))
-        .min()
-        .map(|(_, _, o)| o)
-}
-
-/// "unknown X 'y' (did you mean 'z'?); valid: a, b, c".
-pub fn unknown_name(kind: &str, input: &str, options: &[&str]) -> String {
-    let hint = nearest(input, options)
-        .map(|n| format!(" (did you mean '{n}'?)"))
-        .unwrap_or_default();
-    format!(
-        "unknown {kind} '{input}'{hint}; valid: {}",
-        options.join(", ")
-    )
-}
-
 /// The activations added to match the rest of PyTorch's, with their parameters.
 fn parse_piecewise(
     name: &str,
@@ -697,9 +646,7 @@ impl FromStr for Activation {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // NAME=FORMULA (as stored in records and models) defines it on the way in.
         if s.contains('=') {
-            return formula::define_spec(s.trim())
-                .map(Activation::Formula)
-                .map_err(|e| e.to_string());
+            return define_spec(s.trim()).map_err(|e| e.to_string());
         }
         let mut parts = s.trim().split(':');
         let name = parts.next().unwrap_or_default().to_lowercase();
@@ -759,6 +706,30 @@ impl FromStr for Activation {
             },
         })
     }
+}
+
+/// Names a formula may not take: the built-in activations and their aliases.
+const RESERVED: [&str; 3] = ["swish", "linear", "none"];
+
+/// Define the activation `name` by the formula `text` (see [`crate::nn::formula`]),
+/// refusing the name of a built-in; the same definition again is the same activation.
+pub fn define(name: &str, text: &str) -> Result<Activation, formula::FormulaError> {
+    if NAMES.iter().chain(&RESERVED).any(|n| *n == name) {
+        return Err(formula::FormulaError::new(format!(
+            "--define {name}={text}: '{name}' is a built-in activation; give the formula another name"
+        )));
+    }
+    formula::define(name, text).map(Activation::Formula)
+}
+
+/// Define from `NAME=FORMULA`, as [`define`].
+pub fn define_spec(spec: &str) -> Result<Activation, formula::FormulaError> {
+    let Some((name, text)) = spec.split_once('=') else {
+        return Err(formula::FormulaError::new(format!(
+            "--define {spec}: expected NAME=FORMULA, e.g. --define 'quick_gelu=x * sigmoid(1.702 * x)'"
+        )));
+    };
+    define(name.trim(), text)
 }
 
 /// "unknown activation" with built-in and defined names, and how to define one.

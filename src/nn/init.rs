@@ -4,7 +4,7 @@ use rand::RngExt;
 use std::fmt;
 use std::str::FromStr;
 
-use super::activation::unknown_name;
+use super::names::unknown_name;
 use super::Rng;
 
 /// How weights and biases start.

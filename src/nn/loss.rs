@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::activation::unknown_name;
+use super::names::unknown_name;
 use super::output::{log_softmax_row, OutputFn};
 
 /// Training loss.

@@ -7,6 +7,7 @@ pub mod init;
 pub mod layer;
 pub mod loss;
 pub mod mlp;
+pub mod names;
 pub mod optim;
 pub mod output;
 pub mod sparse;

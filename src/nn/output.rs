@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::activation::unknown_name;
 use super::fastmath::exp;
+use super::names::unknown_name;
 
 /// What turns logits into the network's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -142,6 +142,13 @@ impl Func {
 #[error("{0}")]
 pub struct FormulaError(String);
 
+impl FormulaError {
+    /// An error with this one-line message.
+    pub fn new(message: String) -> FormulaError {
+        FormulaError(message)
+    }
+}
+
 /// A defined activation, as the registry keeps it for the life of the process.
 #[derive(Debug)]
 pub struct Formula {
@@ -195,7 +202,8 @@ pub fn names() -> Vec<&'static str> {
         .collect()
 }
 
-/// Names a formula may not take: the built-in activations and their aliases.
+/// A formula name: lowercase letters, digits and _, starting with a letter or _ (the
+/// activation layer also refuses the names of built-ins).
 fn check_name(name: &str) -> Result<(), String> {
     let ok = name
         .chars()
@@ -209,20 +217,12 @@ fn check_name(name: &str) -> Result<(), String> {
             "'{name}' is not a valid name: use lowercase letters, digits and _, starting with a letter"
         ));
     }
-    let builtin = crate::nn::activation::NAMES
-        .iter()
-        .chain(&["swish", "linear", "none"])
-        .any(|n| *n == name);
-    if builtin {
-        return Err(format!(
-            "'{name}' is a built-in activation; give the formula another name"
-        ));
-    }
     Ok(())
 }
 
 /// Define `name` as `text` (or find the same definition made before) and return its
-/// index. Errors name the problem and, for syntax, the column in `name=text`.
+/// index. Errors name the problem and, for syntax, the column in `name=text`. Use
+/// [`crate::nn::activation::define`], which also refuses the names of built-ins.
 pub fn define(name: &str, text: &str) -> Result<u16, FormulaError> {
     let spec = format!("{name}={text}");
     let fail = |msg: String| FormulaError(format!("--define {spec}: {msg}"));
@@ -256,16 +256,6 @@ pub fn define(name: &str, text: &str) -> Result<u16, FormulaError> {
     }
     COUNT.store(index + 1, Ordering::Release);
     Ok(index as u16)
-}
-
-/// Define from `NAME=FORMULA`.
-pub fn define_spec(spec: &str) -> Result<u16, FormulaError> {
-    let Some((name, text)) = spec.split_once('=') else {
-        return Err(FormulaError(format!(
-            "--define {spec}: expected NAME=FORMULA, e.g. --define 'quick_gelu=x * sigmoid(1.702 * x)'"
-        )));
-    };
-    define(name.trim(), text)
 }
 
 /// Compile and measure a new formula.

@@ -12,7 +12,7 @@
 use std::fmt;
 
 use super::Func;
-use crate::nn::activation::nearest;
+use crate::nn::names::nearest;
 
 /// A comparison, allowed only as the condition of `where`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
