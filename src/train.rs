@@ -613,8 +613,6 @@ mod tests {
         };
         let mut tr = Trainer::new(cfg, s);
         let n = tr.cfg.batch_size;
-        let idx: Vec<u32> = (0..n as u32).collect();
-        batch::gather(&s.train, &idx, &mut tr.x[..n * PIXELS], &mut tr.y[..n]);
         let (l, c) = tr.batch_gradients(0, n);
         (tr.workers[0].grads.clone(), l, c)
     }
@@ -660,8 +658,6 @@ mod tests {
         let mut tr = Trainer::new(cfg, &s);
         // A workspace too small for its 32 rows: the second worker's forward pass panics.
         tr.workers[1].ws = Workspace::new(&tr.model.arch, 1, false);
-        let idx: Vec<u32> = (0..64).collect();
-        batch::gather(&s.train, &idx, &mut tr.x[..64 * PIXELS], &mut tr.y[..64]);
         let (l, _) = tr.batch_gradients(0, 64);
         eprintln!("returned a loss of {l} instead of panicking");
     }

@@ -59,23 +59,9 @@ impl SparseColumns {
         if share > max_share {
             return None;
         }
-        self.rows = n;
-        if self.by_row.len() < total {
-            self.by_row.resize(total, (0, 0.0));
-        }
-        self.starts.clear();
-        self.starts.resize(width + 2, 0);
-        let mut row_ends = std::mem::take(&mut self.row_ends);
-        row_ends.clear();
-        let nnz = scan(
-            x,
-            width,
-            &mut self.by_row,
-            &mut self.starts[2..],
-            &mut row_ends,
-        );
-        self.sort_by_column(&row_ends, width, nnz);
-        self.row_ends = row_ends;
+        self.fill(n, width, |pairs, counts, row_ends| {
+            scan(x, width, pairs, counts, row_ends)
+        });
         Some(share)
     }
 
@@ -102,23 +88,38 @@ impl SparseColumns {
         if share > max_share {
             return None;
         }
-        self.rows = pick.len();
-        if self.by_row.len() < total {
-            self.by_row.resize(total, (0, 0.0));
+        self.fill(pick.len(), width, |pairs, counts, row_ends| {
+            let mut len = 0;
+            for &i in pick {
+                let row = &images[i as usize * width..(i as usize + 1) * width];
+                len = scan_bytes(row, len, pairs, counts, values);
+                row_ends.push(len);
+            }
+            len
+        });
+        Some(share)
+    }
+
+    /// Rebuild for `n` rows of `width`: `scan` writes the row-ordered (column, value)
+    /// pairs, counts each column's and records where each row ends, returning how many
+    /// pairs there are; then they are sorted into columns.
+    fn fill(
+        &mut self,
+        n: usize,
+        width: usize,
+        scan: impl FnOnce(&mut [(u32, f32)], &mut [usize], &mut Vec<usize>) -> usize,
+    ) {
+        self.rows = n;
+        if self.by_row.len() < n * width {
+            self.by_row.resize(n * width, (0, 0.0));
         }
         self.starts.clear();
         self.starts.resize(width + 2, 0);
         let mut row_ends = std::mem::take(&mut self.row_ends);
         row_ends.clear();
-        let mut len = 0;
-        for &i in pick {
-            let row = &images[i as usize * width..(i as usize + 1) * width];
-            len = scan_bytes(row, len, &mut self.by_row, &mut self.starts[2..], values);
-            row_ends.push(len);
-        }
-        self.sort_by_column(&row_ends, width, len);
+        let nnz = scan(&mut self.by_row, &mut self.starts[2..], &mut row_ends);
+        self.sort_by_column(&row_ends, width, nnz);
         self.row_ends = row_ends;
-        Some(share)
     }
 
     /// Counting sort of the row-ordered pairs into columns (rows stay in order).
