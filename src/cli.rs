@@ -182,9 +182,13 @@ struct ExerciseCmd {
     /// Train on only the first N training images.
     #[arg(long, value_name = "N")]
     limit_train: Option<usize>,
-    /// Validate on only the first N test images.
+    /// Test on only the first N test images.
     #[arg(long, value_name = "N")]
     limit_test: Option<usize>,
+    /// Hold out N training images as a validation set (class-stratified); without it
+    /// "val" is the test set, as in the exercise.
+    #[arg(long, value_name = "N")]
+    val_split: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +204,11 @@ struct CompareCmd {
     /// Repeatable; when given, --activation is not used to make variants.
     #[arg(long)]
     variant: Vec<String>,
+    /// Tune a training setting per variant: KEY=V1,V2,... (repeatable; any training
+    /// option, e.g. lr=3e-4,1e-3,3e-3). Each variant keeps the grid point with the best
+    /// mean validation accuracy; needs --val-split.
+    #[arg(long, value_name = "KEY=V1,V2")]
+    tune: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -309,9 +318,13 @@ pub struct ModelArgs {
     /// Train on only the first N training images.
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
-    /// Validate on only the first N test images.
+    /// Test on only the first N test images.
     #[arg(long, value_name = "N")]
     pub limit_test: Option<usize>,
+    /// Hold out N training images (class-stratified, the same for every run) as the
+    /// validation set; the 10k test set is then reported apart and never used to choose.
+    #[arg(long, value_name = "N")]
+    pub val_split: Option<usize>,
     /// Keep the training set in file order (no shuffling).
     #[arg(long)]
     pub no_shuffle: bool,
@@ -342,6 +355,7 @@ impl ModelArgs {
             threads: self.threads,
             limit_train: self.limit_train,
             limit_test: self.limit_test,
+            val_split: self.val_split,
             shuffle: !self.no_shuffle,
             diagnostics: !self.no_diagnostics,
         }
@@ -527,6 +541,7 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
         epochs: c.epochs,
         limit_train: c.limit_train,
         limit_test: c.limit_test,
+        val_split: c.val_split,
         ..TrainConfig::default()
     };
     let probe = TrainConfig {
@@ -542,7 +557,12 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
 fn compare(c: CompareCmd) -> Result<()> {
     let base = c.model.config(c.data.dataset);
     let seeds = c.exp.seeds_or(vec![base.seed])?;
-    let exp = crate::experiment::Experiment::compare(&base, &c.variant, seeds)?;
+    let axes = c
+        .tune
+        .iter()
+        .map(|t| crate::experiment::tune::parse_axis(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let exp = crate::experiment::Experiment::compare(&base, &c.variant, seeds)?.tuned(axes)?;
     run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
 }
 

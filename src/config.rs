@@ -49,8 +49,12 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Use only the first N training images.
     pub limit_train: Option<usize>,
-    /// Use only the first N test images for validation.
+    /// Use only the first N test images.
     pub limit_test: Option<usize>,
+    /// Hold out N training images (class-stratified, the same for every run) as the
+    /// validation set; the test set is then only reported, never used to choose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_split: Option<usize>,
     /// Shuffle the training set each epoch.
     pub shuffle: bool,
     /// Record gradient norms, layer statistics, saturated and dead units.
@@ -78,6 +82,7 @@ impl Default for TrainConfig {
             threads: 1,
             limit_train: None,
             limit_test: None,
+            val_split: None,
             shuffle: true,
             diagnostics: true,
         }
@@ -85,12 +90,20 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The part of `full` this run uses (`limit_train` / `limit_test`).
+    /// The part of `full` this run uses (`limit_train` / `limit_test`), with the
+    /// validation images of `val_split` held out of the training part.
     pub fn split_of<'a>(
         &self,
         full: &'a crate::data::Split,
-    ) -> std::borrow::Cow<'a, crate::data::Split> {
-        full.limited(self.limit_train, self.limit_test)
+    ) -> Result<std::borrow::Cow<'a, crate::data::Split>, ConfigError> {
+        let limited = full.limited(self.limit_train, self.limit_test);
+        match self.val_split {
+            None => Ok(limited),
+            Some(n) => limited
+                .holding_out(n)
+                .map(std::borrow::Cow::Owned)
+                .map_err(ConfigError),
+        }
     }
 
     /// The activation of each hidden layer (a single one is repeated).
@@ -240,6 +253,15 @@ impl TrainConfig {
                 "the training set has 0 images; point --data-dir at files that hold some".into(),
             ));
         }
+        if let Some(v) = self.val_split {
+            if v == 0 || v >= n_train {
+                return Err(ConfigError(format!(
+                    "--val-split {v}: must be between 1 and {} (the training set has {n_train} images); e.g. --val-split 5000",
+                    n_train - 1
+                )));
+            }
+        }
+        let n_train = n_train - self.val_split.unwrap_or(0);
         if self.batch_size > n_train {
             return Err(ConfigError(format!(
                 "--batch-size {} is larger than the {n_train} training images; use a smaller batch",

@@ -28,6 +28,12 @@ pub struct EpochStats {
     pub val_loss: f64,
     /// Validation accuracy after the epoch.
     pub val_acc: f64,
+    /// Test loss after the epoch, when a validation set is held out (`val_split`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    /// Test accuracy after the epoch, when a validation set is held out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
     /// Seconds spent training this epoch (validation excluded).
     pub seconds: f64,
 }
@@ -376,6 +382,11 @@ impl<'a> Trainer<'a> {
             r.end_epoch(&self.model, epoch);
         }
         let val = self.validate();
+        let test = self
+            .split
+            .val
+            .is_some()
+            .then(|| self.evaluate_test().metrics);
         let n_train = self.split.train.len() as f64;
         let stats = EpochStats {
             epoch,
@@ -383,6 +394,8 @@ impl<'a> Trainer<'a> {
             train_acc: correct as f64 / n_train,
             val_loss: val.metrics.loss,
             val_acc: val.metrics.acc,
+            test_loss: test.as_ref().map(|m| m.loss),
+            test_acc: test.as_ref().map(|m| m.acc),
             seconds,
         };
         progress.epoch_end(&stats);
@@ -407,9 +420,16 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// Evaluate on the test (validation) set. The evaluation buffers live only for
-    /// the pass, so runs side by side hold only what training needs.
+    /// Evaluate on the validation set (the held-out part, or the test set without
+    /// one). The evaluation buffers live only for the pass, so runs side by side hold
+    /// only what training needs.
     pub fn validate(&mut self) -> Evaluation {
+        let val = self.split.validation();
+        Evaluator::new(&self.model).run(&self.model, val, self.cfg.loss, |_, _| {})
+    }
+
+    /// Evaluate on the test set.
+    pub fn evaluate_test(&mut self) -> Evaluation {
         Evaluator::new(&self.model).run(&self.model, &self.split.test, self.cfg.loss, |_, _| {})
     }
 
@@ -443,6 +463,9 @@ pub struct DatasetInfo {
     pub n_train: usize,
     /// Test images used.
     pub n_test: usize,
+    /// Training images held out as the validation set (`val_split`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_val: Option<usize>,
 }
 
 impl DatasetInfo {
@@ -454,6 +477,7 @@ impl DatasetInfo {
             canonical: split.is_canonical(),
             n_train: split.train.len(),
             n_test: split.test.len(),
+            n_val: split.val.as_ref().map(|v| v.len()),
         }
     }
 }
@@ -481,9 +505,12 @@ pub struct RunRecord {
     pub history: Vec<EpochStats>,
     /// Final metrics on the whole training set, in evaluation mode.
     pub final_train: Option<Metrics>,
-    /// Final metrics on the validation (test) set.
+    /// Final metrics on the validation set (the test set unless `val_split` is set).
     pub final_val: Option<Metrics>,
-    /// Validation confusion matrix at the end (rows true, columns predicted).
+    /// Final metrics on the test set, when a validation set is held out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_test: Option<Metrics>,
+    /// Confusion matrix on the test set at the end (rows true, columns predicted).
     pub val_confusion: Option<Vec<Vec<u32>>>,
     /// Set if the loss became NaN or infinite.
     pub diverged: Option<Divergence>,
@@ -546,6 +573,7 @@ pub fn finish_partial(tr: &Trainer<'_>, t0: Instant) -> RunRecord {
         history: tr.history.clone(),
         final_train: None,
         final_val: None,
+        final_test: None,
         val_confusion: None,
         diverged: tr.diverged.clone(),
         diagnostics: tr.recorder.as_ref().map(|r| r.diag.clone()),
@@ -563,7 +591,7 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
         let train = tr.evaluate_train();
         let mut wrong = Vec::new();
         let labels = &tr.split.test.labels;
-        let val =
+        let test =
             Evaluator::new(&tr.model).run(&tr.model, &tr.split.test, tr.cfg.loss, |i, row| {
                 let p = argmax(row);
                 if p != labels[i] as usize {
@@ -571,13 +599,19 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
                 }
             });
         r.final_train = Some(train.metrics);
-        r.final_val = Some(val.metrics);
+        if tr.split.val.is_some() {
+            r.final_val = Some(tr.validate().metrics);
+            r.final_test = Some(test.metrics);
+        } else {
+            r.final_val = Some(test.metrics);
+        }
+        // Per-digit errors are the test set's: the figures a reader compares.
         if let Some(d) = &mut r.diagnostics {
-            d.per_class_acc = val.per_class_acc();
-            d.most_confused = val.most_confused(10);
+            d.per_class_acc = test.per_class_acc();
+            d.most_confused = test.most_confused(10);
             d.mistakes = crate::diagnostics::pick_mistakes(&wrong, &d.most_confused);
         }
-        r.val_confusion = Some(val.confusion);
+        r.val_confusion = Some(test.confusion);
     }
     r.wall_seconds = t0.elapsed().as_secs_f64();
     r
@@ -599,6 +633,7 @@ mod tests {
             name: DatasetName::Mnist,
             train: d.clone(),
             test: d,
+            val: None,
             dir: Default::default(),
             sha256: Default::default(),
         }

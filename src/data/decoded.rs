@@ -112,6 +112,7 @@ pub fn read(name: DatasetName, dir: &Path, key: &str) -> Option<Split> {
         name,
         train,
         test,
+        val: None,
         dir: dir.to_path_buf(),
         sha256: header.sha256,
     })

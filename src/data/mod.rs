@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod decoded;
+pub mod holdout;
 pub mod idx;
 pub mod source;
 
@@ -158,6 +159,19 @@ impl Dataset {
         &self.images[i * PIXELS..(i + 1) * PIXELS]
     }
 
+    /// The images at `keep` (ascending indices) and the rest, in their order.
+    pub fn partition(&self, keep: &[usize]) -> (Dataset, Dataset) {
+        let mut chosen = vec![false; self.len()];
+        keep.iter().for_each(|&i| chosen[i] = true);
+        let (mut a, mut b) = (Dataset::default(), Dataset::default());
+        for (i, &c) in chosen.iter().enumerate() {
+            let to = if c { &mut a } else { &mut b };
+            to.images.extend_from_slice(self.image(i));
+            to.labels.push(self.labels[i]);
+        }
+        (a, b)
+    }
+
     /// The first `n` images (all of them if `n` is larger).
     pub fn truncated(mut self, n: usize) -> Dataset {
         let n = n.min(self.len());
@@ -174,8 +188,10 @@ pub struct Split {
     pub name: DatasetName,
     /// Training images (60,000 for the full sets).
     pub train: Dataset,
-    /// Test images, used as the validation set (10,000).
+    /// Test images (10,000); also the validation set when none is held out.
     pub test: Dataset,
+    /// Training images held out to choose settings on (`--val-split`); never trained on.
+    pub val: Option<Dataset>,
     /// The folder the files were read from.
     pub dir: PathBuf,
     /// SHA-256 of each decompressed file, in the order of [`FILES`].
@@ -197,9 +213,38 @@ impl Split {
             name: self.name,
             train: self.train.first(train),
             test: self.test.first(test),
+            val: self.val.clone(),
             dir: self.dir.clone(),
             sha256: self.sha256.clone(),
         })
+    }
+
+    /// This split with `n` of its training images moved, class-stratified, into a
+    /// validation set (see [`holdout`]); an error says why `n` cannot work.
+    pub fn holding_out(&self, n: usize) -> Result<Split, String> {
+        let have = self.train.len();
+        if n == 0 || n >= have {
+            return Err(format!(
+                "--val-split {n}: must be between 1 and {} (the training set has {have} images); e.g. --val-split 5000",
+                have.saturating_sub(1)
+            ));
+        }
+        let (val, train) = self
+            .train
+            .partition(&holdout::stratified(&self.train.labels, n));
+        Ok(Split {
+            name: self.name,
+            train,
+            test: self.test.clone(),
+            val: Some(val),
+            dir: self.dir.clone(),
+            sha256: self.sha256.clone(),
+        })
+    }
+
+    /// The set settings are chosen on: the held-out part, or the test set without one.
+    pub fn validation(&self) -> &Dataset {
+        self.val.as_ref().unwrap_or(&self.test)
     }
 
     /// True when every file matches the pinned checksum of this dataset.
@@ -302,6 +347,7 @@ pub fn load_dir(name: DatasetName, dir: &Path) -> Result<Split, DataError> {
         name,
         train,
         test,
+        val: None,
         dir: dir.to_path_buf(),
         sha256: [a, b, c, d],
     };

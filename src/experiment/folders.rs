@@ -93,9 +93,11 @@ pub fn load_dir(dir: &Path) -> Result<(Experiment, Vec<RunRecord>), ExperimentEr
         variants: vec![Variant {
             name: r.variant.clone(),
             config: r.config.clone(),
+            tune: None,
         }],
         seeds: vec![r.config.seed],
         report: ReportKind::Compare,
+        tune: Vec::new(),
     };
     Ok((exp, vec![r]))
 }

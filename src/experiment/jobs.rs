@@ -52,11 +52,11 @@ impl Watch for Unwatched {
 }
 
 /// Which images a run uses: its dataset and its train / test limits.
-type DataKey = (DatasetName, Option<usize>, Option<usize>);
+type DataKey = (DatasetName, Option<usize>, Option<usize>, Option<usize>);
 
 fn data_key(job: &Job) -> DataKey {
     let c = &job.config;
-    (c.dataset, c.limit_train, c.limit_test)
+    (c.dataset, c.limit_train, c.limit_test, c.val_split)
 }
 
 /// Everything the workers share.
@@ -91,7 +91,8 @@ pub fn execute(
             let full = splits.get(&job.config.dataset).ok_or_else(|| {
                 ExperimentError::Invalid(format!("dataset {} was not loaded", job.config.dataset))
             })?;
-            e.insert(job.config.split_of(full));
+            let split = job.config.split_of(full);
+            e.insert(split.map_err(|err| ExperimentError::Invalid(err.0))?);
         }
     }
     let sh = Shared {

@@ -6,6 +6,7 @@
 pub mod folders;
 pub mod jobs;
 pub mod stats;
+pub mod tune;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,9 @@ pub struct Variant {
     pub name: String,
     /// Settings (the seed is replaced per run).
     pub config: TrainConfig,
+    /// The variant and grid point this is, in a tuned comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<tune::TunePoint>,
 }
 
 /// Which summary an experiment prints.
@@ -71,6 +75,9 @@ pub struct Experiment {
     /// Which table to print.
     #[serde(default)]
     pub report: ReportKind,
+    /// The grid each variant was tuned over (empty: a plain comparison).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tune: Vec<tune::TuneAxis>,
 }
 
 /// One run of an experiment.
@@ -183,7 +190,7 @@ pub fn apply_overrides(
 }
 
 /// Activation and hidden lists accept "a,b" as well as TOML arrays.
-fn parse_value(key: &str, v: &str) -> toml::Value {
+pub(crate) fn parse_value(key: &str, v: &str) -> toml::Value {
     let list_key = matches!(key, "activation" | "hidden");
     if list_key && !v.trim_start().starts_with('[') {
         let items = v.split(',').map(|p| parse_value("", p.trim()));
@@ -279,6 +286,7 @@ pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, Experime
     Ok(Variant {
         name: name.unwrap_or_else(|| config.label()),
         config,
+        tune: None,
     })
 }
 
@@ -297,6 +305,9 @@ struct ExperimentFile {
     /// Formula activations, NAME = "FORMULA", usable in base and variants.
     #[serde(default)]
     define: std::collections::BTreeMap<String, String>,
+    /// Settings to tune per variant: KEY = [V1, V2, ...].
+    #[serde(default)]
+    tune: toml::Table,
 }
 
 /// The `seeds` of an experiment file: a count (0..n) or a list; one seed (0) if absent.
@@ -358,6 +369,7 @@ impl Experiment {
             variants.push(Variant {
                 name: name.unwrap_or_else(|| config.label()),
                 config,
+                tune: None,
             });
         }
         let exp = Experiment {
@@ -365,7 +377,10 @@ impl Experiment {
             variants,
             seeds,
             report: f.report,
+            tune: Vec::new(),
         };
+        let axes = tune::axes_from_toml(&f.tune, origin)?;
+        let exp = exp.tuned(axes).map_err(|e| format!("{origin}: {e}"))?;
         exp.check().map_err(|e| format!("{origin}: {e}"))?;
         Ok(exp)
     }
@@ -388,6 +403,7 @@ impl Experiment {
                     Variant {
                         name: config.label(),
                         config,
+                        tune: None,
                     }
                 })
                 .collect()
@@ -407,7 +423,26 @@ impl Experiment {
             variants,
             seeds,
             report: ReportKind::Compare,
+            tune: Vec::new(),
         })
+    }
+
+    /// This experiment with each variant run at every point of the grid `axes`
+    /// (unchanged for no axes); needs a held-out validation set to choose on.
+    pub fn tuned(mut self, axes: Vec<tune::TuneAxis>) -> Result<Experiment, ExperimentError> {
+        if axes.is_empty() {
+            return Ok(self);
+        }
+        if self.report == ReportKind::Exercise {
+            return Err(
+                "the exercise compares fixed settings; tune with compare or an experiment file"
+                    .into(),
+            );
+        }
+        self.variants = tune::expand(&self.variants, &axes)?;
+        self.tune = axes;
+        self.check()?;
+        Ok(self)
     }
 
     /// Names must be unique (records are filed by name).
@@ -470,6 +505,7 @@ impl Experiment {
     pub fn exercise(base: &TrainConfig, dropout: f32, seeds: Vec<u64>) -> Experiment {
         let with = |name: &str, act: &str, out: &str, loss: &str, p: f32| Variant {
             name: name.to_string(),
+            tune: None,
             config: TrainConfig {
                 activation: vec![act.parse().unwrap_or(crate::nn::Activation::Relu)],
                 output: out.parse().unwrap_or(crate::nn::OutputFn::LogSoftmax),
@@ -494,6 +530,7 @@ impl Experiment {
             ],
             seeds,
             report: ReportKind::Exercise,
+            tune: Vec::new(),
         }
     }
 }
@@ -579,6 +616,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("x.toml") && err.contains("activaton"), "{err}");
+        let tuned = "[base]\nval_split = 100\n[tune]\nlr = [0.001, 0.003]\ninit = [\"torch\", \"he\"]\n[[variant]]\nactivation = \"relu\"";
+        let e = Experiment::from_toml(tuned, "t.toml").unwrap();
+        assert_eq!(e.variants.len(), 4);
+        assert_eq!(
+            e.variants[3].name,
+            "relu/log_softmax/nll [init=he, lr=0.003]"
+        );
+        assert_eq!(e.tune.len(), 2);
+        let err = Experiment::from_toml(
+            "[tune]\nlr = [0.001]\n[[variant]]\nactivation = \"relu\"",
+            "u.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("u.toml") && err.contains("--val-split"),
+            "{err}"
+        );
         let err = Experiment::from_toml("seeds = [", "y.toml")
             .unwrap_err()
             .to_string();

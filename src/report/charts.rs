@@ -25,8 +25,8 @@ fn ensure_font() {
     });
 }
 
-/// Distinct colours for variants (colour-blind-friendly Okabe-Ito order).
-const COLORS: [RGBColor; 8] = [
+/// Distinct colours for variants (colour-blind-friendly Okabe-Ito order, then two more).
+const COLORS: [RGBColor; 10] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -35,6 +35,8 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(86, 180, 233),
     RGBColor(120, 120, 120),
     RGBColor(0, 0, 0),
+    RGBColor(117, 112, 179),
+    RGBColor(140, 86, 75),
 ];
 
 /// Colour of the i-th variant.
@@ -204,6 +206,21 @@ fn bounds(bands: &[&Band]) -> (f64, f64, f64, f64) {
     (x0, x1, y0 - pad, y1 + pad)
 }
 
+/// A y-axis tick: "1e-9" for tiny or huge values (a log axis spans many decades),
+/// else the number without trailing zeros.
+fn tick(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
+        return format!("{v:.0e}");
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 /// Draw the mesh, each band's min-max area and mean line, and the legend on `$chart`
 /// (a macro because linear and log charts are different types in plotters).
 macro_rules! draw_bands {
@@ -218,6 +235,7 @@ macro_rules! draw_bands {
                     format!("{v:.1}")
                 }
             })
+            .y_label_formatter(&|v| tick(*v))
             .x_desc($x_label)
             .y_desc($y_label)
             .light_line_style(WHITE.mix(0.0))
@@ -575,6 +593,15 @@ pub fn image_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(1e-7), "1e-7");
+        assert_eq!(tick(0.001), "0.001");
+        assert_eq!(tick(90.0), "90");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(0.0), "0");
+    }
 
     #[test]
     fn bands_average_over_seeds() {

@@ -22,21 +22,20 @@ fn by_index(s: &ExperimentSummary) -> Vec<&VariantSummary> {
 
 /// The side-by-side table, variants in the exercise's order.
 pub fn table(s: &ExperimentSummary) -> Table {
-    let mut t = Table::new(&[
-        "variant",
-        "model",
-        "train acc",
-        "val acc",
+    let test = s.has_test();
+    let mut head = vec!["variant", "model", "train acc", "val acc"];
+    head.extend(test.then_some("test acc"));
+    head.extend([
         "train loss",
         "val loss",
         "gap (train-val)",
         "ep→90%",
         "ep→97%",
-        "seconds",
-        "exercise claims (train / val / val loss)",
     ]);
+    head.extend(["seconds", "exercise claims (train / val / val loss)"]);
+    let mut t = Table::new(&head);
     t.align[1] = Align::Left;
-    t.align[10] = Align::Left;
+    t.align[head.len() - 1] = Align::Left;
     for v in by_index(s) {
         let claimed = claim(&v.name)
             .map(|(a, b, c)| format!("{:.0}% / {:.0}% / {c:.2}", a * 100.0, b * 100.0))
@@ -45,11 +44,14 @@ pub fn table(s: &ExperimentSummary) -> Table {
         if !v.diverged_seeds.is_empty() {
             name.push_str(&format!(" ({} diverged)", v.diverged_seeds.len()));
         }
-        t.row(vec![
+        let mut row = vec![
             name,
             v.label.clone(),
             cell(v.train_acc, Unit::Percent, Spread::Range),
             cell(v.val_acc, Unit::Percent, Spread::Range),
+        ];
+        row.extend(test.then(|| cell(v.test_acc, Unit::Percent, Spread::Range)));
+        row.extend([
             cell(v.train_loss, Unit::Plain(4), Spread::Range),
             cell(v.val_loss, Unit::Plain(4), Spread::Range),
             cell(v.gap, Unit::Points, Spread::Range),
@@ -58,6 +60,7 @@ pub fn table(s: &ExperimentSummary) -> Table {
             cell(v.seconds, Unit::Plain(2), Spread::Range),
             claimed,
         ]);
+        t.row(row);
     }
     t
 }
@@ -230,6 +233,7 @@ mod tests {
                 canonical: true,
                 n_train: 1,
                 n_test: 1,
+                n_val: None,
             },
             params: 0,
             history: vec![EpochStats {
@@ -238,6 +242,8 @@ mod tests {
                 train_acc: 0.0,
                 val_loss: 0.1,
                 val_acc: val,
+                test_loss: None,
+                test_acc: None,
                 seconds: 1.0,
             }],
             final_train: Some(Metrics {
@@ -248,6 +254,7 @@ mod tests {
                 loss: 0.1,
                 acc: val,
             }),
+            final_test: None,
             val_confusion: None,
             diverged: None,
             diagnostics: None,
@@ -255,6 +262,55 @@ mod tests {
             wall_seconds: 1.0,
             complete: true,
         }
+    }
+
+    /// A tuned variant keeps its best point on validation, however its test figures
+    /// look, and variants are then ranked by test accuracy.
+    #[test]
+    fn tuning_chooses_on_validation_and_ranks_on_test() {
+        let base = TrainConfig {
+            val_split: Some(10),
+            activation: vec!["relu".parse().unwrap(), "tanh".parse().unwrap()],
+            ..Default::default()
+        };
+        let axis = crate::experiment::tune::parse_axis("lr=1e-3,3e-3").unwrap();
+        let exp = Experiment::compare(&base, &[], vec![0, 1])
+            .unwrap()
+            .tuned(vec![axis])
+            .unwrap();
+        // (val, test) of each grid point: relu 1e-3, relu 3e-3, tanh 1e-3, tanh 3e-3.
+        let points = [(0.95, 0.90), (0.94, 0.99), (0.90, 0.97), (0.93, 0.96)];
+        let mut records = Vec::new();
+        for (i, (val, test)) in points.into_iter().enumerate() {
+            for seed in [0, 1] {
+                let mut r = record(&exp.variants[i].name, i, seed, 0.99, val);
+                r.final_test = Some(Metrics {
+                    loss: 0.1,
+                    acc: test,
+                });
+                records.push(r);
+            }
+        }
+        let s = summarise(&exp, &records);
+        let picked: Vec<(&str, Option<usize>)> = s
+            .variants
+            .iter()
+            .map(|v| (v.name.as_str(), Some(v.index)))
+            .collect();
+        assert_eq!(
+            picked,
+            [
+                ("tanh/log_softmax/nll", Some(3)),
+                ("relu/log_softmax/nll", Some(0))
+            ]
+        );
+        assert_eq!(s.variants[1].chosen.as_ref().unwrap()["lr"], 0.001);
+        assert_eq!(s.grid.len(), 4);
+        let text = crate::report::render_text(&s);
+        assert!(
+            text.contains("lr=0.003") && text.contains("test acc vs best"),
+            "{text}"
+        );
     }
 
     /// The gap verdict follows the paired interval of the gap's change; a claim must

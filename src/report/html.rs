@@ -39,7 +39,8 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn table_html(t: &Table) -> String {
+/// A table as HTML.
+pub fn table_html(t: &Table) -> String {
     let mut out = String::from("<div class=\"wrap\"><table><thead><tr>");
     for h in &t.headers {
         out.push_str(&format!("<th>{}</th>", esc(h)));
@@ -61,7 +62,8 @@ fn table_html(t: &Table) -> String {
     out
 }
 
-fn figure(svg: &str, caption: &str) -> String {
+/// A chart with its caption.
+pub fn figure(svg: &str, caption: &str) -> String {
     format!(
         "<figure>{svg}<figcaption>{}</figcaption></figure>",
         esc(caption)
@@ -106,8 +108,10 @@ pub fn write_report(dir: &Path, page: &Page<'_>) -> Result<PathBuf> {
     create_dir(&charts_dir)?;
     let mut h = header(page);
     h.push_str(&results(page.summary));
+    h.push_str(&super::tuning::section(page.exp, page.summary));
     h.push_str(&curves(&charts_dir, page.records)?);
     h.push_str(&diagnostics(&charts_dir, page.records)?);
+    h.push_str(&super::depth::section(&charts_dir, page.records)?);
     h.push_str(&activations(page.exp));
     h.push_str(&per_class(page.records));
     h.push_str(&confusions(&charts_dir, page.records)?);

@@ -1,11 +1,14 @@
-//! Reports: tables for the terminal, and summary.json / summary.csv / summary.md on disk.
+//! Reports: tables for the terminal, and summary.json / summary.csv / summary.md (and a
+//! tuned comparison's grid.csv) on disk.
 
 pub mod activations;
 pub mod charts;
+pub mod depth;
 pub mod exercise;
 pub mod html;
 pub mod summary;
 pub mod table;
+pub mod tuning;
 
 use std::path::Path;
 
@@ -89,11 +92,14 @@ pub fn render_markdown(s: &ExperimentSummary, command: &str) -> String {
 /// Write summary.json, summary.csv and summary.md into `dir`, each atomically.
 pub fn write_summary(dir: &Path, s: &ExperimentSummary, command: &str) -> Result<(), ReportError> {
     let json = serde_json::to_string_pretty(s).map_err(|e| ReportError::Draw(e.to_string()))?;
-    let files = [
+    let mut files = vec![
         ("summary.json", json),
         ("summary.csv", s.to_csv()),
         ("summary.md", render_markdown(s, command)),
     ];
+    if !s.grid.is_empty() {
+        files.push(("grid.csv", s.grid_csv()));
+    }
     for (i, (name, text)) in files.into_iter().enumerate() {
         write_file(&dir.join(name), text.as_bytes())?;
         crate::faults::at("summary", i + 1, None);

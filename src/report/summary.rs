@@ -70,6 +70,18 @@ pub struct VariantSummary {
     pub seeds: Vec<u64>,
     /// Seeds whose run diverged (excluded from the metrics).
     pub diverged_seeds: Vec<u64>,
+    /// The grid point chosen for this variant on the validation set (tuned comparisons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<BTreeMap<String, serde_json::Value>>,
+    /// The name of that grid point's runs (tuned comparisons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<String>,
+    /// Final test accuracy, when a validation set is held out (else `val_acc` is it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<Summary>,
+    /// Final test loss, when a validation set is held out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<Summary>,
     /// Final validation accuracy.
     pub val_acc: Option<Summary>,
     /// Final training accuracy (evaluation mode, all training images).
@@ -91,9 +103,26 @@ pub struct VariantSummary {
     pub seconds: Option<Summary>,
     /// Layer sizes (to check the architecture stayed fixed).
     pub sizes: Vec<usize>,
-    /// Validation accuracy of the best variant minus this one, with a CI adjusted for
-    /// the number of comparisons with the best (Bonferroni: all hold together at 95%).
+    /// Test accuracy (the validation set's without `--val-split`) of the best variant
+    /// minus this one, with a CI adjusted for the number of comparisons with the best
+    /// (Bonferroni: all hold together at 95%).
     pub behind_best: Option<Difference>,
+}
+
+impl VariantSummary {
+    /// The accuracy variants are ranked by: the test set's (which is the validation
+    /// set when none is held out).
+    pub fn rank_acc(&self) -> Option<Summary> {
+        self.test_acc.or(self.val_acc)
+    }
+}
+
+/// The accuracy a run is ranked by (see [`VariantSummary::rank_acc`]).
+fn rank_acc(r: &RunRecord) -> Option<f64> {
+    r.final_test
+        .as_ref()
+        .or(r.final_val.as_ref())
+        .map(|m| m.acc)
 }
 
 /// Summary of a whole experiment.
@@ -103,8 +132,15 @@ pub struct ExperimentSummary {
     pub name: String,
     /// Which table it prints.
     pub report: ReportKind,
-    /// Variants, best mean validation accuracy first.
+    /// Variants, best mean test accuracy first (in a tuned comparison, each at its
+    /// chosen grid point).
     pub variants: Vec<VariantSummary>,
+    /// The grid tuned over (empty for a plain comparison).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tune: Vec<crate::experiment::tune::TuneAxis>,
+    /// Every grid point of every variant, in experiment order (tuned comparisons).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid: Vec<VariantSummary>,
     /// Runs expected by the experiment spec.
     pub expected_runs: usize,
     /// Runs found.
@@ -130,6 +166,10 @@ fn variant_summary(index: usize, mut rs: Vec<&RunRecord>) -> VariantSummary {
             .filter(|r| r.diverged.is_some())
             .map(|r| r.config.seed)
             .collect(),
+        chosen: None,
+        point: None,
+        test_acc: metric(&ok, |r| r.final_test.map(|m| m.acc)),
+        test_loss: metric(&ok, |r| r.final_test.map(|m| m.loss)),
         val_acc: metric(&ok, |r| r.final_val.map(|m| m.acc)),
         train_acc: metric(&ok, |r| r.final_train.map(|m| m.acc)),
         val_loss: metric(&ok, |r| r.final_val.map(|m| m.loss)),
@@ -162,7 +202,7 @@ fn compare_with_best(variants: &mut [VariantSummary], records: &[RunRecord]) {
         records
             .iter()
             .filter(|r| r.variant_index == i && r.diverged.is_none())
-            .filter_map(|r| Some((r.config.seed, r.final_val?.acc)))
+            .filter_map(|r| Some((r.config.seed, rank_acc(r)?)))
             .collect()
     };
     let b = vals(best);
@@ -183,28 +223,74 @@ fn metric(records: &[&RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> Opti
     Summary::of(&v)
 }
 
-/// Group `records` by variant and rank by mean validation accuracy.
+/// Group `records` by variant (choosing each tuned variant's grid point) and rank by
+/// mean test accuracy.
 pub fn summarise(exp: &Experiment, records: &[RunRecord]) -> ExperimentSummary {
     let mut groups: BTreeMap<usize, Vec<&RunRecord>> = BTreeMap::new();
     for r in records {
         groups.entry(r.variant_index).or_default().push(r);
     }
-    let mut variants: Vec<VariantSummary> = groups
+    let all: Vec<VariantSummary> = groups
         .into_iter()
         .map(|(index, rs)| variant_summary(index, rs))
         .collect();
+    let (mut variants, grid) = if exp.tune.is_empty() {
+        (all, Vec::new())
+    } else {
+        (choose(exp, &all), all)
+    };
+    let mean = |s: Option<Summary>| s.map(|s| s.mean).unwrap_or(f64::NEG_INFINITY);
     variants.sort_by(|a, b| {
-        let key = |v: &VariantSummary| v.val_acc.map(|s| s.mean).unwrap_or(f64::NEG_INFINITY);
-        key(b).total_cmp(&key(a)).then(a.index.cmp(&b.index))
+        let (x, y) = (mean(a.rank_acc()), mean(b.rank_acc()));
+        y.total_cmp(&x).then(a.index.cmp(&b.index))
     });
     compare_with_best(&mut variants, records);
     ExperimentSummary {
         name: exp.name.clone(),
         report: exp.report,
-        expected_runs: exp.jobs().len(),
+        expected_runs: exp.jobs_count(),
         found_runs: records.len(),
         variants,
+        tune: exp.tune.clone(),
+        grid,
     }
+}
+
+/// For each tuned variant, its grid point with the best mean validation accuracy (the
+/// first in grid order on a tie); the test set plays no part in the choice.
+fn choose(exp: &Experiment, grid: &[VariantSummary]) -> Vec<VariantSummary> {
+    let mut order: Vec<&str> = Vec::new();
+    for v in &exp.variants {
+        if let Some(t) = &v.tune {
+            if !order.contains(&t.of.as_str()) {
+                order.push(&t.of);
+            }
+        }
+    }
+    let val = |v: &VariantSummary| v.val_acc.map(|s| s.mean).unwrap_or(f64::NEG_INFINITY);
+    order
+        .into_iter()
+        .filter_map(|name| {
+            let point = |v: &&VariantSummary| exp.variants.get(v.index)?.tune.as_ref();
+            let best = grid
+                .iter()
+                .filter(|v| point(v).is_some_and(|t| t.of == name))
+                .fold(None::<&VariantSummary>, |best, v| match best {
+                    Some(b) if val(b) >= val(v) => Some(b),
+                    _ => Some(v),
+                })?;
+            let setting = &point(&best)?.setting;
+            let mut chosen = best.clone();
+            chosen.point = Some(std::mem::replace(&mut chosen.name, name.to_string()));
+            chosen.chosen = Some(
+                setting
+                    .iter()
+                    .map(|(k, v)| (k.clone(), crate::experiment::tune::json_value(k, v)))
+                    .collect(),
+            );
+            Some(chosen)
+        })
+        .collect()
 }
 
 /// How a metric is shown in a table cell.
@@ -267,6 +353,21 @@ pub fn cell(s: Option<Summary>, unit: Unit, spread: Spread) -> String {
     }
 }
 
+/// "lr=0.001, dropout=0.2": a tuned variant's chosen setting.
+pub fn chosen_text(v: &VariantSummary) -> String {
+    let Some(c) = &v.chosen else {
+        return "-".into();
+    };
+    let parts: Vec<String> = c
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
 fn diff_cell(d: Option<Difference>) -> String {
     match d {
         None => "best".into(),
@@ -282,26 +383,35 @@ fn diff_cell(d: Option<Difference>) -> String {
 }
 
 impl ExperimentSummary {
+    /// True when the runs held out a validation set, so test figures are apart.
+    pub fn has_test(&self) -> bool {
+        self.variants.iter().any(|v| v.test_acc.is_some())
+    }
+
     /// The ranked comparison table.
     pub fn compare_table(&self) -> Table {
-        let mut t = Table::new(&[
-            "rank",
-            "variant",
-            "seeds",
-            "val acc",
-            "train acc",
+        let (tuned, test) = (!self.tune.is_empty(), self.has_test());
+        let ranked_on = if test { "test" } else { "val" };
+        let vs_best = if self.variants.len() > 2 {
+            format!("{ranked_on} acc vs best [CI, 95% jointly]")
+        } else {
+            format!("{ranked_on} acc vs best [95% CI]")
+        };
+        let mut head: Vec<&str> = vec!["rank", "variant"];
+        head.extend(tuned.then_some("chosen"));
+        head.push("seeds");
+        head.extend(test.then_some("test acc"));
+        head.extend(["val acc", "train acc"]);
+        head.extend(test.then_some("test loss"));
+        head.extend([
             "val loss",
             "train loss",
             "gap (train-val)",
             "ep→90%",
             "ep→97%",
-            "seconds",
-            if self.variants.len() > 2 {
-                "val acc vs best [CI, 95% jointly]"
-            } else {
-                "val acc vs best [95% CI]"
-            },
         ]);
+        head.extend(["seconds", vs_best.as_str()]);
+        let mut t = Table::new(&head);
         t.align[1] = super::table::Align::Left;
         for (i, v) in self.variants.iter().enumerate() {
             let seeds = if v.diverged_seeds.is_empty() {
@@ -309,12 +419,14 @@ impl ExperimentSummary {
             } else {
                 format!("{} ({} diverged)", v.seeds.len(), v.diverged_seeds.len())
             };
-            t.row(vec![
-                (i + 1).to_string(),
-                v.name.clone(),
-                seeds,
-                cell(v.val_acc, Unit::Percent, Spread::Std),
-                cell(v.train_acc, Unit::Percent, Spread::Std),
+            let mut row = vec![(i + 1).to_string(), v.name.clone()];
+            row.extend(tuned.then(|| chosen_text(v)));
+            row.push(seeds);
+            row.extend(test.then(|| cell(v.test_acc, Unit::Percent, Spread::Std)));
+            row.push(cell(v.val_acc, Unit::Percent, Spread::Std));
+            row.push(cell(v.train_acc, Unit::Percent, Spread::Std));
+            row.extend(test.then(|| cell(v.test_loss, Unit::Plain(4), Spread::Std)));
+            row.extend([
                 cell(v.val_loss, Unit::Plain(4), Spread::Std),
                 cell(v.train_loss, Unit::Plain(4), Spread::Std),
                 cell(v.gap, Unit::Points, Spread::Std),
@@ -327,6 +439,7 @@ impl ExperimentSummary {
                     diff_cell(v.behind_best)
                 },
             ]);
+            t.row(row);
         }
         t
     }
@@ -348,6 +461,7 @@ impl ExperimentSummary {
                 ));
             }
         }
+        n.extend(self.split_notes());
         if self.report == ReportKind::Exercise && self.variants.iter().any(|v| v.seeds.len() > 1) {
             n.push("each cell is the mean over seeds with [min–max]".into());
         } else if self.variants.iter().any(|v| v.seeds.len() > 1) {
@@ -361,58 +475,101 @@ impl ExperimentSummary {
         n
     }
 
-    /// CSV with one row per variant and raw numbers.
-    pub fn to_csv(&self) -> String {
-        let mut out = String::from("rank,variant,label,seeds,diverged");
-        for m in [
-            "val_acc",
-            "train_acc",
-            "val_loss",
-            "train_loss",
-            "gap",
-            "seconds",
-        ] {
-            out.push_str(&format!(",{m}_mean,{m}_std,{m}_min,{m}_max"));
+    /// What "val" and "test" mean here, and how tuned settings were chosen.
+    fn split_notes(&self) -> Vec<String> {
+        let mut n = Vec::new();
+        if self.has_test() {
+            n.push("val = training images held out by --val-split (class-stratified, the same for every run, never trained on); test = the test set, used only to rank and report, never to choose".into());
+        } else if self.report == ReportKind::Exercise {
+            n.push("\"val\" is the 10,000-image test set, as in the exercise; --val-split N holds out a validation set instead".into());
         }
-        out.push_str(",epochs_to_90,epochs_to_97,behind_best,behind_best_lo,behind_best_hi\n");
-        let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
-        for (i, v) in self.variants.iter().enumerate() {
-            out.push_str(&format!(
-                "{},{},{},{},{}",
-                i + 1,
-                csv_field(&v.name),
-                csv_field(&v.label),
-                v.seeds.len(),
-                v.diverged_seeds.len()
-            ));
-            for s in [
-                v.val_acc,
-                v.train_acc,
-                v.val_loss,
-                v.train_loss,
-                v.gap,
-                v.seconds,
-            ] {
-                out.push_str(&format!(
-                    ",{},{},{},{}",
-                    f(s.map(|s| s.mean)),
-                    f(s.map(|s| s.std)),
-                    f(s.map(|s| s.min)),
-                    f(s.map(|s| s.max))
-                ));
-            }
-            let d = v.behind_best;
-            out.push_str(&format!(
-                ",{},{},{},{},{}\n",
-                f(v.epochs_to_90.mean_epoch),
-                f(v.epochs_to_97.mean_epoch),
-                f(d.map(|d| d.diff)),
-                f(d.map(|d| d.lo).filter(|x| x.is_finite())),
-                f(d.map(|d| d.hi).filter(|x| x.is_finite()))
+        if !self.tune.is_empty() {
+            let points = self.tune.iter().map(|a| a.values.len()).product::<usize>();
+            n.push(format!(
+                "tuned over {} ({points} points): each variant is shown at the point with the best mean val acc; the whole grid is in summary.json (\"grid\") and grid.csv",
+                self.tune
+                    .iter()
+                    .map(|a| format!("{}={}", a.key, a.values.join(",")))
+                    .collect::<Vec<_>>()
+                    .join(" x ")
             ));
         }
-        out
+        n
     }
+
+    /// CSV with one row per variant (at its chosen point when tuned) and raw numbers.
+    pub fn to_csv(&self) -> String {
+        csv(&self.variants, true)
+    }
+
+    /// CSV of every grid point of a tuned comparison, in experiment order.
+    pub fn grid_csv(&self) -> String {
+        csv(&self.grid, false)
+    }
+}
+
+/// One CSV row per summary; `ranked` numbers the rows as ranks.
+fn csv(variants: &[VariantSummary], ranked: bool) -> String {
+    let mut out = String::from(if ranked { "rank" } else { "position" });
+    out.push_str(",variant,label,chosen,seeds,diverged");
+    for m in [
+        "test_acc",
+        "test_loss",
+        "val_acc",
+        "train_acc",
+        "val_loss",
+        "train_loss",
+        "gap",
+        "seconds",
+    ] {
+        out.push_str(&format!(",{m}_mean,{m}_std,{m}_min,{m}_max"));
+    }
+    out.push_str(",epochs_to_90,epochs_to_97,behind_best,behind_best_lo,behind_best_hi\n");
+    let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    for (i, v) in variants.iter().enumerate() {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}",
+            i + 1,
+            csv_field(&v.name),
+            csv_field(&v.label),
+            csv_field(
+                &v.chosen
+                    .as_ref()
+                    .map(|_| chosen_text(v))
+                    .unwrap_or_default()
+            ),
+            v.seeds.len(),
+            v.diverged_seeds.len()
+        ));
+        for s in [
+            v.test_acc,
+            v.test_loss,
+            v.val_acc,
+            v.train_acc,
+            v.val_loss,
+            v.train_loss,
+            v.gap,
+            v.seconds,
+        ] {
+            out.push_str(&format!(
+                ",{},{},{},{}",
+                f(s.map(|s| s.mean)),
+                f(s.map(|s| s.std)),
+                f(s.map(|s| s.min)),
+                f(s.map(|s| s.max))
+            ));
+        }
+        let d = v.behind_best;
+        out.push_str(&format!(
+            ",{},{},{},{},{}\n",
+            f(v.epochs_to_90.mean_epoch),
+            f(v.epochs_to_97.mean_epoch),
+            f(d.map(|d| d.diff)),
+            f(d.map(|d| d.lo).filter(|x| x.is_finite())),
+            f(d.map(|d| d.hi).filter(|x| x.is_finite()))
+        ));
+    }
+    out
 }
 
 /// Last-epoch statistics of one layer, averaged over a variant's seeds.

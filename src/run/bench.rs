@@ -105,9 +105,11 @@ fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<J
         variants: vec![Variant {
             name: "relu".into(),
             config: cfg.clone(),
+            tune: None,
         }],
         seeds: (0..runs as u64).collect(),
         report: ReportKind::Compare,
+        tune: Vec::new(),
     };
     let mut splits = std::collections::HashMap::new();
     splits.insert(split.name, split);

@@ -58,8 +58,12 @@ impl Progress for EpochPrinter {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        let test = match (s.test_loss, s.test_acc) {
+            (Some(l), Some(a)) => format!("  test loss {l:.4} acc {}", pct(a)),
+            _ => String::new(),
+        };
         println!(
-            "epoch {}/{}  train loss {:.4} acc {}  val loss {:.4} acc {}  {:.2}s",
+            "epoch {}/{}  train loss {:.4} acc {}  val loss {:.4} acc {}{test}  {:.2}s",
             s.epoch,
             self.epochs,
             s.train_loss,
@@ -101,6 +105,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     let (cfg, ckpt, io) = settings(cfg, io)?;
     let io = &io;
     let full = load_for(&cfg, io.data_dir.as_deref())?;
+    let split = cfg.split_of(&full)?;
     let held = claim_folders(io)?;
     let out = held.path.clone();
     let origin = RunOrigin {
@@ -111,7 +116,6 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
-    let split = cfg.split_of(&full);
     let mut tr = trainer(&cfg, &split, ckpt, io.init_from.as_deref())?;
     print_start(&tr, &split);
     install_ctrlc();
@@ -271,8 +275,13 @@ fn print_start(tr: &Trainer<'_>, split: &Split) {
     } else {
         "resuming"
     };
+    let val = split
+        .val
+        .as_ref()
+        .map(|v| format!(" / {} held-out val", v.len()))
+        .unwrap_or_default();
     println!(
-        "{verb} {} on {} ({} train / {} test images), {:?} layers, {} epochs, seed {}",
+        "{verb} {} on {} ({} train{val} / {} test images), {:?} layers, {} epochs, seed {}",
         cfg.label(),
         cfg.dataset,
         split.train.len(),
@@ -310,8 +319,12 @@ fn run_epochs(tr: &mut Trainer<'_>, origin: &RunOrigin, t0: Instant) -> Result<(
 /// The final figures and where the record is.
 fn print_final(record: &RunRecord, record_path: &Path) {
     if let (Some(t), Some(v)) = (record.final_train, record.final_val) {
+        let test = record
+            .final_test
+            .map(|m| format!("  test acc {} loss {:.4}", pct(m.acc), m.loss))
+            .unwrap_or_default();
         println!(
-            "final  train acc {} loss {:.4}  val acc {} loss {:.4}  (train {:.2}s, total {:.2}s)",
+            "final  train acc {} loss {:.4}  val acc {} loss {:.4}{test}  (train {:.2}s, total {:.2}s)",
             pct(t.acc),
             t.loss,
             pct(v.acc),
