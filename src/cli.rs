@@ -133,6 +133,10 @@ pub struct ExperimentArgs {
     /// Run only slice K of N of the runs (e.g. 2/8), for batch schedulers; combine with `actlab merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Write TensorBoard event files here, one folder per run (<variant>/seed-<n>):
+    /// open with `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
 }
 
 impl ExperimentArgs {
@@ -163,6 +167,7 @@ impl ExperimentArgs {
             resume: self.resume,
             overwrite: self.overwrite,
             shard,
+            tensorboard: self.tensorboard.clone(),
         })
     }
 }
@@ -383,6 +388,9 @@ struct TrainCmd {
     /// Continue the interrupted run in DIR (its config comes from the checkpoint).
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Write TensorBoard event files into DIR/<label>/seed-<n>: `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -529,6 +537,7 @@ fn train(c: TrainCmd, matches: &clap::ArgMatches) -> Result<()> {
         init_from: c.init_from,
         resume: c.resume,
         overwrite: c.overwrite,
+        tensorboard: c.tensorboard,
         changed,
         epochs: epochs_given.then_some(cfg.epochs),
     };
@@ -579,7 +588,10 @@ fn run_file(c: RunCmd) -> Result<()> {
         }
     }
     exp.seeds = c.exp.seeds_or(exp.seeds.clone())?;
-    run::experiment_command(&exp, &c.exp.how(c.data_dir)?)
+    let mut how = c.exp.how(c.data_dir)?;
+    // Like --out, a relative folder is taken from where actlab runs.
+    how.tensorboard = how.tensorboard.or(exp.tensorboard.clone());
+    run::experiment_command(&exp, &how)
 }
 
 fn activations(c: &ActivationsCmd) {

@@ -253,6 +253,24 @@ impl Recorder {
     }
 }
 
+/// Each hidden layer's activations on every image of `data` (rows x width, in order).
+pub fn activations_on(model: &Mlp, data: &Dataset) -> Vec<Vec<f32>> {
+    let n = data.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut ws = Workspace::new(&model.arch, n, false);
+    let mut x = vec![0.0; n * PIXELS];
+    let mut y = vec![0u8; n];
+    gather_range(data, 0, &mut x, &mut y);
+    model.forward(&mut ws, &x, n, false);
+    let widths = &model.arch.sizes[1..model.arch.sizes.len() - 1];
+    ws.h.iter()
+        .zip(widths)
+        .map(|(h, w)| h[..n * w].to_vec())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,6 +156,11 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// The data this run trains, validates and tests on.
+    pub fn split(&self) -> &'a Split {
+        self.split
+    }
+
     /// Choose the first layer's kernel for training steps (default: by each batch's
     /// share of non-zero inputs); the bench times the dense one as its reference.
     pub fn set_first_layer(&mut self, policy: crate::nn::FirstLayer) {

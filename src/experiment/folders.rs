@@ -98,6 +98,7 @@ pub fn load_dir(dir: &Path) -> Result<(Experiment, Vec<RunRecord>), ExperimentEr
         seeds: vec![r.config.seed],
         report: ReportKind::Compare,
         tune: Vec::new(),
+        tensorboard: None,
     };
     Ok((exp, vec![r]))
 }

@@ -13,15 +13,18 @@ use super::{Experiment, ExperimentError, Job};
 use crate::checkpoint::Checkpoint;
 use crate::data::{DatasetName, Split};
 use crate::store::records::{read_record, reusable, write_record};
+use crate::store::tensorboard::EventWriter;
 use crate::train::{finish, Progress, RunRecord, Trainer};
 
 /// How to run the jobs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Runs at once.
     pub jobs: usize,
     /// Reuse complete records already in the output folder.
     pub resume: bool,
+    /// Write TensorBoard event files under this folder, one subfolder per run.
+    pub tensorboard: Option<std::path::PathBuf>,
 }
 
 /// The number of cores, the default for `--jobs`.
@@ -108,7 +111,7 @@ pub fn execute(
         first_error: Mutex::new(None),
     };
     std::thread::scope(|s| {
-        for _ in 0..workers(opts, jobs.len()) {
+        for _ in 0..workers(&sh.opts, jobs.len()) {
             s.spawn(|| work(&sh));
         }
     });
@@ -129,7 +132,7 @@ pub fn execute(
 }
 
 /// Worker threads for `total` runs: `--jobs`, but never more than there are runs.
-pub fn workers(opts: Options, total: usize) -> usize {
+pub fn workers(opts: &Options, total: usize) -> usize {
     opts.jobs.clamp(1, total.max(1))
 }
 
@@ -207,9 +210,22 @@ fn train_resumable(
         }
         None => Trainer::new(job.config.clone(), split),
     };
+    let mut events = match &sh.opts.tensorboard {
+        Some(root) => {
+            let dir =
+                crate::store::tensorboard::run_dir(root, &super::slug(&job.name), job.config.seed);
+            let resumed = (!tr.history.is_empty())
+                .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
+            Some(EventWriter::start(&dir, &split.train, resumed)?)
+        }
+        None => None,
+    };
     let mut progress = sh.watch.run_started(job);
     tr.run_remaining(progress.as_mut(), sh.stop, |tr| {
         let done = tr.history.len();
+        if let (Some(w), Some(stats)) = (&mut events, tr.history.last()) {
+            w.epoch(stats, &tr.model, tr.recorder.as_ref().map(|r| &r.diag))?;
+        }
         if done < tr.cfg.epochs {
             Checkpoint::of(tr).save_file(ckpt)?;
             crate::faults::at("epoch", done, Some(sh.stop));

@@ -78,6 +78,10 @@ pub struct Experiment {
     /// The grid each variant was tuned over (empty: a plain comparison).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tune: Vec<tune::TuneAxis>,
+    /// Where an experiment file asks for TensorBoard event files (`tensorboard =
+    /// "DIR"`); where to write is a choice of this invocation, not part of the spec.
+    #[serde(skip)]
+    pub tensorboard: Option<std::path::PathBuf>,
 }
 
 /// One run of an experiment.
@@ -308,6 +312,8 @@ struct ExperimentFile {
     /// Settings to tune per variant: KEY = [V1, V2, ...].
     #[serde(default)]
     tune: toml::Table,
+    /// TensorBoard event files under this folder (`--tensorboard` overrides it).
+    tensorboard: Option<std::path::PathBuf>,
 }
 
 /// The `seeds` of an experiment file: a count (0..n) or a list; one seed (0) if absent.
@@ -378,6 +384,7 @@ impl Experiment {
             seeds,
             report: f.report,
             tune: Vec::new(),
+            tensorboard: f.tensorboard,
         };
         let axes = tune::axes_from_toml(&f.tune, origin)?;
         let exp = exp.tuned(axes).map_err(|e| format!("{origin}: {e}"))?;
@@ -424,6 +431,7 @@ impl Experiment {
             seeds,
             report: ReportKind::Compare,
             tune: Vec::new(),
+            tensorboard: None,
         })
     }
 
@@ -531,6 +539,7 @@ impl Experiment {
             seeds,
             report: ReportKind::Exercise,
             tune: Vec::new(),
+            tensorboard: None,
         }
     }
 }
@@ -633,6 +642,16 @@ mod tests {
         assert!(
             err.contains("u.toml") && err.contains("--val-split"),
             "{err}"
+        );
+        let e = Experiment::from_toml(
+            "tensorboard = \"tb\"\n[[variant]]\nactivation = \"relu\"",
+            "v.toml",
+        )
+        .unwrap();
+        assert_eq!(e.tensorboard, Some("tb".into()));
+        assert!(
+            !serde_json::to_string(&e).unwrap().contains("tensorboard"),
+            "not part of the spec"
         );
         let err = Experiment::from_toml("seeds = [", "y.toml")
             .unwrap_err()

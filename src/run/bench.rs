@@ -110,6 +110,7 @@ fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<J
         seeds: (0..runs as u64).collect(),
         report: ReportKind::Compare,
         tune: Vec::new(),
+        tensorboard: None,
     };
     let mut splits = std::collections::HashMap::new();
     splits.insert(split.name, split);
@@ -122,7 +123,7 @@ fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<J
         let t = Instant::now();
         let opts = Options {
             jobs: j,
-            resume: false,
+            ..Options::default()
         };
         execute(&exp.jobs(), &dir, &splits, opts, &stop, &Unwatched)?;
         times.push(t.elapsed().as_secs_f64());

@@ -33,6 +33,8 @@ pub struct ExperimentRun {
     pub overwrite: bool,
     /// Only shard K of N (1-based).
     pub shard: Option<(usize, usize)>,
+    /// TensorBoard event files under this folder, one subfolder per run.
+    pub tensorboard: Option<PathBuf>,
 }
 
 /// Run an experiment (all of it or one shard), print and write its summary.
@@ -143,10 +145,12 @@ fn run_jobs(
     let opts = Options {
         jobs: how.jobs,
         resume: how.resume,
+        tensorboard: how.tensorboard.clone(),
     };
     write_spec(out, exp, opts.resume)?;
     let t0 = Instant::now();
     let bars = Bars::new(jobs.len());
+    let at_once = workers(&opts, jobs.len());
     let records = execute(jobs, out, splits, opts, &STOP, &bars);
     bars.finish();
     let records = records?;
@@ -155,7 +159,7 @@ fn run_jobs(
         records.len(),
         jobs.len(),
         t0.elapsed().as_secs_f64(),
-        workers(opts, jobs.len())
+        at_once
     );
     Ok(records)
 }

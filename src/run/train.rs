@@ -17,6 +17,7 @@ use crate::data::Split;
 use crate::report::pct;
 use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
 use crate::store::records::{write_record, RECORD};
+use crate::store::tensorboard::EventWriter;
 use crate::train::{self, EpochStats, Progress, RunRecord, Trainer};
 
 /// One line per epoch on stdout, and a progress bar on stderr when it is a terminal.
@@ -90,6 +91,8 @@ pub struct TrainIo {
     pub resume: Option<PathBuf>,
     /// Clear `out` first if it holds results.
     pub overwrite: bool,
+    /// TensorBoard event files under this folder.
+    pub tensorboard: Option<PathBuf>,
     /// Flags given on the command line that set the run's settings (e.g. "--lr"):
     /// a resumed run refuses them, since they would change the run it continues.
     pub changed: Vec<String>,
@@ -125,7 +128,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
         // The checkpoint is the truth: bring a record left behind by a crash up to it.
         write_record(&record_path, &train::finish_partial(&tr, t0))?;
     }
-    run_epochs(&mut tr, &origin, t0)?;
+    run_epochs(&mut tr, &origin, t0, io.tensorboard.as_deref())?;
     if STOP.load(Ordering::SeqCst) && tr.diverged.is_none() {
         let done = tr.history.len();
         return Err(Interrupted(format!(
@@ -300,11 +303,29 @@ fn print_start(tr: &Trainer<'_>, split: &Split) {
 }
 
 /// Train the remaining epochs, writing the checkpoint and then the record after each.
-fn run_epochs(tr: &mut Trainer<'_>, origin: &RunOrigin, t0: Instant) -> Result<()> {
+fn run_epochs(
+    tr: &mut Trainer<'_>,
+    origin: &RunOrigin,
+    t0: Instant,
+    tensorboard: Option<&Path>,
+) -> Result<()> {
     let mut printer = EpochPrinter::new(tr.cfg.epochs);
     let out = origin.folder.as_path();
     let record_path = out.join(RECORD);
+    let mut events = match tensorboard {
+        Some(root) => {
+            let name = crate::experiment::slug(&tr.cfg.label());
+            let dir = crate::store::tensorboard::run_dir(root, &name, tr.cfg.seed);
+            let resumed = (!tr.history.is_empty())
+                .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
+            Some(EventWriter::start(&dir, &tr.split().train, resumed)?)
+        }
+        None => None,
+    };
     tr.run_remaining(&mut printer, &STOP, |tr| {
+        if let (Some(w), Some(stats)) = (&mut events, tr.history.last()) {
+            w.epoch(stats, &tr.model, tr.recorder.as_ref().map(|r| &r.diag))?;
+        }
         // Checkpoint first, then the record: a crash in between leaves a record one
         // epoch behind, which a resume rewrites from the checkpoint before it trains.
         let done = tr.history.len();

@@ -4,6 +4,7 @@
 
 pub mod folder;
 pub mod records;
+pub mod tensorboard;
 
 use std::path::{Path, PathBuf};
 
