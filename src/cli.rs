@@ -48,6 +48,8 @@ enum Command {
     Eval(EvalCmd),
     /// Predict digits in images (PNG/JPEG/PGM, any size) or test-set images by index.
     Predict(PredictCmd),
+    /// Write demo.html: draw a digit and watch one or more models predict it, layer by layer.
+    Demo(DemoCmd),
     /// Measure training and evaluation speed of the engine.
     Bench(BenchCmd),
 }
@@ -94,6 +96,21 @@ struct EvalCmd {
 }
 
 #[derive(Args, Debug)]
+struct DemoCmd {
+    /// Models (.safetensors) to show side by side.
+    #[arg(required = true)]
+    models: Vec<PathBuf>,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE", default_value = "demo.html")]
+    out: PathBuf,
+    /// Folder with the IDX files (the page's self-test embeds the first test images).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    fallback: FallbackArgs,
+}
+
+#[derive(Args, Debug)]
 struct PredictCmd {
     /// The model (.safetensors).
     model: PathBuf,
@@ -137,6 +154,10 @@ pub struct ExperimentArgs {
     /// open with `tensorboard --logdir DIR`.
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
+    /// Keep every run's model in models/<variant>/seed-<n>.safetensors and write
+    /// demo.html (draw a digit) with the best seed of each variant (exercise: always).
+    #[arg(long)]
+    pub save_models: bool,
 }
 
 impl ExperimentArgs {
@@ -168,6 +189,7 @@ impl ExperimentArgs {
             overwrite: self.overwrite,
             shard,
             tensorboard: self.tensorboard.clone(),
+            save_models: self.save_models,
         })
     }
 }
@@ -446,6 +468,9 @@ pub fn main() -> Result<()> {
             &c.fallback.get(),
             c.json,
         ),
+        Command::Demo(c) => {
+            run::demo::demo_command(&c.models, &c.out, c.data_dir.as_deref(), &c.fallback.get())
+        }
         Command::Bench(b) => bench(b),
     }
 }
@@ -560,7 +585,10 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
     probe.validate()?;
     let seeds = c.exp.seeds_or(vec![0])?;
     let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds);
-    run::experiment_command(&exp, &c.exp.how(c.data.data_dir)?)
+    let mut how = c.exp.how(c.data.data_dir)?;
+    // The exercise's few models are kept for demo.html: sigmoid and ReLU side by side.
+    how.save_models = true;
+    run::experiment_command(&exp, &how)
 }
 
 fn compare(c: CompareCmd) -> Result<()> {

@@ -25,6 +25,8 @@ pub struct Options {
     pub resume: bool,
     /// Write TensorBoard event files under this folder, one subfolder per run.
     pub tensorboard: Option<std::path::PathBuf>,
+    /// Save each finished run's model (`models/<variant>/seed-<n>.safetensors`).
+    pub save_models: bool,
 }
 
 /// The number of cores, the default for `--jobs`.
@@ -178,10 +180,17 @@ fn run_one(sh: &Shared<'_>, job: &Job) -> Result<(RunRecord, bool), ExperimentEr
         crate::store::create_dir(dir)?;
     }
     let ckpt = sh.out.join(job.checkpoint_path());
-    let mut record = train_resumable(sh, job, split, &ckpt)?;
+    let (mut record, model) = train_resumable(sh, job, split, &ckpt)?;
     record.variant = job.name.clone();
     record.variant_index = job.variant;
     if record.complete {
+        if sh.opts.save_models && record.diverged.is_none() {
+            let file = sh.out.join(job.model_path());
+            if let Some(dir) = file.parent() {
+                crate::store::create_dir(dir)?;
+            }
+            crate::model_io::save_model(&file, &model, &job.config)?;
+        }
         write_record(&path, &record)?;
         let _ = std::fs::remove_file(&ckpt);
     }
@@ -195,7 +204,7 @@ fn train_resumable(
     job: &Job,
     split: &Split,
     ckpt: &Path,
-) -> Result<RunRecord, ExperimentError> {
+) -> Result<(RunRecord, crate::nn::Mlp), ExperimentError> {
     let t0 = std::time::Instant::now();
     let saved = sh
         .opts
@@ -232,7 +241,8 @@ fn train_resumable(
         }
         Ok::<(), ExperimentError>(())
     })?;
-    Ok(finish(&mut tr, t0))
+    let record = finish(&mut tr, t0);
+    Ok((record, tr.model))
 }
 
 /// Keep `exp`'s spec beside its runs, so `merge` and `--resume` know what it was; on

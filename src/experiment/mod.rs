@@ -105,10 +105,23 @@ impl Job {
             .join(format!("seed-{}.json", self.config.seed))
     }
 
+    /// Where this run's model goes with `--save-models`, relative to the experiment
+    /// folder (apart from `runs/`, since a model's metadata file is also `.json`).
+    pub fn model_path(&self) -> std::path::PathBuf {
+        model_path(&self.name, self.config.seed)
+    }
+
     /// Where this run's checkpoint lives while it is unfinished, beside its record.
     pub fn checkpoint_path(&self) -> std::path::PathBuf {
         self.record_path().with_extension("checkpoint.safetensors")
     }
+}
+
+/// `models/<variant>/seed-<n>.safetensors`: a saved run's model in its experiment folder.
+pub fn model_path(variant: &str, seed: u64) -> std::path::PathBuf {
+    std::path::PathBuf::from("models")
+        .join(slug(variant))
+        .join(format!("seed-{seed}.safetensors"))
 }
 
 /// A file-name-safe version of a variant name.

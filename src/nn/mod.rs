@@ -10,6 +10,7 @@ pub mod mlp;
 pub mod names;
 pub mod optim;
 pub mod output;
+pub mod portable;
 pub mod sparse;
 
 /// The one seeded generator a run draws init, shuffling and dropout from.

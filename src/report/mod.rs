@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod charts;
+pub mod demo;
 pub mod depth;
 pub mod exercise;
 pub mod html;

@@ -35,6 +35,8 @@ pub struct ExperimentRun {
     pub shard: Option<(usize, usize)>,
     /// TensorBoard event files under this folder, one subfolder per run.
     pub tensorboard: Option<PathBuf>,
+    /// Keep each run's model (and write demo.html with the best seed per variant).
+    pub save_models: bool,
 }
 
 /// Run an experiment (all of it or one shard), print and write its summary.
@@ -74,7 +76,7 @@ pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
         return Ok(());
     }
     let data = splits.get(&exp.variants[0].config.dataset);
-    summarise_and_write(exp, &records, &out, &command_line(), data)
+    summarise_and_write(exp, &records, &out, &command_line(), data, &[&out])
 }
 
 /// Files and folders whose presence means a folder holds an experiment's results.
@@ -146,6 +148,7 @@ fn run_jobs(
         jobs: how.jobs,
         resume: how.resume,
         tensorboard: how.tensorboard.clone(),
+        save_models: how.save_models,
     };
     write_spec(out, exp, opts.resume)?;
     let t0 = Instant::now();
@@ -164,14 +167,15 @@ fn run_jobs(
     Ok(records)
 }
 
-/// Print the summary table of `records` and write summary.{json,csv,md} and
-/// report.html into `out`.
+/// Print the summary table of `records` and write summary.{json,csv,md},
+/// report.html and (when models were saved in `model_dirs`) demo.html into `out`.
 pub fn summarise_and_write(
     exp: &Experiment,
     records: &[RunRecord],
     out: &Path,
     command: &str,
     data: Option<&Split>,
+    model_dirs: &[&Path],
 ) -> Result<()> {
     let summary = crate::report::summary::summarise(exp, records);
     print!("{}", crate::report::render_text(&summary));
@@ -186,7 +190,19 @@ pub fn summarise_and_write(
     };
     let html = write_report(out, &page)?;
     println!("report: {}", html.display());
+    print_demo(super::demo::experiment_demo(
+        exp, &summary, records, model_dirs, out, data,
+    )?);
     Ok(())
+}
+
+fn print_demo(path: Option<PathBuf>) {
+    if let Some(p) = path {
+        println!(
+            "demo: {} (draw a digit; the best seed of each variant)",
+            p.display()
+        );
+    }
 }
 
 /// `actlab merge`: one summary from the folders of an experiment's shards.
@@ -199,7 +215,15 @@ pub fn merge_command(
     let out = out.unwrap_or_else(|| dirs[0].clone());
     prepare_out_dir(&out)?;
     let data = data_for_report(&records, data_dir);
-    summarise_and_write(&exp, &records, &out, &command_line(), data.as_ref())
+    let model_dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    summarise_and_write(
+        &exp,
+        &records,
+        &out,
+        &command_line(),
+        data.as_ref(),
+        &model_dirs,
+    )
 }
 
 /// `actlab report`: (re)write report.html for any output folder.
@@ -219,6 +243,8 @@ pub fn report_command(dir: &Path, data_dir: Option<&Path>) -> Result<()> {
     };
     let path = write_report(dir, &page)?;
     println!("report: {}", path.display());
+    let demo = super::demo::experiment_demo(&exp, &summary, &records, &[dir], dir, data.as_ref());
+    print_demo(demo?);
     Ok(())
 }
 

@@ -41,7 +41,7 @@ impl Fallback {
     }
 }
 
-fn load(path: &Path, fb: &Fallback) -> Result<(Mlp, ModelMeta)> {
+pub(crate) fn load(path: &Path, fb: &Fallback) -> Result<(Mlp, ModelMeta)> {
     let (model, meta) = load_model(path, Some(&fb.meta()))?;
     if model.arch.sizes[0] != PIXELS || model.arch.classes() != 10 {
         anyhow::bail!(
@@ -148,6 +148,8 @@ pub struct Prediction {
     pub predicted: usize,
     /// (class, probability), best first, three of them.
     pub top3: Vec<(usize, f32)>,
+    /// Every class's probability, in class order.
+    pub probabilities: Vec<f32>,
     /// True label, for test-set indices.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<u8>,
@@ -156,12 +158,12 @@ pub struct Prediction {
     pub inverted: Option<bool>,
 }
 
-/// Predict one 28x28 u8 image.
+/// Predict one 28x28 u8 image: the class, the top three and every probability.
 pub fn predict_pixels(
     model: &Mlp,
     ws: &mut Workspace,
     pixels: &[u8],
-) -> (usize, Vec<(usize, f32)>) {
+) -> (usize, Vec<(usize, f32)>, Vec<f32>) {
     let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
     model.forward(ws, &x, 1, false);
     let out = ws.outputs(1);
@@ -169,7 +171,7 @@ pub fn predict_pixels(
     let mut ranked: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(3);
-    (argmax(out), ranked)
+    (argmax(out), ranked, probs)
 }
 
 /// `actlab predict MODEL IMAGE... | --test-index A..B`.
@@ -195,11 +197,12 @@ pub fn predict_command(
                 img.display()
             );
         }
-        let (predicted, top3) = predict_pixels(&model, &mut ws, &p.pixels);
+        let (predicted, top3, probabilities) = predict_pixels(&model, &mut ws, &p.pixels);
         preds.push(Prediction {
             input: img.display().to_string(),
             predicted,
             top3,
+            probabilities,
             label: None,
             inverted: Some(p.inverted),
         });
@@ -207,11 +210,13 @@ pub fn predict_command(
     if let Some(spec) = test_index {
         let split = data::load(meta.dataset, data_dir)?;
         for i in parse_indices(spec, split.test.len())? {
-            let (predicted, top3) = predict_pixels(&model, &mut ws, split.test.image(i));
+            let (predicted, top3, probabilities) =
+                predict_pixels(&model, &mut ws, split.test.image(i));
             preds.push(Prediction {
                 input: format!("test[{i}]"),
                 predicted,
                 top3,
+                probabilities,
                 label: Some(split.test.labels[i]),
                 inverted: None,
             });

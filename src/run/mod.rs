@@ -2,6 +2,7 @@
 //! files, Ctrl-C), over the library layers below. Errors become `anyhow` here.
 
 pub mod bench;
+pub mod demo;
 pub mod experiment;
 pub mod inference;
 pub mod train;
