@@ -11,7 +11,7 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::html::esc;
+use super::markup::esc;
 use super::ReportError;
 use crate::data::Dataset;
 use crate::nn::{portable, Mlp};

@@ -196,7 +196,7 @@ pub fn section(charts_dir: &Path, records: &[RunRecord]) -> Result<String, Repor
             "gradient norm (log)",
             true,
         )?;
-        h.push_str(&super::html::figure(
+        h.push_str(&super::markup::figure(
             &svg,
             &format!("{}: first-epoch gradient norm per layer", f.name),
         ));
@@ -223,12 +223,12 @@ pub fn section(charts_dir: &Path, records: &[RunRecord]) -> Result<String, Repor
         "accuracy (%)",
         false,
     )?;
-    h.push_str(&super::html::figure(
+    h.push_str(&super::markup::figure(
         &svg,
         "Final accuracy against the number of hidden layers (mean, band = lowest to highest seed).",
     ));
     h.push_str("<p>Ratio of the first layer's to the last layer's first-epoch gradient norm, and final accuracy (means over seeds):</p>");
-    h.push_str(&super::html::table_html(&ratio_table(&fams)));
+    h.push_str(&super::markup::table_html(&ratio_table(&fams)));
     Ok(h)
 }
 

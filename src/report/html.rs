@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::charts::{self, by_variant, epoch_bands, grad_bands};
 use super::summary::{layer_stats, per_class_acc, ExperimentSummary};
+use super::markup::{esc, figure, table_html};
 use super::table::Table;
 use super::ReportError;
 use crate::data::Split;
@@ -30,45 +31,6 @@ svg { max-width: 100%; height: auto; }
 code, pre { background: #f6f8fa; border-radius: 4px; } pre { padding: .6rem; overflow-x: auto; font-size: .8rem; }
 @media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; } figure, table { page-break-inside: avoid; } .wrap { overflow: visible; } }
 "#;
-
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A table as HTML.
-pub fn table_html(t: &Table) -> String {
-    let mut out = String::from("<div class=\"wrap\"><table><thead><tr>");
-    for h in &t.headers {
-        out.push_str(&format!("<th>{}</th>", esc(h)));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for r in &t.rows {
-        out.push_str("<tr>");
-        for (c, a) in r.iter().zip(&t.align) {
-            let class = if *a == super::table::Align::Left {
-                " class=\"l\""
-            } else {
-                ""
-            };
-            out.push_str(&format!("<td{class}>{}</td>", esc(c)));
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</tbody></table></div>");
-    out
-}
-
-/// A chart with its caption.
-pub fn figure(svg: &str, caption: &str) -> String {
-    format!(
-        "<figure>{svg}<figcaption>{}</figcaption></figure>",
-        esc(caption)
-    )
-}
 
 /// Highlight the yes/NO word of a verdict line.
 fn verdict_html(line: &str) -> String {

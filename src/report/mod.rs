@@ -7,6 +7,7 @@ pub mod demo;
 pub mod depth;
 pub mod exercise;
 pub mod html;
+pub mod markup;
 pub mod summary;
 pub mod table;
 pub mod tuning;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::html::esc;
+use super::markup::esc;
 use super::summary::ExperimentSummary;
 use crate::experiment::Experiment;
 
