@@ -114,6 +114,10 @@ fn the_test_set_never_chooses_a_setting() {
     assert_eq!(grid.lines().count(), 5, "{grid}");
     let report = std::fs::read_to_string(a.join("report.html")).unwrap();
     assert!(report.contains("Tuning grid") && report.contains("outline:3px"));
+    assert!(
+        report.contains("test accuracy"),
+        "the test set's curves are drawn apart"
+    );
 }
 
 #[test]

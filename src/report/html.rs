@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::charts::{self, by_variant, epoch_bands, grad_bands};
-use super::summary::{layer_stats, per_class_acc, ExperimentSummary};
 use super::markup::{esc, figure, table_html};
+use super::summary::{layer_stats, per_class_acc, ExperimentSummary};
 use super::table::Table;
 use super::ReportError;
 use crate::data::Split;
@@ -136,6 +136,15 @@ fn curves(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
             epoch_bands(records, |e| e.val_loss),
         ),
     ];
+    // With a held-out validation set, the test set's curves are drawn apart.
+    let held_out = records
+        .iter()
+        .any(|r| r.history.iter().any(|e| e.test_acc.is_some()));
+    let mut loss_panels = loss_panels;
+    if held_out {
+        let test = epoch_bands(records, |e| e.test_loss.unwrap_or(f64::NAN));
+        loss_panels.push(("test loss".to_string(), test));
+    }
     let svg = charts::line_panels(charts_dir, "loss", &loss_panels, "epoch", "loss", false)?;
     h.push_str(&figure(&svg, "Training and validation loss per epoch."));
     let acc_panels = vec![
@@ -148,6 +157,11 @@ fn curves(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
             epoch_bands(records, |e| e.val_acc * 100.0),
         ),
     ];
+    let mut acc_panels = acc_panels;
+    if held_out {
+        let test = epoch_bands(records, |e| e.test_acc.map_or(f64::NAN, |a| a * 100.0));
+        acc_panels.push(("test accuracy".to_string(), test));
+    }
     let svg = charts::line_panels(
         charts_dir,
         "accuracy",
