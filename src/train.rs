@@ -198,6 +198,7 @@ impl<'a> Trainer<'a> {
             if w.ws
                 .prepare_sparse(&data.images, pick, PIXELS, &batch::PIXEL_VALUES)
             {
+                w.ws.sparse_for_training();
                 batch::labels(data, pick, y);
             } else {
                 batch::gather(data, pick, x, y);

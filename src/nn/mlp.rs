@@ -417,6 +417,14 @@ impl Workspace {
         sparse
     }
 
+    /// The batch [`Workspace::prepare_sparse`] kept will also be trained on: sort it
+    /// into columns for the weight gradient (the forward pass then runs from them).
+    pub fn sparse_for_training(&mut self) {
+        if matches!(self.prepared, Some((_, true))) {
+            self.sparse.sort_columns();
+        }
+    }
+
     /// Decide the first layer's kernel for this batch (building its sparse rows if
     /// the sparse one may run) and remember the choice for the backward pass.
     fn use_sparse(&mut self, x: &[f32], n: usize, width: usize) -> bool {

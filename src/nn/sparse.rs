@@ -8,6 +8,10 @@
 //! in registers) instead of once per image: the batch's outputs stay in L1, the
 //! weights are streamed once.
 //!
+//! Evaluation, which computes no weight gradient, skips sorting the batch into
+//! columns: each row's outputs are summed in registers over its non-zero columns (the
+//! same terms in the same order, so the same bits), each weight row read from cache.
+//!
 //! Shapes: x [n, in] dense rows; W [in, out]; b [out]; y, dy [n, out]; dW [in, out].
 //! Each output sums its non-zero terms in increasing column order (forward) or row
 //! order (weight gradient) with one rounding per term (FMA), then adds the bias:
@@ -21,6 +25,9 @@ pub const DENSE_ABOVE: f32 = 0.35;
 
 /// Output columns handled per pass: 64 floats stay in eight AVX registers.
 const BLOCK: usize = 64;
+
+/// Output columns the row-by-row forward pass sums per pass over a row's pairs.
+const ROW_BLOCK: usize = 128;
 
 /// Which kernel the first layer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,10 +50,15 @@ pub struct SparseColumns {
     starts: Vec<usize>,
     row_of: Vec<u32>,
     vals: Vec<f32>,
-    /// Scratch: (column, value) pairs row by row, before sorting by column.
+    /// (column, value) pairs row by row, in column order within a row.
     by_row: Vec<(u32, f32)>,
-    /// Scratch: where each row's pairs end in `by_row`.
+    /// Where each row's pairs end in `by_row`.
     row_ends: Vec<usize>,
+    /// Input columns.
+    cols: usize,
+    /// Whether the column lists hold this batch (sorted only when the weight gradient
+    /// needs them: the forward pass reads the rows).
+    sorted: bool,
 }
 
 impl SparseColumns {
@@ -95,35 +107,46 @@ impl SparseColumns {
                 len = scan_bytes(row, len, pairs, counts, values);
                 row_ends.push(len);
             }
-            len
         });
         Some(share)
     }
 
     /// Rebuild for `n` rows of `width`: `scan` writes the row-ordered (column, value)
-    /// pairs, counts each column's and records where each row ends, returning how many
-    /// pairs there are; then they are sorted into columns.
+    /// pairs, counts each column's and records where each row ends.
     fn fill(
         &mut self,
         n: usize,
         width: usize,
-        scan: impl FnOnce(&mut [(u32, f32)], &mut [usize], &mut Vec<usize>) -> usize,
+        scan: impl FnOnce(&mut [(u32, f32)], &mut [usize], &mut Vec<usize>),
     ) {
         self.rows = n;
+        self.cols = width;
         if self.by_row.len() < n * width {
             self.by_row.resize(n * width, (0, 0.0));
         }
+        self.row_ends.clear();
         self.starts.clear();
         self.starts.resize(width + 2, 0);
-        let mut row_ends = std::mem::take(&mut self.row_ends);
-        row_ends.clear();
-        let nnz = scan(&mut self.by_row, &mut self.starts[2..], &mut row_ends);
-        self.sort_by_column(&row_ends, width, nnz);
-        self.row_ends = row_ends;
+        scan(&mut self.by_row, &mut self.starts[2..], &mut self.row_ends);
+        self.sorted = false;
     }
 
-    /// Counting sort of the row-ordered pairs into columns (rows stay in order).
-    fn sort_by_column(&mut self, row_ends: &[usize], width: usize, nnz: usize) {
+    /// Sort this batch into columns now: the weight gradient needs them, and with
+    /// them the forward pass runs column by column, which is faster (evaluation, with
+    /// no gradient to compute, skips the sort and runs row by row).
+    pub fn sort_columns(&mut self) {
+        self.sort_by_column();
+    }
+
+    /// Counting sort of the row-ordered pairs into columns (rows stay in order), once
+    /// per batch.
+    fn sort_by_column(&mut self) {
+        if self.sorted {
+            return;
+        }
+        self.sorted = true;
+        let (width, nnz) = (self.cols, self.row_ends.last().copied().unwrap_or(0));
+        let row_ends = std::mem::take(&mut self.row_ends);
         // starts[c + 2] holds column c's count: prefix sums make starts[c + 1] its
         // first slot, advanced while filling, after which it is column c's end.
         for c in 2..width + 2 {
@@ -142,6 +165,7 @@ impl SparseColumns {
             begin = end;
         }
         self.starts.truncate(width + 1);
+        self.row_ends = row_ends;
     }
 
     /// Number of rows of the batch.
@@ -156,11 +180,22 @@ impl SparseColumns {
 
     /// Number of input columns.
     fn width(&self) -> usize {
-        self.starts.len().saturating_sub(1)
+        self.cols
+    }
+
+    /// Row r's (column, value) pairs, in column order.
+    fn row(&self, r: usize) -> &[(u32, f32)] {
+        let begin = if r == 0 { 0 } else { self.row_ends[r - 1] };
+        &self.by_row[begin..self.row_ends[r]]
     }
 
     /// y = x W + b, with W input-major [in, out] (fast where [`available`]).
     pub fn forward(&self, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if available() && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
+            return unsafe { fma512_forward(self, w, b, out, y) };
+        }
         #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: `available` found AVX2 and FMA, all `fma_forward` needs.
@@ -171,7 +206,8 @@ impl SparseColumns {
 
     /// dW = x^T dy (input-major [in, out], overwritten) and db = column sums of dy
     /// (fast where [`available`]).
-    pub fn weight_grad(&self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
+    pub fn weight_grad(&mut self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
+        self.sort_by_column();
         #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: `available` found AVX2 and FMA, all `fma_weight_grad` needs.
@@ -190,8 +226,8 @@ fn scan(
     pairs: &mut [(u32, f32)],
     counts: &mut [usize],
     row_ends: &mut Vec<usize>,
-) -> usize {
-    crate::avx2_or_portable!((x: &[f32], width: usize, pairs: &mut [(u32, f32)], counts: &mut [usize], row_ends: &mut Vec<usize>) -> usize {
+) {
+    crate::avx2_or_portable!((x: &[f32], width: usize, pairs: &mut [(u32, f32)], counts: &mut [usize], row_ends: &mut Vec<usize>) {
         let mut len = 0;
         for row in x.chunks_exact(width) {
             for (i, chunk) in row.chunks(32).enumerate() {
@@ -211,7 +247,6 @@ fn scan(
             }
             row_ends.push(len);
         }
-        len
     })
 }
 
@@ -315,6 +350,24 @@ unsafe fn fma_forward(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &m
     forward_portable(x, w, b, out, y)
 }
 
+/// The same with 512-bit registers: a row's 128 outputs fit in eight of them, so each
+/// non-zero input is one pass over its weight row (FMA rounds the same at any width).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fma512_forward(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    forward_portable(x, w, b, out, y)
+}
+
+/// The forward pass from the columns when they are sorted, else from the rows.
+#[inline(always)]
+fn forward_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    if x.sorted {
+        forward_columns_portable(x, w, b, out, y)
+    } else {
+        forward_rows_portable(x, w, b, out, y)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn fma_weight_grad(
@@ -327,10 +380,47 @@ unsafe fn fma_weight_grad(
     weight_grad_portable(x, dy, out, dw, db)
 }
 
-/// Column by column, a block of the weight row held in registers, added into every
-/// row where the column is non-zero; then the bias (as the dense path adds it).
+/// Row by row, a block of the output summed in registers over the row's non-zero
+/// columns in increasing order (the same terms in the same order as adding column by
+/// column into each row), then the bias (as the dense path adds it).
 #[inline(always)]
-fn forward_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+fn forward_rows_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    for (r, yr) in y[..x.rows * out].chunks_exact_mut(out).enumerate() {
+        let pairs = x.row(r);
+        for start in (0..out).step_by(ROW_BLOCK) {
+            let len = ROW_BLOCK.min(out - start);
+            if len == ROW_BLOCK {
+                let mut acc = [0.0f32; ROW_BLOCK];
+                for &(c, v) in pairs {
+                    let wr = &w[c as usize * out + start..][..ROW_BLOCK];
+                    for k in 0..ROW_BLOCK {
+                        acc[k] = v.mul_add(wr[k], acc[k]);
+                    }
+                }
+                yr[start..start + ROW_BLOCK].copy_from_slice(&acc);
+            } else {
+                let acc = &mut yr[start..start + len];
+                acc.fill(0.0);
+                for &(c, v) in pairs {
+                    let wr = &w[c as usize * out + start..][..len];
+                    for (o, &wv) in acc.iter_mut().zip(wr) {
+                        *o = v.mul_add(wv, *o);
+                    }
+                }
+            }
+        }
+        for (o, &bias) in yr.iter_mut().zip(b) {
+            *o += bias;
+        }
+    }
+}
+
+/// Column by column, a block of the weight row held in registers, added into every
+/// row where the column is non-zero; then the bias (as the dense path adds it). The
+/// same terms in the same order as [`forward_rows_portable`], faster once the columns
+/// are sorted (training sorts them for the weight gradient anyway).
+#[inline(always)]
+fn forward_columns_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
     let y = &mut y[..x.rows * out];
     y.fill(0.0);
     for start in (0..out).step_by(BLOCK) {
@@ -477,6 +567,39 @@ mod tests {
         for o in 0..out {
             let want: f32 = (0..n).map(|r| dy[r * out + o]).sum();
             assert_eq!(db[o], want);
+        }
+        // Sorted for the gradient, the forward pass runs column by column: same bits.
+        let mut y3 = vec![5.0; n * out];
+        rows.forward(&w, &b, out, &mut y3);
+        assert_eq!(y, y3);
+    }
+
+    /// Row by row (evaluation) and column by column (training) give the same bits,
+    /// with full blocks of both kernels and remainders.
+    #[test]
+    fn rows_and_columns_forward_agree_bit_for_bit() {
+        for out in [64, 128, 130, 200] {
+            let (n, inp) = (9, 50);
+            let x: Vec<f32> = (0..n * inp)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        (i % 11) as f32 * 0.1
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let w: Vec<f32> = (0..inp * out)
+                .map(|i| ((i * 31) % 97) as f32 * 0.013 - 0.6)
+                .collect();
+            let b: Vec<f32> = (0..out).map(|i| i as f32 * 0.01).collect();
+            let mut s = SparseColumns::default();
+            s.build(&x, n, inp, 1.0);
+            let (mut by_rows, mut by_cols) = (vec![0.0; n * out], vec![1.0; n * out]);
+            s.forward(&w, &b, out, &mut by_rows);
+            s.sort_columns();
+            s.forward(&w, &b, out, &mut by_cols);
+            assert_eq!(by_rows, by_cols, "out = {out}");
         }
     }
 }
