@@ -17,8 +17,7 @@ const floats = (b64) => new Float32Array(bytes(b64).buffer);
 
 // ---- formulas: value and derivative (forward-mode dual numbers) ----
 function erf(x) {
-  // Abramowitz & Stegun 7.1.26 refined by one Newton step on erf's series error is
-  // not needed here: |error| < 1.5e-7, far below what a probability shows.
+  // Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, far below what a probability shows.
   const s = Math.sign(x), a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
   const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
   return s * y;
@@ -291,8 +290,10 @@ function show(m, card, res, prepared) {
       cell.className = s ? "sat" : o ? "off" : "";
       sat += s; off += o;
     });
-    strip.previousElementSibling.querySelector("em").textContent =
-      (act.saturates ? `${sat} saturated` : "") + (act.can_die ? `${off} inactive` : "");
+    const counts = [];
+    if (act.saturates) counts.push(`${sat} saturated`);
+    if (act.can_die) counts.push(`${off} inactive`);
+    strip.previousElementSibling.querySelector("em").textContent = counts.join(", ");
   });
 }
 

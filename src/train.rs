@@ -605,8 +605,12 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
                 }
             });
         r.final_train = Some(train.metrics);
-        if tr.split.val.is_some() {
-            r.final_val = Some(tr.validate().metrics);
+        if let (Some(_), Some(last)) = (&tr.split.val, tr.history.last()) {
+            // The last epoch validated this very model: its figures are the final ones.
+            r.final_val = Some(Metrics {
+                loss: last.val_loss,
+                acc: last.val_acc,
+            });
             r.final_test = Some(test.metrics);
         } else {
             r.final_val = Some(test.metrics);

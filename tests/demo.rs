@@ -6,58 +6,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use base64::Engine;
 use common::{actlab, data_dir, mnist_dir, run_ok, TempDir};
 use serde_json::Value;
 
-fn chromium() -> &'static str {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("no chromium found: install Debian's chromium (.ci/run does)")
-}
-
-/// Run headless Chromium on `url` with `extra` arguments; stdout, after checking the
-/// log holds no console errors.
+/// Open `url` in headless Chromium with `extra` flags; what it printed.
 fn browse(profile: &Path, url: &str, extra: &[String]) -> String {
-    let o = Command::new("timeout")
-        .arg("120")
-        .arg(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .args([
-            "--disable-background-networking",
-            "--disable-component-update",
-        ])
-        .args([
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1500,1100",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "chromium failed: {log}");
-    let errors: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load"))
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::run_chromium(profile, "1500,1100", extra, url)
 }
 
 /// The text of `<pre id="ID">` in a dumped DOM, as JSON.

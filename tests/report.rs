@@ -4,24 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{actlab, data_dir, run_ok, TempDir};
-
-/// The headless browser; the browser test is ignored by default, so when it is asked
-/// for (`--include-ignored`, as `.ci/run` does) a missing browser is a failure.
-fn chromium() -> &'static str {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        })
-        .expect("no chromium found: install Debian's chromium (.ci/run does)")
-}
 
 #[test]
 fn exercise_writes_a_report_with_every_chart() {
@@ -108,47 +92,19 @@ fn report_renders_in_chromium_without_errors() {
             .arg(&out.0),
     );
     browser_check(
-        chromium(),
         &out.join("report.html"),
         &out.join("profile"),
         &out.join("shot.png"),
     );
 }
 
-fn browser_check(browser: &str, page: &Path, profile: &Path, shot: &Path) {
-    let o = Command::new("timeout")
-        .arg("120")
-        .arg(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .args([
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .args([
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2400",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "chromium failed: {log}");
-    let console: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load resource")
-        })
-        .collect();
-    assert!(console.is_empty(), "console errors: {console:?}");
+fn browser_check(page: &Path, profile: &Path, shot: &Path) {
+    common::run_chromium(
+        profile,
+        "1280,2400",
+        &[format!("--screenshot={}", shot.display())],
+        &format!("file://{}", page.display()),
+    );
     let img = image::open(shot).unwrap().to_rgb8();
     let (w, h) = img.dimensions();
     assert!(w >= 1000 && h >= 1000, "screenshot {w}x{h}");

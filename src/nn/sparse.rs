@@ -131,16 +131,10 @@ impl SparseColumns {
         self.sorted = false;
     }
 
-    /// Sort this batch into columns now: the weight gradient needs them, and with
-    /// them the forward pass runs column by column, which is faster (evaluation, with
-    /// no gradient to compute, skips the sort and runs row by row).
-    pub fn sort_columns(&mut self) {
-        self.sort_by_column();
-    }
-
     /// Counting sort of the row-ordered pairs into columns (rows stay in order), once
-    /// per batch.
-    fn sort_by_column(&mut self) {
+    /// per batch: the weight gradient needs them (evaluation, with no gradient to
+    /// compute, never sorts).
+    pub fn sort_columns(&mut self) {
         if self.sorted {
             return;
         }
@@ -207,7 +201,7 @@ impl SparseColumns {
     /// dW = x^T dy (input-major [in, out], overwritten) and db = column sums of dy
     /// (fast where [`available`]).
     pub fn weight_grad(&mut self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
-        self.sort_by_column();
+        self.sort_columns();
         #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: `available` found AVX2 and FMA, all `fma_weight_grad` needs.

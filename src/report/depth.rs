@@ -232,21 +232,6 @@ pub fn section(charts_dir: &Path, records: &[RunRecord]) -> Result<String, Repor
     Ok(h)
 }
 
-/// The fc1 / last-layer first-epoch gradient-norm ratio of each family at each depth,
-/// for tests and the README: (family, depth, ratio).
-pub fn ratios(records: &[RunRecord]) -> Vec<(String, usize, f64)> {
-    let mut out = Vec::new();
-    for f in families(records) {
-        for (d, runs) in &f.by_depth {
-            let n = first_epoch_norms(runs);
-            if let (Some(Some(a)), Some(Some(b))) = (n.first(), n.last()) {
-                out.push((f.name.clone(), *d, a / b));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,7 +157,7 @@ pub fn run_dir(root: &Path, variant_slug: &str, seed: u64) -> PathBuf {
 impl EventWriter {
     /// A new event file in `dir` (created if needed); `train` supplies the sample of
     /// images whose activations are histogrammed.
-    pub fn create(dir: &Path, train: &Dataset) -> Result<Self, StoreError> {
+    fn create(dir: &Path, train: &Dataset) -> Result<Self, StoreError> {
         super::create_dir(dir)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -278,3 +278,58 @@ pub fn record_without_timings(path: &std::path::Path) -> actlab::train::RunRecor
         .unwrap()
         .without_timings()
 }
+
+/// The headless browser. Browser tests are ignored by default, so when they are asked
+/// for (`--include-ignored`, as `.ci/run` does) a missing browser is a failure.
+pub fn chromium() -> &'static str {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("no chromium found: install Debian's chromium (.ci/run does)")
+}
+
+/// Open `url` in headless Chromium (a `window` such as "1280,2400", its own `profile`
+/// folder, `extra` flags such as --dump-dom or --screenshot=FILE) under a 120 s
+/// timeout; demand that it succeeds and that its log holds no console error, uncaught
+/// exception or failed load. Returns what it printed (the DOM with --dump-dom).
+pub fn run_chromium(
+    profile: &std::path::Path,
+    window: &str,
+    extra: &[String],
+    url: &str,
+) -> String {
+    let o = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .args(["--enable-logging=stderr", "--v=0"])
+        .arg(format!("--window-size={window}"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "chromium failed: {log}");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
