@@ -185,6 +185,11 @@ impl HttpServer {
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        // A network namespace with its loopback down accepts the bind but refuses
+        // every connection: say so at once instead of failing further on.
+        if let Err(e) = std::net::TcpStream::connect(addr) {
+            panic!("cannot reach a local server on {addr} ({e}): these download tests need the loopback interface up (`ip link set lo up`)");
+        }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -236,9 +241,12 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = std::net::TcpStream::connect(self.addr);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+        // The connection wakes the accepting thread so it sees `stop`; if none can be
+        // made the thread is left blocked rather than joined (the test is ending).
+        if std::net::TcpStream::connect(self.addr).is_ok() {
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
         }
     }
 }
