@@ -287,10 +287,10 @@ mod tests {
     }
 
     fn data(n: usize) -> Dataset {
-        Dataset {
-            images: (0..n * PIXELS).map(|i| (i * 37 % 256) as u8).collect(),
-            labels: (0..n).map(|i| (i % 10) as u8).collect(),
-        }
+        Dataset::new(
+            (0..n * PIXELS).map(|i| (i * 37 % 256) as u8).collect(),
+            (0..n).map(|i| (i % 10) as u8).collect(),
+        )
     }
 
     #[test]

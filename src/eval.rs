@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::gather_range;
 use crate::data::{Dataset, PIXELS};
+use crate::nn::sparse::{RowLists, DENSE_ABOVE};
 use crate::nn::{Loss, Mlp, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
@@ -117,9 +118,10 @@ impl Evaluator {
             self.pick.clear();
             self.pick.extend(start as u32..(start + n) as u32);
             let values = &crate::data::batch::PIXEL_VALUES;
+            let lists = row_lists(data);
             if self
                 .ws
-                .prepare_sparse(&data.images, &self.pick, PIXELS, values)
+                .prepare_sparse(data.images(), lists, &self.pick, PIXELS, values)
             {
                 self.y[..n].copy_from_slice(&data.labels[start..start + n]);
             } else {
@@ -144,6 +146,13 @@ impl Evaluator {
             confusion,
         }
     }
+}
+
+/// `data`'s non-zero pixels as the sparse first layer reads them, when `data` is
+/// mostly zeros (listed on first use, then shared).
+pub fn row_lists(data: &Dataset) -> Option<RowLists<'_>> {
+    let (ends, cols, bytes) = data.nonzero(DENSE_ABOVE)?.parts();
+    Some(RowLists { ends, cols, bytes })
 }
 
 /// Evaluate `model` on `data` (a convenience over [`Evaluator`]).

@@ -195,8 +195,9 @@ impl<'a> Trainer<'a> {
                 return (0.0, 0);
             }
             let (x, y) = (&mut x[..m * PIXELS], &mut y[..m]);
+            let lists = crate::eval::row_lists(data);
             if w.ws
-                .prepare_sparse(&data.images, pick, PIXELS, &batch::PIXEL_VALUES)
+                .prepare_sparse(data.images(), lists, pick, PIXELS, &batch::PIXEL_VALUES)
             {
                 w.ws.sparse_for_training();
                 batch::labels(data, pick, y);
@@ -638,7 +639,7 @@ mod tests {
             .map(|i| ((i * 7919 + i / PIXELS * 31) % 251) as u8)
             .collect();
         let labels = (0..n).map(|i| (i * 3 % 10) as u8).collect();
-        let d = Dataset { images, labels };
+        let d = Dataset::new(images, labels);
         Split {
             name: DatasetName::Mnist,
             train: d.clone(),

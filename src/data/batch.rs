@@ -46,7 +46,7 @@ pub fn gather(data: &Dataset, indices: &[u32], x: &mut [f32], y: &mut [u8]) {
 /// Fill `x` with the contiguous images `start..start + y.len()`.
 pub fn gather_range(data: &Dataset, start: usize, x: &mut [f32], y: &mut [u8]) {
     let n = y.len();
-    let src = &data.images[start * PIXELS..(start + n) * PIXELS];
+    let src = &data.images()[start * PIXELS..(start + n) * PIXELS];
     scale(src, x);
     y.copy_from_slice(&data.labels[start..start + n]);
 }
@@ -60,10 +60,7 @@ mod tests {
         let mut images = vec![0u8; 3 * PIXELS];
         images[PIXELS] = 255;
         images[2 * PIXELS + 5] = 51;
-        let d = Dataset {
-            images,
-            labels: vec![7, 8, 9],
-        };
+        let d = Dataset::new(images, vec![7, 8, 9]);
         let mut x = vec![-1.0; 2 * PIXELS];
         let mut y = [0u8; 2];
         gather(&d, &[2, 1], &mut x, &mut y);

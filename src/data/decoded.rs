@@ -29,7 +29,7 @@ struct Header {
 fn crc(train: &Dataset, test: &Dataset) -> u32 {
     let mut h = crc32fast::Hasher::new();
     for d in [train, test] {
-        h.update(&d.images);
+        h.update(d.images());
         h.update(&d.labels);
     }
     h.finalize()
@@ -95,14 +95,8 @@ pub fn read(name: DatasetName, dir: &Path, key: &str) -> Option<Split> {
         f.read_exact(&mut v).ok()?;
         Some(v)
     };
-    let train = Dataset {
-        images: take(header.n_train * PIXELS)?,
-        labels: take(header.n_train)?,
-    };
-    let test = Dataset {
-        images: take(header.n_test * PIXELS)?,
-        labels: take(header.n_test)?,
-    };
+    let train = Dataset::new(take(header.n_train * PIXELS)?, take(header.n_train)?);
+    let test = Dataset::new(take(header.n_test * PIXELS)?, take(header.n_test)?);
     if crc(&train, &test) != header.crc32 || train.labels.iter().chain(&test.labels).any(|&l| l > 9)
     {
         eprintln!("warning: the decoded-data cache for {name} is damaged; rebuilding it from the source files");
@@ -138,13 +132,13 @@ pub fn write(split: &Split, key: &str) {
         return;
     };
     let mut out = Vec::with_capacity(
-        12 + h.len() + split.train.images.len() + split.test.images.len() + 70_000,
+        12 + h.len() + split.train.images().len() + split.test.images().len() + 70_000,
     );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(h.len() as u32).to_le_bytes());
     out.extend_from_slice(&h);
     for d in [&split.train, &split.test] {
-        out.extend_from_slice(&d.images);
+        out.extend_from_slice(d.images());
         out.extend_from_slice(&d.labels);
     }
     if let Some(parent) = path.parent() {

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod decoded;
 pub mod holdout;
 pub mod idx;
+pub mod nonzero;
 pub mod source;
 
 use std::path::{Path, PathBuf};
@@ -128,20 +129,46 @@ pub const FILES: [&str; 4] = [
 /// Images (u8, 28x28 each, row-major) with their labels.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
-    /// `len() * PIXELS` bytes.
-    pub images: Vec<u8>,
+    /// `len() * PIXELS` bytes (private: the non-zero lists are built from them once).
+    images: Vec<u8>,
     /// One label 0-9 per image.
     pub labels: Vec<u8>,
+    /// Each image's non-zero pixels, listed at first use (None: too dense to pay).
+    nonzero: std::sync::OnceLock<Option<nonzero::NonZero>>,
 }
 
 impl Dataset {
+    /// Images (`labels.len() * PIXELS` bytes, row-major) with their labels.
+    pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Dataset {
+        debug_assert_eq!(images.len(), labels.len() * PIXELS);
+        Dataset {
+            images,
+            labels,
+            nonzero: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// All pixels, image after image.
+    pub fn images(&self) -> &[u8] {
+        &self.images
+    }
+
+    /// Each image's non-zero pixels, listed on the first call (shared by every run
+    /// reading this dataset), or None when more than `max_share` of the pixels are
+    /// non-zero: every caller passes the same share, the first call decides.
+    pub fn nonzero(&self, max_share: f32) -> Option<&nonzero::NonZero> {
+        self.nonzero
+            .get_or_init(|| nonzero::NonZero::build(&self.images, PIXELS, max_share))
+            .as_ref()
+    }
+
     /// A copy of the first `n` images (all of them for `None`).
     pub fn first(&self, n: Option<usize>) -> Dataset {
         let n = n.unwrap_or(self.len()).min(self.len());
-        Dataset {
-            images: self.images[..n * PIXELS].to_vec(),
-            labels: self.labels[..n].to_vec(),
-        }
+        Dataset::new(
+            self.images[..n * PIXELS].to_vec(),
+            self.labels[..n].to_vec(),
+        )
     }
 
     /// Number of images.
@@ -177,6 +204,7 @@ impl Dataset {
         let n = n.min(self.len());
         self.images.truncate(n * PIXELS);
         self.labels.truncate(n);
+        self.nonzero = std::sync::OnceLock::new();
         self
     }
 }
@@ -322,13 +350,7 @@ fn load_pair(images: &Path, labels: &Path) -> Result<(Dataset, [String; 2]), Dat
             n_labels: labs.len(),
         });
     }
-    Ok((
-        Dataset {
-            images: imgs,
-            labels: labs,
-        },
-        [isha, lsha],
-    ))
+    Ok((Dataset::new(imgs, labs), [isha, lsha]))
 }
 
 /// Load the four files of `name` from `dir` (files found by [`source::file_in`]).

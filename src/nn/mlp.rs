@@ -21,7 +21,7 @@ use super::init::Init;
 use super::layer::LinearShape;
 use super::loss::Loss;
 use super::output::OutputFn;
-use super::sparse::{FirstLayer, SparseColumns, DENSE_ABOVE};
+use super::sparse::{FirstLayer, RowLists, SparseColumns, DENSE_ABOVE};
 use super::Rng;
 
 /// Architecture: layer widths and the functions between them.
@@ -388,31 +388,33 @@ impl Workspace {
     }
 
     /// Give the next forward pass its input as rows of bytes (rows `pick` of
-    /// `images`, `width` bytes each, a byte meaning `values[byte]`) if the first layer
-    /// will run sparse on them: that pass then reads no dense input. Returns whether it
-    /// did; if not, the caller passes the dense rows as usual.
+    /// `images`, `width` bytes each, a byte meaning `values[byte]`, with their
+    /// non-zero entries in `lists` when listed beforehand) if the first layer will run
+    /// sparse on them: that pass then reads no dense input. Returns whether it did; if
+    /// not, the caller passes the dense rows as usual.
     pub fn prepare_sparse(
         &mut self,
         images: &[u8],
+        lists: Option<RowLists>,
         pick: &[u32],
         width: usize,
         values: &[f32; 256],
     ) -> bool {
-        let sparse = match self.first_layer {
-            _ if pick.is_empty() => false,
-            FirstLayer::Dense => false,
-            FirstLayer::Sparse => self
-                .sparse
-                .build_from_bytes(images, pick, width, values, f32::INFINITY)
-                .is_some(),
-            FirstLayer::Auto => {
-                super::sparse::available()
-                    && self
-                        .sparse
-                        .build_from_bytes(images, pick, width, values, DENSE_ABOVE)
-                        .is_some()
-            }
+        let max_share = match self.first_layer {
+            _ if pick.is_empty() => None,
+            FirstLayer::Dense => None,
+            FirstLayer::Sparse => Some(f32::INFINITY),
+            FirstLayer::Auto => super::sparse::available().then_some(DENSE_ABOVE),
         };
+        let sparse = max_share.is_some_and(|max| {
+            let built = match lists {
+                Some(l) => self.sparse.build_from_lists(l, pick, width, values, max),
+                None => self
+                    .sparse
+                    .build_from_bytes(images, pick, width, values, max),
+            };
+            built.is_some()
+        });
         self.prepared = Some((pick.len(), sparse));
         sparse
     }
@@ -501,24 +503,40 @@ mod tests {
         let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
         let x: Vec<f32> = bytes.iter().map(|&b| table[b as usize]).collect();
         let t = [0u8, 1, 2, 0, 1, 2];
-        let run = |policy: FirstLayer, from_bytes: bool| {
+        // The same rows listed beforehand, as a dataset lists its non-zero pixels.
+        let (mut ends, mut cols, mut nz) = (Vec::new(), Vec::new(), Vec::new());
+        for row in bytes.chunks(40) {
+            for (c, &b) in row.iter().enumerate().filter(|p| *p.1 != 0) {
+                cols.push(c as u16);
+                nz.push(b);
+            }
+            ends.push(cols.len() as u32);
+        }
+        let lists = RowLists {
+            ends: &ends,
+            cols: &cols,
+            bytes: &nz,
+        };
+        // Input 0: dense rows, 1: bytes, 2: listed bytes.
+        let run = |policy: FirstLayer, input: u8| {
             let mut ws = Workspace::new(&m.arch, n, false);
             ws.first_layer = policy;
             let rows: Vec<u32> = (0..n as u32).collect();
-            if from_bytes {
-                assert!(ws.prepare_sparse(&bytes, &rows, 40, &table));
+            if input > 0 {
+                let listed = (input == 2).then_some(lists);
+                assert!(ws.prepare_sparse(&bytes, listed, &rows, 40, &table));
             }
             let mut grads = vec![0.0; m.params.len()];
-            m.forward(&mut ws, if from_bytes { &[] } else { &x }, n, false);
+            m.forward(&mut ws, if input > 0 { &[] } else { &x }, n, false);
             let used = ws.used_sparse();
             let out = ws.outputs(n).to_vec();
             m.backward(&mut ws, &x, &t, n, n, Loss::Nll, false, &mut grads);
             (out, grads, used)
         };
-        let (dense_out, dense_grads, used) = run(FirstLayer::Dense, false);
+        let (dense_out, dense_grads, used) = run(FirstLayer::Dense, 0);
         assert!(!used);
-        for (policy, from_bytes) in [(FirstLayer::Sparse, false), (FirstLayer::Auto, true)] {
-            let (out, grads, used) = run(policy, from_bytes);
+        for (policy, input) in [(FirstLayer::Sparse, 0), (FirstLayer::Auto, 1)] {
+            let (out, grads, used) = run(policy, input);
             assert!(used);
             for (a, b) in out
                 .iter()
@@ -528,7 +546,13 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
-        let (_, _, used) = run(FirstLayer::Auto, false);
+        let from_bytes = run(FirstLayer::Auto, 1);
+        assert_eq!(
+            run(FirstLayer::Auto, 2),
+            from_bytes,
+            "lists give the bytes' bits"
+        );
+        let (_, _, used) = run(FirstLayer::Auto, 0);
         assert_eq!(
             used,
             super::super::sparse::available(),

@@ -41,6 +41,27 @@ pub enum FirstLayer {
     Sparse,
 }
 
+/// Every row's non-zero inputs, listed beforehand (once per dataset): row i's
+/// columns are `cols[ends[i - 1]..ends[i]]`, ascending, each with its byte in `bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct RowLists<'a> {
+    /// Where each row's entries end.
+    pub ends: &'a [u32],
+    /// Column of each non-zero input.
+    pub cols: &'a [u16],
+    /// Its byte (a value through the caller's table).
+    pub bytes: &'a [u8],
+}
+
+impl RowLists<'_> {
+    /// Row i's entries: `begin..end` in `cols` and `bytes`.
+    #[inline(always)]
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let begin = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        begin..self.ends[i] as usize
+    }
+}
+
 /// A batch kept per input column: the rows where each column is non-zero, in order.
 #[derive(Debug, Clone, Default)]
 pub struct SparseColumns {
@@ -105,6 +126,39 @@ impl SparseColumns {
             for &i in pick {
                 let row = &images[i as usize * width..(i as usize + 1) * width];
                 len = scan_bytes(row, len, pairs, counts, values);
+                row_ends.push(len);
+            }
+        });
+        Some(share)
+    }
+
+    /// The same as [`SparseColumns::build_from_bytes`] from the rows' lists: only
+    /// copies (the lists hold the rows `pick` points at, of `width` columns).
+    pub fn build_from_lists(
+        &mut self,
+        lists: RowLists,
+        pick: &[u32],
+        width: usize,
+        values: &[f32; 256],
+        max_share: f32,
+    ) -> Option<f32> {
+        let total = pick.len() * width;
+        let nnz: usize = pick.iter().map(|&i| lists.range(i as usize).len()).sum();
+        touch_lists(lists, pick);
+        let share = nnz as f32 / total.max(1) as f32;
+        if share > max_share {
+            return None;
+        }
+        self.fill(pick.len(), width, |pairs, counts, row_ends| {
+            let mut len = 0;
+            for &i in pick {
+                let r = lists.range(i as usize);
+                let (cols, bytes) = (&lists.cols[r.clone()], &lists.bytes[r]);
+                for ((p, &c), &b) in pairs[len..len + cols.len()].iter_mut().zip(cols).zip(bytes) {
+                    *p = (u32::from(c), values[b as usize]);
+                    counts[c as usize] += 1;
+                }
+                len += cols.len();
                 row_ends.push(len);
             }
         });
@@ -203,6 +257,11 @@ impl SparseColumns {
     pub fn weight_grad(&mut self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
         self.sort_columns();
         #[cfg(target_arch = "x86_64")]
+        if available() && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
+            return unsafe { fma512_weight_grad(self, dy, out, dw, db) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: `available` found AVX2 and FMA, all `fma_weight_grad` needs.
             return unsafe { fma_weight_grad(self, dy, out, dw, db) };
@@ -253,6 +312,23 @@ fn touch_rows(images: &[u8], pick: &[u32], width: usize) {
         let row = &images[i as usize * width..(i as usize + 1) * width];
         for line in row.chunks(64) {
             sink ^= line[0];
+        }
+    }
+    std::hint::black_box(sink);
+}
+
+/// Read one value of every cache line of the picked rows' lists, all loads
+/// independent, as [`touch_rows`] does for the images (the lists of a random batch are
+/// scattered over tens of megabytes: fetched one after another they stall each copy).
+fn touch_lists(lists: RowLists, pick: &[u32]) {
+    let mut sink = 0u16;
+    for &i in pick {
+        let r = lists.range(i as usize);
+        for line in lists.cols[r.clone()].chunks(32) {
+            sink ^= line[0];
+        }
+        for line in lists.bytes[r].chunks(64) {
+            sink ^= u16::from(line[0]);
         }
     }
     std::hint::black_box(sink);
@@ -386,6 +462,19 @@ unsafe fn fma_weight_grad(
     weight_grad_portable(x, dy, out, dw, db)
 }
 
+/// The same with 512-bit registers (a block is four of them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fma512_weight_grad(
+    x: &SparseColumns,
+    dy: &[f32],
+    out: usize,
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    weight_grad_portable(x, dy, out, dw, db)
+}
+
 /// Row by row, a block of the output summed in registers over the row's non-zero
 /// columns in increasing order (the same terms in the same order as adding column by
 /// column into each row), then the bias (as the dense path adds it).
@@ -473,11 +562,13 @@ fn weight_grad_portable(x: &SparseColumns, dy: &[f32], out: usize, dw: &mut [f32
             *d += v;
         }
     }
-    for c in 0..x.width() {
-        let (rows, vals) = x.column(c);
-        let row = &mut dw[c * out..][..out];
-        for start in (0..out).step_by(BLOCK) {
-            let len = BLOCK.min(out - start);
+    // Block by block over all columns: one block of the batch's dy (64 rows x 64
+    // floats = 16 KB) stays in L1 for the whole pass instead of the full 32 KB rows.
+    for start in (0..out).step_by(BLOCK) {
+        let len = BLOCK.min(out - start);
+        for c in 0..x.width() {
+            let (rows, vals) = x.column(c);
+            let row = &mut dw[c * out..][..out];
             if len == BLOCK {
                 let mut acc = [0.0f32; BLOCK];
                 for (&r, &v) in rows.iter().zip(vals) {

@@ -143,7 +143,7 @@ pub fn page(models: &[DemoModel<'_>], samples: Option<&Dataset>) -> String {
     let (count, images) = match samples {
         Some(d) => {
             let n = SAMPLES.min(d.len());
-            (n, b64(&d.images[..n * crate::data::PIXELS]))
+            (n, b64(&d.images()[..n * crate::data::PIXELS]))
         }
         None => (0, String::new()),
     };

@@ -182,7 +182,7 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         split.train.len(),
         split.test.len()
     );
-    let nonzero_share = nonzero_share(&split.train.images);
+    let nonzero_share = nonzero_share(split.train.images());
     println!(
         "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
         nonzero_share * 100.0,
@@ -274,7 +274,7 @@ fn time_activation<'a>(
     tr.set_first_layer(first_layer);
     let sparse = first_layer == FirstLayer::Auto
         && crate::nn::sparse::available()
-        && nonzero_share(&split.train.images) <= crate::nn::sparse::DENSE_ABOVE as f64;
+        && nonzero_share(split.train.images()) <= crate::nn::sparse::DENSE_ABOVE as f64;
     let mut all = Vec::new();
     let mut val_acc = 0.0;
     for _ in 0..plan.epochs {

@@ -157,7 +157,7 @@ pub fn write_small_mnist(dir: &std::path::Path, n_train: usize, n_test: usize) {
         for v in [n as u32, 28, 28] {
             img.extend_from_slice(&v.to_be_bytes());
         }
-        img.extend_from_slice(&d.images);
+        img.extend_from_slice(d.images());
         let mut lab = vec![0, 0, 8, 1];
         lab.extend_from_slice(&(n as u32).to_be_bytes());
         lab.extend_from_slice(&d.labels);
