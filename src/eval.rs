@@ -4,11 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::gather_range;
 use crate::data::{Dataset, PIXELS};
-use crate::nn::sparse::{RowLists, DENSE_ABOVE};
+use crate::nn::sparse::{Listed, RowLists, DENSE_ABOVE};
 use crate::nn::{Loss, Mlp, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
-const EVAL_BATCH: usize = 64;
+const EVAL_BATCH: usize = 256;
 
 /// Loss and accuracy over a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -118,16 +118,24 @@ impl Evaluator {
             self.pick.clear();
             self.pick.extend(start as u32..(start + n) as u32);
             let values = &crate::data::batch::PIXEL_VALUES;
-            let lists = row_lists(data);
-            if self
-                .ws
-                .prepare_sparse(data.images(), lists, &self.pick, PIXELS, values)
-            {
+            let listed = row_lists(data).map(|lists| Listed {
+                lists,
+                pick: &self.pick,
+                values,
+            });
+            if let Some(x) = listed.filter(|x| self.ws.takes_listed(x, PIXELS)) {
                 self.y[..n].copy_from_slice(&data.labels[start..start + n]);
+                model.forward_listed(&mut self.ws, x);
             } else {
-                gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
+                if !self
+                    .ws
+                    .prepare_sparse(data.images(), None, &self.pick, PIXELS, values, false)
+                {
+                    gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
+                }
+                self.y[..n].copy_from_slice(&data.labels[start..start + n]);
+                model.forward(&mut self.ws, &self.x, n, false);
             }
-            model.forward(&mut self.ws, &self.x, n, false);
             let out = &self.ws.y[..n * c];
             total += loss.sum(out, &self.y[..n], c);
             for (i, (row, &t)) in out.chunks_exact(c).zip(&self.y[..n]).enumerate() {

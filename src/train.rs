@@ -196,10 +196,14 @@ impl<'a> Trainer<'a> {
             }
             let (x, y) = (&mut x[..m * PIXELS], &mut y[..m]);
             let lists = crate::eval::row_lists(data);
-            if w.ws
-                .prepare_sparse(data.images(), lists, pick, PIXELS, &batch::PIXEL_VALUES)
-            {
-                w.ws.sparse_for_training();
+            if w.ws.prepare_sparse(
+                data.images(),
+                lists,
+                pick,
+                PIXELS,
+                &batch::PIXEL_VALUES,
+                true,
+            ) {
                 batch::labels(data, pick, y);
             } else {
                 batch::gather(data, pick, x, y);

@@ -21,7 +21,7 @@ use super::init::Init;
 use super::layer::LinearShape;
 use super::loss::Loss;
 use super::output::OutputFn;
-use super::sparse::{FirstLayer, RowLists, SparseColumns, DENSE_ABOVE};
+use super::sparse::{FirstLayer, Listed, RowLists, SparseColumns, DENSE_ABOVE};
 use super::Rng;
 
 /// Architecture: layer widths and the functions between them.
@@ -211,24 +211,41 @@ impl Mlp {
 
     /// Forward pass over `n` rows of `x`; with `dropout` the masks in `ws` are used.
     pub fn forward(&self, ws: &mut Workspace, x: &[f32], n: usize, dropout: bool) {
+        let s = self.arch.shape(0);
+        let (w, b) = self.split(&self.params, 0);
+        ws.listed_now = false;
+        if ws.use_sparse(x, n, s.fan_in) {
+            ws.sparse
+                .forward(w, b, s.fan_out, &mut ws.z[0][..n * s.fan_out]);
+        } else {
+            s.forward(w, b, x, n, &mut ws.z[0][..n * s.fan_out]);
+        }
+        self.forward_rest(ws, n, dropout);
+    }
+
+    /// Forward pass without dropout over the rows of `x`, the first layer straight
+    /// from their listed non-zero inputs (see [`Workspace::takes_listed`]). For
+    /// evaluation: no backward pass may follow (it would find no input rows).
+    pub fn forward_listed(&self, ws: &mut Workspace, x: Listed) {
+        let (s, n) = (self.arch.shape(0), x.pick.len());
+        let (w, b) = self.split(&self.params, 0);
+        x.forward(w, b, s.fan_out, &mut ws.z[0][..n * s.fan_out]);
+        (ws.listed_now, ws.sparse_now, ws.prepared) = (true, false, None);
+        self.forward_rest(ws, n, false);
+    }
+
+    /// The rest of the forward pass once the first layer's pre-activations are in
+    /// `ws.z[0]`.
+    fn forward_rest(&self, ws: &mut Workspace, n: usize, dropout: bool) {
         let layers = self.arch.layers();
         for l in 0..layers {
             let s = self.arch.shape(l);
-            let (w, b) = self.split(&self.params, l);
-            let sparse = l == 0 && ws.use_sparse(x, n, s.fan_in);
-            let input: &[f32] = if l == 0 {
-                x
-            } else if dropout {
-                &ws.hd[l - 1]
-            } else {
-                &ws.h[l - 1]
-            };
-            let z = &mut ws.z[l][..n * s.fan_out];
-            if sparse {
-                ws.sparse.forward(w, b, s.fan_out, z);
-            } else {
-                s.forward(w, b, input, n, z);
+            if l > 0 {
+                let (w, b) = self.split(&self.params, l);
+                let input: &[f32] = if dropout { &ws.hd[l - 1] } else { &ws.h[l - 1] };
+                s.forward(w, b, input, n, &mut ws.z[l][..n * s.fan_out]);
             }
+            let z = &ws.z[l][..n * s.fan_out];
             if l + 1 < layers {
                 let h = &mut ws.h[l][..n * s.fan_out];
                 self.activation(l).forward(z, h);
@@ -260,6 +277,10 @@ impl Mlp {
         dropout: bool,
         grads: &mut [f32],
     ) {
+        assert!(
+            !ws.listed_now,
+            "a backward pass cannot follow Mlp::forward_listed: it keeps no input rows"
+        );
         let layers = self.arch.layers();
         let c = self.arch.classes();
         {
@@ -354,6 +375,8 @@ pub struct Workspace {
     /// The choice [`Workspace::prepare_sparse`] made for the next forward pass over
     /// `n` rows: Some((n, true)) with its input in `sparse`, Some((n, false)) dense.
     prepared: Option<(usize, bool)>,
+    /// Whether the last forward pass read listed inputs (no backward pass may follow).
+    listed_now: bool,
 }
 
 impl Workspace {
@@ -384,14 +407,34 @@ impl Workspace {
             sparse: SparseColumns::default(),
             sparse_now: false,
             prepared: None,
+            listed_now: false,
         }
+    }
+
+    /// The largest share of non-zero inputs the first layer runs sparse at (None:
+    /// never, by policy or for want of FMA).
+    fn sparse_limit(&self) -> Option<f32> {
+        match self.first_layer {
+            FirstLayer::Dense => None,
+            FirstLayer::Sparse => Some(f32::INFINITY),
+            FirstLayer::Auto => super::sparse::available().then_some(DENSE_ABOVE),
+        }
+    }
+
+    /// Whether the first layer runs sparse on this batch of listed rows of `width`
+    /// inputs, so that [`Mlp::forward_listed`] may evaluate it.
+    pub fn takes_listed(&self, x: &Listed, width: usize) -> bool {
+        !x.pick.is_empty()
+            && x.pick.len() <= self.cap
+            && self.sparse_limit().is_some_and(|max| x.share(width) <= max)
     }
 
     /// Give the next forward pass its input as rows of bytes (rows `pick` of
     /// `images`, `width` bytes each, a byte meaning `values[byte]`, with their
     /// non-zero entries in `lists` when listed beforehand) if the first layer will run
-    /// sparse on them: that pass then reads no dense input. Returns whether it did; if
-    /// not, the caller passes the dense rows as usual.
+    /// sparse on them: that pass then reads no dense input. `train`: the batch will
+    /// also be trained on. Returns whether it did; if not, the caller passes the dense
+    /// rows as usual.
     pub fn prepare_sparse(
         &mut self,
         images: &[u8],
@@ -399,32 +442,26 @@ impl Workspace {
         pick: &[u32],
         width: usize,
         values: &[f32; 256],
+        train: bool,
     ) -> bool {
-        let max_share = match self.first_layer {
-            _ if pick.is_empty() => None,
-            FirstLayer::Dense => None,
-            FirstLayer::Sparse => Some(f32::INFINITY),
-            FirstLayer::Auto => super::sparse::available().then_some(DENSE_ABOVE),
-        };
+        let max_share = self.sparse_limit().filter(|_| !pick.is_empty());
         let sparse = max_share.is_some_and(|max| {
             let built = match lists {
-                Some(l) => self.sparse.build_from_lists(l, pick, width, values, max),
+                Some(l) => self
+                    .sparse
+                    .build_from_lists(l, pick, width, values, max, train),
                 None => self
                     .sparse
                     .build_from_bytes(images, pick, width, values, max),
             };
             built.is_some()
         });
-        self.prepared = Some((pick.len(), sparse));
-        sparse
-    }
-
-    /// The batch [`Workspace::prepare_sparse`] kept will also be trained on: sort it
-    /// into columns for the weight gradient (the forward pass then runs from them).
-    pub fn sparse_for_training(&mut self) {
-        if matches!(self.prepared, Some((_, true))) {
+        if sparse && train {
+            // Sorted now, the forward pass can run from the columns too.
             self.sparse.sort_columns();
         }
+        self.prepared = Some((pick.len(), sparse));
+        sparse
     }
 
     /// Decide the first layer's kernel for this batch (building its sparse rows if
@@ -524,7 +561,10 @@ mod tests {
             let rows: Vec<u32> = (0..n as u32).collect();
             if input > 0 {
                 let listed = (input == 2).then_some(lists);
-                assert!(ws.prepare_sparse(&bytes, listed, &rows, 40, &table));
+                // Listed rows are prepared as for evaluation (not counted, not sorted):
+                // the backward pass below must count and sort them itself.
+                let train = listed.is_none();
+                assert!(ws.prepare_sparse(&bytes, listed, &rows, 40, &table, train));
             }
             let mut grads = vec![0.0; m.params.len()];
             m.forward(&mut ws, if input > 0 { &[] } else { &x }, n, false);
@@ -551,6 +591,28 @@ mod tests {
             run(FirstLayer::Auto, 2),
             from_bytes,
             "lists give the bytes' bits"
+        );
+        // Evaluation straight from the lists: the same outputs, and no backward pass.
+        let mut ws = Workspace::new(&m.arch, n, false);
+        let rows: Vec<u32> = (0..n as u32).collect();
+        let listed = Listed {
+            lists,
+            pick: &rows,
+            values: &table,
+        };
+        assert_eq!(
+            ws.takes_listed(&listed, 40),
+            super::super::sparse::available()
+        );
+        m.forward_listed(&mut ws, listed);
+        assert_eq!(ws.outputs(n), &from_bytes.0[..]);
+        let mut grads = vec![0.0; m.params.len()];
+        let backward = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.backward(&mut ws, &x, &t, n, n, Loss::Nll, false, &mut grads)
+        }));
+        assert!(
+            backward.is_err(),
+            "a backward pass after forward_listed is refused"
         );
         let (_, _, used) = run(FirstLayer::Auto, 0);
         assert_eq!(

@@ -62,6 +62,48 @@ impl RowLists<'_> {
     }
 }
 
+/// A batch given as picked rows of listed non-zero inputs: row r of the batch is
+/// row `pick[r]` of `lists`, a byte meaning `values[byte]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    /// Every row's non-zero inputs.
+    pub lists: RowLists<'a>,
+    /// The rows of the batch.
+    pub pick: &'a [u32],
+    /// What each byte stands for.
+    pub values: &'a [f32; 256],
+}
+
+impl Listed<'_> {
+    /// The share of the batch's `pick.len() * width` inputs that are non-zero.
+    pub fn share(&self, width: usize) -> f32 {
+        let nnz: usize = self
+            .pick
+            .iter()
+            .map(|&i| self.lists.range(i as usize).len())
+            .sum();
+        nnz as f32 / (self.pick.len() * width).max(1) as f32
+    }
+
+    /// y = x W + b straight from the lists, row by row (the same terms in the same
+    /// order as [`SparseColumns::forward`], so the same bits), for a pass no backward
+    /// pass follows: nothing is copied.
+    pub fn forward(&self, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+        touch_lists(self.lists, self.pick);
+        #[cfg(target_arch = "x86_64")]
+        if available() && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
+            return unsafe { fma512_forward_listed(self, w, b, out, y) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: `available` found AVX2 and FMA, all it needs.
+            return unsafe { fma_forward_listed(self, w, b, out, y) };
+        }
+        forward_listed_portable(self, w, b, out, y)
+    }
+}
+
 /// A batch kept per input column: the rows where each column is non-zero, in order.
 #[derive(Debug, Clone, Default)]
 pub struct SparseColumns {
@@ -80,6 +122,8 @@ pub struct SparseColumns {
     /// Whether the column lists hold this batch (sorted only when the weight gradient
     /// needs them: the forward pass reads the rows).
     sorted: bool,
+    /// Whether `starts[2..]` holds each column's count (the sort needs them).
+    counted: bool,
 }
 
 impl SparseColumns {
@@ -133,7 +177,9 @@ impl SparseColumns {
     }
 
     /// The same as [`SparseColumns::build_from_bytes`] from the rows' lists: only
-    /// copies (the lists hold the rows `pick` points at, of `width` columns).
+    /// copies (the lists hold the rows `pick` points at, of `width` columns). Counts
+    /// each column's pairs only if `count` (a batch that will be sorted into columns
+    /// for training; evaluation never is).
     pub fn build_from_lists(
         &mut self,
         lists: RowLists,
@@ -141,6 +187,7 @@ impl SparseColumns {
         width: usize,
         values: &[f32; 256],
         max_share: f32,
+        count: bool,
     ) -> Option<f32> {
         let total = pick.len() * width;
         let nnz: usize = pick.iter().map(|&i| lists.range(i as usize).len()).sum();
@@ -156,12 +203,15 @@ impl SparseColumns {
                 let (cols, bytes) = (&lists.cols[r.clone()], &lists.bytes[r]);
                 for ((p, &c), &b) in pairs[len..len + cols.len()].iter_mut().zip(cols).zip(bytes) {
                     *p = (u32::from(c), values[b as usize]);
-                    counts[c as usize] += 1;
+                }
+                if count {
+                    cols.iter().for_each(|&c| counts[c as usize] += 1);
                 }
                 len += cols.len();
                 row_ends.push(len);
             }
         });
+        self.counted = count;
         Some(share)
     }
 
@@ -183,6 +233,7 @@ impl SparseColumns {
         self.starts.resize(width + 2, 0);
         scan(&mut self.by_row, &mut self.starts[2..], &mut self.row_ends);
         self.sorted = false;
+        self.counted = true;
     }
 
     /// Counting sort of the row-ordered pairs into columns (rows stay in order), once
@@ -195,6 +246,12 @@ impl SparseColumns {
         self.sorted = true;
         let (width, nnz) = (self.cols, self.row_ends.last().copied().unwrap_or(0));
         let row_ends = std::mem::take(&mut self.row_ends);
+        if !self.counted {
+            for &(c, _) in &self.by_row[..nnz] {
+                self.starts[c as usize + 2] += 1;
+            }
+            self.counted = true;
+        }
         // starts[c + 2] holds column c's count: prefix sums make starts[c + 1] its
         // first slot, advanced while filling, after which it is column c's end.
         for c in 2..width + 2 {
@@ -475,6 +532,72 @@ unsafe fn fma512_weight_grad(
     weight_grad_portable(x, dy, out, dw, db)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fma512_forward_listed(x: &Listed, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    forward_listed_portable(x, w, b, out, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_forward_listed(x: &Listed, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    forward_listed_portable(x, w, b, out, y)
+}
+
+/// [`forward_rows_portable`] over the picked rows' lists.
+#[inline(always)]
+fn forward_listed_portable(x: &Listed, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    let lists = x.lists;
+    for (&i, yr) in x.pick.iter().zip(y.chunks_exact_mut(out)) {
+        let r = lists.range(i as usize);
+        let (cols, bytes) = (&lists.cols[r.clone()], &lists.bytes[r]);
+        let pairs = || {
+            cols.iter()
+                .zip(bytes)
+                .map(|(&c, &v)| (u32::from(c), x.values[v as usize]))
+        };
+        row_outputs(pairs, w, b, out, yr);
+    }
+}
+
+/// One row's outputs: a block of them summed in registers over the row's non-zero
+/// (column, value) pairs in increasing column order, then the bias (as the dense path
+/// adds it).
+#[inline(always)]
+fn row_outputs<I: Iterator<Item = (u32, f32)>>(
+    pairs: impl Fn() -> I,
+    w: &[f32],
+    b: &[f32],
+    out: usize,
+    yr: &mut [f32],
+) {
+    for start in (0..out).step_by(ROW_BLOCK) {
+        let len = ROW_BLOCK.min(out - start);
+        if len == ROW_BLOCK {
+            let mut acc = [0.0f32; ROW_BLOCK];
+            for (c, v) in pairs() {
+                let wr = &w[c as usize * out + start..][..ROW_BLOCK];
+                for k in 0..ROW_BLOCK {
+                    acc[k] = v.mul_add(wr[k], acc[k]);
+                }
+            }
+            yr[start..start + ROW_BLOCK].copy_from_slice(&acc);
+        } else {
+            let acc = &mut yr[start..start + len];
+            acc.fill(0.0);
+            for (c, v) in pairs() {
+                let wr = &w[c as usize * out + start..][..len];
+                for (o, &wv) in acc.iter_mut().zip(wr) {
+                    *o = v.mul_add(wv, *o);
+                }
+            }
+        }
+    }
+    for (o, &bias) in yr.iter_mut().zip(b) {
+        *o += bias;
+    }
+}
+
 /// Row by row, a block of the output summed in registers over the row's non-zero
 /// columns in increasing order (the same terms in the same order as adding column by
 /// column into each row), then the bias (as the dense path adds it).
@@ -482,31 +605,7 @@ unsafe fn fma512_weight_grad(
 fn forward_rows_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
     for (r, yr) in y[..x.rows * out].chunks_exact_mut(out).enumerate() {
         let pairs = x.row(r);
-        for start in (0..out).step_by(ROW_BLOCK) {
-            let len = ROW_BLOCK.min(out - start);
-            if len == ROW_BLOCK {
-                let mut acc = [0.0f32; ROW_BLOCK];
-                for &(c, v) in pairs {
-                    let wr = &w[c as usize * out + start..][..ROW_BLOCK];
-                    for k in 0..ROW_BLOCK {
-                        acc[k] = v.mul_add(wr[k], acc[k]);
-                    }
-                }
-                yr[start..start + ROW_BLOCK].copy_from_slice(&acc);
-            } else {
-                let acc = &mut yr[start..start + len];
-                acc.fill(0.0);
-                for &(c, v) in pairs {
-                    let wr = &w[c as usize * out + start..][..len];
-                    for (o, &wv) in acc.iter_mut().zip(wr) {
-                        *o = v.mul_add(wv, *o);
-                    }
-                }
-            }
-        }
-        for (o, &bias) in yr.iter_mut().zip(b) {
-            *o += bias;
-        }
+        row_outputs(|| pairs.iter().copied(), w, b, out, yr);
     }
 }
 
