@@ -219,6 +219,11 @@ impl Recorder {
         self
     }
 
+    /// Whether [`Recorder::after_step`] reads the gradients of this global step.
+    pub fn samples(&self, global_step: usize) -> bool {
+        global_step.is_multiple_of(self.diag.grad_every)
+    }
+
     /// Called after each step's gradients; samples every `grad_every` global steps.
     pub fn after_step(&mut self, model: &Mlp, grads: &[f32], global_step: usize) {
         if global_step.is_multiple_of(self.diag.grad_every) {

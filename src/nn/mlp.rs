@@ -186,6 +186,11 @@ impl Mlp {
         }
     }
 
+    /// Where layer `l`'s weight [in, out] and bias [out] start in the parameters.
+    pub fn offsets_of(&self, l: usize) -> (usize, usize) {
+        self.offsets[l]
+    }
+
     /// Weight [in, out] and bias [out] of layer `l` within a flat vector shaped like the parameters.
     pub fn split<'a>(&self, flat: &'a [f32], l: usize) -> (&'a [f32], &'a [f32]) {
         let (w, b) = self.offsets[l];
@@ -235,8 +240,8 @@ impl Mlp {
     }
 
     /// The rest of the forward pass once the first layer's pre-activations are in
-    /// `ws.z[0]`.
-    fn forward_rest(&self, ws: &mut Workspace, n: usize, dropout: bool) {
+    /// `ws.z[0]` (a caller that computed them elsewhere, e.g. split across threads).
+    pub fn forward_rest(&self, ws: &mut Workspace, n: usize, dropout: bool) {
         let layers = self.arch.layers();
         for l in 0..layers {
             let s = self.arch.shape(l);
@@ -277,6 +282,39 @@ impl Mlp {
         dropout: bool,
         grads: &mut [f32],
     ) {
+        self.backward_layers(ws, Some(x), targets, n, batch, loss, dropout, grads)
+    }
+
+    /// [`Mlp::backward`] without the first layer's weight and bias gradients (left
+    /// untouched in `grads`): `ws.g[0]` ends holding dLoss/dz of the first layer, for a
+    /// caller that computes its gradient elsewhere (e.g. split across threads).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_above_first(
+        &self,
+        ws: &mut Workspace,
+        targets: &[u8],
+        n: usize,
+        batch: usize,
+        loss: Loss,
+        dropout: bool,
+        grads: &mut [f32],
+    ) {
+        self.backward_layers(ws, None, targets, n, batch, loss, dropout, grads)
+    }
+
+    /// The backward pass; the first layer's parameter gradients only with its input `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_layers(
+        &self,
+        ws: &mut Workspace,
+        x: Option<&[f32]>,
+        targets: &[u8],
+        n: usize,
+        batch: usize,
+        loss: Loss,
+        dropout: bool,
+        grads: &mut [f32],
+    ) {
         assert!(
             !ws.listed_now,
             "a backward pass cannot follow Mlp::forward_listed: it keeps no input rows"
@@ -294,6 +332,7 @@ impl Mlp {
         for l in (0..layers).rev() {
             let s = self.arch.shape(l);
             let input: &[f32] = if l == 0 {
+                let Some(x) = x else { break };
                 x
             } else if dropout {
                 &ws.hd[l - 1]
@@ -413,7 +452,7 @@ impl Workspace {
 
     /// The largest share of non-zero inputs the first layer runs sparse at (None:
     /// never, by policy or for want of FMA).
-    fn sparse_limit(&self) -> Option<f32> {
+    pub fn sparse_limit(&self) -> Option<f32> {
         match self.first_layer {
             FirstLayer::Dense => None,
             FirstLayer::Sparse => Some(f32::INFINITY),

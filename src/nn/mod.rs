@@ -20,6 +20,6 @@ pub use activation::Activation;
 pub use init::Init;
 pub use loss::Loss;
 pub use mlp::{Arch, Mlp, Workspace};
-pub use optim::{OptimConfig, OptimKind, Optimizer};
+pub use optim::{OptimConfig, OptimKind, Optimizer, StepScalars};
 pub use output::OutputFn;
 pub use sparse::FirstLayer;

@@ -571,31 +571,51 @@ fn row_outputs<I: Iterator<Item = (u32, f32)>>(
     out: usize,
     yr: &mut [f32],
 ) {
-    for start in (0..out).step_by(ROW_BLOCK) {
-        let len = ROW_BLOCK.min(out - start);
-        if len == ROW_BLOCK {
-            let mut acc = [0.0f32; ROW_BLOCK];
-            for (c, v) in pairs() {
-                let wr = &w[c as usize * out + start..][..ROW_BLOCK];
-                for k in 0..ROW_BLOCK {
-                    acc[k] = v.mul_add(wr[k], acc[k]);
-                }
+    let mut start = 0;
+    while start < out {
+        // Full blocks in registers (128 outputs, then 64 for a half-width layer), the
+        // rest summed in place: every output adds the same terms in the same order.
+        start += match out - start {
+            left if left >= ROW_BLOCK => row_block::<ROW_BLOCK, I>(&pairs, w, out, start, yr),
+            left if left >= ROW_BLOCK / 2 => {
+                row_block::<{ ROW_BLOCK / 2 }, I>(&pairs, w, out, start, yr)
             }
-            yr[start..start + ROW_BLOCK].copy_from_slice(&acc);
-        } else {
-            let acc = &mut yr[start..start + len];
-            acc.fill(0.0);
-            for (c, v) in pairs() {
-                let wr = &w[c as usize * out + start..][..len];
-                for (o, &wv) in acc.iter_mut().zip(wr) {
-                    *o = v.mul_add(wv, *o);
+            left => {
+                let acc = &mut yr[start..start + left];
+                acc.fill(0.0);
+                for (c, v) in pairs() {
+                    let wr = &w[c as usize * out + start..][..left];
+                    for (o, &wv) in acc.iter_mut().zip(wr) {
+                        *o = v.mul_add(wv, *o);
+                    }
                 }
+                left
             }
-        }
+        };
     }
     for (o, &bias) in yr.iter_mut().zip(b) {
         *o += bias;
     }
+}
+
+/// Outputs `start..start + N` of one row summed in registers; returns N.
+#[inline(always)]
+fn row_block<const N: usize, I: Iterator<Item = (u32, f32)>>(
+    pairs: &impl Fn() -> I,
+    w: &[f32],
+    out: usize,
+    start: usize,
+    yr: &mut [f32],
+) -> usize {
+    let mut acc = [0.0f32; N];
+    for (c, v) in pairs() {
+        let wr = &w[c as usize * out + start..][..N];
+        for k in 0..N {
+            acc[k] = v.mul_add(wr[k], acc[k]);
+        }
+    }
+    yr[start..start + N].copy_from_slice(&acc);
+    N
 }
 
 /// Row by row, a block of the output summed in registers over the row's non-zero
