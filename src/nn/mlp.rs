@@ -13,7 +13,7 @@
 //! non-zero input. Files and fixtures use PyTorch's layout; [`Arch::to_files`] and
 //! [`Arch::from_files`] convert at that boundary.
 
-use rand::RngExt;
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use super::activation::Activation;
@@ -416,6 +416,8 @@ pub struct Workspace {
     prepared: Option<(usize, bool)>,
     /// Whether the last forward pass read listed inputs (no backward pass may follow).
     listed_now: bool,
+    /// Random draws for one layer's dropout mask.
+    draws: Vec<u32>,
 }
 
 impl Workspace {
@@ -447,6 +449,11 @@ impl Workspace {
             sparse_now: false,
             prepared: None,
             listed_now: false,
+            draws: if dropout {
+                vec![0; cap * widest]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -530,8 +537,16 @@ impl Workspace {
     pub fn sample_dropout(&mut self, rng: &mut Rng, p: f32, n: usize, widths: &[usize]) {
         let keep = 1.0 / (1.0 - p);
         for (mask, &w) in self.mask.iter_mut().zip(widths) {
-            for m in mask[..n * w].iter_mut() {
-                *m = if rng.random::<f32>() < p { 0.0 } else { keep };
+            let mask = &mut mask[..n * w];
+            // The draws first (a serial chain through the generator's state), then the
+            // comparisons without a branch: the same numbers as `rng.random::<f32>()`
+            // each time, whose uniform f32 is the top 24 bits times 2^-24.
+            let draws = &mut self.draws[..mask.len()];
+            draws.iter_mut().for_each(|d| *d = rng.next_u32());
+            let scale = 1.0 / (1u32 << 24) as f32;
+            for (m, &d) in mask.iter_mut().zip(draws.iter()) {
+                let u = scale * (d >> 8) as f32;
+                *m = if u < p { 0.0 } else { keep };
             }
         }
     }
