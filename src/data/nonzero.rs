@@ -32,35 +32,42 @@ impl NonZero {
         if nnz as f64 > max_share as f64 * images.len() as f64 || u32::try_from(nnz).is_err() {
             return None;
         }
+        // Every non-zero word writes all eight candidates and advances past the
+        // non-zero ones (no branch per pixel to mispredict): room for one word more.
         let mut z = NonZero {
             ends: Vec::with_capacity(images.len() / width),
-            cols: Vec::with_capacity(nnz),
-            bytes: Vec::with_capacity(nnz),
+            cols: vec![0; nnz + 8],
+            bytes: vec![0; nnz + 8],
         };
+        let mut len = 0;
         for row in images.chunks_exact(width) {
-            z.push_row(row);
+            len = z.push_row(row, len);
+            z.ends.push(len as u32);
         }
+        z.cols.truncate(len);
+        z.bytes.truncate(len);
         Some(z)
     }
 
-    /// List one row's non-zero bytes, eight at a time (most MNIST words are all 0).
-    fn push_row(&mut self, row: &[u8]) {
-        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// List one row's non-zero bytes from `len` on, eight at a time (most MNIST words
+    /// are all 0); returns the new length.
+    fn push_row(&mut self, row: &[u8], mut len: usize) -> usize {
         for (i, chunk) in row.chunks(8).enumerate() {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            // The top bit of each non-zero byte (no carries cross bytes: 0x7f + 0x7f < 0x100).
-            let mut bits = (((w & LOW7) + LOW7) | w) & HIGH;
-            while bits != 0 {
-                let k = bits.trailing_zeros() as usize / 8;
-                self.cols.push((i * 8 + k) as u16);
-                self.bytes.push(word[k]);
-                bits &= bits - 1;
+            if u64::from_le_bytes(word) == 0 {
+                continue;
             }
+            let (cols, bytes) = (&mut self.cols[len..len + 8], &mut self.bytes[len..len + 8]);
+            let mut k = 0;
+            for (j, &b) in word.iter().enumerate() {
+                cols[k] = (i * 8 + j) as u16;
+                bytes[k] = b;
+                k += usize::from(b != 0);
+            }
+            len += k;
         }
-        self.ends.push(self.cols.len() as u32);
+        len
     }
 
     /// Image `i`'s non-zero pixels and their bytes.
