@@ -15,6 +15,7 @@ use crate::eval::{argmax, Evaluation, Evaluator, Metrics};
 use crate::nn::{Mlp, Optimizer, Rng, Workspace};
 
 mod split_layer;
+mod team;
 
 /// One epoch's figures. Train figures are running means over the epoch's batches
 /// (in training mode, with dropout); validation is a full pass over the test set.
@@ -80,6 +81,10 @@ impl Progress for Silent {}
 struct Worker {
     ws: Workspace,
     grads: Vec<f32>,
+    /// Labels of the worker's rows (split steps).
+    y: Vec<u8>,
+    /// (loss sum, correct count) of its rows in the last split step.
+    result: (f64, usize),
 }
 
 /// Training state: everything needed to continue a run exactly where it stopped.
@@ -133,6 +138,8 @@ impl<'a> Trainer<'a> {
             .map(|_| Worker {
                 ws: Workspace::new(&model.arch, rows, dropout),
                 grads: vec![0.0; model.params.len()],
+                y: vec![0; rows],
+                result: (0.0, 0),
             })
             .collect();
         let recorder = cfg.diagnostics.then(|| Recorder::new(&model, &split.train));
@@ -338,15 +345,7 @@ impl<'a> Trainer<'a> {
         let b = self.cfg.batch_size;
         let lo = step * b;
         let n = b.min(self.split.train.len() - lo);
-        let split = self.can_split(lo, n);
-        if !split {
-            self.flush_parts();
-        }
-        let (l, c) = if split {
-            self.split_gradients(lo, n)
-        } else {
-            self.batch_gradients(lo, n)
-        };
+        let (l, c) = self.batch_gradients(lo, n);
         if !l.is_finite() {
             return Err(Divergence {
                 epoch,
@@ -355,22 +354,10 @@ impl<'a> Trainer<'a> {
             });
         }
         let global_step = (epoch - 1) * self.steps_per_epoch() + step + 1;
-        if split {
-            // The first layer's gradient exists only by parts until assembled, which
-            // the diagnostics need on the steps they sample (they read no weights).
-            let full = self
-                .recorder
-                .as_ref()
-                .is_some_and(|r| r.samples(global_step));
-            let s = self.opt.begin_step();
-            self.split_update(n, s, full);
-        }
         if let Some(r) = &mut self.recorder {
             r.after_step(&self.model, &self.workers[0].grads, global_step);
         }
-        if !split {
-            self.optimizer_step();
-        }
+        self.optimizer_step();
         Ok((l, c))
     }
 
@@ -419,6 +406,7 @@ impl<'a> Trainer<'a> {
         let t0 = Instant::now();
         // The whole epoch on the pool, so each step's hand-offs stay among its threads.
         let done = match self.pool.clone() {
+            _ if self.epoch_splits() => self.team_steps(epoch, steps, progress, stop),
             Some(pool) => pool.install(|| self.steps(epoch, steps, progress, stop)),
             None => self.steps(epoch, steps, progress, stop),
         };
@@ -748,56 +736,49 @@ mod tests {
     }
 
     /// Two threads split the first layer by outputs: after one step its weights and
-    /// bias are bit for bit one thread's (the same sums in the same order), the layers
-    /// above agree to rounding; over an epoch (ten full batches and one of 40) the loss and
-    /// the sampled gradient norms agree closely.
+    /// moments are bit for bit one thread's (the same sums in the same order), the
+    /// layers above agree to rounding; over an epoch of ten full batches and one of 40
+    /// the loss and the sampled gradient norms agree closely.
     #[test]
     fn two_threads_split_the_first_layer_exactly() {
-        let s = sparse_split(680);
-        let trainer = |threads| {
+        fn run(s: &Split, threads: usize) -> (Vec<f32>, Vec<f32>, EpochStats, Trainer<'_>) {
             let cfg = TrainConfig {
                 threads,
                 epochs: 1,
                 ..Default::default()
             };
-            Trainer::new(cfg, &s)
-        };
-        let (mut one, mut two) = (trainer(1), trainer(2));
-        for tr in [&mut one, &mut two] {
-            tr.train_step(1, 0).expect("finite");
+            let mut tr = Trainer::new(cfg, s);
+            assert_eq!(tr.epoch_splits(), threads > 1, "{threads} threads");
+            let stats = tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+            assert!(!tr.parts_live, "the epoch wrote the parts back");
+            (
+                tr.model.params.clone(),
+                tr.opt.v.clone(),
+                stats.expect("epoch"),
+                tr,
+            )
         }
-        assert!(two.parts_live, "the step ran split");
-        two.flush_parts();
-        let (_, bias) = one.model.offsets_of(0);
-        let first = bias + one.model.arch.sizes[1];
+        let s = sparse_split(64);
+        let ((p1, v1, ..), (p2, v2, ..)) = (run(&s, 1), run(&s, 2));
+        let first =
+            split_layer::rest_start(&Mlp::from_params(TrainConfig::default().arch(), p1.clone()));
         let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-        assert!(
-            same(&one.model.params[..first], &two.model.params[..first]),
-            "weights"
-        );
-        assert!(
-            same(&one.opt.v[..first], &two.opt.v[..first]),
-            "second moments"
-        );
+        assert!(same(&p1[..first], &p2[..first]), "first-layer weights");
+        assert!(same(&v1[..first], &v2[..first]), "second moments");
         let close = |a: &[f32], b: &[f32], tol: f32| {
             a.iter()
                 .zip(b)
                 .all(|(x, y)| (x - y).abs() <= tol * (1.0 + x.abs()))
         };
-        assert!(close(
-            &one.model.params[first..],
-            &two.model.params[first..],
-            1e-6
-        ));
-        let (mut one, mut two) = (trainer(1), trainer(2));
-        let (a, b) = (
-            one.run_epoch(&mut Silent, &AtomicBool::new(false)),
-            two.run_epoch(&mut Silent, &AtomicBool::new(false)),
+        assert!(close(&p1[first..], &p2[first..], 1e-6));
+        assert!(
+            !same(&p1[first..], &p2[first..]),
+            "the layers above are summed by parts"
         );
-        let (a, b) = (a.expect("epoch"), b.expect("epoch"));
+        let s = sparse_split(680);
+        let ((p1, _, a, one), (p2, _, b, two)) = (run(&s, 1), run(&s, 2));
         assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{a:?} vs {b:?}");
-        assert!(!two.parts_live, "the epoch wrote the parts back");
-        assert!(close(&one.model.params, &two.model.params, 1e-4));
+        assert!(close(&p1, &p2, 1e-4));
         let norms = |t: &Trainer| t.recorder.as_ref().map(|r| r.diag.grad_norms.clone());
         let (na, nb) = (
             norms(&one).expect("diagnostics"),
@@ -807,6 +788,24 @@ mod tests {
         for (x, y) in na.iter().flatten().zip(nb.iter().flatten()) {
             assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-3), "{x} vs {y}");
         }
+    }
+
+    /// A thread of a split epoch that panics ends the epoch with a panic on the
+    /// calling thread (not a wait forever at the next barrier).
+    #[test]
+    #[should_panic]
+    fn a_panicking_helper_thread_is_a_panic_not_a_hang() {
+        let s = sparse_split(128);
+        let cfg = TrainConfig {
+            threads: 2,
+            diagnostics: false,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(cfg, &s);
+        assert!(tr.epoch_splits());
+        // Too small for its 32 rows: the helper's phase B panics.
+        tr.workers[1].ws = Workspace::new(&tr.model.arch, 1, false);
+        tr.run_epoch(&mut Silent, &AtomicBool::new(false));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! the update. The layers above stay split by rows (their gradients are small and are
 //! summed in worker order, as before).
 //!
-//! Per step, each phase on every thread at once (part k and worker k on thread k):
+//! Per step, each phase on every thread at once (part k and worker k on thread k,
+//! `team` runs the threads):
 //! - A: each part lists the batch's non-zero pixels and computes its outputs, all rows;
 //! - B: each worker gathers its rows' pre-activations from the parts, runs the rest of
 //!   the network forward and back to dLoss/dz of the first layer;
@@ -19,10 +20,10 @@
 //! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len], with
 //! their gradient and moments the same; part z and dz [n, len].
 
-use super::{score, Trainer};
-use crate::data::{batch, PIXELS};
-use crate::nn::sparse::{Listed, SparseColumns};
-use crate::nn::StepScalars;
+use super::{score, Trainer, Worker};
+use crate::data::{batch, Dataset, PIXELS};
+use crate::nn::sparse::{Listed, RowLists, SparseColumns};
+use crate::nn::{Loss, Mlp, StepScalars};
 
 /// The first layer's outputs `lo..lo + len`, owned by one thread during an epoch.
 #[derive(Debug, Default)]
@@ -67,6 +68,50 @@ pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> 
 }
 
 impl Part {
+    /// Phase A: list the batch `pick` (sorted into columns for the weight gradient)
+    /// and compute this part's outputs for all its rows.
+    pub(super) fn forward(&mut self, lists: RowLists, pick: &[u32]) {
+        let (w, b) = self.p.split_at(self.p.len() - self.len);
+        let values = &batch::PIXEL_VALUES;
+        self.sparse
+            .build_from_lists(lists, pick, PIXELS, values, f32::INFINITY, true);
+        self.sparse.sort_columns();
+        let n = pick.len();
+        self.sparse
+            .forward(w, b, self.len, &mut self.z[..n * self.len]);
+    }
+
+    /// Phase C, first: copy this part's outputs' dLoss/dz for worker `k`'s rows of a
+    /// batch of `n` split `rows` per worker.
+    pub(super) fn gather_dz(&mut self, k: usize, w: &Worker, rows: usize, n: usize, out: usize) {
+        let len = self.len;
+        let first = (k * rows).min(n);
+        for i in 0..rows.min(n - first) {
+            self.dz[(first + i) * len..][..len]
+                .copy_from_slice(&w.ws.g[0][i * out + self.lo..][..len]);
+        }
+    }
+
+    /// Phase C, then: sum this part's weight gradient over the `n` rows in row order
+    /// and update its weights with `s`.
+    pub(super) fn backward(&mut self, n: usize, s: &StepScalars) {
+        let len = self.len;
+        let at = self.g.len() - len;
+        let (dw, db) = self.g.split_at_mut(at);
+        self.sparse.weight_grad(&self.dz[..n * len], len, dw, db);
+        s.apply(&mut self.p, &self.g, &mut self.m, &mut self.v);
+    }
+
+    /// Phase B, first: copy this part's outputs for worker `k`'s rows into its
+    /// first layer's pre-activations.
+    pub(super) fn scatter_z(&self, k: usize, w: &mut Worker, rows: usize, n: usize, out: usize) {
+        let (lo, len) = (self.lo, self.len);
+        let first = (k * rows).min(n);
+        for i in 0..rows.min(n - first) {
+            w.ws.z[0][i * out + lo..][..len].copy_from_slice(&self.z[(first + i) * len..][..len]);
+        }
+    }
+
     /// Copy this part's weights, bias and moments between the flat layouts (`flat`:
     /// parameters, first and second moments; weights [fan_in, out] at 0, bias at
     /// `bias`) and the part's: into the part if `load`, else back. Exact either way.
@@ -106,36 +151,117 @@ impl Part {
     }
 }
 
-impl Trainer<'_> {
-    /// Whether the step over `n` rows can run split: several threads, a first layer
-    /// run sparse on this batch of listed pixels, and every part within its width.
-    pub(super) fn can_split(&self, lo: usize, n: usize) -> bool {
-        if self.parts.len() < 2 || self.pool.is_none() {
+/// Phase B for worker `k` of a batch `pick` of `n` rows split `rows` per worker,
+/// once its rows' first-layer outputs are in place ([`Part::scatter_z`]): the rest of
+/// the network forward and back to dLoss/dz of the first layer; (loss sum, correct
+/// count).
+pub(super) fn rows_rest(
+    model: &Mlp,
+    w: &mut Worker,
+    data: &Dataset,
+    pick: &[u32],
+    (k, rows): (usize, usize),
+    loss: Loss,
+    dropout: bool,
+) -> (f64, usize) {
+    let n = pick.len();
+    let first = (k * rows).min(n);
+    let m = rows.min(n - first);
+    if m == 0 {
+        w.grads.fill(0.0);
+        return (0.0, 0);
+    }
+    batch::labels(data, &pick[first..first + m], &mut w.y[..m]);
+    model.forward_rest(&mut w.ws, m, dropout);
+    let c = model.arch.classes();
+    let result = score(&w.ws.y[..m * c], &w.y[..m], loss);
+    let y = &w.y[..m];
+    model.backward_above_first(&mut w.ws, y, m, n, loss, dropout, &mut w.grads);
+    result
+}
+
+/// Where the layers above the first begin in the parameters.
+pub(super) fn rest_start(model: &Mlp) -> usize {
+    model.offsets_of(0).1 + model.arch.sizes[1]
+}
+
+/// Update the layers above the first with their summed gradient `grads` (shaped like
+/// all the parameters) and `s`.
+pub(super) fn update_rest(
+    model: &mut Mlp,
+    opt: &mut crate::nn::Optimizer,
+    grads: &[f32],
+    s: &StepScalars,
+) {
+    let rest = rest_start(model);
+    let v = if opt.v.is_empty() {
+        &mut [][..]
+    } else {
+        &mut opt.v[rest..]
+    };
+    s.apply(
+        &mut model.params[rest..],
+        &grads[rest..],
+        &mut opt.m[rest..],
+        v,
+    );
+}
+
+impl Part {
+    /// Copy this part's first-layer gradient into `grads` (shaped like the model's
+    /// parameters), so that it holds the whole batch's for the diagnostics.
+    pub(super) fn copy_grads(&self, model: &Mlp, grads: &mut [f32]) {
+        let (_, bias) = model.offsets_of(0);
+        let (fan_in, out) = (model.arch.sizes[0], model.arch.sizes[1]);
+        let (lo, len) = (self.lo, self.len);
+        for c in 0..fan_in {
+            grads[c * out + lo..][..len].copy_from_slice(&self.g[c * len..][..len]);
+        }
+        grads[bias + lo..][..len].copy_from_slice(&self.g[fan_in * len..]);
+    }
+}
+
+impl<'a> Trainer<'a> {
+    /// Whether every batch of this epoch can run split: several threads, and a first
+    /// layer run sparse on each batch of listed pixels.
+    pub(super) fn epoch_splits(&self) -> bool {
+        if self.parts.len() < 2 {
             return false;
         }
         let Some(lists) = crate::eval::row_lists(&self.split.train) else {
             return false;
         };
-        let listed = Listed {
-            lists,
-            pick: &self.order[lo..lo + n],
-            values: &batch::PIXEL_VALUES,
+        let Some(max) = self.workers[0].ws.sparse_limit() else {
+            return false;
         };
-        let limit = self.workers[0].ws.sparse_limit();
-        limit.is_some_and(|max| listed.share(PIXELS) <= max)
+        self.order.chunks(self.cfg.batch_size).all(|pick| {
+            let listed = Listed {
+                lists,
+                pick,
+                values: &batch::PIXEL_VALUES,
+            };
+            listed.share(PIXELS) <= max
+        })
     }
 
-    /// Load the parts from the model and optimiser (once per epoch, before its first
-    /// split step).
-    fn load_parts(&mut self) {
+    /// The training images' listed pixels (`epoch_splits` found them).
+    pub(super) fn lists(&self) -> RowLists<'a> {
+        let Some(lists) = crate::eval::row_lists(&self.split.train) else {
+            unreachable!("epoch_splits checked the lists")
+        };
+        lists
+    }
+
+    /// Load the parts from the model and optimiser, before an epoch that splits.
+    pub(super) fn load_parts(&mut self) {
         if !self.parts_live {
             self.exchange_parts(true);
             self.parts_live = true;
         }
     }
 
-    /// Write the parts back into the model and optimiser: after every epoch, and
-    /// before any step that does not split, so both always see the newest weights.
+    /// Write the parts back into the model and optimiser after the epoch, so both
+    /// always see the newest weights.
     pub(super) fn flush_parts(&mut self) {
         if self.parts_live {
             self.exchange_parts(false);
@@ -153,144 +279,6 @@ impl Trainer<'_> {
                 &mut self.opt.v[..],
             ];
             part.exchange(flat, fan_in, out, bias, load);
-        }
-    }
-
-    /// Phases A and B for the `n` rows from `lo` of the epoch's order: (loss sum,
-    /// correct count), from the training-mode outputs.
-    pub(super) fn split_gradients(&mut self, lo: usize, n: usize) -> (f64, usize) {
-        self.load_parts();
-        let dropout = self.cfg.dropout > 0.0;
-        let rows = n.div_ceil(self.workers.len());
-        if dropout {
-            self.sample_masks(n, rows);
-        }
-        let Some(pool) = self.pool.clone() else {
-            unreachable!("can_split checked the pool")
-        };
-        let Some(lists) = crate::eval::row_lists(&self.split.train) else {
-            unreachable!("can_split checked the lists")
-        };
-        let pick = &self.order[lo..lo + n];
-        let (model, loss, data) = (&self.model, self.cfg.loss, &self.split.train);
-        pool.install(|| {
-            use rayon::prelude::*;
-            self.parts.par_iter_mut().for_each(|part| {
-                let (w, b) = part.p.split_at(part.p.len() - part.len);
-                let values = &batch::PIXEL_VALUES;
-                part.sparse
-                    .build_from_lists(lists, pick, PIXELS, values, f32::INFINITY, true);
-                part.sparse.sort_columns();
-                part.sparse
-                    .forward(w, b, part.len, &mut part.z[..n * part.len]);
-            });
-        });
-        let (parts, out) = (&self.parts, model.arch.sizes[1]);
-        let (workers, results, y) = (&mut self.workers, &mut self.results, &mut self.y);
-        pool.install(|| {
-            use rayon::prelude::*;
-            workers
-                .par_iter_mut()
-                .zip(results.par_iter_mut())
-                .zip(y.par_chunks_mut(rows))
-                .enumerate()
-                .for_each(|(k, ((w, r), y))| {
-                    let first = (k * rows).min(n);
-                    let m = rows.min(n - first);
-                    if m == 0 {
-                        w.grads.fill(0.0);
-                        *r = (0.0, 0);
-                        return;
-                    }
-                    batch::labels(data, &pick[first..first + m], &mut y[..m]);
-                    for part in parts {
-                        let (lo, len) = (part.lo, part.len);
-                        for i in 0..m {
-                            w.ws.z[0][i * out + lo..][..len]
-                                .copy_from_slice(&part.z[(first + i) * len..][..len]);
-                        }
-                    }
-                    model.forward_rest(&mut w.ws, m, dropout);
-                    let c = model.arch.classes();
-                    *r = score(&w.ws.y[..m * c], &y[..m], loss);
-                    model.backward_above_first(
-                        &mut w.ws,
-                        &y[..m],
-                        m,
-                        n,
-                        loss,
-                        dropout,
-                        &mut w.grads,
-                    );
-                });
-        });
-        self.results
-            .iter()
-            .fold((0.0, 0), |(l, c), &(l2, c2)| (l + l2, c + c2))
-    }
-
-    /// Phase C: the first layer's gradient by parts, then every update with `s`;
-    /// with `full_grads`, worker 0's gradient then holds the whole batch's, as one
-    /// thread computes it (for the diagnostics' gradient norms).
-    pub(super) fn split_update(&mut self, n: usize, s: StepScalars, full_grads: bool) {
-        let Some(pool) = self.pool.clone() else {
-            unreachable!("can_split checked the pool")
-        };
-        let rows = n.div_ceil(self.workers.len());
-        let out = self.model.arch.sizes[1];
-        let workers = &self.workers;
-        pool.install(|| {
-            use rayon::prelude::*;
-            self.parts.par_iter_mut().for_each(|part| {
-                let len = part.len;
-                for (k, w) in workers.iter().enumerate() {
-                    let first = (k * rows).min(n);
-                    for i in 0..rows.min(n - first) {
-                        part.dz[(first + i) * len..][..len]
-                            .copy_from_slice(&w.ws.g[0][i * out + part.lo..][..len]);
-                    }
-                }
-                let at = part.g.len() - len;
-                let (dw, db) = part.g.split_at_mut(at);
-                part.sparse.weight_grad(&part.dz[..n * len], len, dw, db);
-                s.apply(&mut part.p, &part.g, &mut part.m, &mut part.v);
-            });
-        });
-        self.update_rest(s, full_grads);
-    }
-
-    /// Sum the layers above the first's gradients into worker 0's in worker order,
-    /// update them, and with `full_grads` copy the parts' gradients in too.
-    fn update_rest(&mut self, s: StepScalars, full_grads: bool) {
-        let (_, bias) = self.model.offsets_of(0);
-        let rest = bias + self.model.arch.sizes[1];
-        let (first, others) = self.workers.split_at_mut(1);
-        let grads = &mut first[0].grads;
-        for w in others.iter() {
-            for (a, &b) in grads[rest..].iter_mut().zip(&w.grads[rest..]) {
-                *a += b;
-            }
-        }
-        let v = if self.opt.v.is_empty() {
-            &mut [][..]
-        } else {
-            &mut self.opt.v[rest..]
-        };
-        s.apply(
-            &mut self.model.params[rest..],
-            &grads[rest..],
-            &mut self.opt.m[rest..],
-            v,
-        );
-        if full_grads {
-            let (fan_in, out) = (self.model.arch.sizes[0], self.model.arch.sizes[1]);
-            for part in &self.parts {
-                let (lo, len) = (part.lo, part.len);
-                for c in 0..fan_in {
-                    grads[c * out + lo..][..len].copy_from_slice(&part.g[c * len..][..len]);
-                }
-                grads[bias + lo..][..len].copy_from_slice(&part.g[fan_in * len..]);
-            }
         }
     }
 }
