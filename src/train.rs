@@ -790,6 +790,27 @@ mod tests {
         }
     }
 
+    /// A split epoch that diverges records it and ends; one asked to stop ends
+    /// uncounted (neither waits forever at a barrier).
+    #[test]
+    fn a_split_epoch_diverges_and_stops_cleanly() {
+        let s = sparse_split(640);
+        let cfg = TrainConfig {
+            threads: 2,
+            lr: 1e30,
+            diagnostics: false,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(cfg.clone(), &s);
+        assert!(tr.epoch_splits());
+        assert!(tr.run_epoch(&mut Silent, &AtomicBool::new(false)).is_none());
+        let d = tr.diverged.clone().expect("diverged");
+        assert!(d.step > 1 && d.step <= 10, "{d:?}");
+        let mut tr = Trainer::new(TrainConfig { lr: 1e-3, ..cfg }, &s);
+        assert!(tr.run_epoch(&mut Silent, &AtomicBool::new(true)).is_none());
+        assert!(tr.diverged.is_none() && tr.history.is_empty());
+    }
+
     /// A thread of a split epoch that panics ends the epoch with a panic on the
     /// calling thread (not a wait forever at the next barrier).
     #[test]

@@ -28,9 +28,8 @@ struct Team {
     generation: AtomicUsize,
     /// Set when a thread panicked: the others stop waiting and panic too.
     poisoned: AtomicBool,
-    /// The current batch: first row and rows (0 rows: the epoch is over).
-    lo: AtomicUsize,
-    n: AtomicUsize,
+    /// Set by thread 0 before the barrier after phase A when the epoch ends early.
+    stop: AtomicBool,
     /// This step's update, or None when it diverged (no update, then stop).
     update: Mutex<Option<StepScalars>>,
 }
@@ -42,8 +41,7 @@ impl Team {
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             poisoned: AtomicBool::new(false),
-            lo: AtomicUsize::new(0),
-            n: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
             update: Mutex::new(None),
         }
     }
@@ -119,11 +117,19 @@ impl Shared<'_, '_> {
         n.div_ceil(self.workers.len())
     }
 
-    /// Phases A and B of thread `k` for the published batch.
-    fn forward(&self, k: usize, lo: usize, n: usize) {
-        let pick = &self.order[lo..lo + n];
-        write(&self.parts[k]).forward(self.lists, pick);
-        self.team.wait();
+    /// The first row and the rows of batch `step`.
+    fn batch(&self, step: usize) -> (usize, usize) {
+        let b = self.cfg.batch_size;
+        (step * b, b.min(self.order.len() - step * b))
+    }
+
+    /// Phase A of thread `k`: its part lists the batch and computes its outputs.
+    fn phase_a(&self, k: usize, (lo, n): (usize, usize)) {
+        write(&self.parts[k]).forward(self.lists, &self.order[lo..lo + n]);
+    }
+
+    /// Phase B of thread `k`: its worker's rows through the rest of the network.
+    fn phase_b(&self, k: usize, (lo, n): (usize, usize)) {
         let (rows, out) = (self.rows(n), self.out);
         let mut w = write(&self.workers[k]);
         for part in &self.parts {
@@ -131,6 +137,7 @@ impl Shared<'_, '_> {
         }
         let (loss, dropout) = (self.cfg.loss, self.cfg.dropout > 0.0);
         let model = read(&self.model);
+        let pick = &self.order[lo..lo + n];
         w.result = rows_rest(&model, &mut w, self.data, pick, (k, rows), loss, dropout);
     }
 
@@ -144,23 +151,23 @@ impl Shared<'_, '_> {
         part.backward(n, s);
     }
 
-    /// A helper thread's epoch: phases on order until thread 0 says it is over.
-    fn helper(&self, k: usize) {
+    /// A helper thread's epoch. Phase A of a step needs nothing thread 0 does
+    /// between steps, so it starts at once; thread 0 says after it whether the epoch
+    /// goes on.
+    fn helper(&self, k: usize, steps: usize) {
         let _poison = PoisonOnPanic(&self.team);
-        loop {
+        for step in 0..steps {
+            let batch = self.batch(step);
+            self.phase_a(k, batch);
             self.team.wait();
-            let (lo, n) = (
-                self.team.lo.load(Ordering::Relaxed),
-                self.team.n.load(Ordering::Relaxed),
-            );
-            if n == 0 {
+            if self.team.stop.load(Ordering::Relaxed) {
                 return;
             }
-            self.forward(k, lo, n);
+            self.phase_b(k, batch);
             self.team.wait();
             self.team.wait();
             if let Some(s) = self.team.update() {
-                self.backward(k, n, &s);
+                self.backward(k, batch.1, &s);
             }
             self.team.wait();
         }
@@ -188,19 +195,21 @@ impl Shared<'_, '_> {
         steps: usize,
         per_epoch: usize,
     ) -> Option<(f64, usize)> {
-        let (b, len) = (self.cfg.batch_size, self.order.len());
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let mut outcome = None;
         for step in 0..steps {
-            if lead.stop.load(Ordering::Relaxed) {
+            let batch = self.batch(step);
+            if lead.stop.load(Ordering::Relaxed) || lead.diverged.is_some() {
+                // The helpers are in this step's phase A: release them.
+                self.team.stop.store(true, Ordering::Relaxed);
+                self.team.wait();
                 break;
             }
-            let (lo, n) = (step * b, b.min(len - step * b));
+            let n = batch.1;
             self.sample_masks(lead.rng, n);
-            self.team.lo.store(lo, Ordering::Relaxed);
-            self.team.n.store(n, Ordering::Relaxed);
+            self.phase_a(0, batch);
             self.team.wait();
-            self.forward(0, lo, n);
+            self.phase_b(0, batch);
             self.team.wait();
             let (l, c) = self.workers.iter().fold((0.0, 0), |(l, c), w| {
                 let r = read(w).result;
@@ -219,8 +228,9 @@ impl Shared<'_, '_> {
                     step: step + 1,
                     loss: format!("{}", l / n as f64),
                 });
-                break;
+                continue;
             };
+            // The helpers already run the next step's phase A meanwhile.
             self.finish_step(&mut lead, &s, (epoch - 1) * per_epoch + step + 1);
             (loss_sum, correct) = (loss_sum + l, correct + c);
             lead.progress.step(step + 1);
@@ -228,8 +238,6 @@ impl Shared<'_, '_> {
                 outcome = Some((loss_sum, correct));
             }
         }
-        self.team.n.store(0, Ordering::Relaxed);
-        self.team.wait();
         outcome
     }
 
@@ -319,7 +327,7 @@ impl Trainer<'_> {
         std::thread::scope(|scope| {
             let shared = &shared;
             for k in 1..shared.workers.len() {
-                scope.spawn(move || shared.helper(k));
+                scope.spawn(move || shared.helper(k, steps));
             }
             let _poison = PoisonOnPanic(&shared.team);
             shared.lead(lead, epoch, steps, per_epoch)
