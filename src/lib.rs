@@ -51,15 +51,22 @@ pub fn process_seconds() -> f64 {
     started().unwrap_or(0.0)
 }
 
-/// The body of a function whose loops should use AVX2 where the CPU has it: `$body`
-/// is compiled twice, once in a function with AVX2 enabled (chosen at run time when
-/// the CPU supports it) and once as portable code, over the named arguments, which
-/// must be locals of the calling function with those names and types.
+/// The body of a function whose loops should use AVX2 (or AVX-512) where the CPU has
+/// it: `$body` is compiled three times, in functions with AVX-512 and with AVX2
+/// enabled (chosen at run time when the CPU supports them) and as portable code, over
+/// the named arguments, which must be locals of the calling function with those names
+/// and types. Element-wise loops give the same bits at any width.
 #[macro_export]
 macro_rules! avx2_or_portable {
     (($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            #[target_feature(enable = "avx512f,avx2")]
+            unsafe fn with_avx512($($arg: $ty),*) $(-> $ret)? $body
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: `with_avx512` only needs AVX-512F and AVX2, just found.
+                return unsafe { with_avx512($($arg),*) };
+            }
             #[target_feature(enable = "avx2")]
             unsafe fn with_avx2($($arg: $ty),*) $(-> $ret)? $body
             if std::arch::is_x86_feature_detected!("avx2") {
