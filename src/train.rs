@@ -78,6 +78,9 @@ pub struct Silent;
 impl Progress for Silent {}
 
 /// One slice of each batch: its own buffers and gradients, so threads never share writes.
+/// Test images a model got wrong: (index, true class, predicted class).
+type Mistakes = Vec<(usize, usize, usize)>;
+
 struct Worker {
     ws: Workspace,
     grads: Vec<f32>,
@@ -114,6 +117,8 @@ pub struct Trainer<'a> {
     parts: Vec<split_layer::Part>,
     /// Whether the parts hold the first layer's newest weights (during an epoch).
     parts_live: bool,
+    /// The last epoch's test evaluation and mistakes, for the final figures.
+    last_test: Option<(usize, Evaluation, Mistakes)>,
     order: Vec<u32>,
     x: Vec<f32>,
     y: Vec<u8>,
@@ -163,6 +168,7 @@ impl<'a> Trainer<'a> {
             pool,
             parts,
             parts_live: false,
+            last_test: None,
             order: (0..split.train.len() as u32).collect(),
             x: vec![0.0; b * PIXELS],
             y: vec![0; b],
@@ -416,12 +422,17 @@ impl<'a> Trainer<'a> {
         if let Some(r) = &mut self.recorder {
             r.end_epoch(&self.model, epoch);
         }
-        let val = self.validate();
-        let test = self
-            .split
-            .val
-            .is_some()
-            .then(|| self.evaluate_test().metrics);
+        // The test pass is kept (with its mistakes) for the run's final figures: the
+        // model does not change before them.
+        let (test_eval, wrong) = self.test_pass();
+        let held_out = self.split.val.is_some();
+        let val = if held_out {
+            self.validate()
+        } else {
+            test_eval.clone()
+        };
+        let test = held_out.then_some(test_eval.metrics);
+        self.last_test = Some((epoch, test_eval, wrong));
         let n_train = self.split.train.len() as f64;
         let stats = EpochStats {
             epoch,
@@ -466,6 +477,24 @@ impl<'a> Trainer<'a> {
     /// Evaluate on the test set.
     pub fn evaluate_test(&mut self) -> Evaluation {
         Evaluator::new(&self.model).run(&self.model, &self.split.test, self.cfg.loss, |_, _| {})
+    }
+
+    /// Evaluate on the test set, listing the mistakes as (index, true, predicted).
+    fn test_pass(&mut self) -> (Evaluation, Mistakes) {
+        let mut wrong = Vec::new();
+        let labels = &self.split.test.labels;
+        let test = Evaluator::new(&self.model).run(
+            &self.model,
+            &self.split.test,
+            self.cfg.loss,
+            |i, row| {
+                let p = argmax(row);
+                if p != labels[i] as usize {
+                    wrong.push((i, labels[i] as usize, p));
+                }
+            },
+        );
+        (test, wrong)
     }
 
     /// Evaluate on the whole training set, in evaluation mode.
@@ -624,15 +653,11 @@ pub fn finish(tr: &mut Trainer<'_>, t0: Instant) -> RunRecord {
     r.complete = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
     if tr.diverged.is_none() && !tr.history.is_empty() {
         let train = tr.evaluate_train();
-        let mut wrong = Vec::new();
-        let labels = &tr.split.test.labels;
-        let test =
-            Evaluator::new(&tr.model).run(&tr.model, &tr.split.test, tr.cfg.loss, |i, row| {
-                let p = argmax(row);
-                if p != labels[i] as usize {
-                    wrong.push((i, labels[i] as usize, p));
-                }
-            });
+        // The last epoch's test pass saw this very model.
+        let (test, wrong) = match tr.last_test.take() {
+            Some((epoch, test, wrong)) if epoch == tr.history.len() => (test, wrong),
+            _ => tr.test_pass(),
+        };
         r.final_train = Some(train.metrics);
         if let (Some(_), Some(last)) = (&tr.split.val, tr.history.last()) {
             // The last epoch validated this very model: its figures are the final ones.
