@@ -115,6 +115,8 @@ pub struct Trainer<'a> {
     pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     /// The first layer split by outputs, one part per thread (empty on one thread).
     parts: Vec<split_layer::Part>,
+    /// Each thread's block of a split batch, listed and sorted into columns.
+    blocks: Vec<crate::nn::sparse::SparseColumns>,
     /// Whether the parts hold the first layer's newest weights (during an epoch).
     parts_live: bool,
     /// The last epoch's test evaluation and mistakes, for the final figures.
@@ -166,6 +168,7 @@ impl<'a> Trainer<'a> {
             recorder,
             results: vec![(0.0, 0); threads],
             pool,
+            blocks: (0..parts.len()).map(|_| Default::default()).collect(),
             parts,
             parts_live: false,
             last_test: None,

@@ -313,17 +313,38 @@ impl SparseColumns {
     /// (fast where [`available`]).
     pub fn weight_grad(&mut self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
         self.sort_columns();
+        self.weight_grad_sorted(dy, out, dw, db, false)
+    }
+
+    /// The same once [`SparseColumns::sort_columns`] ran; with `add`, added to `dw`
+    /// and `db` as they are: for a batch kept as consecutive blocks of rows, the first
+    /// block without and each next one with `add` gives the bits of the whole batch at
+    /// once (every sum goes on in row order from the stored f32, which is exactly the
+    /// running sum). Panics if the columns are not sorted.
+    pub fn weight_grad_sorted(
+        &self,
+        dy: &[f32],
+        out: usize,
+        dw: &mut [f32],
+        db: &mut [f32],
+        add: bool,
+    ) {
+        assert!(self.sorted, "the weight gradient needs the columns sorted");
+        self.weight_grad_sum(dy, out, dw, db, add)
+    }
+
+    fn weight_grad_sum(&self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32], add: bool) {
         #[cfg(target_arch = "x86_64")]
         if available() && std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
-            return unsafe { fma512_weight_grad(self, dy, out, dw, db) };
+            return unsafe { fma512_weight_grad(self, dy, out, dw, db, add) };
         }
         #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: `available` found AVX2 and FMA, all `fma_weight_grad` needs.
-            return unsafe { fma_weight_grad(self, dy, out, dw, db) };
+            return unsafe { fma_weight_grad(self, dy, out, dw, db, add) };
         }
-        weight_grad_portable(self, dy, out, dw, db)
+        weight_grad_portable(self, dy, out, dw, db, add)
     }
 }
 
@@ -515,8 +536,9 @@ unsafe fn fma_weight_grad(
     out: usize,
     dw: &mut [f32],
     db: &mut [f32],
+    add: bool,
 ) {
-    weight_grad_portable(x, dy, out, dw, db)
+    weight_grad_portable(x, dy, out, dw, db, add)
 }
 
 /// The same with 512-bit registers (a block is four of them).
@@ -528,8 +550,9 @@ unsafe fn fma512_weight_grad(
     out: usize,
     dw: &mut [f32],
     db: &mut [f32],
+    add: bool,
 ) {
-    weight_grad_portable(x, dy, out, dw, db)
+    weight_grad_portable(x, dy, out, dw, db, add)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -674,8 +697,17 @@ fn forward_columns_portable(x: &SparseColumns, w: &[f32], b: &[f32], out: usize,
 /// Column by column, a block of its weight-gradient row summed in registers over the
 /// rows where the column is non-zero (in row order), then stored once.
 #[inline(always)]
-fn weight_grad_portable(x: &SparseColumns, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32]) {
-    db.fill(0.0);
+fn weight_grad_portable(
+    x: &SparseColumns,
+    dy: &[f32],
+    out: usize,
+    dw: &mut [f32],
+    db: &mut [f32],
+    add: bool,
+) {
+    if !add {
+        db.fill(0.0);
+    }
     for g in dy[..x.rows * out].chunks_exact(out) {
         for (d, &v) in db.iter_mut().zip(g) {
             *d += v;
@@ -690,6 +722,9 @@ fn weight_grad_portable(x: &SparseColumns, dy: &[f32], out: usize, dw: &mut [f32
             let row = &mut dw[c * out..][..out];
             if len == BLOCK {
                 let mut acc = [0.0f32; BLOCK];
+                if add {
+                    acc.copy_from_slice(&row[start..start + BLOCK]);
+                }
                 for (&r, &v) in rows.iter().zip(vals) {
                     let g = &dy[r as usize * out + start..][..BLOCK];
                     for k in 0..BLOCK {
@@ -699,7 +734,9 @@ fn weight_grad_portable(x: &SparseColumns, dy: &[f32], out: usize, dw: &mut [f32
                 row[start..start + BLOCK].copy_from_slice(&acc);
             } else {
                 let acc = &mut row[start..start + len];
-                acc.fill(0.0);
+                if !add {
+                    acc.fill(0.0);
+                }
                 for (&r, &v) in rows.iter().zip(vals) {
                     let g = &dy[r as usize * out + start..][..len];
                     for (a, &gv) in acc.iter_mut().zip(g) {
@@ -788,6 +825,40 @@ mod tests {
         let mut y3 = vec![5.0; n * out];
         rows.forward(&w, &b, out, &mut y3);
         assert_eq!(y, y3);
+    }
+
+    /// A batch kept as two blocks of rows, the second's gradient added to the
+    /// first's, gives the whole batch's bits.
+    #[test]
+    fn weight_gradient_by_blocks_is_the_whole_batchs() {
+        let (n, inp, out) = (9, 40, 70);
+        let x: Vec<f32> = (0..n * inp)
+            .map(|i| {
+                if i % 3 == 0 {
+                    (i % 13) as f32 * 0.07
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let dy: Vec<f32> = (0..n * out)
+            .map(|i| ((i * 17) % 23) as f32 * 0.11 - 1.2)
+            .collect();
+        let mut whole = SparseColumns::default();
+        whole.build(&x, n, inp, 1.0);
+        let (mut dw, mut db) = (vec![0.0; inp * out], vec![0.0; out]);
+        whole.weight_grad(&dy, out, &mut dw, &mut db);
+        let (mut dw2, mut db2) = (vec![7.0; inp * out], vec![7.0; out]);
+        for (k, (lo, hi)) in [(0, 4), (4, 9)].into_iter().enumerate() {
+            let mut block = SparseColumns::default();
+            block.build(&x[lo * inp..hi * inp], hi - lo, inp, 1.0);
+            block.sort_columns();
+            let g = &dy[lo * out..hi * out];
+            block.weight_grad_sorted(g, out, &mut dw2, &mut db2, k > 0);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&dw), bits(&dw2));
+        assert_eq!(bits(&db), bits(&db2));
     }
 
     /// Row by row (evaluation) and column by column (training) give the same bits,

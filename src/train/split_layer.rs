@@ -36,8 +36,6 @@ pub(super) struct Part {
     g: Vec<f32>,
     m: Vec<f32>,
     v: Vec<f32>,
-    /// The batch's non-zero pixels (every part lists the whole batch).
-    sparse: SparseColumns,
     /// Pre-activations and their gradient for the whole batch, [n, len].
     z: Vec<f32>,
     dz: Vec<f32>,
@@ -59,7 +57,6 @@ pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> 
                 g: vec![0.0; size],
                 m: vec![0.0; size],
                 v: vec![0.0; size],
-                sparse: SparseColumns::default(),
                 z: vec![0.0; batch * len],
                 dz: vec![0.0; batch * len],
             }
@@ -68,17 +65,12 @@ pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> 
 }
 
 impl Part {
-    /// Phase A: list the batch `pick` (sorted into columns for the weight gradient)
-    /// and compute this part's outputs for all its rows.
-    pub(super) fn forward(&mut self, lists: RowLists, pick: &[u32]) {
+    /// Phase A: this part's outputs for the rows of `block`, which start at row
+    /// `first` of the batch.
+    pub(super) fn forward_block(&mut self, block: &SparseColumns, first: usize) {
         let (w, b) = self.p.split_at(self.p.len() - self.len);
-        let values = &batch::PIXEL_VALUES;
-        self.sparse
-            .build_from_lists(lists, pick, PIXELS, values, f32::INFINITY, true);
-        self.sparse.sort_columns();
-        let n = pick.len();
-        self.sparse
-            .forward(w, b, self.len, &mut self.z[..n * self.len]);
+        let z = &mut self.z[first * self.len..(first + block.rows()) * self.len];
+        block.forward(w, b, self.len, z);
     }
 
     /// Phase C, first: copy this part's outputs' dLoss/dz for worker `k`'s rows of a
@@ -92,13 +84,19 @@ impl Part {
         }
     }
 
-    /// Phase C, then: sum this part's weight gradient over the `n` rows in row order
-    /// and update its weights with `s`.
-    pub(super) fn backward(&mut self, n: usize, s: &StepScalars) {
+    /// Phase C, then: add the rows of `block` (from row `first` of the batch) to this
+    /// part's weight gradient; the first block (`add` false) starts it. Block after
+    /// block, every sum runs in the batch's row order, as on one thread.
+    pub(super) fn gradient_block(&mut self, block: &SparseColumns, first: usize, add: bool) {
         let len = self.len;
         let at = self.g.len() - len;
         let (dw, db) = self.g.split_at_mut(at);
-        self.sparse.weight_grad(&self.dz[..n * len], len, dw, db);
+        let dz = &self.dz[first * len..(first + block.rows()) * len];
+        block.weight_grad_sorted(dz, len, dw, db, add);
+    }
+
+    /// Phase C, last: update this part's weights with `s`.
+    pub(super) fn update(&mut self, s: &StepScalars) {
         s.apply(&mut self.p, &self.g, &mut self.m, &mut self.v);
     }
 

@@ -16,6 +16,7 @@ use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::split_layer::{rest_start, rows_rest, update_rest, Part};
 use super::{Divergence, Progress, Trainer, Worker};
+use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
 
 /// Spins before a waiting thread starts yielding its core (about 100 µs).
@@ -101,6 +102,8 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 struct Shared<'e, 'a> {
     team: Team,
     parts: Vec<RwLock<&'e mut Part>>,
+    /// Each thread's block of the batch, listed and sorted into columns.
+    blocks: Vec<RwLock<&'e mut SparseColumns>>,
     workers: Vec<RwLock<&'e mut Worker>>,
     model: RwLock<&'e mut crate::nn::Mlp>,
     order: &'e [u32],
@@ -123,9 +126,29 @@ impl Shared<'_, '_> {
         (step * b, b.min(self.order.len() - step * b))
     }
 
-    /// Phase A of thread `k`: its part lists the batch and computes its outputs.
-    fn phase_a(&self, k: usize, (lo, n): (usize, usize)) {
-        write(&self.parts[k]).forward(self.lists, &self.order[lo..lo + n]);
+    /// Where block `j` of a batch of `n` rows starts.
+    fn first(&self, j: usize, n: usize) -> usize {
+        (j * self.rows(n)).min(n)
+    }
+
+    /// Phase A, first: thread `k` lists its worker's rows of the batch, sorted into
+    /// columns (each thread lists one block; every part reads them all).
+    fn list_block(&self, k: usize, (lo, n): (usize, usize)) {
+        let first = self.first(k, n);
+        let pick = &self.order[lo + first..lo + first + self.rows(n).min(n - first)];
+        let mut block = write(&self.blocks[k]);
+        let values = &crate::data::batch::PIXEL_VALUES;
+        let width = crate::data::PIXELS;
+        block.build_from_lists(self.lists, pick, width, values, f32::INFINITY, true);
+        block.sort_columns();
+    }
+
+    /// Phase A, then: thread `k`'s part computes its outputs for every block.
+    fn phase_a(&self, k: usize, (_, n): (usize, usize)) {
+        let mut part = write(&self.parts[k]);
+        for (j, block) in self.blocks.iter().enumerate() {
+            part.forward_block(&read(block), self.first(j, n));
+        }
     }
 
     /// Phase B of thread `k`: its worker's rows through the rest of the network.
@@ -141,14 +164,17 @@ impl Shared<'_, '_> {
         w.result = rows_rest(&model, &mut w, self.data, pick, (k, rows), loss, dropout);
     }
 
-    /// Phase C of thread `k`: its part's gradient and update.
+    /// Phase C of thread `k`: its part's gradient, block after block, and update.
     fn backward(&self, k: usize, n: usize, s: &StepScalars) {
         let (rows, out) = (self.rows(n), self.out);
         let mut part = write(&self.parts[k]);
         for (j, w) in self.workers.iter().enumerate() {
             part.gather_dz(j, &read(w), rows, n, out);
         }
-        part.backward(n, s);
+        for (j, block) in self.blocks.iter().enumerate() {
+            part.gradient_block(&read(block), self.first(j, n), j > 0);
+        }
+        part.update(s);
     }
 
     /// A helper thread's epoch. Phase A of a step needs nothing thread 0 does
@@ -158,11 +184,13 @@ impl Shared<'_, '_> {
         let _poison = PoisonOnPanic(&self.team);
         for step in 0..steps {
             let batch = self.batch(step);
-            self.phase_a(k, batch);
+            self.list_block(k, batch);
             self.team.wait();
             if self.team.stop.load(Ordering::Relaxed) {
                 return;
             }
+            self.phase_a(k, batch);
+            self.team.wait();
             self.phase_b(k, batch);
             self.team.wait();
             self.team.wait();
@@ -200,13 +228,15 @@ impl Shared<'_, '_> {
         for step in 0..steps {
             let batch = self.batch(step);
             if lead.stop.load(Ordering::Relaxed) || lead.diverged.is_some() {
-                // The helpers are in this step's phase A: release them.
+                // The helpers are listing this step's blocks: release them.
                 self.team.stop.store(true, Ordering::Relaxed);
                 self.team.wait();
                 break;
             }
             let n = batch.1;
             self.sample_masks(lead.rng, n);
+            self.list_block(0, batch);
+            self.team.wait();
             self.phase_a(0, batch);
             self.team.wait();
             self.phase_b(0, batch);
@@ -301,6 +331,7 @@ impl Trainer<'_> {
             split,
             workers,
             parts,
+            blocks,
             order,
             ..
         } = self;
@@ -308,6 +339,7 @@ impl Trainer<'_> {
         let shared = Shared {
             team: Team::new(workers.len()),
             parts: parts.iter_mut().map(RwLock::new).collect(),
+            blocks: blocks.iter_mut().map(RwLock::new).collect(),
             workers: workers.iter_mut().map(RwLock::new).collect(),
             model: RwLock::new(model),
             order,
