@@ -112,19 +112,19 @@ impl Evaluator {
         let c = model.arch.classes();
         let mut confusion = vec![vec![0u32; c]; c];
         let mut total = 0.0f64;
+        let (lists, values) = (row_lists(data), &crate::data::batch::PIXEL_VALUES);
         let mut start = 0;
         while start < data.len() {
             let n = EVAL_BATCH.min(data.len() - start);
             self.pick.clear();
             self.pick.extend(start as u32..(start + n) as u32);
-            let values = &crate::data::batch::PIXEL_VALUES;
-            let listed = row_lists(data).map(|lists| Listed {
+            self.y[..n].copy_from_slice(&data.labels[start..start + n]);
+            let listed = lists.map(|lists| Listed {
                 lists,
                 pick: &self.pick,
                 values,
             });
             if let Some(x) = listed.filter(|x| self.ws.takes_listed(x, PIXELS)) {
-                self.y[..n].copy_from_slice(&data.labels[start..start + n]);
                 model.forward_listed(&mut self.ws, x);
             } else {
                 if !self
@@ -133,7 +133,6 @@ impl Evaluator {
                 {
                     gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
                 }
-                self.y[..n].copy_from_slice(&data.labels[start..start + n]);
                 model.forward(&mut self.ws, &self.x, n, false);
             }
             let out = &self.ws.y[..n * c];

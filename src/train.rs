@@ -217,15 +217,15 @@ impl<'a> Trainer<'a> {
         }
         let (model, loss, data) = (&self.model, self.cfg.loss, &self.split.train);
         let idx = &self.order[lo..lo + n];
+        let lists = crate::eval::row_lists(data);
         let run = |k: usize, w: &mut Worker, x: &mut [f32], y: &mut [u8]| -> (f64, usize) {
-            let pick = &idx[(k * rows).min(n)..((k + 1) * rows).min(n)];
+            let pick = &idx[split_layer::worker_rows(k, rows, n)];
             let m = pick.len();
             if m == 0 {
                 w.grads.fill(0.0);
                 return (0.0, 0);
             }
             let (x, y) = (&mut x[..m * PIXELS], &mut y[..m]);
-            let lists = crate::eval::row_lists(data);
             if w.ws.prepare_sparse(
                 data.images(),
                 lists,
@@ -276,7 +276,7 @@ impl<'a> Trainer<'a> {
     fn sample_masks(&mut self, n: usize, rows: usize) {
         let widths = &self.model.arch.sizes[1..self.model.arch.sizes.len() - 1];
         for (k, w) in self.workers.iter_mut().enumerate() {
-            let m = rows.min(n.saturating_sub(k * rows));
+            let m = split_layer::worker_rows(k, rows, n).len();
             w.ws.sample_dropout(&mut self.rng, self.cfg.dropout, m, widths);
         }
     }

@@ -752,6 +752,20 @@ fn weight_grad_portable(
 mod tests {
     use super::*;
 
+    /// A mostly-zero input of `len` values: every `k`th is `(i % m) * scale` (itself 0
+    /// where i % m is), the rest 0.
+    fn every_kth(len: usize, k: usize, m: usize, scale: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                if i % k == 0 {
+                    (i % m) as f32 * scale
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
     /// Dense reference: y[r][o] = b[o] + sum_i x[r][i] w[i][o].
     fn dense(x: &[f32], w: &[f32], b: &[f32], n: usize, inp: usize, out: usize) -> Vec<f32> {
         let mut y = vec![0.0f32; n * out];
@@ -771,15 +785,7 @@ mod tests {
     fn sparse_kernels_equal_dense_arithmetic() {
         // 70 outputs: one full block of 64 and a remainder of 6.
         let (n, inp, out) = (5, 30, 70);
-        let x: Vec<f32> = (0..n * inp)
-            .map(|i| {
-                if i % 4 == 0 {
-                    (i % 7) as f32 * 0.25
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let x = every_kth(n * inp, 4, 7, 0.25);
         let w: Vec<f32> = (0..inp * out)
             .map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5)
             .collect();
@@ -832,15 +838,7 @@ mod tests {
     #[test]
     fn weight_gradient_by_blocks_is_the_whole_batchs() {
         let (n, inp, out) = (9, 40, 70);
-        let x: Vec<f32> = (0..n * inp)
-            .map(|i| {
-                if i % 3 == 0 {
-                    (i % 13) as f32 * 0.07
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let x = every_kth(n * inp, 3, 13, 0.07);
         let dy: Vec<f32> = (0..n * out)
             .map(|i| ((i * 17) % 23) as f32 * 0.11 - 1.2)
             .collect();
@@ -867,15 +865,7 @@ mod tests {
     fn rows_and_columns_forward_agree_bit_for_bit() {
         for out in [64, 128, 130, 200] {
             let (n, inp) = (9, 50);
-            let x: Vec<f32> = (0..n * inp)
-                .map(|i| {
-                    if i % 3 == 0 {
-                        (i % 11) as f32 * 0.1
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let x = every_kth(n * inp, 3, 11, 0.1);
             let w: Vec<f32> = (0..inp * out)
                 .map(|i| ((i * 31) % 97) as f32 * 0.013 - 0.6)
                 .collect();

@@ -77,10 +77,8 @@ impl Part {
     /// batch of `n` split `rows` per worker.
     pub(super) fn gather_dz(&mut self, k: usize, w: &Worker, rows: usize, n: usize, out: usize) {
         let len = self.len;
-        let first = (k * rows).min(n);
-        for i in 0..rows.min(n - first) {
-            self.dz[(first + i) * len..][..len]
-                .copy_from_slice(&w.ws.g[0][i * out + self.lo..][..len]);
+        for (i, r) in worker_rows(k, rows, n).enumerate() {
+            self.dz[r * len..][..len].copy_from_slice(&w.ws.g[0][i * out + self.lo..][..len]);
         }
     }
 
@@ -104,9 +102,8 @@ impl Part {
     /// first layer's pre-activations.
     pub(super) fn scatter_z(&self, k: usize, w: &mut Worker, rows: usize, n: usize, out: usize) {
         let (lo, len) = (self.lo, self.len);
-        let first = (k * rows).min(n);
-        for i in 0..rows.min(n - first) {
-            w.ws.z[0][i * out + lo..][..len].copy_from_slice(&self.z[(first + i) * len..][..len]);
+        for (i, r) in worker_rows(k, rows, n).enumerate() {
+            w.ws.z[0][i * out + lo..][..len].copy_from_slice(&self.z[r * len..][..len]);
         }
     }
 
@@ -162,20 +159,25 @@ pub(super) fn rows_rest(
     loss: Loss,
     dropout: bool,
 ) -> (f64, usize) {
-    let n = pick.len();
-    let first = (k * rows).min(n);
-    let m = rows.min(n - first);
+    let own = worker_rows(k, rows, pick.len());
+    let (n, m) = (pick.len(), own.len());
     if m == 0 {
         w.grads.fill(0.0);
         return (0.0, 0);
     }
-    batch::labels(data, &pick[first..first + m], &mut w.y[..m]);
+    batch::labels(data, &pick[own], &mut w.y[..m]);
     model.forward_rest(&mut w.ws, m, dropout);
     let c = model.arch.classes();
     let result = score(&w.ws.y[..m * c], &w.y[..m], loss);
     let y = &w.y[..m];
     model.backward_above_first(&mut w.ws, y, m, n, loss, dropout, &mut w.grads);
     result
+}
+
+/// Worker `k`'s rows of a batch of `n` rows split `rows` per worker (the last
+/// workers' may be short or empty).
+pub(super) fn worker_rows(k: usize, rows: usize, n: usize) -> std::ops::Range<usize> {
+    (k * rows).min(n)..((k + 1) * rows).min(n)
 }
 
 /// Where the layers above the first begin in the parameters.

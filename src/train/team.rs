@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::split_layer::{rest_start, rows_rest, update_rest, Part};
+use super::split_layer::{rest_start, rows_rest, update_rest, worker_rows, Part};
 use super::{Divergence, Progress, Trainer, Worker};
 use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
@@ -128,14 +128,14 @@ impl Shared<'_, '_> {
 
     /// Where block `j` of a batch of `n` rows starts.
     fn first(&self, j: usize, n: usize) -> usize {
-        (j * self.rows(n)).min(n)
+        worker_rows(j, self.rows(n), n).start
     }
 
     /// Phase A, first: thread `k` lists its worker's rows of the batch, sorted into
     /// columns (each thread lists one block; every part reads them all).
     fn list_block(&self, k: usize, (lo, n): (usize, usize)) {
-        let first = self.first(k, n);
-        let pick = &self.order[lo + first..lo + first + self.rows(n).min(n - first)];
+        let own = worker_rows(k, self.rows(n), n);
+        let pick = &self.order[lo + own.start..lo + own.end];
         let mut block = write(&self.blocks[k]);
         let values = &crate::data::batch::PIXEL_VALUES;
         let width = crate::data::PIXELS;
@@ -282,7 +282,7 @@ impl Shared<'_, '_> {
         let model = read(&self.model);
         let widths = &model.arch.sizes[1..model.arch.sizes.len() - 1];
         for (k, w) in self.workers.iter().enumerate() {
-            let m = rows.min(n.saturating_sub(k * rows));
+            let m = worker_rows(k, rows, n).len();
             write(w).ws.sample_dropout(rng, p, m, widths);
         }
     }
