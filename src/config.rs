@@ -124,6 +124,7 @@ impl TrainConfig {
             sizes,
             activations: self.activations(),
             output: self.output,
+            dropout: self.dropout,
         }
     }
 

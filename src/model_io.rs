@@ -300,6 +300,7 @@ impl ModelMeta {
             sizes: self.sizes.clone(),
             activations: self.activations.clone(),
             output: self.output,
+            dropout: 0.0,
         }
     }
 }

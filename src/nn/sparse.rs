@@ -23,6 +23,8 @@
 /// with `actlab bench` on AVX2: sparse wins clearly at MNIST's 19%, loses at 50%).
 pub const DENSE_ABOVE: f32 = 0.35;
 
+pub use crate::data::nonzero::RowLists;
+
 /// Output columns handled per pass: 64 floats stay in eight AVX registers.
 const BLOCK: usize = 64;
 
@@ -39,27 +41,6 @@ pub enum FirstLayer {
     Dense,
     /// Always the sparse kernels.
     Sparse,
-}
-
-/// Every row's non-zero inputs, listed beforehand (once per dataset): row i's
-/// columns are `cols[ends[i - 1]..ends[i]]`, ascending, each with its byte in `bytes`.
-#[derive(Debug, Clone, Copy)]
-pub struct RowLists<'a> {
-    /// Where each row's entries end.
-    pub ends: &'a [u32],
-    /// Column of each non-zero input.
-    pub cols: &'a [u16],
-    /// Its byte (a value through the caller's table).
-    pub bytes: &'a [u8],
-}
-
-impl RowLists<'_> {
-    /// Row i's entries: `begin..end` in `cols` and `bytes`.
-    #[inline(always)]
-    fn range(&self, i: usize) -> std::ops::Range<usize> {
-        let begin = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        begin..self.ends[i] as usize
-    }
 }
 
 /// A batch given as picked rows of listed non-zero inputs: row r of the batch is

@@ -20,10 +20,11 @@
 //! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len], with
 //! their gradient and moments the same; part z and dz [n, len].
 
-use super::{score, Trainer, Worker};
-use crate::data::{batch, Dataset, PIXELS};
+use super::step::{worker_rows, Worker};
+use super::Trainer;
+use crate::data::{batch, PIXELS};
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
-use crate::nn::{Loss, Mlp, StepScalars};
+use crate::nn::{Mlp, StepScalars};
 
 /// The first layer's outputs `lo..lo + len`, owned by one thread during an epoch.
 #[derive(Debug, Default)]
@@ -42,13 +43,18 @@ pub(super) struct Part {
 }
 
 /// The parts of a first layer with `out` outputs and `fan_in` inputs, one per thread,
-/// for batches of `batch` rows.
+/// for batches of `batch` rows: none when there are fewer outputs than threads (the
+/// epoch then runs on the pool, every part needing at least one output).
 pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> Vec<Part> {
-    let per = out.div_ceil(threads);
+    if out < threads {
+        return Vec::new();
+    }
+    // Outputs spread as evenly as they go: the first `out % threads` parts get one more.
+    let (per, extra) = (out / threads, out % threads);
     (0..threads)
         .map(|k| {
-            let lo = (k * per).min(out);
-            let len = per.min(out - lo);
+            let lo = k * per + k.min(extra);
+            let len = per + usize::from(k < extra);
             let size = fan_in * len + len;
             Part {
                 lo,
@@ -77,8 +83,10 @@ impl Part {
     /// batch of `n` split `rows` per worker.
     pub(super) fn gather_dz(&mut self, k: usize, w: &Worker, rows: usize, n: usize, out: usize) {
         let len = self.len;
-        for (i, r) in worker_rows(k, rows, n).enumerate() {
-            self.dz[r * len..][..len].copy_from_slice(&w.ws.g[0][i * out + self.lo..][..len]);
+        let own = worker_rows(k, rows, n);
+        let dz = w.ws.grad_of(0, own.len());
+        for (i, r) in own.enumerate() {
+            self.dz[r * len..][..len].copy_from_slice(&dz[i * out + self.lo..][..len]);
         }
     }
 
@@ -102,8 +110,10 @@ impl Part {
     /// first layer's pre-activations.
     pub(super) fn scatter_z(&self, k: usize, w: &mut Worker, rows: usize, n: usize, out: usize) {
         let (lo, len) = (self.lo, self.len);
-        for (i, r) in worker_rows(k, rows, n).enumerate() {
-            w.ws.z[0][i * out + lo..][..len].copy_from_slice(&self.z[r * len..][..len]);
+        let own = worker_rows(k, rows, n);
+        let z = w.ws.output_of_mut(0, own.len());
+        for (i, r) in own.enumerate() {
+            z[i * out + lo..][..len].copy_from_slice(&self.z[r * len..][..len]);
         }
     }
 
@@ -144,40 +154,6 @@ impl Part {
             copy(&mut part[fan_in * len..], &mut flat[bias + lo..][..len]);
         }
     }
-}
-
-/// Phase B for worker `k` of a batch `pick` of `n` rows split `rows` per worker,
-/// once its rows' first-layer outputs are in place ([`Part::scatter_z`]): the rest of
-/// the network forward and back to dLoss/dz of the first layer; (loss sum, correct
-/// count).
-pub(super) fn rows_rest(
-    model: &Mlp,
-    w: &mut Worker,
-    data: &Dataset,
-    pick: &[u32],
-    (k, rows): (usize, usize),
-    loss: Loss,
-    dropout: bool,
-) -> (f64, usize) {
-    let own = worker_rows(k, rows, pick.len());
-    let (n, m) = (pick.len(), own.len());
-    if m == 0 {
-        w.grads.fill(0.0);
-        return (0.0, 0);
-    }
-    batch::labels(data, &pick[own], &mut w.y[..m]);
-    model.forward_rest(&mut w.ws, m, dropout);
-    let c = model.arch.classes();
-    let result = score(&w.ws.y[..m * c], &w.y[..m], loss);
-    let y = &w.y[..m];
-    model.backward_above_first(&mut w.ws, y, m, n, loss, dropout, &mut w.grads);
-    result
-}
-
-/// Worker `k`'s rows of a batch of `n` rows split `rows` per worker (the last
-/// workers' may be short or empty).
-pub(super) fn worker_rows(k: usize, rows: usize, n: usize) -> std::ops::Range<usize> {
-    (k * rows).min(n)..((k + 1) * rows).min(n)
 }
 
 /// Where the layers above the first begin in the parameters.
@@ -228,10 +204,10 @@ impl<'a> Trainer<'a> {
         if self.parts.len() < 2 {
             return false;
         }
-        let Some(lists) = crate::eval::row_lists(&self.split.train) else {
+        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists else {
             return false;
         };
-        let Some(max) = self.workers[0].ws.sparse_limit() else {
+        let Some(max) = self.workers[0].input.sparse_limit() else {
             return false;
         };
         self.order.chunks(self.cfg.batch_size).all(|pick| {
@@ -246,7 +222,7 @@ impl<'a> Trainer<'a> {
 
     /// The training images' listed pixels (`epoch_splits` found them).
     pub(super) fn lists(&self) -> RowLists<'a> {
-        let Some(lists) = crate::eval::row_lists(&self.split.train) else {
+        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists else {
             unreachable!("epoch_splits checked the lists")
         };
         lists
