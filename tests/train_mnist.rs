@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicBool;
 use actlab::config::TrainConfig;
 use actlab::data::Split;
 use actlab::nn::{Loss, OutputFn};
-use actlab::train::{train, RunRecord, Silent};
+use actlab::store::records::{train, RunRecord};
+use actlab::train::Silent;
 
 fn go(cfg: &TrainConfig, split: &Split) -> (RunRecord, Vec<f32>) {
     let (r, m) = train(cfg, split, &mut Silent, &AtomicBool::new(false));
@@ -27,8 +28,9 @@ fn one_epoch_on_6000_images_learns() {
         ..Default::default()
     };
     let (r, _) = go(&cfg, &split);
-    let val = r.final_val.unwrap();
-    assert!(val.acc > 0.85, "val acc {}", val.acc);
+    let test = r.final_test.unwrap();
+    assert!(test.acc > 0.85, "test acc {}", test.acc);
+    assert!(r.final_val.is_none(), "no validation split was held out");
     assert!(r.complete && r.diverged.is_none());
     assert_eq!(r.history.len(), 1);
     assert_eq!(r.dataset.n_train, 6000);
@@ -70,7 +72,7 @@ fn divergence_is_recorded_not_a_panic() {
     assert!(d.loss == "NaN" || d.loss.contains("inf"), "{}", d.loss);
     assert!(r.complete, "a diverged run is complete: it will not go on");
     assert!(r.history.is_empty(), "no epoch finished");
-    assert!(r.final_val.is_none());
+    assert!(r.final_test.is_none() && r.final_val.is_none());
     assert!(d.to_string().contains("--lr"));
 }
 
@@ -95,7 +97,7 @@ fn every_pairing_trains_without_panicking() {
         assert!(r.complete, "{out}/{loss}");
         assert!(r.diverged.is_none(), "{out}/{loss}: {:?}", r.diverged);
         assert!(
-            r.final_val.is_some_and(|v| v.loss.is_finite()),
+            r.final_test.is_some_and(|v| v.loss.is_finite()),
             "{out}/{loss}"
         );
         assert_eq!(r.history.len(), 1, "{out}/{loss}");
@@ -111,7 +113,7 @@ fn two_threads_learn_what_one_thread_learns() {
             threads,
             ..Default::default()
         };
-        go(&cfg, &split).0.final_val.unwrap().acc
+        go(&cfg, &split).0.final_test.unwrap().acc
     };
     let (one, two) = (acc(1), acc(2));
     assert!(

@@ -207,6 +207,12 @@ fn a_validation_split_reports_val_and_test_apart() {
         (&r["dataset"]["n_train"], &r["dataset"]["n_val"]),
         (&1200.into(), &300.into())
     );
-    assert!(r["final_test"]["acc"].is_number() && r["history"][0]["test_acc"].is_number());
+    let e = &r["history"][0];
+    assert!(r["final_test"]["acc"].is_number() && e["test"]["acc"].is_number());
+    assert!(r["final_val"]["acc"].is_number() && e["val"]["acc"].is_number());
     assert_ne!(r["final_test"], r["final_val"]);
+    assert!(
+        text.contains("val loss") && text.contains("test loss"),
+        "{text}"
+    );
 }
