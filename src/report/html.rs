@@ -321,7 +321,7 @@ fn per_class(records: &[RunRecord]) -> String {
         per.row(row);
     }
     let mut h = String::from("<h2>Per-digit accuracy and confusions</h2>");
-    h.push_str("<p>Validation accuracy per class (mean over seeds):</p>");
+    h.push_str("<p>Test accuracy per class (mean over seeds):</p>");
     h.push_str(&table_html(&per));
     h
 }
