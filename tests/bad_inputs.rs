@@ -1179,7 +1179,7 @@ fn memory_is_bounded_before_it_is_spent() {
         std::fs::write(&f, text).unwrap();
         fails(
             actlab().arg("run").arg(&f).arg("--out").arg(out(name)),
-            &[name, needle][1..],
+            &[name, needle],
         );
     }
     // --jobs is capped at the number of runs: 64 jobs for 2 runs start 2.

@@ -62,7 +62,7 @@ fn assert_close(page: &Value, want: &[f64], what: &str) -> f64 {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect();
-    assert_eq!(got.len(), 10, "{what}");
+    assert_eq!((got.len(), want.len()), (10, 10), "{what}");
     let mut worst = 0.0f64;
     for (c, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(

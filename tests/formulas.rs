@@ -97,7 +97,12 @@ fn experiment_files_define_formulas() {
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(summary.contains("squareplus"), "{summary}");
     // Merging or re-reading the folder needs no definition either.
+    std::fs::remove_file(out.join("report.html")).unwrap();
     run_ok(actlab().arg("report").arg(&out));
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in ["squareplus", "relu/log_softmax/nll", "test acc", "<svg"] {
+        assert!(page.contains(needle), "the report lacks {needle}");
+    }
     let bad = d.join("bad.toml");
     std::fs::write(
         &bad,

@@ -82,12 +82,14 @@ fn cli_training_from_fixture_init_matches_pytorch_adam_steps() {
         "adam3.",
     )
     .unwrap();
+    assert_eq!(m.params.len(), want.len());
     for (i, (g, w)) in m.params.iter().zip(&want).enumerate() {
         assert!((g - w).abs() <= 1e-5, "param {i}: {g} vs PyTorch {w}");
     }
     // The initial weights differ from the result (the steps really happened).
     let init_path = fx.join("init.safetensors");
     let init = params_from(&read_tensors(&init_path).unwrap(), &init_path, &m.arch, "").unwrap();
+    assert_eq!(init.len(), m.params.len());
     assert!(init
         .iter()
         .zip(&m.params)

@@ -76,6 +76,7 @@ fn check_run(run: &Value, record: &Value) {
     }
     let d = &record["diagnostics"];
     let steps = d["grad_steps"].as_array().unwrap();
+    assert_eq!(steps.len(), d["grad_norms"].as_array().unwrap().len());
     for (l, name) in d["layers"].as_array().unwrap().iter().enumerate() {
         let name = name.as_str().unwrap();
         let want: Vec<(u64, f64)> = steps

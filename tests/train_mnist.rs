@@ -15,6 +15,11 @@ fn go(cfg: &TrainConfig, split: &Split) -> (RunRecord, Vec<f32>) {
     (r, m.params)
 }
 
+/// Each value's bits, so equal means the same length and the same bits.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 /// Records equal in everything but timings.
 fn same_results(a: &RunRecord, b: &RunRecord) -> bool {
     a.without_timings() == b.without_timings()
@@ -49,7 +54,7 @@ fn same_seed_is_bit_identical_and_seeds_differ() {
         let (a, pa) = go(&cfg, &split);
         let (b, pb) = go(&cfg, &split);
         assert!(same_results(&a, &b), "threads {threads}");
-        assert!(pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(bits(&pa), bits(&pb), "threads {threads}");
         let (c, pc) = go(&TrainConfig { seed: 1, ..cfg }, &split);
         assert!(!same_results(&a, &c));
         assert_ne!(pa, pc);
@@ -135,5 +140,5 @@ fn two_thread_runs_are_bit_identical() {
         ..Default::default()
     };
     let (a, b) = (go(&cfg, &split).1, go(&cfg, &split).1);
-    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert_eq!(bits(&a), bits(&b));
 }
