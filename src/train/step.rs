@@ -19,9 +19,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Divergence, Progress, Trainer};
-use crate::data::batch;
-use crate::nn::{InputBuf, Loss, Mlp, Rng, TrainInput, Workspace};
+use std::sync::Arc;
+
+use super::split_layer::SplitFirst;
+use super::{Divergence, Progress};
+use crate::config::TrainConfig;
+use crate::data::{batch, Dataset};
+use crate::diagnostics::Recorder;
+use crate::nn::{InputBuf, Loss, Mlp, Optimizer, Rng, TrainInput, Workspace};
 
 /// One slice of each batch: its own buffers and gradients, so threads never share writes.
 pub(super) struct Worker {
@@ -191,17 +196,115 @@ pub(super) fn score(out: &[f32], y: &[u8], loss: Loss) -> (f64, usize) {
     (loss.sum(out, y, c), correct)
 }
 
-impl Trainer<'_> {
+/// What a step reads and changes of the run, borrowed from the trainer for an epoch.
+pub(super) struct Run<'t> {
+    pub(super) cfg: &'t TrainConfig,
+    pub(super) data: &'t Dataset,
+    /// The epoch's order of the training images.
+    pub(super) order: &'t [u32],
+    pub(super) model: &'t mut Mlp,
+    pub(super) opt: &'t mut Optimizer,
+    pub(super) rng: &'t mut Rng,
+    pub(super) recorder: &'t mut Option<Recorder>,
+    pub(super) diverged: &'t mut Option<Divergence>,
+    /// The epoch (1-based).
+    pub(super) epoch: usize,
+}
+
+impl Run<'_> {
+    /// Steps per epoch.
+    pub(super) fn per_epoch(&self) -> usize {
+        self.order.len().div_ceil(self.cfg.batch_size)
+    }
+
+    /// The first row and the rows of batch `step` (0-based) of the epoch.
+    pub(super) fn batch(&self, step: usize) -> (usize, usize) {
+        let b = self.cfg.batch_size;
+        (step * b, b.min(self.order.len() - step * b))
+    }
+
+    /// The 1-based number of step `step` (0-based) of this epoch over the whole run.
+    pub(super) fn global_step(&self, step: usize) -> usize {
+        (self.epoch - 1) * self.per_epoch() + step + 1
+    }
+}
+
+/// The workers, one per thread, and the strategies that run a step on them.
+pub(super) struct Crew {
+    pub(super) workers: Vec<Worker>,
+    /// Threads that stay alive across steps for `threads` > 1 (rayon's pool: a job
+    /// hand-off, no spawn or allocation per step); None runs the workers in turn.
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// The first layer split by outputs, one part per thread (see `split_layer`).
+    pub(super) split: SplitFirst,
+}
+
+impl Crew {
+    /// Workers for `cfg.threads` threads of batches of `cfg.batch_size` rows of `model`.
+    pub(super) fn new(model: &Mlp, cfg: &TrainConfig) -> Crew {
+        let threads = cfg.threads.max(1);
+        let rows = cfg.batch_size.div_ceil(threads);
+        // Without a pool (one thread, or none could start) the workers run in turn and
+        // give the same numbers.
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .map(Arc::new);
+        let split = match pool {
+            Some(_) => SplitFirst::new(threads, model, cfg.batch_size),
+            None => SplitFirst::default(),
+        };
+        Crew {
+            workers: (0..threads).map(|_| Worker::new(model, rows)).collect(),
+            pool,
+            split,
+        }
+    }
+
+    /// Choose the first layer's kernel for training steps (default: by each batch's
+    /// share of non-zero inputs).
+    pub(super) fn set_first_layer(&mut self, policy: crate::nn::FirstLayer) {
+        for w in &mut self.workers {
+            w.input.policy = policy;
+        }
+    }
+
+    /// The epoch's steps by the fastest strategy that fits it: the team when every
+    /// batch can split the first layer, else the pool, else one thread. (loss sum,
+    /// correct count), or None if the run diverged (see `run.diverged`) or `stop` was
+    /// raised.
+    pub(super) fn epoch(
+        &mut self,
+        run: &mut Run,
+        progress: &mut dyn Progress,
+        stop: &AtomicBool,
+    ) -> Option<(f64, usize)> {
+        let done = if self.split.fits(&self.workers[0].input, run) {
+            super::team::steps(self, run, progress, stop)
+        } else if let Some(pool) = self.pool.clone() {
+            // The whole epoch on the pool, so each step's hand-offs stay among its threads.
+            pool.install(|| self.steps(run, progress, stop))
+        } else {
+            self.steps(run, progress, stop)
+        };
+        self.split.flush(run.model, run.opt);
+        done
+    }
     /// Steps 1-2 for the `n` rows `lo..lo + n` of the epoch's order, one worker after
     /// another or on the pool's threads.
-    fn pass_workers(&mut self, lo: usize, n: usize) {
+    fn pass_workers(&mut self, run: &mut Run, (lo, n): (usize, usize)) {
         let rows = n.div_ceil(self.workers.len());
-        if self.cfg.dropout > 0.0 {
+        if run.cfg.dropout > 0.0 {
             let workspaces = self.workers.iter_mut().map(|w| &mut w.ws);
-            sample_masks(workspaces, &mut self.rng, n, rows);
+            sample_masks(workspaces, run.rng, n, rows);
         }
-        let (model, loss, data) = (&self.model, self.cfg.loss, &self.split.train);
-        let idx = &self.order[lo..lo + n];
+        let (model, loss, data) = (&*run.model, run.cfg.loss, run.data);
+        let idx = &run.order[lo..lo + n];
         let run = |k: usize, w: &mut Worker| {
             w.rows(model, data, &idx[worker_rows(k, rows, n)], n, loss);
         };
@@ -248,14 +351,14 @@ impl Trainer<'_> {
 
     /// Step 5's update on the summed gradients (by ranges on the pool's threads when
     /// there is one: element by element the same arithmetic).
-    fn optimizer_step(&mut self) {
+    fn optimizer_step(&mut self, run: &mut Run) {
         let grads = &self.workers[0].grads;
         let Some(pool) = &self.pool else {
-            return self.opt.step(&mut self.model.params, grads);
+            return run.opt.step(&mut run.model.params, grads);
         };
-        let s = self.opt.begin_step();
+        let s = run.opt.begin_step();
         let len = grads.len().div_ceil(self.workers.len()).max(1);
-        let (params, m, v) = (&mut self.model.params, &mut self.opt.m, &mut self.opt.v);
+        let (params, m, v) = (&mut run.model.params, &mut run.opt.m, &mut run.opt.v);
         pool.install(|| {
             use rayon::prelude::*;
             let ranges = params
@@ -275,48 +378,44 @@ impl Trainer<'_> {
     /// Steps 1-4 alone, for the `n` rows `lo..lo + n`: the summed gradient in the
     /// first worker's; (loss sum, correct count).
     #[cfg(test)]
-    pub(super) fn batch_gradients(&mut self, lo: usize, n: usize) -> (f64, usize) {
-        self.pass_workers(lo, n);
+    pub(super) fn batch_gradients(&mut self, run: &mut Run, batch: (usize, usize)) -> (f64, usize) {
+        self.pass_workers(run, batch);
         self.sum_worker_grads();
         totals(self.workers.iter().map(|w| w.result))
     }
 
     /// One step on batch `step` of the epoch: (loss sum, correct count), or the
     /// divergence.
-    fn train_step(&mut self, epoch: usize, step: usize) -> Result<(f64, usize), Divergence> {
-        let b = self.cfg.batch_size;
-        let lo = step * b;
-        let n = b.min(self.split.train.len() - lo);
-        self.pass_workers(lo, n);
+    fn train_step(&mut self, run: &mut Run, step: usize) -> Result<(f64, usize), Divergence> {
+        let batch = run.batch(step);
+        self.pass_workers(run, batch);
         let results = self.workers.iter().map(|w| w.result);
-        let (l, c) = check(results, n, (epoch, step + 1))?;
+        let (l, c) = check(results, batch.1, (run.epoch, step + 1))?;
         self.sum_worker_grads();
-        let global_step = (epoch - 1) * self.steps_per_epoch() + step + 1;
-        if let Some(r) = &mut self.recorder {
-            r.after_step(&self.model, &self.workers[0].grads, global_step);
+        let global_step = run.global_step(step);
+        if let Some(r) = run.recorder {
+            r.after_step(run.model, &self.workers[0].grads, global_step);
         }
-        self.optimizer_step();
+        self.optimizer_step(run);
         Ok((l, c))
     }
 
-    /// The steps of one epoch, serial or on the pool: (loss sum, correct count), or
-    /// None if it diverged (see `self.diverged`) or `stop` was raised.
-    pub(super) fn steps(
+    /// The steps of one epoch, serial or on the pool.
+    fn steps(
         &mut self,
-        epoch: usize,
-        steps: usize,
+        run: &mut Run,
         progress: &mut dyn Progress,
         stop: &AtomicBool,
     ) -> Option<(f64, usize)> {
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for step in 0..steps {
+        for step in 0..run.per_epoch() {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            match self.train_step(epoch, step) {
+            match self.train_step(run, step) {
                 Ok((l, c)) => (loss_sum, correct) = (loss_sum + l, correct + c),
                 Err(d) => {
-                    self.diverged = Some(d);
+                    *run.diverged = Some(d);
                     return None;
                 }
             }
