@@ -1,6 +1,7 @@
 //! The native MLP engine: one file per concern, forward and backward side by side.
 
 pub mod activation;
+pub mod conv;
 pub mod fastmath;
 pub mod formula;
 pub mod init;
@@ -8,8 +9,10 @@ pub mod layer;
 pub mod loss;
 pub mod mlp;
 pub mod names;
+pub mod norm;
 pub mod optim;
 pub mod output;
+pub mod pool;
 pub mod portable;
 pub mod sparse;
 
