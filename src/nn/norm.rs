@@ -263,44 +263,58 @@ impl LayerNorm {
         dx: &mut [f32],
     ) {
         let d = self.c * self.s;
-        let mut gw = vec![0.0f64; self.c];
-        let mut gb = vec![0.0f64; self.c];
+        let mut sums = (vec![0.0f64; self.c], vec![0.0f64; self.c]);
         for i in 0..n {
-            let (x, dy, dx) = (
-                &x[i * d..(i + 1) * d],
-                &dy[i * d..(i + 1) * d],
-                &mut dx[i * d..(i + 1) * d],
+            let r = i * d..(i + 1) * d;
+            let moments = (saved.mean[i], saved.invstd[i]);
+            self.sample_backward(
+                &x[r.clone()],
+                &dy[r.clone()],
+                weight,
+                moments,
+                &mut sums,
+                &mut dx[r],
             );
-            let (mean, rstd) = (saved.mean[i], saved.invstd[i]);
-            let (mut ds_w, mut db_w) = (0.0f64, 0.0f64);
-            for ch in 0..self.c {
-                let r = ch * self.s..(ch + 1) * self.s;
-                let (mut s1, mut s2, mut centred) = (0.0f64, 0.0f64, 0.0f64);
-                for (&v, &g) in x[r.clone()].iter().zip(&dy[r]) {
-                    s1 += (g * v) as f64;
-                    s2 += g as f64;
-                    centred += (g * (v - mean)) as f64;
-                }
-                let (ds, db) = (s1 as f32, s2 as f32);
-                ds_w += (ds * weight[ch]) as f64;
-                db_w += (db * weight[ch]) as f64;
-                // dweight from the centred values: ds - db * mean would cancel.
-                gw[ch] += centred * rstd as f64;
-                gb[ch] += s2;
-            }
-            let (ds_w, db_w, inv_d) = (ds_w as f32, db_w as f32, 1.0 / d as f32);
-            let b = (db_w * mean - ds_w) * rstd * rstd * rstd * inv_d;
-            let c2 = -b * mean - db_w * rstd * inv_d;
-            for ch in 0..self.c {
-                let a = rstd * weight[ch];
-                let r = ch * self.s..(ch + 1) * self.s;
-                for ((o, &v), &g) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-                    *o = a * g + b * v + c2;
-                }
-            }
         }
-        for ch in 0..self.c {
-            (dweight[ch], dbias[ch]) = (gw[ch] as f32, gb[ch] as f32);
+        for (ch, (gw, gb)) in sums.0.iter().zip(&sums.1).enumerate() {
+            (dweight[ch], dbias[ch]) = (*gw as f32, *gb as f32);
+        }
+    }
+
+    /// One sample's dx, and its terms of dweight and dbias added to `sums` (in f64).
+    fn sample_backward(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        weight: &[f32],
+        (mean, rstd): (f32, f32),
+        (gw, gb): &mut (Vec<f64>, Vec<f64>),
+        dx: &mut [f32],
+    ) {
+        let (mut ds_w, mut db_w) = (0.0f64, 0.0f64);
+        let channels = x.chunks_exact(self.s).zip(dy.chunks_exact(self.s));
+        for (ch, (x, dy)) in channels.enumerate() {
+            let (mut ds, mut db, mut centred) = (0.0f64, 0.0f64, 0.0f64);
+            for (&v, &g) in x.iter().zip(dy) {
+                ds += (g * v) as f64;
+                db += g as f64;
+                centred += (g * (v - mean)) as f64;
+            }
+            ds_w += (ds as f32 * weight[ch]) as f64;
+            db_w += (db as f32 * weight[ch]) as f64;
+            // dweight from the centred values: ds - db * mean would cancel.
+            gw[ch] += centred * rstd as f64;
+            gb[ch] += db;
+        }
+        let (ds_w, db_w, inv_d) = (ds_w as f32, db_w as f32, 1.0 / x.len() as f32);
+        let b = (db_w * mean - ds_w) * rstd * rstd * rstd * inv_d;
+        let c2 = -b * mean - db_w * rstd * inv_d;
+        let channels = x.chunks_exact(self.s).zip(dy.chunks_exact(self.s));
+        for ((x, dy), (dx, &w)) in channels.zip(dx.chunks_exact_mut(self.s).zip(weight)) {
+            let a = rstd * w;
+            for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *o = a * g + b * v + c2;
+            }
         }
     }
 }
