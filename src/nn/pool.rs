@@ -62,38 +62,47 @@ impl PoolShape {
     /// y = pool(x) over `n` images; for max pooling `argmax` (at least n * out_len()
     /// entries) receives each maximum's position, for average pooling it is unused.
     pub fn forward(&self, x: &[f32], n: usize, y: &mut [f32], argmax: &mut [u32]) {
-        let (h, w, oh, ow) = (self.h, self.w, self.h / 2, self.w / 2);
+        let (h, w, plane_out) = (self.h, self.w, (self.h / 2) * (self.w / 2));
         let planes = x[..n * self.in_len()].chunks_exact(h * w);
-        let outs = y[..n * self.out_len()].chunks_exact_mut(oh * ow);
+        let outs = y[..n * self.out_len()].chunks_exact_mut(plane_out);
         for (p, (plane, out)) in planes.zip(outs).enumerate() {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let at = [
-                        (2 * oy) * w + 2 * ox,
-                        (2 * oy) * w + 2 * ox + 1,
-                        (2 * oy + 1) * w + 2 * ox,
-                        (2 * oy + 1) * w + 2 * ox + 1,
-                    ];
-                    let o = oy * ow + ox;
-                    match self.kind {
-                        PoolKind::Max => {
-                            let mut best = at[0];
-                            for &i in &at[1..] {
-                                // PyTorch's test: greater, or NaN.
-                                if plane[i] > plane[best] || plane[i].is_nan() {
-                                    best = i;
-                                }
-                            }
-                            out[o] = plane[best];
-                            argmax[p * oh * ow + o] = best as u32;
-                        }
-                        // Summed in window order, then divided, as PyTorch does.
-                        PoolKind::Avg => {
-                            out[o] =
-                                (plane[at[0]] + plane[at[1]] + plane[at[2]] + plane[at[3]]) / 4.0
-                        }
-                    }
+            match self.kind {
+                PoolKind::Max => {
+                    self.max_plane(plane, out, &mut argmax[p * plane_out..(p + 1) * plane_out])
                 }
+                PoolKind::Avg => self.avg_plane(plane, out),
+            }
+        }
+    }
+
+    /// One plane's maxima and their positions, row pair by row pair.
+    fn max_plane(&self, plane: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+        let (w, ow) = (self.w, self.w / 2);
+        let rows = out.chunks_exact_mut(ow).zip(argmax.chunks_exact_mut(ow));
+        for (oy, (out, idx)) in rows.enumerate() {
+            let top = &plane[2 * oy * w..(2 * oy + 1) * w];
+            let bottom = &plane[(2 * oy + 1) * w..(2 * oy + 2) * w];
+            let (base, wu) = ((2 * oy * w) as u32, w as u32);
+            let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+            for (ox, ((t, b), (o, i))) in pairs.zip(out.iter_mut().zip(idx.iter_mut())).enumerate()
+            {
+                // Selects, not branches: the data would mispredict them.
+                let (upper, up_at) = first_max((t[0], 0), (t[1], 1));
+                let (lower, low_at) = first_max((b[0], wu), (b[1], wu + 1));
+                let (v, at) = first_max((upper, up_at), (lower, low_at));
+                (*o, *i) = (v, base + 2 * ox as u32 + at);
+            }
+        }
+    }
+
+    /// One plane's window means: summed in window order, then divided, as PyTorch does.
+    fn avg_plane(&self, plane: &[f32], out: &mut [f32]) {
+        let (w, ow) = (self.w, self.w / 2);
+        for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+            let top = &plane[2 * oy * w..(2 * oy + 1) * w];
+            let bottom = &plane[(2 * oy + 1) * w..(2 * oy + 2) * w];
+            for (ox, o) in out.iter_mut().enumerate() {
+                *o = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / 4.0;
             }
         }
     }
@@ -124,6 +133,16 @@ impl PoolShape {
             }
         }
     }
+}
+
+/// The later of two (value, position) pairs if it is greater or NaN, else the
+/// earlier: PyTorch's scan over a window, which keeps the first maximum (and the last
+/// NaN). Pairs, then the pair winners, give the same result as the scan, without
+/// branches the data decides.
+#[inline(always)]
+fn first_max(a: (f32, u32), b: (f32, u32)) -> (f32, u32) {
+    let later = (b.0 > a.0) | b.0.is_nan();
+    (if later { b.0 } else { a.0 }, if later { b.1 } else { a.1 })
 }
 
 #[cfg(test)]
