@@ -169,6 +169,29 @@ mod tests {
         let mut want = [0.0; 15];
         (want[1], want[2]) = (1.0, -2.0);
         assert_eq!(dx, want);
+        // A NaN wins over any number, and of two NaNs the later, as PyTorch's scan.
+        let nan = [
+            f32::NAN,
+            1.0,
+            5.0,
+            2.0,
+            2.0,
+            9.0,
+            f32::NAN,
+            0.0,
+            3.0,
+            3.0,
+            3.0,
+            3.0,
+            3.0,
+            3.0,
+            3.0,
+        ];
+        s.forward(&nan, 1, &mut y, &mut idx);
+        assert!(
+            y[0].is_nan() && idx == [6, 2] && y[1] == 5.0,
+            "{y:?} {idx:?}"
+        );
         let a = PoolShape {
             kind: PoolKind::Avg,
             ..s
