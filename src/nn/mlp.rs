@@ -163,8 +163,8 @@ impl Mlp {
             init.fill(rng, s.fan_in, s.fan_out, ws, &mut bs[..s.fan_out]);
         }
         for l in arch.prelu_layers().collect::<Vec<_>>() {
-            if let (Some(o), Activation::Prelu(a)) = (arch.slope_offset(l), arch.activations[l]) {
-                params[o] = a;
+            if let (Some(o), Activation::Prelu(a)) = (arch.slope_offset(l), &arch.activations[l]) {
+                params[o] = *a;
             }
         }
         let params = arch.from_files(&params);
@@ -208,9 +208,9 @@ impl Mlp {
     /// Hidden layer `l`'s activation as it computes now: a PReLU layer is a leaky ReLU
     /// with its current learned slope.
     pub fn activation(&self, l: usize) -> Activation {
-        match (self.arch.activations[l], self.arch.slope_offset(l)) {
+        match (&self.arch.activations[l], self.arch.slope_offset(l)) {
             (Activation::Prelu(_), Some(o)) => Activation::LeakyRelu(self.params[o]),
-            (a, _) => a,
+            (a, _) => a.clone(),
         }
     }
 
@@ -565,7 +565,7 @@ mod tests {
     fn net(act: Activation, output: OutputFn) -> Mlp {
         let arch = Arch {
             sizes: vec![5, 4, 3, 3],
-            activations: vec![act, act],
+            activations: vec![act.clone(), act],
             output,
         };
         Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(7))
@@ -695,7 +695,7 @@ mod tests {
             (Activation::Prelu(0.25), OutputFn::LogSoftmax, Loss::Nll),
         ];
         for (act, out, loss) in cases {
-            let mut m = net(act, out);
+            let mut m = net(act.clone(), out);
             if let Activation::Prelu(_) = act {
                 assert_eq!(
                     m.arch.prelu_layers().count(),
