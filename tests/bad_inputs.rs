@@ -1198,7 +1198,7 @@ fn memory_is_bounded_before_it_is_spent() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && err.contains("with 2 job(s)"), "{err}");
+    assert!(o.status.success() && err.contains("with 2 jobs"), "{err}");
 }
 
 #[test]

@@ -111,11 +111,11 @@ fn announce(exp: &Experiment, how: &Options, jobs: &[Job], out: &Path) {
         .map(|Shard { k, n }| format!(" (shard {k}/{n}: {} of them)", jobs.len()))
         .unwrap_or_default();
     eprintln!(
-        "{}: {} variant(s) x {} seed(s) = {} runs{shard}, {} at a time; results in {}",
+        "{}: {} x {} = {}{shard}, {} at a time; results in {}",
         exp.name,
-        exp.variants.len(),
-        exp.seeds.len(),
-        exp.jobs().len(),
+        super::count(exp.variants.len(), "variant"),
+        super::count(exp.seeds.len(), "seed"),
+        super::count(exp.jobs().len(), "run"),
         how.jobs,
         out.display()
     );
@@ -137,11 +137,11 @@ fn run_jobs(
     bars.finish();
     let records = records?;
     eprintln!(
-        "{} of {} runs finished in {:.1}s with {} job(s)",
+        "{} of {} finished in {:.1}s with {}",
         records.len(),
-        jobs.len(),
+        super::count(jobs.len(), "run"),
         t0.elapsed().as_secs_f64(),
-        at_once
+        super::count(at_once, "job")
     );
     Ok(records)
 }

@@ -135,6 +135,15 @@ pub fn require_test_images(split: &Split) -> Result<()> {
     Ok(())
 }
 
+/// "1 run", "2 runs": a count with its noun, plural when it is not 1.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// UTC timestamp like 20261128-144012, for default output folders.
 pub fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
