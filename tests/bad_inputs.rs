@@ -319,7 +319,20 @@ fn bad_experiment_files() {
         (
             "unknown.toml",
             "[[variant]]\nactivaton = \"relu\"\n",
-            vec!["unknown.toml", "unknown field `activaton`"],
+            vec![
+                "unknown.toml",
+                "line 2, column 1",
+                "unknown key 'activaton' (did you mean 'activation'?)",
+            ],
+        ),
+        (
+            "unknownbase.toml",
+            "[base]\nepochs = 1\nlimit_trian = 100\n[[variant]]\nactivation = \"relu\"\n",
+            vec![
+                "unknownbase.toml",
+                "line 3, column 1: [base]",
+                "did you mean 'limit_train'",
+            ],
         ),
         (
             "badname.toml",

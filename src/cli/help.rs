@@ -81,7 +81,7 @@ pub fn whole_u64(s: &str) -> Result<u64, String> {
         return Ok(n);
     }
     if t.parse::<f64>().is_ok_and(|v| v < 0.0) {
-        return Err("must be 0 or more, not negative".into());
+        return Err(format!("'{s}' is negative: expected a whole number"));
     }
     Err(format!("'{s}' is not a whole number"))
 }
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn numbers_say_what_is_wrong() {
         assert_eq!(whole("12"), Ok(12));
-        assert!(whole("-1").unwrap_err().contains("not negative"));
+        assert!(whole("-1").unwrap_err().contains("is negative"));
         assert!(whole("1.5").unwrap_err().contains("not a whole number"));
         assert!(whole("x").unwrap_err().contains("not a whole number"));
     }

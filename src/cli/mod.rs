@@ -541,7 +541,7 @@ mod tests {
             "{e}"
         );
         let e = try_parse(&["train", "--epochs", "-1"]).unwrap_err();
-        assert!(e.contains("'-1'") && e.contains("not negative"), "{e}");
+        assert!(e.contains("'-1' is negative"), "{e}");
         let e = try_parse(&["compare", "--seeds", "-2"]).unwrap_err();
         assert!(e.contains("--seeds"), "{e}");
     }
