@@ -408,7 +408,9 @@ fn run_file(c: RunCmd) -> Result<()> {
     }
     // Like --out, a relative folder is taken from where actlab runs.
     how.tensorboard = how.tensorboard.or(exp.tensorboard.clone());
+    // A refusal of what the file asks for (memory, ...) names the file.
     run::experiment_command(&exp, &how, c.data.data_dir.as_deref())
+        .with_context(|| c.file.display().to_string())
 }
 
 fn activations(c: &ActivationsCmd) -> Result<()> {

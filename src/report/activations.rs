@@ -158,6 +158,7 @@ mod tests {
         let text = describe(&Activation::Sigmoid, true);
         assert!(text.contains("at most 0.25") && text.contains('●') && text.contains('·'));
         let all = describe_all(false, &Formulas::default());
+        assert!(all.lines().count() >= NAMES.len(), "{all}");
         for (line, name) in all.lines().zip(NAMES) {
             assert!(line.starts_with(&format!("{name} ")), "{line}");
         }

@@ -20,7 +20,8 @@ use crate::experiment::{Experiment, Job, Shard};
 use crate::report::html::{write_report, Page};
 use crate::report::pct;
 use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
-use crate::train::{EpochStats, Progress, RunRecord};
+use crate::store::records::RunRecord;
+use crate::train::{EpochFigures, Progress};
 
 /// Run an experiment (all of it or one shard) as `how` says, with the data in
 /// `data_dir` (`--data-dir` semantics); print and write its summary.
@@ -291,9 +292,12 @@ impl Watch for Bars {
     }
 
     fn run_ended(&self, job: &Job, record: &RunRecord, reused: bool, done: usize) {
-        let what = match (&record.diverged, record.final_val) {
+        let what = match (&record.diverged, record.final_test) {
             (Some(d), _) => format!("diverged at epoch {} step {}", d.epoch, d.step),
-            (None, Some(v)) => format!("val acc {}", pct(v.acc)),
+            (None, Some(t)) => match record.final_val {
+                Some(v) => format!("val acc {}, test acc {}", pct(v.acc), pct(t.acc)),
+                None => format!("test acc {}", pct(t.acc)),
+            },
             (None, None) => "stopped".into(),
         };
         let how = if reused {
@@ -340,7 +344,7 @@ impl Progress for RunBar<'_> {
         }
     }
 
-    fn epoch_end(&mut self, s: &EpochStats) {
+    fn epoch_end(&mut self, s: &EpochFigures) {
         if let Some(b) = &self.bar {
             b.set_position((s.epoch * self.steps) as u64);
         }
