@@ -242,8 +242,16 @@ pub fn parse_indices(s: &str, n: usize) -> Result<Vec<usize>> {
         if let Some((a, b)) = part.split_once("..") {
             let a: usize = a.trim().parse().map_err(|_| err())?;
             let b: usize = b.trim().parse().map_err(|_| err())?;
-            if a >= b {
-                return Err(err());
+            if a > b {
+                return Err(PredictError(format!(
+                    "--test-index '{s}': the range {a}..{b} is reversed; write it {b}..{a} (end exclusive)"
+                )));
+            }
+            if a == b {
+                return Err(PredictError(format!(
+                    "--test-index '{s}': the range {a}..{b} is empty (the end is exclusive); e.g. {a}..{}",
+                    a + 1
+                )));
             }
             out.extend(a..b);
         } else {
@@ -306,6 +314,8 @@ mod tests {
         assert_eq!(parse_indices("0..3", 10).unwrap(), vec![0, 1, 2]);
         assert_eq!(parse_indices("4,7", 10).unwrap(), vec![4, 7]);
         assert!(parse_indices("5..5", 10).is_err());
+        let reversed = parse_indices("5..3", 10).unwrap_err().to_string();
+        assert!(reversed.contains("reversed; write it 3..5"), "{reversed}");
         assert!(parse_indices("10", 10).is_err());
         assert!(parse_indices("x", 10).is_err());
     }

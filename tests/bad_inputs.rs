@@ -319,7 +319,20 @@ fn bad_experiment_files() {
         (
             "unknown.toml",
             "[[variant]]\nactivaton = \"relu\"\n",
-            vec!["unknown.toml", "unknown field `activaton`"],
+            vec![
+                "unknown.toml",
+                "line 2, column 1",
+                "unknown key 'activaton' (did you mean 'activation'?)",
+            ],
+        ),
+        (
+            "unknownbase.toml",
+            "[base]\nepochs = 1\nlimit_trian = 100\n[[variant]]\nactivation = \"relu\"\n",
+            vec![
+                "unknownbase.toml",
+                "line 3, column 1: [base]",
+                "did you mean 'limit_train'",
+            ],
         ),
         (
             "badname.toml",
@@ -1198,7 +1211,7 @@ fn memory_is_bounded_before_it_is_spent() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && err.contains("with 2 job(s)"), "{err}");
+    assert!(o.status.success() && err.contains("with 2 jobs"), "{err}");
 }
 
 #[test]

@@ -67,7 +67,7 @@ fn hidden_tail(ops: &mut Vec<Op>, case: &Value, i: usize, (c, s): (usize, usize)
         "layer" => ops.push(Op::Layer(LayerNorm { c, s }, name)),
         _ => {}
     }
-    let act: Activation = case["act"][i - 1].as_str().unwrap().parse().unwrap();
+    let act = Activation::parse_with(case["act"][i - 1].as_str().unwrap(), formulas()).unwrap();
     let slope = matches!(act, Activation::Prelu(_)).then(|| format!("act{i}"));
     ops.push(Op::Act(act, slope));
 }
@@ -212,7 +212,7 @@ impl Net {
                 Aux::Moments(m)
             }
             Op::Act(act, slope) => {
-                self.activation(*act, slope).forward(x, &mut y);
+                self.activation(act.clone(), slope).forward(x, &mut y);
                 Aux::None
             }
             Op::Pool(p) => {
@@ -316,7 +316,8 @@ impl Net {
                 grads.insert(format!("{name}.bias"), db);
             }
             (Op::Act(act, slope), _) => {
-                self.activation(*act, slope).backward(x, y, dy, &mut dx);
+                self.activation(act.clone(), slope)
+                    .backward(x, y, dy, &mut dx);
                 if let Some(name) = slope {
                     // d/da of a * min(x, 0), summed (inputs above 0 contribute nothing).
                     let g: f64 = x
@@ -565,15 +566,29 @@ fn check_steps(
     }
 }
 
+/// The formulas the manifest defines (`quick_gelu`).
+fn formulas() -> &'static actlab::nn::formula::Formulas {
+    static DEFINED: std::sync::OnceLock<actlab::nn::formula::Formulas> = std::sync::OnceLock::new();
+    DEFINED.get_or_init(|| {
+        let dir = common::fixtures_of("torch-parity-3");
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        let mut f = actlab::nn::formula::Formulas::default();
+        for (name, text) in m["define"].as_object().unwrap() {
+            f.add(actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap())
+                .unwrap();
+        }
+        f
+    })
+}
+
 /// Every case but the two trainer ones (those run through the command line).
 #[test]
 fn conv_and_norm_cases_match_pytorch() {
     let dir = common::fixtures_of("torch-parity-3");
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    for (name, text) in m["define"].as_object().unwrap() {
-        actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap();
-    }
     let mut checked = Vec::new();
     for case in m["cases"]
         .as_array()

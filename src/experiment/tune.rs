@@ -152,7 +152,7 @@ pub fn expand(variants: &[Variant], axes: &[TuneAxis]) -> Result<Vec<Variant>, E
             return Err("--tune chooses each variant's settings on a validation set: add --val-split N (e.g. 5000, or val_split in [base]) so the test set is never used to choose".into());
         }
         for setting in grid(axes) {
-            let config = apply_overrides(&v.config, &setting)
+            let config = apply_overrides(&v.config, &setting, &Default::default())
                 .map_err(|e| format!("--tune {}: {e}", describe(&setting)))?;
             config
                 .validate()

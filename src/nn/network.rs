@@ -49,9 +49,9 @@ impl Mlp {
         }
         for l in arch.prelu_layers().collect::<Vec<_>>() {
             if let (Some(o), super::Activation::Prelu(a)) =
-                (arch.slope_offset(l), arch.activations[l])
+                (arch.slope_offset(l), &arch.activations[l])
             {
-                params[o] = a;
+                params[o] = *a;
             }
         }
         let params = arch.from_files(&params);
@@ -87,7 +87,7 @@ impl Mlp {
     /// Hidden layer `l`'s activation as it computes now (a PReLU with its learned slope).
     pub fn activation(&self, l: usize) -> super::Activation {
         let slope = self.arch.slope_offset(l);
-        Layer::activation(self.arch.activations[l], slope, &self.params)
+        Layer::activation(&self.arch.activations[l], slope, &self.params).into_owned()
     }
 
     /// Where linear layer `l` (0-based, the last one's output is the logits) and the
@@ -286,7 +286,7 @@ mod tests {
             ),
         ];
         for (act, out, loss, p) in cases {
-            let mut m = net(act, out, p);
+            let mut m = net(act.clone(), out, p);
             if let Activation::Prelu(_) = act {
                 assert_eq!(m.arch.prelu_layers().count(), 2, "one slope per layer");
                 // Push some pre-activations negative so the slopes get a gradient.

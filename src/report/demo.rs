@@ -87,8 +87,8 @@ fn model_json(d: &DemoModel<'_>) -> Value {
             let a = d.model.activation(l);
             json!({
                 "name": arch.activations[l].to_string(),
-                "expr": portable::to_json(&portable::expr(a)),
-                "saturates": crate::diagnostics::saturates(a),
+                "expr": portable::to_json(&portable::expr(&a)),
+                "saturates": crate::diagnostics::saturates(&a),
                 "can_die": a.can_die(),
                 "peak": a.peak_derivative(),
             })

@@ -126,7 +126,7 @@ fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<J
             jobs: j,
             ..Options::default()
         };
-        execute(&exp.jobs(), &dir, &splits, opts, &stop, &Unwatched)?;
+        execute(&exp.jobs(), &dir, &splits, &opts, &stop, &Unwatched)?;
         times.push(t.elapsed().as_secs_f64());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -193,7 +193,7 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
     let mut results = Vec::new();
     let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
     let mut reference = None;
-    for &act in plan.activations {
+    for act in plan.activations {
         if reference.is_none() {
             let (r, _) = time_activation(plan, act, &split, FirstLayer::Dense)?;
             println!("{r}");
@@ -258,13 +258,13 @@ fn nonzero_share(images: &[u8]) -> f64 {
 /// Train `plan.epochs` epochs with `act`; the figures of the fastest epoch.
 fn time_activation<'a>(
     plan: &BenchPlan<'_>,
-    act: Activation,
+    act: &Activation,
     split: &'a crate::data::Split,
     first_layer: FirstLayer,
 ) -> Result<(ActivationBench, Trainer<'a>)> {
     let cfg = TrainConfig {
         dataset: plan.dataset,
-        activation: vec![act],
+        activation: vec![act.clone()],
         threads: plan.threads,
         epochs: plan.epochs,
         ..TrainConfig::default()

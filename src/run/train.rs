@@ -285,13 +285,13 @@ fn print_start(tr: &Trainer<'_>, split: &Split) {
         .map(|v| format!(" / {} held-out val", v.len()))
         .unwrap_or_default();
     println!(
-        "{verb} {} on {} ({} train{val} / {} test images), {:?} layers, {} epochs, seed {}",
+        "{verb} {} on {} ({} train{val} / {} test images), {:?} layers, {}, seed {}",
         cfg.label(),
         cfg.dataset,
         split.train.len(),
         split.test.len(),
         cfg.arch().sizes,
-        cfg.epochs,
+        super::count(cfg.epochs, "epoch"),
         cfg.seed
     );
     if !tr.history.is_empty() {
