@@ -296,7 +296,11 @@ fn build(name: &str, text: &str, expr: Expr) -> Result<Formula, String> {
         name: name.to_string(),
         text: text.to_string(),
         derivative: symbolic::derivative(&expr).to_string(),
-        range: format!("[{lo:.4}, {hi:.4}] for x in [-20, 20] (measured)"),
+        range: if fy.is_empty() {
+            "none: not finite anywhere in [-20, 20] (measured)".to_string()
+        } else {
+            format!("[{lo:.4}, {hi:.4}] for x in [-20, 20] (measured)")
+        },
         saturation: saturation(&xs, &ds, peak, can_die),
         can_die,
         peak,

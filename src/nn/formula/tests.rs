@@ -168,3 +168,15 @@ fn formulas_with_non_finite_values_are_flagged_with_an_input() {
         .warning
         .is_none());
 }
+
+#[test]
+fn a_formula_nan_everywhere_has_no_range_and_deep_ones_build() {
+    let f = get(define("t_nowhere", "log(-1 - x^2)").unwrap()).unwrap();
+    assert!(f.range.starts_with("none"), "{}", f.range);
+    assert!(!f.range.contains("inf"), "{}", f.range);
+    // A formula at the depth limit compiles, differentiates and prints on a test
+    // thread's stack.
+    let deep = format!("{}x{}", "sin(".repeat(190), ")".repeat(190));
+    let f = get(define("t_deep", &deep).unwrap()).unwrap();
+    assert!(f.derivative.len() > deep.len());
+}
