@@ -3,6 +3,7 @@
 //! file; what the files mean is decided by the layers above.
 
 pub mod folder;
+pub mod paths;
 pub mod records;
 pub mod tensorboard;
 

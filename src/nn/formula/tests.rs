@@ -180,3 +180,17 @@ fn a_formula_nan_everywhere_has_no_range_and_deep_ones_build() {
     let f = get(define("t_deep", &deep).unwrap()).unwrap();
     assert!(f.derivative.len() > deep.len());
 }
+
+#[test]
+fn max_and_min_keep_the_first_side_when_the_other_is_nan() {
+    // The rule demo.html's script follows too (assets/demo.js `ev`).
+    let f = get(define("t_maxlog", "max(x, log(x))").unwrap()).unwrap();
+    let xs = [-2.0f32, -0.5, 0.5, 3.0];
+    let mut ys = [0.0; 4];
+    f.tape.forward(&xs, &mut ys);
+    assert_eq!(ys[..2], [-2.0, -0.5], "log(x) is NaN there: x is kept");
+    assert_eq!(ys[2..], [0.5, 3.0]);
+    let g = get(define("t_minnan", "min(log(-1), x)").unwrap()).unwrap();
+    g.tape.forward(&xs, &mut ys);
+    assert!(ys.iter().all(|y| y.is_nan()), "a NaN first side stays NaN");
+}
