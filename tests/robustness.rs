@@ -317,3 +317,110 @@ fn the_decoded_cache_follows_content_not_modification_times() {
     assert_ne!(changed["sha256"][3], first["sha256"][3]);
     assert!(err.contains("differ from the canonical"), "{err}");
 }
+
+#[test]
+fn long_or_deep_formulas_are_refused_at_every_entry_point() {
+    let d = TempDir::new("deep-formulas");
+    let deep = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
+    let minus = format!("{}x", "-".repeat(20_000));
+    let terms = format!("x{}", "+x".repeat(30_000));
+    for f in [&deep, &minus, &terms] {
+        fails(
+            actlab()
+                .arg("activations")
+                .arg("--define")
+                .arg(format!("f={f}")),
+            &["--define", "at most 2000"],
+        );
+    }
+    let nested = format!("{}x{}", "sin(".repeat(300), ")".repeat(300));
+    let file = d.join("e.toml");
+    std::fs::write(
+        &file,
+        format!("[define]\nf = \"{nested}\"\n[[variant]]\nactivation = \"f\"\n"),
+    )
+    .unwrap();
+    fails(
+        actlab().arg("run").arg(&file),
+        &["[define]", "nested more than 200"],
+    );
+    // A saved model whose stored formula was edited.
+    let m = d.join("m.safetensors");
+    common::run_ok(
+        tiny(&d.join("run"))
+            .args(["--define", "f=x", "--activation", "f", "--save"])
+            .arg(&m),
+    );
+    // The formula is stored in the safetensors header (8-byte length, then JSON).
+    let bytes = std::fs::read(&m).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    assert!(header.contains("f=x"), "{header}");
+    let mut edited = header.replace("f=x", &format!("f={nested}"));
+    while edited.len() % 8 != 0 {
+        edited.push(' ');
+    }
+    let mut out = (edited.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(edited.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(&m, out).unwrap();
+    fails(
+        actlab()
+            .arg("predict")
+            .arg(&m)
+            .args(["--test-index", "0", "--data-dir"])
+            .arg(data_dir()),
+        &["nested more than 200"],
+    );
+}
+
+#[test]
+fn sizes_are_checked_before_memory_is_spent() {
+    let values = |n: usize| {
+        (1..=n)
+            .map(|i| (i * 8).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let t0 = std::time::Instant::now();
+    fails(
+        actlab()
+            .args(["compare", "--val-split", "100", "--tune"])
+            .arg(format!("batch_size={}", values(1000)))
+            .arg("--tune")
+            .arg(format!("epochs={}", values(1000)))
+            .arg("--tune")
+            .arg(format!("lr={}", values(1000))),
+        &["1000 x 1000 x 1000", "100000 runs"],
+    );
+    assert!(t0.elapsed().as_secs() < 20, "the grid was built first");
+    fails(
+        actlab()
+            .args(["compare", "--tune", "limit_train=100,200"])
+            .args(["--val-split", "100"]),
+        &["'limit_train' cannot be tuned"],
+    );
+    let d = TempDir::new("sizes");
+    let m = model(&d.0);
+    for range in ["0..18446744073709551615", "0..1000000000"] {
+        fails(
+            actlab()
+                .arg("predict")
+                .arg(&m)
+                .args(["--test-index", range, "--data-dir"])
+                .arg(data_dir()),
+            &["--test-index", "indices below"],
+        );
+    }
+    fails(
+        actlab().arg("predict").arg(&m).arg("/dev/zero"),
+        &["/dev/zero", "larger than 64 MB"],
+    );
+    let file = d.join("dup.toml");
+    std::fs::write(
+        &file,
+        "seeds = [0, 0, 1]\n[[variant]]\nactivation = \"relu\"\n",
+    )
+    .unwrap();
+    fails(actlab().arg("run").arg(&file), &["seed 0 is listed twice"]);
+}

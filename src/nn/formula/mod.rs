@@ -225,7 +225,12 @@ fn check_name(name: &str) -> Result<(), String> {
 /// [`crate::nn::activation::define`], which also refuses the names of built-ins.
 pub fn define(name: &str, text: &str) -> Result<u16, FormulaError> {
     let spec = format!("{name}={text}");
-    let fail = |msg: String| FormulaError(format!("--define {spec}: {msg}"));
+    // A refused formula may be thousands of characters: quote its start only.
+    let shown = match spec.char_indices().nth(80) {
+        Some((at, _)) => format!("{}...", &spec[..at]),
+        None => spec.clone(),
+    };
+    let fail = |msg: String| FormulaError(format!("--define {shown}: {msg}"));
     check_name(name).map_err(fail)?;
     let expr = parse::parse(text).map_err(|e| {
         fail(format!(
