@@ -56,7 +56,13 @@ pub fn source_key(paths: &[PathBuf]) -> Option<String> {
 /// A file's length, CRC-32C and CRC-32, read in blocks (a few ms for MNIST's 11 MB).
 fn content_sums(path: &Path) -> Option<(u64, u32, u32)> {
     use std::io::Read;
+    // Only regular files of a sane size: a FIFO or device is refused by the loader,
+    // and must not be read here first.
     let mut f = std::fs::File::open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() > 1 << 30 {
+        return None;
+    }
     let mut buf = vec![0u8; 1 << 20];
     let (mut len, mut c, mut k) = (0u64, 0u32, crc32fast::Hasher::new());
     loop {
