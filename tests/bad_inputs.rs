@@ -1094,12 +1094,15 @@ fn resume_continues_the_run_as_started_and_refuses_changes() {
             .arg(&out),
         &["--epochs 3", "already has 4 epochs"],
     );
-    // The hint's command alone: same data folder, model saved where asked, and
-    // --epochs extends the run.
+    // The hint's command: same data folder, model saved where asked again (a
+    // checkpoint's own --save outside the run folder is not trusted), and --epochs
+    // extends the run.
     common::run_ok(
         actlab()
             .args(["train", "--epochs", "5", "--resume"])
-            .arg(&out),
+            .arg(&out)
+            .arg("--save")
+            .arg(&model),
     );
     let r = common::json_of(&out.join("record.json"));
     assert_eq!(r["dataset"]["n_train"], 3000, "the run's own data folder");

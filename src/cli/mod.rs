@@ -447,6 +447,9 @@ fn bench(b: BenchCmd) -> Result<()> {
         threads: b.threads,
         scaling_jobs: b.scaling,
     };
+    if let Some(path) = &b.json {
+        crate::store::paths::output_file(path, "--json")?;
+    }
     let report = run::bench::run(&plan)?;
     if let Some(path) = b.json {
         crate::store::write_json(&path, &report)?;

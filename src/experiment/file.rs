@@ -121,6 +121,12 @@ fn check_keys(
     for (key, value) in table {
         let k = key.get_ref();
         if k == "name" && where_ != "[base]" {
+            if value.get_ref().as_str().is_none() {
+                let v = value.get_ref();
+                let hint = v.to_string().trim_matches('"').to_string();
+                let msg = format!("{where_}: name = {v}: a name is text; write name = \"{hint}\"");
+                return Err(src.at(value.span().start, msg));
+            }
             continue;
         }
         if !keys.iter().any(|known| known == k) {

@@ -252,8 +252,9 @@ fn train_resumable(
     };
     let mut events = match &sh.opts.tensorboard {
         Some(root) => {
-            let dir =
-                crate::store::tensorboard::run_dir(root, &super::slug(&job.name), job.config.seed);
+            let owner = std::path::absolute(sh.out).unwrap_or_else(|_| sh.out.to_path_buf());
+            let slug = super::slug(&job.name);
+            let dir = crate::store::tensorboard::run_dir(root, &slug, job.config.seed, &owner)?;
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
             Some(EventWriter::start(&dir, &split.train, resumed)?)

@@ -127,7 +127,9 @@ pub fn model_path(variant: &str, seed: u64) -> std::path::PathBuf {
         .join(format!("seed-{seed}.safetensors"))
 }
 
-/// A file-name-safe version of a variant name.
+/// A file-name-safe version of a variant name: ASCII letters, digits, `.`, `-` and
+/// `_`, never starting with a dot (so never `.` or `..`, nor a hidden file), never
+/// empty, at most [`MAX_SLUG`] bytes; the display name stays in the records.
 pub fn slug(name: &str) -> String {
     let mut s = String::new();
     for c in name.chars() {
@@ -140,8 +142,23 @@ pub fn slug(name: &str) -> String {
             s.push(c);
         }
     }
-    s.trim_matches('_').to_string()
+    let s = s.trim_matches(|c| c == '_' || c == '.');
+    if s.is_empty() {
+        return "unnamed".to_string();
+    }
+    if s.len() <= MAX_SLUG {
+        return s.to_string();
+    }
+    // Too long for a file name: a prefix and a checksum of the whole name, unique.
+    format!(
+        "{}-{:08x}",
+        &s[..MAX_SLUG - 9],
+        crc32fast::hash(name.as_bytes())
+    )
 }
+
+/// Longest folder name made from a variant name (file systems allow 255 bytes).
+const MAX_SLUG: usize = 160;
 
 /// Most runs one experiment may have (variants x seeds); larger sweeps are split into
 /// several experiments (or shards of several).
@@ -419,14 +436,26 @@ impl Experiment {
             )
             .into());
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seeds = std::collections::HashSet::new();
+        if let Some(s) = self.seeds.iter().find(|s| !seeds.insert(**s)) {
+            return Err(format!(
+                "seeds: seed {s} is listed twice; list each seed once (a repeated run would count as another sample)"
+            )
+            .into());
+        }
+        let mut seen = std::collections::HashMap::new();
         for v in &self.variants {
-            if !seen.insert(slug(&v.name)) {
-                return Err(format!(
-                    "two variants are both named '{}'; give each a distinct name",
-                    v.name
-                )
-                .into());
+            if let Some(other) = seen.insert(slug(&v.name), &v.name) {
+                let what = if *other == v.name {
+                    format!("two variants are both named '{}'", v.name)
+                } else {
+                    format!(
+                        "variants '{other}' and '{}' would share the folder name '{}'",
+                        v.name,
+                        slug(&v.name)
+                    )
+                };
+                return Err(format!("{what}; give each a distinct name").into());
             }
         }
         Ok(())
@@ -523,6 +552,33 @@ mod tests {
             slug("relu/log_softmax/nll+dropout0.2"),
             "relu_log_softmax_nll_dropout0.2"
         );
+        for escape in ["..", ".", "/", "", "../..", "./x", ".hidden"] {
+            let s = slug(escape);
+            assert!(!s.is_empty() && !s.starts_with('.'), "{escape:?} -> {s:?}");
+            assert!(!s.contains('/'), "{escape:?} -> {s:?}");
+        }
+        let long = |end: &str| format!("{}{end}", "a".repeat(300));
+        let (a, b) = (slug(&long("x")), slug(&long("y")));
+        assert!(a.len() <= MAX_SLUG && a != b, "{a} {b}");
+    }
+
+    #[test]
+    fn variants_sharing_a_folder_and_repeated_seeds_are_refused() {
+        let text = "seeds = [0, 0, 1]\n[[variant]]\nactivation = \"relu\"\n";
+        let e = Experiment::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed 0 is listed twice"), "{e}");
+        let text = "[[variant]]\nname = \"..\"\n[[variant]]\nname = \".\"\nactivation = \"tanh\"\n";
+        let e = Experiment::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("would share the folder name 'unnamed'"), "{e}");
+        let text = "[[variant]]\nname = 5\n";
+        let e = Experiment::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("name = 5") && e.contains("\"5\""), "{e}");
     }
 
     #[test]

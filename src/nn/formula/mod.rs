@@ -245,7 +245,12 @@ fn check_name(name: &str) -> Result<(), String> {
 /// also refuses the names of built-ins.
 pub fn compile(name: &str, text: &str) -> Result<Formula, FormulaError> {
     let spec = format!("{name}={text}");
-    let fail = |msg: String| FormulaError(format!("--define {spec}: {msg}"));
+    // A refused formula may be thousands of characters: quote its start only.
+    let shown = match spec.char_indices().nth(80) {
+        Some((at, _)) => format!("{}...", &spec[..at]),
+        None => spec.clone(),
+    };
+    let fail = |msg: String| FormulaError(format!("--define {shown}: {msg}"));
     check_name(name).map_err(fail)?;
     let expr = parse::parse(text).map_err(|e| {
         fail(format!(
@@ -295,7 +300,11 @@ fn build(name: &str, text: &str, expr: Expr) -> Result<Formula, String> {
         name: name.to_string(),
         text: text.to_string(),
         derivative: symbolic::derivative(&expr).to_string(),
-        range: format!("[{lo:.4}, {hi:.4}] for x in [-20, 20] (measured)"),
+        range: if fy.is_empty() {
+            "none: not finite anywhere in [-20, 20] (measured)".to_string()
+        } else {
+            format!("[{lo:.4}, {hi:.4}] for x in [-20, 20] (measured)")
+        },
         saturation: saturation(&xs, &ds, peak, can_die),
         can_die,
         peak,

@@ -176,9 +176,11 @@ impl Compiler {
                     Node::Reg(_) => 0.0,
                 })
                 .collect();
+            // Folded with the rule the tape runs (a NaN side is not skipped), so a
+            // constant gives what the same formula of x would.
             return Ok(Node::Num(match f {
-                Func::Min => v[0].min(v[1]),
-                Func::Max => v[0].max(v[1]),
+                Func::Min => pick(false, v[0], 0.0, v[1], 0.0).0,
+                Func::Max => pick(true, v[0], 0.0, v[1], 0.0).0,
                 _ => dual1(f, v[0], 0.0).0,
             } as f64));
         }

@@ -175,3 +175,29 @@ fn formulas_with_non_finite_values_are_flagged_with_an_input() {
         .warning
         .is_none());
 }
+
+#[test]
+fn a_formula_nan_everywhere_has_no_range_and_deep_ones_build() {
+    let f = compile("t_nowhere", "log(-1 - x^2)").unwrap();
+    assert!(f.range.starts_with("none"), "{}", f.range);
+    assert!(!f.range.contains("inf"), "{}", f.range);
+    // A formula at the depth limit compiles, differentiates and prints on a test
+    // thread's stack.
+    let deep = format!("{}x{}", "sin(".repeat(190), ")".repeat(190));
+    let f = compile("t_deep", &deep).unwrap();
+    assert!(f.derivative.len() > deep.len());
+}
+
+#[test]
+fn max_and_min_keep_the_first_side_when_the_other_is_nan() {
+    // The rule demo.html's script follows too (assets/demo.js `ev`).
+    let f = compile("t_maxlog", "max(x, log(x))").unwrap();
+    let xs = [-2.0f32, -0.5, 0.5, 3.0];
+    let mut ys = [0.0; 4];
+    f.tape.forward(&xs, &mut ys);
+    assert_eq!(ys[..2], [-2.0, -0.5], "log(x) is NaN there: x is kept");
+    assert_eq!(ys[2..], [0.5, 3.0]);
+    let g = compile("t_minnan", "min(log(-1), x)").unwrap();
+    g.tape.forward(&xs, &mut ys);
+    assert!(ys.iter().all(|y| y.is_nan()), "a NaN first side stays NaN");
+}
