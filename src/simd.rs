@@ -149,17 +149,27 @@ pub fn tier() -> Tier {
 /// benchmarks that compare tiers in one process; threads `f` starts keep the
 /// process's tier. Panics if the CPU lacks `tier`.
 pub fn with_tier<R>(tier: Tier, f: impl FnOnce() -> R) -> R {
+    let _forced = force(tier);
+    f()
+}
+
+/// This thread's kernels run at `tier` until the guard is dropped (see [`with_tier`]).
+/// Panics if the CPU lacks `tier`.
+#[must_use = "the tier holds only while the guard lives"]
+pub fn force(tier: Tier) -> Forced {
     let have = detected();
     assert!(tier <= have, "{}", SimdError::Lacks { asked: tier, have });
-    // Restores the previous tier even if `f` panics.
-    struct Restore(Option<Tier>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            FORCED.with(|c| c.set(self.0));
-        }
+    Forced(FORCED.with(|c| c.replace(Some(tier))))
+}
+
+/// Restores this thread's previous tier when dropped, even while a panic unwinds.
+#[derive(Debug)]
+pub struct Forced(Option<Tier>);
+
+impl Drop for Forced {
+    fn drop(&mut self) {
+        FORCED.with(|c| c.set(self.0));
     }
-    let _restore = Restore(FORCED.with(|c| c.replace(Some(tier))));
-    f()
 }
 
 /// `f`'s result at every tier this CPU has, lowest first (see [`with_tier`]).

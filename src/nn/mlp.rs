@@ -581,6 +581,8 @@ mod tests {
     /// outputs and gradients; Auto picks it for mostly-zero batches only.
     #[test]
     fn sparse_and_dense_first_layers_agree() {
+        // The sparse kernels need AVX2+FMA: at the CPU's tier whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         let arch = Arch {
             sizes: vec![40, 70, 8, 3],
             activations: vec![Activation::Relu; 2],

@@ -12,6 +12,8 @@ pub mod optim;
 pub mod output;
 pub mod portable;
 pub mod sparse;
+#[cfg(test)]
+mod tiers;
 
 /// The one seeded generator a run draws init, shuffling and dropout from.
 pub type Rng = rand_pcg::Pcg64Mcg;
