@@ -12,6 +12,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 /// The environment variable that lowers the tier.
@@ -130,19 +131,44 @@ pub fn check() -> Result<Tier, SimdError> {
         .clone()
 }
 
+/// A tier as a byte, for the atomic and the thread-local below; `UNSET`: none yet.
+const UNSET: u8 = u8::MAX;
+
+fn from_byte(b: u8) -> Tier {
+    Tier::ALL[usize::from(b).min(Tier::ALL.len() - 1)]
+}
+
+/// The process's tier once [`check`] accepted it (read on every kernel call).
+static PROCESS: AtomicU8 = AtomicU8::new(UNSET);
+
 thread_local! {
-    /// A tier set for this thread by [`with_tier`], in place of the process's.
-    static FORCED: Cell<Option<Tier>> = const { Cell::new(None) };
+    /// A tier set for this thread by [`force`], in place of the process's.
+    static FORCED: Cell<u8> = const { Cell::new(UNSET) };
 }
 
 /// The tier kernels run at on this thread. Panics with [`check`]'s message if
 /// `ACTLAB_SIMD` is invalid (the command line has refused it before any kernel runs).
 #[inline]
 pub fn tier() -> Tier {
-    FORCED.with(Cell::get).unwrap_or_else(|| match check() {
-        Ok(t) => t,
+    let forced = FORCED.with(Cell::get);
+    if forced != UNSET {
+        return from_byte(forced);
+    }
+    match PROCESS.load(Ordering::Relaxed) {
+        UNSET => first_tier(),
+        b => from_byte(b),
+    }
+}
+
+#[cold]
+fn first_tier() -> Tier {
+    match check() {
+        Ok(t) => {
+            PROCESS.store(t as u8, Ordering::Relaxed);
+            t
+        }
         Err(e) => panic!("{e}"),
-    })
+    }
 }
 
 /// Run `f` with the kernels of this thread (only) at `tier`, for tests and
@@ -159,12 +185,12 @@ pub fn with_tier<R>(tier: Tier, f: impl FnOnce() -> R) -> R {
 pub fn force(tier: Tier) -> Forced {
     let have = detected();
     assert!(tier <= have, "{}", SimdError::Lacks { asked: tier, have });
-    Forced(FORCED.with(|c| c.replace(Some(tier))))
+    Forced(FORCED.with(|c| c.replace(tier as u8)))
 }
 
 /// Restores this thread's previous tier when dropped, even while a panic unwinds.
 #[derive(Debug)]
-pub struct Forced(Option<Tier>);
+pub struct Forced(u8);
 
 impl Drop for Forced {
     fn drop(&mut self) {
