@@ -12,9 +12,10 @@ use std::sync::Mutex;
 use super::{Experiment, ExperimentError, Job};
 use crate::checkpoint::Checkpoint;
 use crate::data::{DatasetName, Split};
+use crate::store::records::RunRecord;
 use crate::store::records::{read_record, reusable, write_record};
 use crate::store::tensorboard::EventWriter;
-use crate::train::{finish, Progress, RunRecord, Trainer};
+use crate::train::{Progress, Trainer};
 
 /// How to run the jobs.
 #[derive(Debug, Clone, Default)]
@@ -241,7 +242,7 @@ fn train_resumable(
         }
         Ok::<(), ExperimentError>(())
     })?;
-    let record = finish(&mut tr, t0);
+    let record = RunRecord::finish(&mut tr, t0);
     Ok((record, tr.model))
 }
 
