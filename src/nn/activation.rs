@@ -443,7 +443,7 @@ impl Activation {
             return f.tape.forward(z, a);
         }
         let act = self;
-        crate::avx2_or_portable!((act: &Activation, z: &[f32], a: &mut [f32]) {
+        crate::simd_dispatch!((act: &Activation, z: &[f32], a: &mut [f32]) {
             act.forward_portable(z, a)
         })
     }
@@ -454,7 +454,7 @@ impl Activation {
             return f.tape.backward(z, da, dz);
         }
         let act = self;
-        crate::avx2_or_portable!((act: &Activation, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+        crate::simd_dispatch!((act: &Activation, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
             act.backward_portable(z, a, da, dz)
         })
     }

@@ -20,6 +20,8 @@ pub mod output;
 pub mod pool;
 pub mod portable;
 pub mod sparse;
+#[cfg(test)]
+mod tiers;
 pub mod workspace;
 
 /// The one seeded generator a run draws init, shuffling and dropout from.

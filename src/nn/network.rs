@@ -364,6 +364,8 @@ mod tests {
     /// sparse for mostly-zero batches only; evaluation reads the lists directly.
     #[test]
     fn sparse_and_dense_first_layers_agree() {
+        // The sparse kernels need AVX2+FMA: at the CPU's tier whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         let a = arch(
             vec![40, 70, 8, 3],
             Activation::Relu,

@@ -188,8 +188,9 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
         nonzero_share * 100.0,
         crate::nn::sparse::DENSE_ABOVE * 100.0,
-        if crate::nn::sparse::available() { "" } else { " (not on this CPU: it lacks AVX2+FMA)" }
+        if crate::nn::sparse::available() { "" } else { " (not at this SIMD tier: it needs AVX2+FMA)" }
     );
+    println!("SIMD tier: {} (ACTLAB_SIMD lowers it)", crate::simd::tier());
     let mut results = Vec::new();
     let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
     let mut reference = None;

@@ -365,6 +365,8 @@ mod tests {
     /// the loss and the sampled gradient norms agree closely.
     #[test]
     fn two_threads_split_the_first_layer_exactly() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         fn run(s: &Split, threads: usize) -> (Vec<f32>, Vec<f32>, EpochFigures, Trainer<'_>) {
             let cfg = TrainConfig {
                 threads,
@@ -418,6 +420,8 @@ mod tests {
     /// uncounted (neither waits forever at a barrier).
     #[test]
     fn a_split_epoch_diverges_and_stops_cleanly() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         let s = sparse_split(640);
         let cfg = TrainConfig {
             threads: 2,
@@ -437,24 +441,35 @@ mod tests {
 
     /// A thread of a split epoch that panics ends the epoch with a panic on the
     /// calling thread (not a wait forever at the next barrier).
+    /// The split needs the sparse kernels (AVX2+FMA): this thread runs at the CPU's
+    /// own tier whatever ACTLAB_SIMD says; a CPU without them fails the test, saying so.
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "another thread of this run panicked")]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "the split needs x86-64's sparse kernels"
+    )]
     fn a_panicking_helper_thread_is_a_panic_not_a_hang() {
-        let s = sparse_split(128);
-        let cfg = TrainConfig {
-            threads: 2,
-            diagnostics: false,
-            ..Default::default()
-        };
-        let mut tr = Trainer::new(cfg, &s);
-        assert!(epoch_splits(&mut tr));
-        // Too small for its 32 rows: the helper's phase B panics.
-        tr.crew.workers[1].ws = Workspace::new(&tr.model, 1, true);
-        tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+        crate::simd::with_tier(crate::simd::detected(), || {
+            let s = sparse_split(128);
+            let cfg = TrainConfig {
+                threads: 2,
+                diagnostics: false,
+                ..Default::default()
+            };
+            let mut tr = Trainer::new(cfg, &s);
+            assert!(
+                epoch_splits(&mut tr),
+                "the split first layer needs AVX2+FMA"
+            );
+            // Too small for its 32 rows: the helper's phase B panics.
+            tr.crew.workers[1].ws = Workspace::new(&tr.model, 1, true);
+            tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+        })
     }
 
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "rows for a workspace of 1")]
     fn a_panicking_worker_is_a_panic_not_a_diverged_run() {
         let s = split(64);
         let cfg = TrainConfig {

@@ -325,7 +325,7 @@ impl Tape {
     pub fn forward(&self, z: &[f32], a: &mut [f32]) {
         with_scratch(self.ops.len(), false, |regs, _| {
             let tape = self;
-            crate::avx2_or_portable!((tape: &Tape, z: &[f32], a: &mut [f32], regs: &mut [f32]) {
+            crate::simd_dispatch!((tape: &Tape, z: &[f32], a: &mut [f32], regs: &mut [f32]) {
                 for (zc, ac) in z.chunks(CHUNK).zip(a.chunks_mut(CHUNK)) {
                     tape.values(zc, regs);
                     let last = (tape.ops.len() - 1) * CHUNK;
@@ -339,7 +339,7 @@ impl Tape {
     pub fn backward(&self, z: &[f32], da: &[f32], dz: &mut [f32]) {
         with_scratch(self.ops.len(), true, |regs, dregs| {
             let tape = self;
-            crate::avx2_or_portable!((tape: &Tape, z: &[f32], da: &[f32], dz: &mut [f32], regs: &mut [f32], dregs: &mut [f32]) {
+            crate::simd_dispatch!((tape: &Tape, z: &[f32], da: &[f32], dz: &mut [f32], regs: &mut [f32], dregs: &mut [f32]) {
                 for ((zc, gc), oc) in z.chunks(CHUNK).zip(da.chunks(CHUNK)).zip(dz.chunks_mut(CHUNK)) {
                     tape.duals(zc, regs, dregs);
                     let last = (tape.ops.len() - 1) * CHUNK;
