@@ -32,10 +32,11 @@ pub fn table(s: &ExperimentSummary) -> Table {
         "ep→90%",
         "ep→97%",
     ]);
-    head.extend(["seconds", "exercise claims (train / val / val loss)"]);
+    head.extend(["seconds", "claimed train / val / val loss"]);
     let mut t = Table::new(&head);
     t.align[1] = Align::Left;
     t.align[head.len() - 1] = Align::Left;
+    t.droppable(&["train loss", "seconds", "ep→97%", "val loss", "ep→90%"]);
     for v in by_index(s) {
         let claimed = claim(&v.name)
             .map(|(a, b, c)| format!("{:.0}% / {:.0}% / {c:.2}", a * 100.0, b * 100.0))
@@ -409,7 +410,7 @@ mod tests {
         assert!(five.variants[4].behind_best.unwrap().significant());
         let text = five.compare_table().to_text();
         assert!(
-            text.contains("[CI, 95% jointly]") && text.contains("n.s."),
+            text.contains("[joint 95% CI]") && text.contains("n.s."),
             "{text}"
         );
     }

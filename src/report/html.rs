@@ -252,7 +252,7 @@ fn unit_tables(records: &[RunRecord]) -> (UnitBars, Table) {
             rows.row(vec![
                 name.clone(),
                 fc,
-                s.grad_norm.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                s.grad_norm.map(|v| super::num(v, 4)).unwrap_or_default(),
                 format!("{:.3} ± {:.3}", s.pre.0, s.pre.1),
                 s.act
                     .map(|(m, sd)| format!("{m:.3} ± {sd:.3}"))
