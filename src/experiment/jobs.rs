@@ -225,7 +225,8 @@ fn train_resumable(
                 crate::store::tensorboard::run_dir(root, &super::slug(&job.name), job.config.seed);
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
-            Some(EventWriter::start(&dir, &split.train, resumed)?)
+            let w = EventWriter::start(&dir, &split.train, resumed)?;
+            Some(w.with_session(root, &job.config, &job.name)?)
         }
         None => None,
     };
@@ -242,6 +243,9 @@ fn train_resumable(
         Ok::<(), ExperimentError>(())
     })?;
     let record = finish(&mut tr, t0);
+    if let Some(w) = events.as_mut().filter(|_| record.complete) {
+        w.end_session(record.diverged.is_some())?;
+    }
     Ok((record, tr.model))
 }
 

@@ -2,12 +2,15 @@
 //! tuned comparison's grid.csv) on disk.
 
 pub mod activations;
+pub mod chart_style;
 pub mod charts;
 pub mod demo;
 pub mod depth;
 pub mod exercise;
+pub mod forest;
 pub mod html;
 pub mod markup;
+pub mod runs_csv;
 pub mod summary;
 pub mod table;
 pub mod tuning;
@@ -124,13 +127,20 @@ pub fn render_markdown(s: &ExperimentSummary, command: &str) -> String {
     out
 }
 
-/// Write summary.json, summary.csv and summary.md into `dir`, each atomically.
-pub fn write_summary(dir: &Path, s: &ExperimentSummary, command: &str) -> Result<(), ReportError> {
+/// Write summary.json, summary.csv, summary.md and runs.csv (every run's epochs) into
+/// `dir`, each atomically.
+pub fn write_summary(
+    dir: &Path,
+    s: &ExperimentSummary,
+    records: &[crate::train::RunRecord],
+    command: &str,
+) -> Result<(), ReportError> {
     let json = serde_json::to_string_pretty(s).map_err(|e| ReportError::Draw(e.to_string()))?;
     let mut files = vec![
         ("summary.json", json),
         ("summary.csv", s.to_csv()),
         ("summary.md", render_markdown(s, command)),
+        ("runs.csv", runs_csv::runs_csv(records)),
     ];
     if !s.grid.is_empty() {
         files.push(("grid.csv", s.grid_csv()));

@@ -318,7 +318,8 @@ fn run_epochs(
             let dir = crate::store::tensorboard::run_dir(root, &name, tr.cfg.seed);
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
-            Some(EventWriter::start(&dir, &tr.split().train, resumed)?)
+            let w = EventWriter::start(&dir, &tr.split().train, resumed)?;
+            Some(w.with_session(root, &tr.cfg, &tr.cfg.label())?)
         }
         None => None,
     };
@@ -333,8 +334,13 @@ fn run_epochs(
         crate::faults::at("checkpoint", done, Some(&STOP));
         write_record(&record_path, &train::finish_partial(tr, t0))?;
         crate::faults::at("record", done, Some(&STOP));
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let finished = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
+    if let Some(w) = events.as_mut().filter(|_| finished) {
+        w.end_session(tr.diverged.is_some())?;
+    }
+    Ok(())
 }
 
 /// The final figures and where the record is.
