@@ -38,9 +38,13 @@ impl Progress for EpochPrinter {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(steps as u64);
             if let Ok(style) = ProgressStyle::with_template(
-                "epoch {msg} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}",
+                "epoch {msg} [{bar:30}] {pos}/{len} steps {rate} eta {eta}",
             ) {
-                bar.set_style(style.progress_chars("=> "));
+                // Whole steps per second: indicatif's own {per_sec} prints "214.0757/s".
+                let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} steps/s", s.per_sec());
+                };
+                bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
             }
             bar.set_message(format!("{epoch}/{}", self.epochs));
             self.bar = Some(bar);
@@ -343,6 +347,22 @@ fn run_epochs(
     Ok(())
 }
 
+/// "train 4.98s, total 5.40s"; after a resume the training time covers every epoch
+/// while the wall time is this process's, so both are said as such.
+fn timings(record: &RunRecord) -> String {
+    if record.wall_seconds < record.train_seconds {
+        format!(
+            "train {:.2}s over all epochs, {:.2}s in this resumed session",
+            record.train_seconds, record.wall_seconds
+        )
+    } else {
+        format!(
+            "train {:.2}s, total {:.2}s",
+            record.train_seconds, record.wall_seconds
+        )
+    }
+}
+
 /// The final figures and where the record is.
 fn print_final(record: &RunRecord, record_path: &Path) {
     if let (Some(t), Some(v)) = (record.final_train, record.final_val) {
@@ -351,13 +371,12 @@ fn print_final(record: &RunRecord, record_path: &Path) {
             .map(|m| format!("  test acc {} loss {:.4}", pct(m.acc), m.loss))
             .unwrap_or_default();
         println!(
-            "final  train acc {} loss {:.4}  val acc {} loss {:.4}{test}  (train {:.2}s, total {:.2}s)",
+            "final  train acc {} loss {:.4}  val acc {} loss {:.4}{test}  ({})",
             pct(t.acc),
             t.loss,
             pct(v.acc),
             v.loss,
-            record.train_seconds,
-            record.wall_seconds
+            timings(record)
         );
     }
     println!("record: {}", record_path.display());

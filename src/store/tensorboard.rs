@@ -224,7 +224,7 @@ impl EventWriter {
     /// session start, here) and, in the log folder `root`, which options and final
     /// metrics to tabulate.
     pub fn with_session(
-        mut self,
+        self,
         root: &Path,
         cfg: &crate::config::TrainConfig,
         variant: &str,
@@ -237,8 +237,9 @@ impl EventWriter {
             .map(|d| d.to_string_lossy().into_owned())
             .unwrap_or_default();
         let start = hparams::session_start(cfg, variant, &group, now());
-        self.values(0, vec![start])?;
-        self.flush()?;
+        if let Some(dir) = self.path.parent() {
+            hparams::write_fixed(&dir.join(hparams::SESSION_FILE), start)?;
+        }
         Ok(self)
     }
 

@@ -275,12 +275,22 @@ pub(super) fn write_experiment(root: &Path, cfg: &TrainConfig) -> Result<(), Sto
             name: String::new(),
         }),
     );
+    write_fixed(&root.join(EXPERIMENT_FILE), experiment)
+}
+
+/// The file in a run's folder holding its session start: named to sort before the
+/// run's own event files, so TensorBoard reads it first, and rewritten when a resumed
+/// run starts again (with the options it now runs under).
+pub const SESSION_FILE: &str = "events.out.tfevents.0.actlab-session";
+
+/// Write a whole event file holding `value` at `path`. Runs write these in parallel:
+/// each through a temporary file of its own, renamed into place, so no reader sees
+/// half a file.
+pub(super) fn write_fixed(path: &Path, value: Value) -> Result<(), StoreError> {
     let mut bytes = Vec::new();
     for what in [
         What::FileVersion("brain.Event:2".into()),
-        What::Summary(Summary {
-            value: vec![experiment],
-        }),
+        What::Summary(Summary { value: vec![value] }),
     ] {
         let e = Event {
             wall_time: 0.0,
@@ -289,17 +299,21 @@ pub(super) fn write_experiment(root: &Path, cfg: &TrainConfig) -> Result<(), Sto
         };
         bytes.extend(frame(&prost::Message::encode_to_vec(&e)));
     }
-    // Runs write this in parallel (the same bytes): each through a temporary file of
-    // its own, renamed into place, so no reader sees half a file.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = root.join(format!(".{EXPERIMENT_FILE}.{}.{n}", std::process::id()));
-    let path = root.join(EXPERIMENT_FILE);
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}", std::process::id()));
     std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, &path))
+        .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
-            StoreError::Write { path, source }
+            StoreError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
         })
 }
 
