@@ -7,7 +7,8 @@ use std::path::Path;
 use crate::config::TrainConfig;
 use crate::model_io::{bail, invalid, read_tensors, tensors_to_bytes, Result};
 use crate::nn::{Mlp, Optimizer, Rng};
-use crate::train::{EpochStats, Trainer};
+use crate::store::records::EpochStats;
+use crate::train::Trainer;
 
 /// File name of a run's checkpoint inside its folder.
 pub const FILE: &str = "checkpoint.safetensors";
@@ -59,7 +60,7 @@ impl Checkpoint {
             v: tr.opt.v.clone(),
             t: tr.opt.t,
             rng: tr.rng.clone(),
-            history: tr.history.clone(),
+            history: tr.history.iter().map(EpochStats::from).collect(),
             diagnostics: tr.recorder.as_ref().map(|r| r.diag.clone()),
             origin: None,
         }
@@ -212,7 +213,7 @@ impl Checkpoint {
             v: self.v,
             t: self.t,
         };
-        tr.history = self.history;
+        tr.history = self.history.into_iter().map(Into::into).collect();
         if let (Some(r), Some(d)) = (tr.recorder.take(), self.diagnostics) {
             tr.recorder = Some(r.resume(d));
         }

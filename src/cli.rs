@@ -619,7 +619,8 @@ fn run_file(c: RunCmd) -> Result<()> {
     let mut how = c.exp.how(c.data_dir)?;
     // Like --out, a relative folder is taken from where actlab runs.
     how.tensorboard = how.tensorboard.or(exp.tensorboard.clone());
-    run::experiment_command(&exp, &how)
+    // A refusal of what the file asks for (memory, ...) names the file.
+    run::experiment_command(&exp, &how).with_context(|| c.file.display().to_string())
 }
 
 fn activations(c: &ActivationsCmd) {

@@ -1010,7 +1010,7 @@ fn merge_refuses_conflicting_or_foreign_records() {
     shard(1, &c, &[]);
     let rec = c.join("runs/relu_log_softmax_nll/seed-0.json");
     let mut v = common::json_of(&rec);
-    v["final_val"]["acc"] = serde_json::json!(0.123);
+    v["final_test"]["acc"] = serde_json::json!(0.123);
     std::fs::write(&rec, serde_json::to_string(&v).unwrap()).unwrap();
     fails(
         actlab()
@@ -1028,8 +1028,8 @@ fn merge_refuses_conflicting_or_foreign_records() {
     );
     // A record whose config is not the experiment's (here: another learning rate).
     let mut v = common::json_of(&rec);
-    v["final_val"] =
-        common::json_of(&a.join("runs/relu_log_softmax_nll/seed-0.json"))["final_val"].clone();
+    v["final_test"] =
+        common::json_of(&a.join("runs/relu_log_softmax_nll/seed-0.json"))["final_test"].clone();
     v["config"]["lr"] = serde_json::json!(0.5);
     std::fs::write(&rec, serde_json::to_string(&v).unwrap()).unwrap();
     fails(
@@ -1185,7 +1185,7 @@ fn memory_is_bounded_before_it_is_spent() {
         std::fs::write(&f, text).unwrap();
         fails(
             actlab().arg("run").arg(&f).arg("--out").arg(out(name)),
-            &[name, needle][1..],
+            &[name, needle],
         );
     }
     // --jobs is capped at the number of runs: 64 jobs for 2 runs start 2.

@@ -269,7 +269,7 @@ fn a_decoded_cache_damaged_in_place_is_rebuilt_with_a_warning() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let r = common::json_of(&out.join("record.json"));
         (
-            r["history"][0]["val_acc"].clone(),
+            r["history"][0]["test"]["acc"].clone(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };

@@ -62,7 +62,7 @@ fn assert_close(page: &Value, want: &[f64], what: &str) -> f64 {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect();
-    assert_eq!(got.len(), 10, "{what}");
+    assert_eq!((got.len(), want.len()), (10, 10), "{what}");
     let mut worst = 0.0f64;
     for (c, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -235,11 +235,11 @@ fn experiments_with_saved_models_write_a_demo_of_each_variants_best_seed() {
     for v in ["relu_log_softmax_nll", "tanh_log_softmax_nll"] {
         let acc = |seed: u64| {
             let r = common::json_of(&out.join(&format!("runs/{v}/seed-{seed}.json")));
-            r["final_val"]["acc"].as_f64().unwrap()
+            r["final_test"]["acc"].as_f64().unwrap()
         };
         let best = if acc(1) > acc(0) { 1 } else { 0 };
         let label = format!(
-            "{}, seed {best}, val acc",
+            "{}, seed {best}, test acc",
             v.replace("_log_softmax_nll", "/log_softmax/nll")
         );
         assert!(page.contains(&label), "{label}");

@@ -58,10 +58,10 @@ fn exercise_table_has_rows_columns_and_verdicts() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     for col in [
         "train acc",
-        "val acc",
+        "test acc",
         "train loss",
-        "val loss",
-        "gap (train-val)",
+        "test loss",
+        "gap (train-test)",
         "ep→90%",
         "ep→97%",
         "seconds",
@@ -101,16 +101,17 @@ fn exercise_table_has_rows_columns_and_verdicts() {
         let accs: Vec<f64> = [0, 1]
             .iter()
             .map(|seed| {
-                json(&dir.join(format!("seed-{seed}.json")))["final_val"]["acc"]
+                json(&dir.join(format!("seed-{seed}.json")))["final_test"]["acc"]
                     .as_f64()
                     .unwrap()
             })
             .collect();
         let mean = (accs[0] + accs[1]) / 2.0;
         let std = ((accs[0] - mean).powi(2) + (accs[1] - mean).powi(2)).sqrt(); // n-1 = 1
-        assert!((v["val_acc"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
-        assert!((v["val_acc"]["std"].as_f64().unwrap() - std).abs() < 1e-12);
-        assert_eq!(v["val_acc"]["n"], 2);
+        assert!((v["test_acc"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        assert!((v["test_acc"]["std"].as_f64().unwrap() - std).abs() < 1e-12);
+        assert_eq!(v["test_acc"]["n"], 2);
+        assert!(v.get("val_acc").is_none(), "no split was held out: {v}");
     }
 }
 
@@ -123,7 +124,7 @@ fn jobs_do_not_change_results_and_shards_merge_to_the_same_summary() {
     a1.extend(SMALL);
     a1.extend(["--jobs", "1"]);
     let text = run_ok(&a1, &one.0);
-    assert!(text.contains("val acc vs best [CI, 95% jointly]"), "{text}");
+    assert!(text.contains("test acc vs best [joint 95% CI]"), "{text}");
     assert!(
         text.contains("all 2 comparisons with the best hold together at 95%"),
         "{text}"

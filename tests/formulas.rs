@@ -32,10 +32,10 @@ fn formula_models_need_no_flags_to_be_read_back() {
     );
     let eval: Value =
         serde_json::from_str(&run_ok(actlab().arg("eval").arg(&model).arg("--json"))).unwrap();
-    let val = record["final_val"]["acc"].as_f64().unwrap();
+    let test = record["final_test"]["acc"].as_f64().unwrap();
     assert!(
-        (eval["accuracy"].as_f64().unwrap() - val).abs() < 1e-9,
-        "{eval} vs {val}"
+        (eval["accuracy"].as_f64().unwrap() - test).abs() < 1e-9,
+        "{eval} vs {test}"
     );
     let p = run_ok(
         actlab()
@@ -70,7 +70,7 @@ fn a_formula_trains_like_the_builtin_it_spells_out() {
         json_of(&d.join(out).join("record.json"))
     };
     let (builtin, formula) = (run("silu", "a"), run("swish_f", "b"));
-    for key in ["final_train", "final_val"] {
+    for key in ["final_train", "final_test"] {
         let a = builtin[key]["loss"].as_f64().unwrap();
         let b = formula[key]["loss"].as_f64().unwrap();
         assert!(
@@ -97,7 +97,12 @@ fn experiment_files_define_formulas() {
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(summary.contains("squareplus"), "{summary}");
     // Merging or re-reading the folder needs no definition either.
+    std::fs::remove_file(out.join("report.html")).unwrap();
     run_ok(actlab().arg("report").arg(&out));
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in ["squareplus", "relu/log_softmax/nll", "test acc", "<svg"] {
+        assert!(page.contains(needle), "the report lacks {needle}");
+    }
     let bad = d.join("bad.toml");
     std::fs::write(
         &bad,

@@ -9,7 +9,8 @@ use actlab::config::TrainConfig;
 use actlab::data::{load_dir, DatasetName, PIXELS, SIDE};
 use actlab::eval::evaluate;
 use actlab::model_io::{load_model, params_from, read_tensors, save_model};
-use actlab::train::{train, Silent, Trainer};
+use actlab::store::records::train;
+use actlab::train::{Silent, Trainer};
 use common::{actlab, data_dir, run_ok, TempDir};
 use serde_json::Value;
 
@@ -81,12 +82,14 @@ fn cli_training_from_fixture_init_matches_pytorch_adam_steps() {
         "adam3.",
     )
     .unwrap();
+    assert_eq!(m.params.len(), want.len());
     for (i, (g, w)) in m.params.iter().zip(&want).enumerate() {
         assert!((g - w).abs() <= 1e-5, "param {i}: {g} vs PyTorch {w}");
     }
     // The initial weights differ from the result (the steps really happened).
     let init_path = fx.join("init.safetensors");
     let init = params_from(&read_tensors(&init_path).unwrap(), &init_path, &m.arch, "").unwrap();
+    assert_eq!(init.len(), m.params.len());
     assert!(init
         .iter()
         .zip(&m.params)
@@ -118,16 +121,10 @@ fn resumed_run_equals_a_straight_run() {
     for _ in 0..2 {
         resumed.run_epoch(&mut Silent, &stop).unwrap();
     }
-    assert!(straight
-        .model
-        .params
-        .iter()
-        .zip(&resumed.model.params)
-        .all(|(a, b)| a.to_bits() == b.to_bits()));
-    let strip = |h: &[actlab::train::EpochStats]| -> Vec<(f64, f64, f64, f64)> {
-        h.iter()
-            .map(|e| (e.train_loss, e.train_acc, e.val_loss, e.val_acc))
-            .collect()
+    let bits = |p: &[f32]| p.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(bits(&straight.model.params), bits(&resumed.model.params));
+    let strip = |h: &[actlab::train::EpochFigures]| -> Vec<_> {
+        h.iter().map(|e| (e.train, e.val, e.test)).collect()
     };
     assert_eq!(strip(&straight.history), strip(&resumed.history));
 }

@@ -81,7 +81,8 @@ fn exercise_writes_a_report_with_every_chart() {
         let ink = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
         assert!(ink > 1000, "{stem}.png is nearly blank ({ink} pixels)");
     }
-    // Rendering the report again from the folder works too.
+    // Rendering the report again from the folder gives the same results and charts.
+    std::fs::remove_file(out.join("report.html")).unwrap();
     run_ok(
         actlab()
             .arg("report")
@@ -89,6 +90,19 @@ fn exercise_writes_a_report_with_every_chart() {
             .arg("--data-dir")
             .arg(data_dir()),
     );
+    let again = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let results = |page: &str| -> String {
+        let start = page.find("<h2>Results</h2>").expect("a results section");
+        let len = page[start + 4..].find("<h2>").expect("a section after it") + 4;
+        page[start..start + len].to_string()
+    };
+    assert_eq!(results(&again), results(&html));
+    for needle in ["<svg", "Confusion matrix", "misclassified test images"] {
+        assert!(
+            again.contains(needle),
+            "the re-rendered report lacks {needle}"
+        );
+    }
 }
 
 #[test]

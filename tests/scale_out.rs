@@ -93,7 +93,7 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 
 /// Every run record under `dir` (shard folders or one folder), timings aside, by path
 /// below its `runs/` folder.
-fn records(dirs: &[PathBuf]) -> Vec<(String, actlab::train::RunRecord)> {
+fn records(dirs: &[PathBuf]) -> Vec<(String, actlab::store::records::RunRecord)> {
     let mut out: Vec<_> = dirs
         .iter()
         .flat_map(|d| actlab::store::records::read_run_records(d).unwrap())

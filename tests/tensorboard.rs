@@ -70,17 +70,20 @@ fn check_run(run: &Value, record: &Value) {
     let per_epoch = |key: &str| -> Vec<(u64, f64)> {
         history
             .iter()
-            .map(|e| (e["epoch"].as_u64().unwrap(), e[key].as_f64().unwrap()))
+            .map(|e| {
+                let v = e.pointer(key).unwrap_or_else(|| panic!("no {key} in {e}"));
+                (e["epoch"].as_u64().unwrap(), v.as_f64().unwrap())
+            })
             .collect()
     };
     for (tag, key) in [
-        ("train/loss", "train_loss"),
-        ("train/accuracy", "train_acc"),
-        ("val/loss", "val_loss"),
-        ("val/accuracy", "val_acc"),
-        ("test/loss", "test_loss"),
-        ("test/accuracy", "test_acc"),
-        ("time/epoch_seconds", "seconds"),
+        ("train/loss", "/train/loss"),
+        ("train/accuracy", "/train/acc"),
+        ("val/loss", "/val/loss"),
+        ("val/accuracy", "/val/acc"),
+        ("test/loss", "/test/loss"),
+        ("test/accuracy", "/test/acc"),
+        ("time/epoch_seconds", "/seconds"),
     ] {
         let want: Vec<(u64, f64)> = per_epoch(key)
             .into_iter()
@@ -90,6 +93,7 @@ fn check_run(run: &Value, record: &Value) {
     }
     let d = &record["diagnostics"];
     let steps = d["grad_steps"].as_array().unwrap();
+    assert_eq!(steps.len(), d["grad_norms"].as_array().unwrap().len());
     for (l, name) in d["layers"].as_array().unwrap().iter().enumerate() {
         let name = name.as_str().unwrap();
         let want: Vec<(u64, f64)> = steps

@@ -7,11 +7,17 @@ use std::sync::atomic::AtomicBool;
 use actlab::config::TrainConfig;
 use actlab::data::Split;
 use actlab::nn::{Loss, OutputFn};
-use actlab::train::{train, RunRecord, Silent};
+use actlab::store::records::{train, RunRecord};
+use actlab::train::Silent;
 
 fn go(cfg: &TrainConfig, split: &Split) -> (RunRecord, Vec<f32>) {
     let (r, m) = train(cfg, split, &mut Silent, &AtomicBool::new(false));
     (r, m.params)
+}
+
+/// Each value's bits, so equal means the same length and the same bits.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
 }
 
 /// Records equal in everything but timings.
@@ -27,8 +33,9 @@ fn one_epoch_on_6000_images_learns() {
         ..Default::default()
     };
     let (r, _) = go(&cfg, &split);
-    let val = r.final_val.unwrap();
-    assert!(val.acc > 0.85, "val acc {}", val.acc);
+    let test = r.final_test.unwrap();
+    assert!(test.acc > 0.85, "test acc {}", test.acc);
+    assert!(r.final_val.is_none(), "no validation split was held out");
     assert!(r.complete && r.diverged.is_none());
     assert_eq!(r.history.len(), 1);
     assert_eq!(r.dataset.n_train, 6000);
@@ -47,7 +54,7 @@ fn same_seed_is_bit_identical_and_seeds_differ() {
         let (a, pa) = go(&cfg, &split);
         let (b, pb) = go(&cfg, &split);
         assert!(same_results(&a, &b), "threads {threads}");
-        assert!(pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(bits(&pa), bits(&pb), "threads {threads}");
         let (c, pc) = go(&TrainConfig { seed: 1, ..cfg }, &split);
         assert!(!same_results(&a, &c));
         assert_ne!(pa, pc);
@@ -70,7 +77,7 @@ fn divergence_is_recorded_not_a_panic() {
     assert!(d.loss == "NaN" || d.loss.contains("inf"), "{}", d.loss);
     assert!(r.complete, "a diverged run is complete: it will not go on");
     assert!(r.history.is_empty(), "no epoch finished");
-    assert!(r.final_val.is_none());
+    assert!(r.final_test.is_none() && r.final_val.is_none());
     assert!(d.to_string().contains("--lr"));
 }
 
@@ -95,7 +102,7 @@ fn every_pairing_trains_without_panicking() {
         assert!(r.complete, "{out}/{loss}");
         assert!(r.diverged.is_none(), "{out}/{loss}: {:?}", r.diverged);
         assert!(
-            r.final_val.is_some_and(|v| v.loss.is_finite()),
+            r.final_test.is_some_and(|v| v.loss.is_finite()),
             "{out}/{loss}"
         );
         assert_eq!(r.history.len(), 1, "{out}/{loss}");
@@ -111,7 +118,7 @@ fn two_threads_learn_what_one_thread_learns() {
             threads,
             ..Default::default()
         };
-        go(&cfg, &split).0.final_val.unwrap().acc
+        go(&cfg, &split).0.final_test.unwrap().acc
     };
     let (one, two) = (acc(1), acc(2));
     assert!(
@@ -133,5 +140,5 @@ fn two_thread_runs_are_bit_identical() {
         ..Default::default()
     };
     let (a, b) = (go(&cfg, &split).1, go(&cfg, &split).1);
-    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert_eq!(bits(&a), bits(&b));
 }

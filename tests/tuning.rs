@@ -99,7 +99,7 @@ fn the_test_set_never_chooses_a_setting() {
         chosen(&json_of(&a.join("summary.json"))),
         chosen(&json_of(&b.join("summary.json"))),
     );
-    assert_eq!(real.len(), 2);
+    assert_eq!((real.len(), fake.len()), (2, 2));
     for (r, f) in real.iter().zip(&fake) {
         // Same choice from the same validation figures...
         assert_eq!((&r.0, &r.1, r.2), (&f.0, &f.1, f.2));
@@ -210,6 +210,12 @@ fn a_validation_split_reports_val_and_test_apart() {
         (&r["dataset"]["n_train"], &r["dataset"]["n_val"]),
         (&1200.into(), &300.into())
     );
-    assert!(r["final_test"]["acc"].is_number() && r["history"][0]["test_acc"].is_number());
+    let e = &r["history"][0];
+    assert!(r["final_test"]["acc"].is_number() && e["test"]["acc"].is_number());
+    assert!(r["final_val"]["acc"].is_number() && e["val"]["acc"].is_number());
     assert_ne!(r["final_test"], r["final_val"]);
+    assert!(
+        text.contains("val loss") && text.contains("test loss"),
+        "{text}"
+    );
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{Experiment, ExperimentError, ReportKind, Variant};
+use crate::store::records::RunRecord;
 use crate::store::records::{read_record, read_run_records, read_spec, RECORD};
-use crate::train::RunRecord;
 
 /// Every run record under `dirs` and the experiment they belong to; all folders must
 /// hold shards of the same experiment.

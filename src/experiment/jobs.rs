@@ -12,9 +12,10 @@ use std::sync::Mutex;
 use super::{Experiment, ExperimentError, Job};
 use crate::checkpoint::Checkpoint;
 use crate::data::{DatasetName, Split};
+use crate::store::records::RunRecord;
 use crate::store::records::{read_record, reusable, write_record};
 use crate::store::tensorboard::EventWriter;
-use crate::train::{finish, Progress, RunRecord, Trainer};
+use crate::train::{Progress, Trainer};
 
 /// How to run the jobs.
 #[derive(Debug, Clone, Default)]
@@ -242,7 +243,7 @@ fn train_resumable(
         }
         Ok::<(), ExperimentError>(())
     })?;
-    let record = finish(&mut tr, t0);
+    let record = RunRecord::finish(&mut tr, t0);
     if let Some(w) = events.as_mut().filter(|_| record.complete) {
         w.end_session(record.diverged.is_some())?;
     }

@@ -220,6 +220,7 @@ mod tests {
         let mut p = vec![1.0, 2.0, 3.0];
         o.step(&mut p, &[0.5, -2.0, 1e-3]);
         // m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps) ~ lr * sign(g).
+        assert_eq!(p.len(), 3);
         for (got, want) in p.iter().zip([0.999, 2.001, 2.999]) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }

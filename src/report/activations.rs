@@ -159,6 +159,7 @@ mod tests {
         assert!(text.contains("at most 0.25") && text.contains('●') && text.contains('·'));
         // Formulas other tests define may follow the built-ins.
         let all = describe_all(false);
+        assert!(all.lines().count() >= NAMES.len(), "{all}");
         for (line, name) in all.lines().zip(NAMES) {
             assert!(line.starts_with(&format!("{name} ")), "{line}");
         }

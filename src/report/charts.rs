@@ -13,7 +13,7 @@ use crate::store::write_file;
 
 type Result<T> = std::result::Result<T, ReportError>;
 use crate::data::{Dataset, SIDE};
-use crate::train::RunRecord;
+use crate::store::records::RunRecord;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
@@ -96,7 +96,7 @@ fn band_from(name: &str, index: usize, series: Vec<Vec<(f64, f64)>>) -> Option<B
 /// One band per variant of a per-epoch figure.
 pub fn epoch_bands(
     records: &[RunRecord],
-    f: impl Fn(&crate::train::EpochStats) -> f64,
+    f: impl Fn(&crate::store::records::EpochStats) -> f64,
 ) -> Vec<Band> {
     by_variant(records)
         .into_iter()

@@ -12,7 +12,7 @@ use super::charts::{self, Band};
 use super::table::Table;
 use super::ReportError;
 use crate::config::TrainConfig;
-use crate::train::RunRecord;
+use crate::store::records::RunRecord;
 
 /// Runs of one family (same settings but depth), by depth.
 struct Family<'a> {
@@ -86,10 +86,10 @@ fn first_epoch_norms(runs: &[&RunRecord]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// Final accuracies (test when held apart, else validation) of runs that finished.
+/// Final test accuracies of runs that finished.
 fn accuracies(runs: &[&RunRecord]) -> Vec<f64> {
     runs.iter()
-        .filter_map(|r| r.final_test.as_ref().or(r.final_val.as_ref()))
+        .filter_map(|r| r.final_test.as_ref())
         .map(|m| m.acc * 100.0)
         .collect()
 }
@@ -214,7 +214,7 @@ pub fn section(charts_dir: &Path, records: &[RunRecord]) -> Result<String, Repor
             band(f.name.clone(), i, pts)
         })
         .collect();
-    let panels = vec![("final accuracy by depth".to_string(), acc)];
+    let panels = vec![("final test accuracy by depth".to_string(), acc)];
     let svg = charts::line_panels(
         charts_dir,
         "depth_accuracy",
@@ -225,9 +225,9 @@ pub fn section(charts_dir: &Path, records: &[RunRecord]) -> Result<String, Repor
     )?;
     h.push_str(&super::markup::figure(
         &svg,
-        "Final accuracy against the number of hidden layers (mean, band = lowest to highest seed).",
+        "Final test accuracy against the number of hidden layers (mean, band = lowest to highest seed).",
     ));
-    h.push_str("<p>Ratio of the first layer's to the last layer's first-epoch gradient norm, and final accuracy (means over seeds):</p>");
+    h.push_str("<p>Ratio of the first layer's to the last layer's first-epoch gradient norm, and final test accuracy (means over seeds):</p>");
     h.push_str(&super::markup::table_html(&ratio_table(&fams)));
     Ok(h)
 }

@@ -22,21 +22,17 @@ fn by_index(s: &ExperimentSummary) -> Vec<&VariantSummary> {
 
 /// The side-by-side table, variants in the exercise's order.
 pub fn table(s: &ExperimentSummary) -> Table {
-    let test = s.has_test();
-    let mut head = vec!["variant", "model", "train acc", "val acc"];
-    head.extend(test.then_some("test acc"));
-    head.extend([
-        "train loss",
-        "val loss",
-        "gap (train-val)",
-        "ep→90%",
-        "ep→97%",
-    ]);
+    let val = s.held_out();
+    let name = s.compared_name();
+    let (loss, gap) = (format!("{name} loss"), format!("gap (train-{name})"));
+    let mut head = vec!["variant", "model", "train acc"];
+    head.extend(val.then_some("val acc"));
+    head.extend(["test acc", "train loss", &loss, &gap, "ep→90%", "ep→97%"]);
     head.extend(["seconds", "claimed train / val / val loss"]);
     let mut t = Table::new(&head);
     t.align[1] = Align::Left;
     t.align[head.len() - 1] = Align::Left;
-    t.droppable(&["train loss", "seconds", "ep→97%", "val loss", "ep→90%"]);
+    t.droppable(&["train loss", "seconds", "ep→97%", &loss, "ep→90%"]);
     for v in by_index(s) {
         let claimed = claim(&v.name)
             .map(|(a, b, c)| format!("{:.0}% / {:.0}% / {c:.2}", a * 100.0, b * 100.0))
@@ -49,12 +45,12 @@ pub fn table(s: &ExperimentSummary) -> Table {
             name,
             v.label.clone(),
             cell(v.train_acc, Unit::Percent, Spread::Range),
-            cell(v.val_acc, Unit::Percent, Spread::Range),
         ];
-        row.extend(test.then(|| cell(v.test_acc, Unit::Percent, Spread::Range)));
+        row.extend(val.then(|| cell(v.val_acc, Unit::Percent, Spread::Range)));
         row.extend([
+            cell(v.test_acc, Unit::Percent, Spread::Range),
             cell(v.train_loss, Unit::Plain(4), Spread::Range),
-            cell(v.val_loss, Unit::Plain(4), Spread::Range),
+            cell(v.compared_loss(), Unit::Plain(4), Spread::Range),
             cell(v.gap, Unit::Points, Spread::Range),
             v.epochs_to_90.cell(),
             v.epochs_to_97.cell(),
@@ -80,10 +76,16 @@ pub fn verdicts(s: &ExperimentSummary) -> Vec<String> {
     let after = find(s, "after");
     let bonus = s.variants.iter().find(|v| v.name.starts_with("bonus"));
     let mut out = Vec::new();
-    out.extend(goal_accuracy(after));
+    let name = s.compared_name();
+    out.extend(goal_accuracy(after, name));
     out.extend(goal_gap(before, after, bonus));
     out.extend(goal_architecture(s));
-    out.extend([before, after].into_iter().flatten().filter_map(claim_line));
+    out.extend(
+        [before, after]
+            .into_iter()
+            .flatten()
+            .filter_map(|v| claim_line(v, name)),
+    );
     out
 }
 
@@ -95,18 +97,19 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-/// Goal: "after" above 90% validation accuracy (NO, with the reason, when every seed
-/// of "after" diverged).
-fn goal_accuracy(after: Option<&VariantSummary>) -> Option<String> {
+/// Goal: "after" above 90% accuracy on the compared split, `name` (the exercise's
+/// "validation" is its test set; NO, with the reason, when every seed of "after"
+/// diverged).
+fn goal_accuracy(after: Option<&VariantSummary>, name: &str) -> Option<String> {
     let after = after?;
-    let Some(acc) = mean(after.val_acc) else {
+    let Some(acc) = mean(after.compared_acc()) else {
         return Some(format!(
             "goal \"validation accuracy above 90%\": NO — every seed of after diverged (NaN/inf loss: seeds {:?}), so it has no accuracy",
             after.diverged_seeds
         ));
     };
     Some(format!(
-        "goal \"validation accuracy above 90%\": {} — after reaches {:.2}% val acc",
+        "goal \"validation accuracy above 90%\": {} — after reaches {:.2}% {name} acc",
         yes(acc > 0.90),
         acc * 100.0
     ))
@@ -190,14 +193,18 @@ fn goal_architecture(s: &ExperimentSummary) -> Option<String> {
     ))
 }
 
-/// The exercise's claim for `v` beside what was measured.
-fn claim_line(v: &VariantSummary) -> Option<String> {
+/// The exercise's claim for `v` beside what was measured on the compared split, `name`.
+fn claim_line(v: &VariantSummary, name: &str) -> Option<String> {
     let (ct, cv, cl) = claim(&v.name)?;
-    let (t, a, l) = (mean(v.train_acc)?, mean(v.val_acc)?, mean(v.val_loss)?);
+    let (t, a, l) = (
+        mean(v.train_acc)?,
+        mean(v.compared_acc())?,
+        mean(v.compared_loss())?,
+    );
     // Within 2 points of accuracy and 0.05 of loss counts as reproduced.
     let off = (a - cv).abs() > 0.02 || (t - ct).abs() > 0.02 || (l - cl).abs() > 0.05;
     Some(format!(
-        "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured train {:.2}%, val {:.2}%, val loss {:.4}",
+        "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured train {:.2}%, {name} {:.2}%, {name} loss {:.4}",
         v.name,
         ct * 100.0,
         cv * 100.0,
@@ -210,16 +217,24 @@ fn claim_line(v: &VariantSummary) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::TrainConfig;
     use crate::eval::Metrics;
     use crate::experiment::Experiment;
     use crate::report::summary::summarise;
-    use crate::train::{DatasetInfo, EpochStats, RunRecord};
+    use crate::store::records::{DatasetInfo, EpochStats, RunRecord, FORMAT};
 
-    fn record(variant: &str, index: usize, seed: u64, train: f64, val: f64) -> RunRecord {
+    /// A finished run without a held-out split: `test` is its test accuracy.
+    pub(crate) fn record(
+        variant: &str,
+        index: usize,
+        seed: u64,
+        train: f64,
+        test: f64,
+    ) -> RunRecord {
         RunRecord {
+            format: FORMAT,
             actlab_version: "test".into(),
             label: variant.into(),
             variant: variant.into(),
@@ -239,24 +254,27 @@ mod tests {
             params: 0,
             history: vec![EpochStats {
                 epoch: 1,
-                train_loss: 0.0,
-                train_acc: 0.0,
-                val_loss: 0.1,
-                val_acc: val,
-                test_loss: None,
-                test_acc: None,
+                train: Metrics {
+                    loss: 0.0,
+                    acc: 0.0,
+                },
+                val: None,
+                test: Metrics {
+                    loss: 0.1,
+                    acc: test,
+                },
                 seconds: 1.0,
             }],
             final_train: Some(Metrics {
                 loss: 0.05,
                 acc: train,
             }),
-            final_val: Some(Metrics {
+            final_val: None,
+            final_test: Some(Metrics {
                 loss: 0.1,
-                acc: val,
+                acc: test,
             }),
-            final_test: None,
-            val_confusion: None,
+            test_confusion: None,
             diverged: None,
             diagnostics: None,
             train_seconds: 1.0,
@@ -284,10 +302,11 @@ mod tests {
         let mut records = Vec::new();
         for (i, (val, test)) in points.into_iter().enumerate() {
             for seed in [0, 1] {
-                let mut r = record(&exp.variants[i].name, i, seed, 0.99, val);
-                r.final_test = Some(Metrics {
+                let mut r = record(&exp.variants[i].name, i, seed, 0.99, test);
+                r.dataset.n_val = Some(10);
+                r.final_val = Some(Metrics {
                     loss: 0.1,
-                    acc: test,
+                    acc: val,
                 });
                 records.push(r);
             }
@@ -357,7 +376,7 @@ mod tests {
             step: 3,
             loss: "NaN".into(),
         });
-        dead.final_val = None;
+        dead.final_test = None;
         dead.final_train = None;
         let v = verdicts(&summarise(
             &exp,
@@ -434,7 +453,7 @@ mod tests {
         );
         assert!(v[2].contains("784-128-64-10"), "{v:?}");
         assert!(
-            v[3].contains("does NOT reproduce") && v[3].contains("val 96.70%"),
+            v[3].contains("does NOT reproduce") && v[3].contains("test 96.70%"),
             "{v:?}"
         );
         let text = table(&s).to_text();

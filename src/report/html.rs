@@ -12,8 +12,8 @@ use super::table::Table;
 use super::ReportError;
 use crate::data::Split;
 use crate::experiment::Experiment;
+use crate::store::records::RunRecord;
 use crate::store::{create_dir, write_file};
-use crate::train::RunRecord;
 
 type Result<T> = std::result::Result<T, ReportError>;
 
@@ -126,8 +126,9 @@ fn results(summary: &ExperimentSummary) -> String {
         }
         h.push_str("</ul>");
     }
-    h.push_str("<p>Train accuracy and loss are measured at the end on all training images in evaluation mode (no dropout); \
-        gap = train acc − val acc; ep→X% = first epoch whose validation accuracy reached X%.</p>");
+    let on = summary.compared_name();
+    h.push_str(&format!("<p>Train accuracy and loss are measured at the end on all training images in evaluation mode (no dropout); \
+        gap = train acc − {on} acc; ep→X% = first epoch whose {on} accuracy reached X%.</p>"));
     h
 }
 
@@ -154,11 +155,8 @@ document.querySelectorAll('.toggles').forEach(function (box) {
 /// The ranked forest plot of every variant's accuracy.
 fn forest_figure(charts_dir: &Path, summary: &super::summary::ExperimentSummary) -> Result<String> {
     let rows = super::forest::rows(summary);
-    let ranked_on = if summary.has_test() {
-        "test"
-    } else {
-        "validation"
-    };
+    // Variants are ranked on the test set (see `VariantSummary::rank_acc`).
+    let ranked_on = "test";
     let svg = super::forest::forest(charts_dir, &rows, &format!("{ranked_on} accuracy (%)"))?;
     let k = rows.len();
     Ok(figure(&svg, &format!(
@@ -179,42 +177,36 @@ fn curves(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
         "<div class=\"toggles\" data-variants=\"{}\"></div>",
         esc(&json)
     ));
-    let loss_panels = vec![
-        (
-            "train loss (running mean over each epoch)".to_string(),
-            epoch_bands(records, |e| e.train_loss),
-        ),
-        (
-            "validation loss".to_string(),
-            epoch_bands(records, |e| e.val_loss),
-        ),
-    ];
-    // With a held-out validation set, the test set's curves are drawn apart.
+    let mut loss_panels = vec![(
+        "train loss (running mean over each epoch)".to_string(),
+        epoch_bands(records, |e| e.train.loss),
+    )];
+    // A held-out validation split has curves of its own, beside the test set's.
     let held_out = records
         .iter()
-        .any(|r| r.history.iter().any(|e| e.test_acc.is_some()));
-    let mut loss_panels = loss_panels;
+        .any(|r| r.history.iter().any(|e| e.val.is_some()));
     if held_out {
-        let test = epoch_bands(records, |e| e.test_loss.unwrap_or(f64::NAN));
-        loss_panels.push(("test loss".to_string(), test));
+        let val = epoch_bands(records, |e| e.val.map_or(f64::NAN, |m| m.loss));
+        loss_panels.push(("validation loss (held out)".to_string(), val));
     }
+    loss_panels.push((
+        "test loss".to_string(),
+        epoch_bands(records, |e| e.test.loss),
+    ));
     let svg = charts::line_panels(charts_dir, "loss", &loss_panels, "epoch", "loss", false)?;
-    h.push_str(&figure(&svg, "Training and validation loss per epoch."));
-    let acc_panels = vec![
-        (
-            "train accuracy (running)".to_string(),
-            epoch_bands(records, |e| e.train_acc * 100.0),
-        ),
-        (
-            "validation accuracy".to_string(),
-            epoch_bands(records, |e| e.val_acc * 100.0),
-        ),
-    ];
-    let mut acc_panels = acc_panels;
+    h.push_str(&figure(&svg, "Training and test loss per epoch."));
+    let mut acc_panels = vec![(
+        "train accuracy (running)".to_string(),
+        epoch_bands(records, |e| e.train.acc * 100.0),
+    )];
     if held_out {
-        let test = epoch_bands(records, |e| e.test_acc.map_or(f64::NAN, |a| a * 100.0));
-        acc_panels.push(("test accuracy".to_string(), test));
+        let val = epoch_bands(records, |e| e.val.map_or(f64::NAN, |m| m.acc * 100.0));
+        acc_panels.push(("validation accuracy (held out)".to_string(), val));
     }
+    acc_panels.push((
+        "test accuracy".to_string(),
+        epoch_bands(records, |e| e.test.acc * 100.0),
+    ));
     let svg = charts::line_panels(
         charts_dir,
         "accuracy",
@@ -380,7 +372,7 @@ fn per_class(records: &[RunRecord]) -> String {
         per.row(row);
     }
     let mut h = String::from("<h2>Per-digit accuracy and confusions</h2>");
-    h.push_str("<p>Validation accuracy per class (mean over seeds):</p>");
+    h.push_str("<p>Test accuracy per class (mean over seeds):</p>");
     h.push_str(&table_html(&per));
     h
 }
@@ -392,7 +384,7 @@ fn confusions(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
     for (i, name, rs) in &by_variant(records) {
         let Some((r, m)) = rs
             .iter()
-            .find_map(|r| r.val_confusion.as_ref().map(|m| (r, m)))
+            .find_map(|r| r.test_confusion.as_ref().map(|m| (r, m)))
         else {
             continue;
         };
@@ -417,7 +409,7 @@ fn confusions(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
             .unwrap_or_default();
         h.push_str(&figure(
             &svg,
-            &format!("Confusion matrix, rows true, columns predicted. Most confused: {worst}."),
+            &format!("Confusion matrix on the test set, rows true, columns predicted. Most confused: {worst}."),
         ));
     }
     h.push_str("</div>");

@@ -132,7 +132,7 @@ pub fn render_markdown(s: &ExperimentSummary, command: &str) -> String {
 pub fn write_summary(
     dir: &Path,
     s: &ExperimentSummary,
-    records: &[crate::train::RunRecord],
+    records: &[crate::store::records::RunRecord],
     command: &str,
 ) -> Result<(), ReportError> {
     let json = serde_json::to_string_pretty(s).map_err(|e| ReportError::Draw(e.to_string()))?;

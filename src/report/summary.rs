@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::table::{csv_field, Table};
 use crate::experiment::stats::{difference_at, Difference, Summary};
 use crate::experiment::{Experiment, ReportKind};
-use crate::train::RunRecord;
+use crate::store::records::{compared_on, RunRecord};
 
 /// How many seeds reached an accuracy, and the mean epoch among those that did.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EpochsTo {
-    /// Target validation accuracy (0-1).
+    /// Target accuracy (0-1) on the split runs are compared on (see [`compared_on`]).
     pub target: f64,
     /// Runs that reached it.
     pub reached: usize,
@@ -76,53 +76,58 @@ pub struct VariantSummary {
     /// The name of that grid point's runs (tuned comparisons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<String>,
-    /// Final test accuracy, when a validation set is held out (else `val_acc` is it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Final test accuracy.
     pub test_acc: Option<Summary>,
-    /// Final test loss, when a validation set is held out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Final test loss.
     pub test_loss: Option<Summary>,
-    /// Final validation accuracy.
+    /// Final accuracy on the held-out validation split (only with `--val-split`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<Summary>,
     /// Final training accuracy (evaluation mode, all training images).
     pub train_acc: Option<Summary>,
-    /// Final validation loss.
+    /// Final loss on the held-out validation split (only with `--val-split`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<Summary>,
     /// Final training loss.
     pub train_loss: Option<Summary>,
-    /// Overfitting gap: train acc - val acc.
+    /// Overfitting gap: train acc - the compared accuracy (val when held out, else test).
     pub gap: Option<Summary>,
     /// The gap of each seed that did not diverge, by seed (for paired comparisons).
     #[serde(default)]
     pub gap_by_seed: BTreeMap<u64, f64>,
-    /// Convergence: epochs to 90% validation accuracy.
+    /// Convergence: epochs to 90% compared accuracy (val when held out, else test).
     pub epochs_to_90: EpochsTo,
-    /// Convergence: epochs to 97% validation accuracy.
+    /// Convergence: epochs to 97% compared accuracy.
     pub epochs_to_97: EpochsTo,
     /// Training seconds per run.
     pub seconds: Option<Summary>,
     /// Layer sizes (to check the architecture stayed fixed).
     pub sizes: Vec<usize>,
-    /// Test accuracy (the validation set's without `--val-split`) of the best variant
-    /// minus this one, with a CI adjusted for the number of comparisons with the best
+    /// Test accuracy of the best variant minus this one, with a CI adjusted for the number of comparisons with the best
     /// (Bonferroni: all hold together at 95%).
     pub behind_best: Option<Difference>,
 }
 
 impl VariantSummary {
-    /// The accuracy variants are ranked by: the test set's (which is the validation
-    /// set when none is held out).
+    /// The accuracy variants are ranked by: the test set's.
     pub fn rank_acc(&self) -> Option<Summary> {
-        self.test_acc.or(self.val_acc)
+        self.test_acc
+    }
+
+    /// The accuracy this variant is compared on (see [`compared_on`]).
+    pub fn compared_acc(&self) -> Option<Summary> {
+        self.test_acc.map(|test| compared_on(self.val_acc, test))
+    }
+
+    /// The loss this variant is compared on (see [`compared_on`]).
+    pub fn compared_loss(&self) -> Option<Summary> {
+        self.test_loss.map(|test| compared_on(self.val_loss, test))
     }
 }
 
 /// The accuracy a run is ranked by (see [`VariantSummary::rank_acc`]).
 fn rank_acc(r: &RunRecord) -> Option<f64> {
-    r.final_test
-        .as_ref()
-        .or(r.final_val.as_ref())
-        .map(|m| m.acc)
+    r.final_test.map(|m| m.acc)
 }
 
 /// Summary of a whole experiment.
@@ -174,10 +179,10 @@ fn variant_summary(index: usize, mut rs: Vec<&RunRecord>) -> VariantSummary {
         train_acc: metric(&ok, |r| r.final_train.map(|m| m.acc)),
         val_loss: metric(&ok, |r| r.final_val.map(|m| m.loss)),
         train_loss: metric(&ok, |r| r.final_train.map(|m| m.loss)),
-        gap: metric(&ok, |r| Some(r.final_train?.acc - r.final_val?.acc)),
+        gap: metric(&ok, |r| Some(r.final_train?.acc - r.compared()?.acc)),
         gap_by_seed: ok
             .iter()
-            .filter_map(|r| Some((r.config.seed, r.final_train?.acc - r.final_val?.acc)))
+            .filter_map(|r| Some((r.config.seed, r.final_train?.acc - r.compared()?.acc)))
             .collect(),
         epochs_to_90: EpochsTo::of(&rs, 0.90),
         epochs_to_97: EpochsTo::of(&rs, 0.97),
@@ -187,8 +192,7 @@ fn variant_summary(index: usize, mut rs: Vec<&RunRecord>) -> VariantSummary {
     }
 }
 
-/// Each variant after the first (the best): its validation accuracy against the
-/// best's, paired by seed where both ran it. With m such comparisons each interval is
+/// Each variant after the first (the best): its test accuracy against the best's, paired by seed where both ran it. With m such comparisons each interval is
 /// at confidence 1 - 0.05/m (Bonferroni), so all m hold together with 95% confidence:
 /// ranking many variants on few seeds otherwise finds "significant" gaps by chance.
 /// (Holm's step-down procedure would sharpen the yes/no verdicts but has no simple
@@ -399,37 +403,37 @@ fn diff_cell(d: Option<Difference>) -> String {
 }
 
 impl ExperimentSummary {
-    /// True when the runs held out a validation set, so test figures are apart.
-    pub fn has_test(&self) -> bool {
-        self.variants.iter().any(|v| v.test_acc.is_some())
+    /// True when the runs held out a validation split (`--val-split`).
+    pub fn held_out(&self) -> bool {
+        self.variants.iter().any(|v| v.val_acc.is_some())
+    }
+
+    /// The name of the split runs are compared on (see [`compared_on`]): "val" or "test".
+    pub fn compared_name(&self) -> &'static str {
+        compared_on(self.held_out().then_some("val"), "test")
     }
 
     /// The ranked comparison table. A variant whose every seed diverged has no rank
     /// and is never "best".
     pub fn compare_table(&self) -> Table {
-        let (tuned, test) = (!self.tune.is_empty(), self.has_test());
-        let ranked_on = if test { "test" } else { "val" };
+        let (tuned, val) = (!self.tune.is_empty(), self.held_out());
         let vs_best = if self.variants.len() > 2 {
-            format!("{ranked_on} acc vs best [joint 95% CI]")
+            "test acc vs best [joint 95% CI]"
         } else {
-            format!("{ranked_on} acc vs best [95% CI]")
+            "test acc vs best [95% CI]"
         };
         let any_diverged = self.variants.iter().any(|v| !v.diverged_seeds.is_empty());
+        let gap = format!("gap (train-{})", self.compared_name());
         let mut head: Vec<&str> = vec!["rank", "variant"];
         head.extend(tuned.then_some("chosen"));
         head.push("seeds");
         head.extend(any_diverged.then_some("diverged"));
-        head.extend(test.then_some("test acc"));
-        head.extend(["val acc", "train acc"]);
-        head.extend(test.then_some("test loss"));
-        head.extend([
-            "val loss",
-            "train loss",
-            "gap (train-val)",
-            "ep→90%",
-            "ep→97%",
-        ]);
-        head.extend(["seconds", vs_best.as_str()]);
+        head.push("test acc");
+        head.extend(val.then_some("val acc"));
+        head.extend(["train acc", "test loss"]);
+        head.extend(val.then_some("val loss"));
+        head.extend(["train loss", gap.as_str(), "ep→90%", "ep→97%"]);
+        head.extend(["seconds", vs_best]);
         let mut t = Table::new(&head);
         t.align[1] = super::table::Align::Left;
         t.sticky = 2;
@@ -441,7 +445,7 @@ impl ExperimentSummary {
             "val loss",
             "train acc",
             "ep→90%",
-            "gap (train-val)",
+            gap.as_str(),
         ]);
         for (i, v) in self.variants.iter().enumerate() {
             let ranked = v.rank_acc().is_some();
@@ -454,12 +458,12 @@ impl ExperimentSummary {
             row.extend(tuned.then(|| chosen_text(v)));
             row.push(v.seeds.len().to_string());
             row.extend(any_diverged.then(|| v.diverged_seeds.len().to_string()));
-            row.extend(test.then(|| cell(v.test_acc, Unit::Percent, Spread::Std)));
-            row.push(cell(v.val_acc, Unit::Percent, Spread::Std));
+            row.push(cell(v.test_acc, Unit::Percent, Spread::Std));
+            row.extend(val.then(|| cell(v.val_acc, Unit::Percent, Spread::Std)));
             row.push(cell(v.train_acc, Unit::Percent, Spread::Std));
-            row.extend(test.then(|| cell(v.test_loss, Unit::Plain(4), Spread::Std)));
+            row.push(cell(v.test_loss, Unit::Plain(4), Spread::Std));
+            row.extend(val.then(|| cell(v.val_loss, Unit::Plain(4), Spread::Std)));
             row.extend([
-                cell(v.val_loss, Unit::Plain(4), Spread::Std),
                 cell(v.train_loss, Unit::Plain(4), Spread::Std),
                 cell(v.gap, Unit::Points, Spread::Std),
                 v.epochs_to_90.cell(),
@@ -545,10 +549,10 @@ impl ExperimentSummary {
     /// What "val" and "test" mean here, and how tuned settings were chosen.
     fn split_notes(&self) -> Vec<String> {
         let mut n = Vec::new();
-        if self.has_test() {
+        if self.held_out() {
             n.push("val = training images held out by --val-split (class-stratified, the same for every run, never trained on); test = the test set, used only to rank and report, never to choose".into());
         } else if self.report == ReportKind::Exercise {
-            n.push("\"val\" is the 10,000-image test set, as in the exercise; --val-split N holds out a validation set instead".into());
+            n.push("test = the test set, which the exercise calls \"validation\"; --val-split N holds out a validation set instead".into());
         }
         if !self.tune.is_empty() {
             let points = self.tune.iter().map(|a| a.values.len()).product::<usize>();

@@ -18,12 +18,12 @@ impl std::fmt::Display for ActivationBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  val acc {:.2}%  first layer {}",
+            "{:<12} {:.3} s/epoch  {:>9.0} images/s  {:>6.1} GFLOP/s-eq  test acc {:.2}%  first layer {}",
             self.activation,
             self.epoch_seconds,
             self.images_per_second,
             self.gflops_equivalent,
-            self.val_acc * 100.0,
+            self.test_acc * 100.0,
             self.first_layer
         )
     }
@@ -42,8 +42,9 @@ pub struct ActivationBench {
     pub images_per_second: f64,
     /// 6 x parameters x images / seconds, in GFLOP/s.
     pub gflops_equivalent: f64,
-    /// Validation accuracy after the timed epochs (a sanity check that it learned).
-    pub val_acc: f64,
+    /// Test accuracy after the timed epochs (a sanity check that it learned).
+    #[serde(alias = "val_acc")]
+    pub test_acc: f64,
     /// The first layer's kernel: "sparse", "dense", or "dense (reference)".
     pub first_layer: String,
 }
@@ -276,13 +277,13 @@ fn time_activation<'a>(
         && crate::nn::sparse::available()
         && nonzero_share(split.train.images()) <= crate::nn::sparse::DENSE_ABOVE as f64;
     let mut all = Vec::new();
-    let mut val_acc = 0.0;
+    let mut test_acc = 0.0;
     for _ in 0..plan.epochs {
         let s = tr
             .run_epoch(&mut Silent, &stop)
             .ok_or_else(|| anyhow::anyhow!("{act}: training diverged during the benchmark"))?;
         all.push(s.seconds);
-        val_acc = s.val_acc;
+        test_acc = s.test.acc;
     }
     let best = all.iter().copied().fold(f64::INFINITY, f64::min);
     let n = split.train.len() as f64;
@@ -292,7 +293,7 @@ fn time_activation<'a>(
         all_epochs: all,
         images_per_second: n / best,
         gflops_equivalent: 6.0 * tr.model.params.len() as f64 * n / best / 1e9,
-        val_acc,
+        test_acc,
         first_layer: match (first_layer, sparse) {
             (FirstLayer::Dense, _) => "dense (reference)",
             (_, true) => "sparse",

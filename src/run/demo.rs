@@ -13,7 +13,7 @@ use crate::nn::Mlp;
 use crate::report::demo::{self, DemoModel};
 use crate::report::pct;
 use crate::report::summary::ExperimentSummary;
-use crate::train::RunRecord;
+use crate::store::records::RunRecord;
 
 /// Most models one experiment's page shows (the best-ranked variants).
 const MAX_MODELS: usize = 12;
@@ -85,8 +85,8 @@ fn samples_for(dataset: DatasetName, data_dir: Option<&Path>) -> Option<Dataset>
     }
 }
 
-/// The run of `variant` with the best final validation accuracy (the lower seed on a
-/// tie) whose model was saved in one of `dirs`, with that model's file.
+/// The run of `variant` with the best final accuracy on the split runs are compared
+/// on (the held-out validation split, else the test set; the lower seed on a tie) whose model was saved in one of `dirs`, with that model's file.
 fn best_saved<'a>(
     records: &'a [RunRecord],
     variant: &str,
@@ -94,10 +94,10 @@ fn best_saved<'a>(
 ) -> Option<(&'a RunRecord, PathBuf)> {
     let mut runs: Vec<&RunRecord> = records
         .iter()
-        .filter(|r| r.variant == variant && r.diverged.is_none() && r.final_val.is_some())
+        .filter(|r| r.variant == variant && r.diverged.is_none() && r.compared().is_some())
         .collect();
     runs.sort_by(|a, b| {
-        let acc = |r: &RunRecord| r.final_val.map_or(0.0, |m| m.acc);
+        let acc = |r: &RunRecord| r.compared().map_or(0.0, |m| m.acc);
         acc(b)
             .total_cmp(&acc(a))
             .then(a.config.seed.cmp(&b.config.seed))
@@ -130,8 +130,8 @@ pub fn experiment_demo(
         let runs_of = v.point.as_deref().unwrap_or(&v.name);
         if let Some((r, file)) = best_saved(records, runs_of, dirs) {
             let (model, meta) = load_model(&file, None)?;
-            let acc = r.final_val.map_or(0.0, |m| m.acc);
-            let label = format!("{}, seed {}, val acc {}", r.label, r.config.seed, pct(acc));
+            let acc = r.final_test.map_or(0.0, |m| m.acc);
+            let label = format!("{}, seed {}, test acc {}", r.label, r.config.seed, pct(acc));
             loaded.push((v.name.clone(), label, model, meta));
         }
     }

@@ -17,7 +17,8 @@ use crate::experiment::{Experiment, Job};
 use crate::report::html::{write_report, Page};
 use crate::report::pct;
 use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
-use crate::train::{EpochStats, Progress, RunRecord};
+use crate::store::records::RunRecord;
+use crate::train::{EpochFigures, Progress};
 
 /// How an experiment command runs its jobs and where results go.
 pub struct ExperimentRun {
@@ -312,9 +313,12 @@ impl Watch for Bars {
     }
 
     fn run_ended(&self, job: &Job, record: &RunRecord, reused: bool, done: usize) {
-        let what = match (&record.diverged, record.final_val) {
+        let what = match (&record.diverged, record.final_test) {
             (Some(d), _) => format!("diverged at epoch {} step {}", d.epoch, d.step),
-            (None, Some(v)) => format!("val acc {}", pct(v.acc)),
+            (None, Some(t)) => match record.final_val {
+                Some(v) => format!("val acc {}, test acc {}", pct(v.acc), pct(t.acc)),
+                None => format!("test acc {}", pct(t.acc)),
+            },
             (None, None) => "stopped".into(),
         };
         let how = if reused {
@@ -361,7 +365,7 @@ impl Progress for RunBar<'_> {
         }
     }
 
-    fn epoch_end(&mut self, s: &EpochStats) {
+    fn epoch_end(&mut self, s: &EpochFigures) {
         if let Some(b) = &self.bar {
             b.set_position((s.epoch * self.steps) as u64);
         }

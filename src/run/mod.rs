@@ -14,7 +14,7 @@ use anyhow::Result;
 
 use crate::config::TrainConfig;
 use crate::data::{self, Split};
-use crate::train::RunRecord;
+use crate::store::records::RunRecord;
 
 pub use experiment::{experiment_command, ExperimentRun};
 pub use train::{train_command, TrainIo};

@@ -16,9 +16,10 @@ use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::report::pct;
 use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
+use crate::store::records::RunRecord;
 use crate::store::records::{write_record, RECORD};
 use crate::store::tensorboard::EventWriter;
-use crate::train::{self, EpochStats, Progress, RunRecord, Trainer};
+use crate::train::{EpochFigures, Progress, Trainer};
 
 /// One line per epoch on stdout, and a progress bar on stderr when it is a terminal.
 pub struct EpochPrinter {
@@ -59,22 +60,22 @@ impl Progress for EpochPrinter {
         }
     }
 
-    fn epoch_end(&mut self, s: &EpochStats) {
+    fn epoch_end(&mut self, s: &EpochFigures) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        let test = match (s.test_loss, s.test_acc) {
-            (Some(l), Some(a)) => format!("  test loss {l:.4} acc {}", pct(a)),
-            _ => String::new(),
-        };
+        let val = s
+            .val
+            .map(|v| format!("  val loss {:.4} acc {}", v.loss, pct(v.acc)))
+            .unwrap_or_default();
         println!(
-            "epoch {}/{}  train loss {:.4} acc {}  val loss {:.4} acc {}{test}  {:.2}s",
+            "epoch {}/{}  train loss {:.4} acc {}{val}  test loss {:.4} acc {}  {:.2}s",
             s.epoch,
             self.epochs,
-            s.train_loss,
-            pct(s.train_acc),
-            s.val_loss,
-            pct(s.val_acc),
+            s.train.loss,
+            pct(s.train.acc),
+            s.test.loss,
+            pct(s.test.acc),
             s.seconds
         );
     }
@@ -130,7 +131,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     let record_path = out.join(RECORD);
     if io.resume.is_some() {
         // The checkpoint is the truth: bring a record left behind by a crash up to it.
-        write_record(&record_path, &train::finish_partial(&tr, t0))?;
+        write_record(&record_path, &RunRecord::partial(&tr, t0))?;
     }
     run_epochs(&mut tr, &origin, t0, io.tensorboard.as_deref())?;
     if STOP.load(Ordering::SeqCst) && tr.diverged.is_none() {
@@ -143,7 +144,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
         ))
         .into());
     }
-    let record = train::finish(&mut tr, t0);
+    let record = RunRecord::finish(&mut tr, t0);
     write_record(&record_path, &record)?;
     if let Some(d) = &record.diverged {
         anyhow::bail!("{d} (record: {})", record_path.display());
@@ -336,7 +337,7 @@ fn run_epochs(
         let done = tr.history.len();
         Checkpoint::of(tr).with_origin(origin.clone()).save(out)?;
         crate::faults::at("checkpoint", done, Some(&STOP));
-        write_record(&record_path, &train::finish_partial(tr, t0))?;
+        write_record(&record_path, &RunRecord::partial(tr, t0))?;
         crate::faults::at("record", done, Some(&STOP));
         Ok::<(), anyhow::Error>(())
     })?;
@@ -365,17 +366,17 @@ fn timings(record: &RunRecord) -> String {
 
 /// The final figures and where the record is.
 fn print_final(record: &RunRecord, record_path: &Path) {
-    if let (Some(t), Some(v)) = (record.final_train, record.final_val) {
-        let test = record
-            .final_test
-            .map(|m| format!("  test acc {} loss {:.4}", pct(m.acc), m.loss))
+    if let (Some(t), Some(test)) = (record.final_train, record.final_test) {
+        let val = record
+            .final_val
+            .map(|m| format!("  val acc {} loss {:.4}", pct(m.acc), m.loss))
             .unwrap_or_default();
         println!(
-            "final  train acc {} loss {:.4}  val acc {} loss {:.4}{test}  ({})",
+            "final  train acc {} loss {:.4}{val}  test acc {} loss {:.4}  ({})",
             pct(t.acc),
             t.loss,
-            pct(v.acc),
-            v.loss,
+            pct(test.acc),
+            test.loss,
             timings(record)
         );
     }

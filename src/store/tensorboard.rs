@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use super::StoreError;
 use crate::data::Dataset;
 use crate::nn::Mlp;
-use crate::train::EpochStats;
+use crate::train::EpochFigures;
 
 /// `tensorflow/core/util/event.proto`: Event (the fields written here).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -284,20 +284,20 @@ impl EventWriter {
     /// gradient norms at their global steps, unit shares and histograms.
     pub fn epoch(
         &mut self,
-        stats: &EpochStats,
+        stats: &EpochFigures,
         model: &Mlp,
         diag: Option<&crate::diagnostics::Diagnostics>,
     ) -> Result<(), StoreError> {
         let step = stats.epoch as i64;
         let mut v = vec![
-            scalar("train/loss", stats.train_loss),
-            scalar("train/accuracy", stats.train_acc),
-            scalar("val/loss", stats.val_loss),
-            scalar("val/accuracy", stats.val_acc),
+            scalar("train/loss", stats.train.loss),
+            scalar("train/accuracy", stats.train.acc),
+            scalar("test/loss", stats.test.loss),
+            scalar("test/accuracy", stats.test.acc),
             scalar("time/epoch_seconds", stats.seconds),
         ];
-        if let (Some(l), Some(a)) = (stats.test_loss, stats.test_acc) {
-            v.extend([scalar("test/loss", l), scalar("test/accuracy", a)]);
+        if let Some(m) = stats.val {
+            v.extend([scalar("val/loss", m.loss), scalar("val/accuracy", m.acc)]);
         }
         self.values(step, v)?;
         if let Some(d) = diag {

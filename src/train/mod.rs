@@ -1,5 +1,5 @@
 //! The training loop: epochs of shuffled mini-batches, validation after each epoch,
-//! divergence detection, and the run record that reports it all.
+//! divergence detection, and the figures each epoch measured.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -14,11 +14,11 @@ use crate::diagnostics::Recorder;
 use crate::eval::{argmax, Evaluation, Evaluator};
 use crate::nn::{Mlp, Optimizer, Rng, Workspace};
 
-mod record;
+mod figures;
 mod split_layer;
 mod team;
 
-pub use record::{finish, finish_partial, DatasetInfo, EpochStats, RunRecord};
+pub use figures::{EpochFigures, FinalFigures};
 
 /// Where and how a run diverged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +49,7 @@ pub trait Progress: Send {
     /// `done` steps of the current epoch are finished.
     fn step(&mut self, _done: usize) {}
     /// An epoch ended with these figures.
-    fn epoch_end(&mut self, _stats: &EpochStats) {}
+    fn epoch_end(&mut self, _stats: &EpochFigures) {}
 }
 
 /// Progress that shows nothing.
@@ -80,7 +80,7 @@ pub struct Trainer<'a> {
     /// The run's only source of randomness.
     pub rng: Rng,
     /// Completed epochs.
-    pub history: Vec<EpochStats>,
+    pub history: Vec<EpochFigures>,
     /// Set when a step produced a non-finite loss.
     pub diverged: Option<Divergence>,
     /// Diagnostics collector (None with `diagnostics = false`).
@@ -384,7 +384,7 @@ impl<'a> Trainer<'a> {
         &mut self,
         progress: &mut dyn Progress,
         stop: &AtomicBool,
-    ) -> Option<EpochStats> {
+    ) -> Option<EpochFigures> {
         let epoch = self.history.len() + 1;
         let steps = self.steps_per_epoch();
         if self.cfg.shuffle {
@@ -407,23 +407,18 @@ impl<'a> Trainer<'a> {
         // The test pass is kept (with its mistakes) for the run's final figures: the
         // model does not change before them.
         let (test_eval, wrong) = self.test_pass();
-        let held_out = self.split.val.is_some();
-        let val = if held_out {
-            self.validate()
-        } else {
-            test_eval.clone()
-        };
-        let test = held_out.then_some(test_eval.metrics);
+        let val = self.split.val.is_some().then(|| self.validate().metrics);
+        let test = test_eval.metrics;
         self.last_test = Some((epoch, test_eval, wrong));
         let n_train = self.split.train.len() as f64;
-        let stats = EpochStats {
+        let stats = EpochFigures {
             epoch,
-            train_loss: loss_sum / n_train,
-            train_acc: correct as f64 / n_train,
-            val_loss: val.metrics.loss,
-            val_acc: val.metrics.acc,
-            test_loss: test.as_ref().map(|m| m.loss),
-            test_acc: test.as_ref().map(|m| m.acc),
+            train: crate::eval::Metrics {
+                loss: loss_sum / n_train,
+                acc: correct as f64 / n_train,
+            },
+            val,
+            test,
             seconds,
         };
         progress.epoch_end(&stats);
@@ -494,20 +489,6 @@ fn score(out: &[f32], y: &[u8], loss: crate::nn::Loss) -> (f64, usize) {
         .filter(|(r, &t)| argmax(r) == t as usize)
         .count();
     (loss.sum(out, y, c), correct)
-}
-
-/// Train to the end (or divergence / stop) and produce the record and the model.
-pub fn train(
-    cfg: &TrainConfig,
-    split: &Split,
-    progress: &mut dyn Progress,
-    stop: &AtomicBool,
-) -> (RunRecord, Mlp) {
-    let t0 = Instant::now();
-    let mut tr = Trainer::new(cfg.clone(), split);
-    let _ = tr.run_remaining(progress, stop, |_| Ok::<(), std::convert::Infallible>(()));
-    let record = finish(&mut tr, t0);
-    (record, tr.model)
 }
 
 #[cfg(test)]
@@ -595,7 +576,7 @@ mod tests {
     /// the loss and the sampled gradient norms agree closely.
     #[test]
     fn two_threads_split_the_first_layer_exactly() {
-        fn run(s: &Split, threads: usize) -> (Vec<f32>, Vec<f32>, EpochStats, Trainer<'_>) {
+        fn run(s: &Split, threads: usize) -> (Vec<f32>, Vec<f32>, EpochFigures, Trainer<'_>) {
             let cfg = TrainConfig {
                 threads,
                 epochs: 1,
@@ -631,7 +612,7 @@ mod tests {
         );
         let s = sparse_split(680);
         let ((p1, _, a, one), (p2, _, b, two)) = (run(&s, 1), run(&s, 2));
-        assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{a:?} vs {b:?}");
+        assert!((a.train.loss - b.train.loss).abs() < 1e-5, "{a:?} vs {b:?}");
         assert!(close(&p1, &p2, 1e-4));
         let norms = |t: &Trainer| t.recorder.as_ref().map(|r| r.diag.grad_norms.clone());
         let (na, nb) = (

@@ -281,7 +281,7 @@ pub fn mnist_slice(n_train: usize, n_test: usize) -> actlab::data::Split {
 }
 
 /// The run record in `path` with every timing set to 0.
-pub fn record_without_timings(path: &std::path::Path) -> actlab::train::RunRecord {
+pub fn record_without_timings(path: &std::path::Path) -> actlab::store::records::RunRecord {
     actlab::store::records::read_record(path)
         .unwrap()
         .without_timings()
