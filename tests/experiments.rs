@@ -65,7 +65,7 @@ fn exercise_table_has_rows_columns_and_verdicts() {
         "ep→90%",
         "ep→97%",
         "seconds",
-        "claimed train / val / val loss",
+        "claim (train / val / loss)",
     ] {
         assert!(md.contains(col), "missing column {col}:\n{md}");
     }

@@ -28,11 +28,11 @@ pub fn table(s: &ExperimentSummary) -> Table {
     let mut head = vec!["variant", "model", "train acc"];
     head.extend(val.then_some("val acc"));
     head.extend(["test acc", "train loss", &loss, &gap, "ep→90%", "ep→97%"]);
-    head.extend(["seconds", "claimed train / val / val loss"]);
+    head.extend(["seconds", "claim (train / val / loss)"]);
     let mut t = Table::new(&head);
     t.align[1] = Align::Left;
     t.align[head.len() - 1] = Align::Left;
-    t.droppable(&["train loss", "seconds", "ep→97%", &loss, "ep→90%"]);
+    t.droppable(&["train loss", "seconds", "ep→97%", &loss, "model", "ep→90%"]);
     for v in by_index(s) {
         let claimed = claim(&v.name)
             .map(|(a, b, c)| format!("{:.0}% / {:.0}% / {c:.2}", a * 100.0, b * 100.0))
