@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::gather_range;
+use crate::data::batch::images_range;
 use crate::data::{Dataset, PIXELS};
-use crate::nn::{Activation, Mlp, Workspace};
+use crate::nn::{Activation, InputBuf, Mlp, Workspace};
 
 /// Steps between gradient-norm samples.
 pub const GRAD_EVERY: usize = 10;
@@ -81,7 +81,7 @@ pub fn pick_mistakes(
 /// Whether an activation has a saturated region we report: the bounded ones, whose
 /// gradient fades (sigmoid, tanh, softsign, logsigmoid) or stops (the hard ones) at
 /// the ends.
-pub fn saturates(a: Activation) -> bool {
+pub fn saturates(a: &Activation) -> bool {
     matches!(
         a,
         Activation::Sigmoid
@@ -95,7 +95,7 @@ pub fn saturates(a: Activation) -> bool {
 }
 
 /// Derivative below 19% of its peak at pre-activation x with output y.
-fn is_saturated(a: Activation, x: f32, y: f32) -> bool {
+fn is_saturated(a: &Activation, x: f32, y: f32) -> bool {
     match a {
         Activation::Sigmoid => y * (1.0 - y) < SATURATION * 0.25,
         Activation::Tanh => 1.0 - y * y < SATURATION,
@@ -104,7 +104,7 @@ fn is_saturated(a: Activation, x: f32, y: f32) -> bool {
 }
 
 /// Whether unit `u` of a layer `w` wide has no gradient for any row: dead.
-fn is_dead(a: Activation, z: &[f32], h: &[f32], w: usize, u: usize) -> bool {
+fn is_dead(a: &Activation, z: &[f32], h: &[f32], w: usize, u: usize) -> bool {
     let mut rows = z.chunks_exact(w).zip(h.chunks_exact(w));
     match a {
         Activation::Relu => rows.all(|(_, y)| y[u] <= 0.0),
@@ -125,7 +125,10 @@ fn mean_std(v: &[f32]) -> (f64, f64) {
 /// L2 norm of each layer's weight gradient in a flat gradient vector.
 pub fn grad_norms(model: &Mlp, grads: &[f32]) -> Vec<f64> {
     (0..model.arch.layers())
-        .map(|l| sum_of_squares(model.split(grads, l).0).sqrt())
+        .map(|l| {
+            let (w, b) = model.offsets_of(l);
+            sum_of_squares(&grads[w..b]).sqrt()
+        })
         .collect()
 }
 
@@ -168,7 +171,8 @@ pub fn layer_stats(
     };
     for l in 0..layers {
         let w = model.arch.sizes[l + 1];
-        let (m, s) = mean_std(&ws.z[l][..n * w]);
+        let (lin, f) = model.hidden_at(l);
+        let (m, s) = mean_std(ws.output_of(lin, n));
         d.pre_mean.push(m);
         d.pre_std.push(s);
         if l + 1 == layers {
@@ -178,9 +182,8 @@ pub fn layer_stats(
             d.dead.push(None);
             continue;
         }
-        let act = model.arch.activations[l];
-        let z = &ws.z[l][..n * w];
-        let h = &ws.h[l][..n * w];
+        let act = &model.arch.activations[l];
+        let (z, h) = (ws.output_of(lin, n), ws.output_of(f, n));
         let (m, s) = mean_std(h);
         d.act_mean.push(Some(m));
         d.act_std.push(Some(s));
@@ -258,12 +261,9 @@ impl Recorder {
         self.epoch_first_sample = self.diag.grad_norms.len();
         // The scaled sample and its activations live only for this pass: a run holds
         // the sample as u8, and several runs at once stay small.
-        let mut ws = Workspace::new(&model.arch, self.n.max(1), false);
+        let mut ws = Workspace::new(model, self.n.max(1), false);
         if self.n > 0 {
-            let mut x = vec![0.0; self.n * PIXELS];
-            let mut y = vec![0u8; self.n];
-            gather_range(&self.sample, 0, &mut x, &mut y);
-            model.forward(&mut ws, &x, self.n, false);
+            forward_all(model, &mut ws, &self.sample);
         }
         let stats = layer_stats(model, &ws, self.n, epoch, grad_norm);
         self.diag.epochs.push(stats);
@@ -276,16 +276,20 @@ pub fn activations_on(model: &Mlp, data: &Dataset) -> Vec<Vec<f32>> {
     if n == 0 {
         return Vec::new();
     }
-    let mut ws = Workspace::new(&model.arch, n, false);
-    let mut x = vec![0.0; n * PIXELS];
-    let mut y = vec![0u8; n];
-    gather_range(data, 0, &mut x, &mut y);
-    model.forward(&mut ws, &x, n, false);
-    let widths = &model.arch.sizes[1..model.arch.sizes.len() - 1];
-    ws.h.iter()
-        .zip(widths)
-        .map(|(h, w)| h[..n * w].to_vec())
+    let mut ws = Workspace::new(model, n, false);
+    forward_all(model, &mut ws, data);
+    (0..model.arch.activations.len())
+        .map(|l| ws.output_of(model.hidden_at(l).1, n).to_vec())
         .collect()
+}
+
+/// An evaluation pass over all of `data` (dense rows, kept sparse when they are).
+fn forward_all(model: &Mlp, ws: &mut Workspace, data: &Dataset) {
+    let n = data.len();
+    let mut x = vec![0.0; n * PIXELS];
+    images_range(data, 0, &mut x);
+    let mut input = InputBuf::default();
+    model.forward_eval(ws, input.dense(&x, n, PIXELS));
 }
 
 #[cfg(test)]
@@ -308,8 +312,9 @@ mod tests {
     fn model(act: Activation) -> Mlp {
         let arch = Arch {
             sizes: vec![784, 16, 8, 10],
-            activations: vec![act, act],
+            activations: vec![act.clone(), act],
             output: OutputFn::LogSoftmax,
+            dropout: 0.0,
         };
         Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(0))
     }

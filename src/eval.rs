@@ -2,10 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::gather_range;
-use crate::data::{Dataset, PIXELS};
-use crate::nn::sparse::{Listed, RowLists, DENSE_ABOVE};
-use crate::nn::{Loss, Mlp, Workspace};
+use crate::data::{batch, Dataset, PIXELS};
+use crate::nn::sparse::DENSE_ABOVE;
+use crate::nn::{ByteRows, InputBuf, Loss, Mlp, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
 const EVAL_BATCH: usize = 256;
@@ -78,9 +77,8 @@ pub fn argmax(row: &[f32]) -> usize {
 /// Reusable buffers for evaluating one model architecture.
 pub struct Evaluator {
     ws: Workspace,
-    x: Vec<f32>,
-    y: Vec<u8>,
-    /// The rows of the current batch, for the sparse first layer.
+    input: InputBuf,
+    /// The rows of the current batch.
     pick: Vec<u32>,
 }
 
@@ -88,16 +86,15 @@ impl Evaluator {
     /// Buffers for `model`'s architecture.
     pub fn new(model: &Mlp) -> Self {
         Evaluator {
-            ws: Workspace::new(&model.arch, EVAL_BATCH, false),
-            x: vec![0.0; EVAL_BATCH * PIXELS],
-            y: vec![0; EVAL_BATCH],
+            ws: Workspace::new(model, EVAL_BATCH, false),
+            input: InputBuf::default(),
             pick: Vec::with_capacity(EVAL_BATCH),
         }
     }
 
     /// The same, with the first layer's kernel chosen (default: by each batch).
     pub fn with_first_layer(mut self, policy: crate::nn::FirstLayer) -> Self {
-        self.ws.first_layer = policy;
+        self.input.policy = policy;
         self
     }
 
@@ -112,32 +109,17 @@ impl Evaluator {
         let c = model.arch.classes();
         let mut confusion = vec![vec![0u32; c]; c];
         let mut total = 0.0f64;
-        let (lists, values) = (row_lists(data), &crate::data::batch::PIXEL_VALUES);
         let mut start = 0;
         while start < data.len() {
             let n = EVAL_BATCH.min(data.len() - start);
             self.pick.clear();
             self.pick.extend(start as u32..(start + n) as u32);
-            self.y[..n].copy_from_slice(&data.labels[start..start + n]);
-            let listed = lists.map(|lists| Listed {
-                lists,
-                pick: &self.pick,
-                values,
-            });
-            if let Some(x) = listed.filter(|x| self.ws.takes_listed(x, PIXELS)) {
-                model.forward_listed(&mut self.ws, x);
-            } else {
-                if !self
-                    .ws
-                    .prepare_sparse(data.images(), None, &self.pick, PIXELS, values, false)
-                {
-                    gather_range(data, start, &mut self.x[..n * PIXELS], &mut self.y[..n]);
-                }
-                model.forward(&mut self.ws, &self.x, n, false);
-            }
-            let out = &self.ws.y[..n * c];
-            total += loss.sum(out, &self.y[..n], c);
-            for (i, (row, &t)) in out.chunks_exact(c).zip(&self.y[..n]).enumerate() {
+            let labels = &data.labels[start..start + n];
+            let dense = |x: &mut [f32]| batch::images_range(data, start, x);
+            let x = self.input.eval(byte_rows(data), &self.pick, dense);
+            let out = model.forward_eval(&mut self.ws, x);
+            total += loss.sum(out, labels, c);
+            for (i, (row, &t)) in out.chunks_exact(c).zip(labels).enumerate() {
                 confusion[t as usize][argmax(row)] += 1;
                 each(start + i, row);
             }
@@ -155,11 +137,15 @@ impl Evaluator {
     }
 }
 
-/// `data`'s non-zero pixels as the sparse first layer reads them, when `data` is
-/// mostly zeros (listed on first use, then shared).
-pub fn row_lists(data: &Dataset) -> Option<RowLists<'_>> {
-    let (ends, cols, bytes) = data.nonzero(DENSE_ABOVE)?.parts();
-    Some(RowLists { ends, cols, bytes })
+/// `data`'s images as the first layer reads them: bytes through the pixel table, with
+/// their non-zero lists when `data` is mostly zeros (listed on first use, then shared).
+pub fn byte_rows(data: &Dataset) -> ByteRows<'_> {
+    ByteRows {
+        images: data.images(),
+        lists: data.nonzero(DENSE_ABOVE).map(|z| z.lists()),
+        width: PIXELS,
+        values: &batch::PIXEL_VALUES,
+    }
 }
 
 /// Evaluate `model` on `data` (a convenience over [`Evaluator`]).

@@ -300,6 +300,7 @@ impl ModelMeta {
             sizes: self.sizes.clone(),
             activations: self.activations.clone(),
             output: self.output,
+            dropout: 0.0,
         }
     }
 }
@@ -432,7 +433,7 @@ fn inferred_meta(
     let mut activations = if base.activations.len() == hidden {
         base.activations.clone()
     } else {
-        let first = base.activations.first().copied();
+        let first = base.activations.first().cloned();
         vec![first.unwrap_or(crate::nn::Activation::Relu); hidden]
     };
     // A PyTorch net with `act{i} = nn.PReLU()` carries its learned slopes: those

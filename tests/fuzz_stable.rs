@@ -36,8 +36,10 @@ fn model(data: &[u8]) {
     if let Ok(f) = parse_tensors(data, path) {
         if let Ok((m, _)) = model_from_file(&f, path, None) {
             if m.arch.sizes[0] <= 4096 && m.params.len() <= 1 << 22 {
-                let mut ws = actlab::nn::Workspace::new(&m.arch, 1, false);
-                m.forward(&mut ws, &vec![0.5; m.arch.sizes[0]], 1, false);
+                let mut ws = actlab::nn::Workspace::new(&m, 1, false);
+                let x = vec![0.5; m.arch.sizes[0]];
+                let mut input = actlab::nn::InputBuf::default();
+                m.forward_eval(&mut ws, input.dense(&x, 1, x.len()));
             }
         }
     }

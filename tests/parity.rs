@@ -7,7 +7,7 @@ use std::path::Path;
 
 use actlab::model_io::{named_params, params_from, read_tensors};
 use actlab::nn::{
-    Activation, Arch, Loss, Mlp, OptimConfig, OptimKind, Optimizer, OutputFn, Workspace,
+    Activation, Arch, InputBuf, Loss, Mlp, OptimConfig, OptimKind, Optimizer, OutputFn, Workspace,
 };
 
 struct Case {
@@ -126,21 +126,14 @@ fn run_steps(
     steps: usize,
 ) -> Vec<f32> {
     let mut m = model.clone();
-    let mut ws = Workspace::new(&m.arch, t.len(), false);
+    let mut ws = Workspace::new(&m, t.len(), true);
     let mut grads = vec![0.0; m.params.len()];
     let mut opt = Optimizer::new(cfg, m.params.len());
+    let mut input = InputBuf::default();
     for _ in 0..steps {
-        m.forward(&mut ws, x, t.len(), false);
-        m.backward(
-            &mut ws,
-            x,
-            t,
-            t.len(),
-            t.len(),
-            case.loss,
-            false,
-            &mut grads,
-        );
+        let x = input.dense_train(x, t.len(), m.arch.sizes[0]);
+        m.forward_train(&mut ws, x)
+            .backward(&m, t, t.len(), case.loss, &mut grads);
         opt.step(&mut m.params, &grads);
     }
     m.params
@@ -185,17 +178,19 @@ fn all_cases_match_pytorch() {
     for case in &cases {
         let arch = Arch {
             sizes: dims.clone(),
-            activations: vec![case.hidden; dims.len() - 2],
+            activations: vec![case.hidden.clone(); dims.len() - 2],
             output: case.output,
+            dropout: 0.0,
         };
         let params = params_from(&init, &init_path, &arch, "").unwrap();
         let model = Mlp::from_params(arch, params);
         let path = dir.join(&case.file);
         let want = read_tensors(&path).unwrap();
 
-        let mut ws = Workspace::new(&model.arch, n, false);
-        model.forward(&mut ws, &x, n, false);
-        let out = ws.outputs(n).to_vec();
+        let mut ws = Workspace::new(&model, n, true);
+        let mut input = InputBuf::default();
+        let trace = model.forward_train(&mut ws, input.dense_train(&x, n, model.arch.sizes[0]));
+        let out = trace.outputs().to_vec();
         assert_close(
             &format!("{} output", case.name),
             &out,
@@ -214,7 +209,7 @@ fn all_cases_match_pytorch() {
         assert!(((loss as f64 - case.loss_value) / case.loss_value).abs() < 1e-4);
 
         let mut grads = vec![0.0; model.params.len()];
-        model.backward(&mut ws, &x, &t, n, n, case.loss, false, &mut grads);
+        trace.backward(&model, &t, n, case.loss, &mut grads);
         let want_grads = params_from(&want, &path, &model.arch, "grad.").unwrap();
         assert_close_per_tensor(
             &format!("{} gradient", case.name),
@@ -277,8 +272,10 @@ fn all_cases_of_the_second_set_match_pytorch() {
     let dir = common::fixtures_of("torch-parity-2");
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut formulas = actlab::nn::formula::Formulas::default();
     for (name, text) in m["define"].as_object().unwrap() {
-        actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap();
+        let f = actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap();
+        formulas.add(f).unwrap();
     }
     let mut checked = Vec::new();
     for c in m["cases"].as_array().unwrap() {
@@ -286,7 +283,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| h.as_str().unwrap().parse().unwrap())
+            .map(|h| Activation::parse_with(h.as_str().unwrap(), &formulas).unwrap())
             .collect();
         if !c["train"].is_null() {
             continue;
@@ -294,7 +291,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
         let name = c["name"].as_str().unwrap();
         let case = Case {
             name: name.into(),
-            hidden: hidden[0],
+            hidden: hidden[0].clone(),
             output: c["output"].as_str().unwrap().parse().unwrap(),
             loss: c["loss"].as_str().unwrap().parse().unwrap(),
             file: c["file"].as_str().unwrap().into(),
@@ -309,15 +306,17 @@ fn all_cases_of_the_second_set_match_pytorch() {
                 .collect(),
             activations: hidden,
             output: case.output,
+            dropout: 0.0,
         };
         let path = dir.join(&case.file);
         let f = read_tensors(&path).unwrap();
         let model = Mlp::from_params(arch.clone(), params_from(&f, &path, &arch, "").unwrap());
         let (x, t) = batch_of(&f, &path);
         let n = t.len();
-        let mut ws = Workspace::new(&model.arch, n, false);
-        model.forward(&mut ws, &x, n, false);
-        let out = ws.outputs(n).to_vec();
+        let mut ws = Workspace::new(&model, n, true);
+        let mut input = InputBuf::default();
+        let trace = model.forward_train(&mut ws, input.dense_train(&x, n, model.arch.sizes[0]));
+        let out = trace.outputs().to_vec();
         assert_close(
             &format!("{name} output"),
             &out,
@@ -331,7 +330,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
             "{name} loss {loss}"
         );
         let mut grads = vec![0.0; model.params.len()];
-        model.backward(&mut ws, &x, &t, n, n, case.loss, false, &mut grads);
+        trace.backward(&model, &t, n, case.loss, &mut grads);
         let want = params_from(&f, &path, &model.arch, "grad.").unwrap();
         assert_close_per_tensor(&format!("{name} gradient"), &model.arch, &grads, &want);
         for (prefix, key) in [("adam3.", "adam"), ("sgd3.", "sgd")] {
@@ -404,6 +403,7 @@ fn a_cli_training_run_with_a_partial_batch_matches_pytorch() {
             .collect(),
         activations: vec![Activation::Relu; 2],
         output: OutputFn::LogSoftmax,
+        dropout: 0.0,
     };
     let got = read_tensors(&model).unwrap();
     let got = params_from(&got, &model, &arch, "").unwrap();

@@ -23,32 +23,25 @@ pub fn labels(data: &Dataset, indices: &[u32], y: &mut [u8]) {
 /// u8 -> f32 / 255 (the same f32 division PyTorch's `ToTensor` does), vectorised
 /// for AVX2 where the CPU has it.
 fn scale(src: &[u8], dst: &mut [f32]) {
-    crate::avx2_or_portable!((src: &[u8], dst: &mut [f32]) {
+    crate::simd_dispatch!((src: &[u8], dst: &mut [f32]) {
         for (o, &p) in dst.iter_mut().zip(src) {
             *o = p as f32 / 255.0;
         }
     })
 }
 
-/// Fill `x` ([indices.len(), 784]) and `y` with the images and labels at `indices`.
-pub fn gather(data: &Dataset, indices: &[u32], x: &mut [f32], y: &mut [u8]) {
-    debug_assert_eq!(x.len(), indices.len() * PIXELS);
-    for ((&i, row), label) in indices
-        .iter()
-        .zip(x.chunks_exact_mut(PIXELS))
-        .zip(y.iter_mut())
-    {
-        scale(data.image(i as usize), row);
-        *label = data.labels[i as usize];
-    }
+/// Fill `x` ([n, 784]) with the contiguous images `start..start + n`.
+pub fn images_range(data: &Dataset, start: usize, x: &mut [f32]) {
+    let n = x.len() / PIXELS;
+    scale(&data.images()[start * PIXELS..(start + n) * PIXELS], x);
 }
 
-/// Fill `x` with the contiguous images `start..start + y.len()`.
-pub fn gather_range(data: &Dataset, start: usize, x: &mut [f32], y: &mut [u8]) {
-    let n = y.len();
-    let src = &data.images()[start * PIXELS..(start + n) * PIXELS];
-    scale(src, x);
-    y.copy_from_slice(&data.labels[start..start + n]);
+/// Fill `x` ([indices.len(), 784]) with the images at `indices`.
+pub fn images(data: &Dataset, indices: &[u32], x: &mut [f32]) {
+    debug_assert_eq!(x.len(), indices.len() * PIXELS);
+    for (&i, row) in indices.iter().zip(x.chunks_exact_mut(PIXELS)) {
+        scale(data.image(i as usize), row);
+    }
 }
 
 #[cfg(test)]
@@ -57,13 +50,14 @@ mod tests {
 
     #[test]
     fn gathers_scaled_rows_in_index_order() {
-        let mut images = vec![0u8; 3 * PIXELS];
-        images[PIXELS] = 255;
-        images[2 * PIXELS + 5] = 51;
-        let d = Dataset::new(images, vec![7, 8, 9]);
+        let mut bytes = vec![0u8; 3 * PIXELS];
+        bytes[PIXELS] = 255;
+        bytes[2 * PIXELS + 5] = 51;
+        let d = Dataset::new(bytes, vec![7, 8, 9]);
         let mut x = vec![-1.0; 2 * PIXELS];
         let mut y = [0u8; 2];
-        gather(&d, &[2, 1], &mut x, &mut y);
+        images(&d, &[2, 1], &mut x);
+        labels(&d, &[2, 1], &mut y);
         assert_eq!(y, [9, 8]);
         assert_eq!(x[5], 51.0 / 255.0);
         assert_eq!(x[PIXELS], 1.0);

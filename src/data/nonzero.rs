@@ -65,18 +65,13 @@ impl NonZero {
         Some(z)
     }
 
-    /// Image `i`'s non-zero pixels and their bytes.
-    #[inline]
-    pub fn image(&self, i: usize) -> (&[u16], &[u8]) {
-        let begin = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        let end = self.ends[i] as usize;
-        (&self.cols[begin..end], &self.bytes[begin..end])
-    }
-
-    /// The lists as three arrays: where each image's entries end, their pixels and
-    /// their bytes.
-    pub fn parts(&self) -> (&[u32], &[u16], &[u8]) {
-        (&self.ends, &self.cols, &self.bytes)
+    /// A view of the lists, as the sparse first layer reads them.
+    pub fn lists(&self) -> RowLists<'_> {
+        RowLists {
+            ends: &self.ends,
+            cols: &self.cols,
+            bytes: &self.bytes,
+        }
     }
 
     /// Number of images listed.
@@ -87,6 +82,34 @@ impl NonZero {
     /// True when no image is listed.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+}
+
+/// A view of every row's non-zero entries: row i's columns are
+/// `cols[ends[i - 1]..ends[i]]`, ascending, each with its byte in `bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct RowLists<'a> {
+    /// Where each row's entries end.
+    pub ends: &'a [u32],
+    /// Column of each non-zero input.
+    pub cols: &'a [u16],
+    /// Its byte (a value through the reader's table).
+    pub bytes: &'a [u8],
+}
+
+impl<'a> RowLists<'a> {
+    /// Row i's entries: `begin..end` in `cols` and `bytes`.
+    #[inline(always)]
+    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let begin = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        begin..self.ends[i] as usize
+    }
+
+    /// Row i's columns and bytes.
+    #[inline]
+    pub fn row(&self, i: usize) -> (&'a [u16], &'a [u8]) {
+        let r = self.range(i);
+        (&self.cols[r.clone()], &self.bytes[r])
     }
 }
 
@@ -121,7 +144,7 @@ fn list_rows(images: &[u8], width: usize, cols: &mut [u16], bytes: &mut [u8], en
 
 /// How many bytes of `x` are not 0.
 fn count_nonzero(x: &[u8]) -> usize {
-    crate::avx2_or_portable!((x: &[u8]) -> usize {
+    crate::simd_dispatch!((x: &[u8]) -> usize {
         x.chunks(1 << 16)
             .map(|c| c.iter().map(|&b| u32::from(b != 0)).sum::<u32>() as usize)
             .sum()
@@ -138,11 +161,18 @@ mod tests {
         let images = [0, 3, 0, 0, 7, 0, 0, 0, 0, 0, 9, 1, 2, 0, 255];
         let z = NonZero::build(&images, width, 1.0).expect("built");
         assert_eq!(z.len(), 3);
-        assert_eq!(z.image(0), (&[1u16, 4][..], &[3u8, 7][..]));
-        assert_eq!(z.image(1), (&[][..], &[][..]));
-        assert_eq!(z.image(2), (&[0u16, 1, 2, 4][..], &[9u8, 1, 2, 255][..]));
+        assert_eq!(z.lists().row(0), (&[1u16, 4][..], &[3u8, 7][..]));
+        assert_eq!(z.lists().row(1), (&[][..], &[][..]));
         assert_eq!(
-            (z.image(0).0.len(), z.image(1).0.len(), z.image(2).0.len()),
+            z.lists().row(2),
+            (&[0u16, 1, 2, 4][..], &[9u8, 1, 2, 255][..])
+        );
+        assert_eq!(
+            (
+                z.lists().row(0).0.len(),
+                z.lists().row(1).0.len(),
+                z.lists().row(2).0.len()
+            ),
             (2, 0, 4)
         );
         // 6 of 15 non-zero: refused above 40%.
@@ -173,7 +203,7 @@ mod tests {
                 .filter(|p| *p.1 != 0)
                 .map(|(c, &b)| (c as u16, b))
                 .unzip();
-            let (cols, bytes) = z.image(i);
+            let (cols, bytes) = z.lists().row(i);
             assert_eq!((cols, bytes), (&want.0[..], &want.1[..]), "image {i}");
         }
     }

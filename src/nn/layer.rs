@@ -1,130 +1,155 @@
-//! Fully connected layer y = x W + b, forward and backward.
+//! One layer of a network, forward and backward side by side, by kind.
 //!
-//! Shapes: x [n, in], W [in, out] (row-major: the transpose of `nn.Linear.weight`,
-//! stored input-major so the sparse first layer reads one contiguous row per non-zero
-//! pixel; files keep PyTorch's [out, in], see [`crate::nn::Arch::to_files`]), b [out],
-//! y [n, out]; backward takes dy [n, out] and gives dW [in, out], db [out] and, if
-//! asked, dx [n, in].
+//! Shapes (n = rows of the batch): every layer maps x [n, in] to y [n, out]; its
+//! backward pass takes dy [n, out] and gives dx [n, in] (when asked) and its
+//! parameters' gradients, written into a vector shaped like the parameters.
+//!   Linear      out = fan_out; y = x W + b with W [in, out] at `w`, b [out] at `b`
+//!   Activation  out = in; y = f(x) element-wise (a PReLU's slope at `slope`)
+//!   Dropout     out = in; y = x * mask, mask 0 or 1/(1-p) (training only)
+//!   Output      out = in; y = log_softmax / softmax / sigmoid / identity of rows
+//!
+//! A new kind (conv, pooling, normalisation) is one more arm here and in
+//! [`crate::nn::Arch::build`]; the network and the training step walk the list and
+//! need no change.
 
-/// C[m, n] = A[m, k] * B[k, n] (+ C if `accumulate`), with row and column strides for
-/// each operand so that transposes cost nothing.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(a.len() > (m - 1) * rsa + k.saturating_sub(1) * csa || k == 0);
-    assert!(b.len() > k.saturating_sub(1) * rsb + (n - 1) * csb || k == 0);
-    assert!(c.len() >= m * n);
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: the asserts above keep every index the kernel touches inside the slices.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+use std::borrow::Cow;
+
+use super::activation::Activation;
+use super::linear::LinearShape;
+use super::output::OutputFn;
+
+/// One layer: its kind and where its parameters sit in the flat vector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    /// y = x W + b.
+    Linear {
+        /// Input and output widths.
+        shape: LinearShape,
+        /// Where the weight [in, out] starts in the parameters.
+        w: usize,
+        /// Where the bias [out] starts.
+        b: usize,
+    },
+    /// An element-wise activation.
+    Activation {
+        /// The function (a PReLU's initial slope inside).
+        f: Activation,
+        /// Where a PReLU's learned slope sits in the parameters.
+        slope: Option<usize>,
+    },
+    /// Inverted dropout with probability `p`.
+    Dropout {
+        /// Probability of zeroing a unit.
+        p: f32,
+    },
+    /// The output function over the logits.
+    Output(OutputFn),
 }
 
-/// Shape of one linear layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinearShape {
-    /// Input width.
-    pub fan_in: usize,
-    /// Output width.
-    pub fan_out: usize,
+/// What one layer's forward or backward pass reads and writes besides its data.
+pub struct Ctx<'a> {
+    /// The network's parameters.
+    pub params: &'a [f32],
+    /// Rows of the batch.
+    pub n: usize,
+    /// The layer's dropout mask [n, width] (empty for other kinds).
+    pub mask: &'a [f32],
 }
 
-impl LinearShape {
-    /// Number of weights plus biases.
-    pub fn params(self) -> usize {
-        self.fan_out * (self.fan_in + 1)
+impl Layer {
+    /// Width of the output for an input of `width`.
+    pub fn width(&self, width: usize) -> usize {
+        match self {
+            Layer::Linear { shape, .. } => shape.fan_out,
+            _ => width,
+        }
     }
 
-    /// y = x W + b for `n` rows.
-    pub fn forward(self, w: &[f32], b: &[f32], x: &[f32], n: usize, y: &mut [f32]) {
-        let (i, o) = (self.fan_in, self.fan_out);
-        gemm(n, i, o, x, (i, 1), w, (o, 1), y, false);
-        for row in y[..n * o].chunks_exact_mut(o) {
-            for (v, &bias) in row.iter_mut().zip(b) {
-                *v += bias;
+    /// Whether the layer only acts in training (dropout): in evaluation it passes its
+    /// input on untouched, and the next layer reads that input directly.
+    pub fn training_only(&self) -> bool {
+        matches!(self, Layer::Dropout { .. })
+    }
+
+    /// The activation as it computes now: a PReLU is a leaky ReLU with its current
+    /// learned slope.
+    pub fn activation<'f>(
+        f: &'f Activation,
+        slope: Option<usize>,
+        params: &[f32],
+    ) -> Cow<'f, Activation> {
+        match (f, slope) {
+            (Activation::Prelu(_), Some(o)) => Cow::Owned(Activation::LeakyRelu(params[o])),
+            (f, _) => Cow::Borrowed(f),
+        }
+    }
+
+    /// y = layer(x) over `c.n` rows (x [n, in], y [n, out]).
+    pub fn forward(&self, c: &Ctx, x: &[f32], y: &mut [f32]) {
+        match self {
+            &Layer::Linear { shape, w, b } => {
+                let (ws, bs) = (&c.params[w..b], &c.params[b..b + shape.fan_out]);
+                shape.forward(ws, bs, x, c.n, y);
+            }
+            Layer::Activation { f, slope } => Self::activation(f, *slope, c.params).forward(x, y),
+            Layer::Dropout { .. } => {
+                for ((d, &v), &m) in y.iter_mut().zip(x).zip(c.mask) {
+                    *d = v * m;
+                }
+            }
+            Layer::Output(out) => {
+                let width = x.len() / c.n.max(1);
+                out.forward(x, y, width);
             }
         }
     }
 
-    /// dW = x^T dy and db = column sums of dy (overwriting both); dx = dy W^T if given.
+    /// The backward pass: dx (the gradient at the input, [n, in]) from dy (at the
+    /// output, [n, out]); the parameters' gradients into `grads`. `x` and `y` are what
+    /// the forward pass read and wrote.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
-        self,
-        w: &[f32],
+        &self,
+        c: &Ctx,
         x: &[f32],
+        y: &[f32],
         dy: &[f32],
-        n: usize,
-        dw: &mut [f32],
-        db: &mut [f32],
-        dx: Option<&mut [f32]>,
+        dx: &mut [f32],
+        grads: &mut [f32],
     ) {
-        let (i, o) = (self.fan_in, self.fan_out);
-        gemm(i, n, o, x, (1, i), dy, (o, 1), dw, false);
-        db.fill(0.0);
-        for row in dy[..n * o].chunks_exact(o) {
-            for (d, &g) in db.iter_mut().zip(row) {
-                *d += g;
+        match self {
+            &Layer::Linear { shape, w, b } => {
+                let (dw, rest) = grads[w..].split_at_mut(b - w);
+                let db = &mut rest[..shape.fan_out];
+                shape.backward(&c.params[w..b], x, dy, c.n, dw, db, Some(dx));
             }
-        }
-        if let Some(dx) = dx {
-            gemm(n, o, i, dy, (o, 1), w, (1, o), dx, false);
+            Layer::Activation { f, slope } => {
+                if let Some(o) = *slope {
+                    grads[o] = slope_gradient(x, dy);
+                }
+                Self::activation(f, *slope, c.params).backward(x, y, dy, dx);
+            }
+            Layer::Dropout { .. } => {
+                for ((d, &g), &m) in dx.iter_mut().zip(dy).zip(c.mask) {
+                    *d = g * m;
+                }
+            }
+            Layer::Output(out) => {
+                let width = y.len() / c.n.max(1);
+                out.backward(y, dy, dx, width);
+            }
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forward_and_backward_match_naive_loops() {
-        let s = LinearShape {
-            fan_in: 3,
-            fan_out: 2,
-        };
-        // W^T of [[1, 2, 3], [-1, 0.5, 0]].
-        let w = [1.0, -1.0, 2.0, 0.5, 3.0, 0.0];
-        let b = [0.1, -0.2];
-        let x = [1.0, 0.0, 2.0, -1.0, 1.0, 1.0];
-        let mut y = [0.0; 4];
-        s.forward(&w, &b, &x, 2, &mut y);
-        assert_eq!(y, [7.1, -1.2, 4.1, 1.3]);
-        let dy = [1.0, 2.0, -1.0, 0.5];
-        let (mut dw, mut db, mut dx) = ([9.0; 6], [9.0; 2], [9.0; 6]);
-        s.backward(&w, &x, &dy, 2, &mut dw, &mut db, Some(&mut dx));
-        // dW[i][o] = sum_n x[n][i] dy[n][o]
-        assert_eq!(dw, [2.0, 1.5, -1.0, 0.5, 1.0, 4.5]);
-        assert_eq!(db, [0.0, 2.5]);
-        // dx[n][i] = sum_o dy[n][o] W[o][i]
-        assert_eq!(dx, [-1.0, 3.0, 3.0, -1.5, -1.75, -3.0]);
-    }
+/// A PReLU slope's gradient: d/da of a*min(x, 0), summed over the batch (PyTorch:
+/// inputs above 0 contribute nothing).
+fn slope_gradient(z: &[f32], da: &[f32]) -> f32 {
+    let g: f64 = z
+        .iter()
+        .zip(da)
+        .filter(|(&x, _)| x <= 0.0)
+        .map(|(&x, &d)| (x * d) as f64)
+        .sum();
+    g as f32
 }

@@ -4,6 +4,7 @@
 
 mod compat;
 pub mod folder;
+pub mod paths;
 pub mod records;
 pub mod tensorboard;
 

@@ -1,21 +1,22 @@
 //! The training loop: epochs of shuffled mini-batches, validation after each epoch,
 //! divergence detection, and the figures each epoch measured.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::data::batch;
-use crate::data::{Split, PIXELS};
+use crate::data::Split;
 use crate::diagnostics::Recorder;
 use crate::eval::{argmax, Evaluation, Evaluator};
-use crate::nn::{Mlp, Optimizer, Rng, Workspace};
+use crate::nn::{Mlp, Optimizer, Rng};
+use step::{Crew, Run};
 
 mod figures;
 mod split_layer;
+mod step;
 mod team;
 
 pub use figures::{EpochFigures, FinalFigures};
@@ -56,18 +57,8 @@ pub trait Progress: Send {
 pub struct Silent;
 impl Progress for Silent {}
 
-/// One slice of each batch: its own buffers and gradients, so threads never share writes.
 /// Test images a model got wrong: (index, true class, predicted class).
 type Mistakes = Vec<(usize, usize, usize)>;
-
-struct Worker {
-    ws: Workspace,
-    grads: Vec<f32>,
-    /// Labels of the worker's rows (split steps).
-    y: Vec<u8>,
-    /// (loss sum, correct count) of its rows in the last split step.
-    result: (f64, usize),
-}
 
 /// Training state: everything needed to continue a run exactly where it stopped.
 pub struct Trainer<'a> {
@@ -86,23 +77,11 @@ pub struct Trainer<'a> {
     /// Diagnostics collector (None with `diagnostics = false`).
     pub recorder: Option<Recorder>,
     split: &'a Split,
-    workers: Vec<Worker>,
-    /// Each worker's (loss sum, correct count) of the current step.
-    results: Vec<(f64, usize)>,
-    /// Threads that stay alive across steps for `threads` > 1 (rayon's pool: a job
-    /// hand-off, no spawn or allocation per step); None runs the workers in turn.
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
-    /// The first layer split by outputs, one part per thread (empty on one thread).
-    parts: Vec<split_layer::Part>,
-    /// Each thread's block of a split batch, listed and sorted into columns.
-    blocks: Vec<crate::nn::sparse::SparseColumns>,
-    /// Whether the parts hold the first layer's newest weights (during an epoch).
-    parts_live: bool,
+    /// The workers and the strategies that run the steps.
+    crew: Crew,
     /// The last epoch's test evaluation and mistakes, for the final figures.
     last_test: Option<(usize, Evaluation, Mistakes)>,
     order: Vec<u32>,
-    x: Vec<f32>,
-    y: Vec<u8>,
 }
 
 impl<'a> Trainer<'a> {
@@ -116,44 +95,12 @@ impl<'a> Trainer<'a> {
     /// A run starting from given parameters and RNG state.
     pub fn with_state(cfg: TrainConfig, split: &'a Split, model: Mlp, rng: Rng) -> Self {
         let opt = Optimizer::new(cfg.optim(), model.params.len());
-        let b = cfg.batch_size;
-        let threads = cfg.threads.max(1);
-        let rows = b.div_ceil(threads);
-        let dropout = cfg.dropout > 0.0;
-        let workers = (0..threads)
-            .map(|_| Worker {
-                ws: Workspace::new(&model.arch, rows, dropout),
-                grads: vec![0.0; model.params.len()],
-                y: vec![0; rows],
-                result: (0.0, 0),
-            })
-            .collect();
         let recorder = cfg.diagnostics.then(|| Recorder::new(&model, &split.train));
-        // Without a pool (one thread, or none could start) the workers run in turn and
-        // give the same numbers.
-        let pool = if threads > 1 {
-            let built = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-            built.ok().map(std::sync::Arc::new)
-        } else {
-            None
-        };
-        let parts = if pool.is_some() {
-            let sizes = &model.arch.sizes;
-            split_layer::parts(threads, sizes[0], sizes[1], b)
-        } else {
-            Vec::new()
-        };
         Trainer {
             recorder,
-            results: vec![(0.0, 0); threads],
-            pool,
-            blocks: (0..parts.len()).map(|_| Default::default()).collect(),
-            parts,
-            parts_live: false,
+            crew: Crew::new(&model, &cfg),
             last_test: None,
             order: (0..split.train.len() as u32).collect(),
-            x: vec![0.0; b * PIXELS],
-            y: vec![0; b],
             cfg,
             model,
             opt,
@@ -161,7 +108,6 @@ impl<'a> Trainer<'a> {
             history: Vec::new(),
             diverged: None,
             split,
-            workers,
         }
     }
 
@@ -173,9 +119,7 @@ impl<'a> Trainer<'a> {
     /// Choose the first layer's kernel for training steps (default: by each batch's
     /// share of non-zero inputs); the bench times the dense one as its reference.
     pub fn set_first_layer(&mut self, policy: crate::nn::FirstLayer) {
-        for w in &mut self.workers {
-            w.ws.first_layer = policy;
-        }
+        self.crew.set_first_layer(policy);
     }
 
     /// Number of optimiser steps per epoch.
@@ -183,136 +127,20 @@ impl<'a> Trainer<'a> {
         self.split.train.len().div_ceil(self.cfg.batch_size)
     }
 
-    /// Gradients of the batch-mean loss for the `n` rows `lo..lo + n` of the epoch's
-    /// order, split across workers (on the pool's threads when there is one). Each
-    /// worker gathers its own rows: as sparse columns straight from the image bytes
-    /// when its first layer runs sparse, else as dense rows. Returns (loss sum,
-    /// correct count) over the rows, from the training-mode outputs.
-    fn batch_gradients(&mut self, lo: usize, n: usize) -> (f64, usize) {
-        let dropout = self.cfg.dropout > 0.0;
-        let rows = n.div_ceil(self.workers.len());
-        if dropout {
-            self.sample_masks(n, rows);
-        }
-        let (model, loss, data) = (&self.model, self.cfg.loss, &self.split.train);
-        let idx = &self.order[lo..lo + n];
-        let lists = crate::eval::row_lists(data);
-        let run = |k: usize, w: &mut Worker, x: &mut [f32], y: &mut [u8]| -> (f64, usize) {
-            let pick = &idx[split_layer::worker_rows(k, rows, n)];
-            let m = pick.len();
-            if m == 0 {
-                w.grads.fill(0.0);
-                return (0.0, 0);
-            }
-            let (x, y) = (&mut x[..m * PIXELS], &mut y[..m]);
-            if w.ws.prepare_sparse(
-                data.images(),
-                lists,
-                pick,
-                PIXELS,
-                &batch::PIXEL_VALUES,
-                true,
-            ) {
-                batch::labels(data, pick, y);
-            } else {
-                batch::gather(data, pick, x, y);
-            }
-            model.forward(&mut w.ws, x, m, dropout);
-            let (l, correct) = score(&w.ws.y[..m * model.arch.classes()], y, loss);
-            model.backward(&mut w.ws, x, y, m, n, loss, dropout, &mut w.grads);
-            (l, correct)
+    /// The crew and what its steps borrow of the run, for epoch `epoch`.
+    fn parts(&mut self, epoch: usize) -> (&mut Crew, Run<'_>) {
+        let run = Run {
+            cfg: &self.cfg,
+            data: &self.split.train,
+            order: &self.order,
+            model: &mut self.model,
+            opt: &mut self.opt,
+            rng: &mut self.rng,
+            recorder: &mut self.recorder,
+            diverged: &mut self.diverged,
+            epoch,
         };
-        let (workers, results) = (&mut self.workers, &mut self.results);
-        let (x, y) = (&mut self.x, &mut self.y);
-        match &self.pool {
-            None => workers
-                .iter_mut()
-                .zip(x.chunks_mut(rows * PIXELS))
-                .zip(y.chunks_mut(rows))
-                .zip(results.iter_mut())
-                .enumerate()
-                .for_each(|(k, (((w, x), y), r))| *r = run(k, w, x, y)),
-            Some(pool) => pool.install(|| {
-                use rayon::prelude::*;
-                workers
-                    .par_iter_mut()
-                    .zip(x.par_chunks_mut(rows * PIXELS))
-                    .zip(y.par_chunks_mut(rows))
-                    .zip(results.par_iter_mut())
-                    .enumerate()
-                    .for_each(|(k, (((w, x), y), r))| *r = run(k, w, x, y))
-            }),
-        }
-        self.sum_worker_grads();
-        // In worker order, whatever thread finished first.
-        self.results
-            .iter()
-            .fold((0.0, 0), |(l, c), &(l2, c2)| (l + l2, c + c2))
-    }
-
-    /// Draw each worker's dropout masks for its `rows` of the `n` rows, in worker
-    /// order and before any thread starts, so the draws are deterministic.
-    fn sample_masks(&mut self, n: usize, rows: usize) {
-        let widths = &self.model.arch.sizes[1..self.model.arch.sizes.len() - 1];
-        for (k, w) in self.workers.iter_mut().enumerate() {
-            let m = split_layer::worker_rows(k, rows, n).len();
-            w.ws.sample_dropout(&mut self.rng, self.cfg.dropout, m, widths);
-        }
-    }
-
-    /// Sum worker gradients into worker 0 in worker order (by ranges of parameters on
-    /// the pool's threads, when there is one: each element is summed the same way).
-    fn sum_worker_grads(&mut self) {
-        let (first, rest) = self.workers.split_at_mut(1);
-        let rest = &*rest;
-        let add = |i: usize, chunk: &mut [f32], len: usize| {
-            for w in rest {
-                for (a, &b) in chunk.iter_mut().zip(&w.grads[i * len..]) {
-                    *a += b;
-                }
-            }
-        };
-        let grads = &mut first[0].grads;
-        let len = grads.len().div_ceil(rest.len() + 1).max(1);
-        match &self.pool {
-            None => grads
-                .chunks_mut(len)
-                .enumerate()
-                .for_each(|(i, c)| add(i, c, len)),
-            Some(pool) => pool.install(|| {
-                use rayon::prelude::*;
-                grads
-                    .par_chunks_mut(len)
-                    .enumerate()
-                    .for_each(|(i, c)| add(i, c, len))
-            }),
-        }
-    }
-
-    /// The optimiser's step on the summed gradients (by ranges on the pool's threads
-    /// when there is one: element by element the same arithmetic).
-    fn optimizer_step(&mut self) {
-        let grads = &self.workers[0].grads;
-        let Some(pool) = &self.pool else {
-            return self.opt.step(&mut self.model.params, grads);
-        };
-        let s = self.opt.begin_step();
-        let len = grads.len().div_ceil(self.workers.len()).max(1);
-        let (params, m, v) = (&mut self.model.params, &mut self.opt.m, &mut self.opt.v);
-        pool.install(|| {
-            use rayon::prelude::*;
-            let ranges = params
-                .par_chunks_mut(len)
-                .zip(grads.par_chunks(len))
-                .zip(m.par_chunks_mut(len));
-            if v.is_empty() {
-                ranges.for_each(|((p, g), m)| s.apply(p, g, m, &mut []));
-            } else {
-                ranges
-                    .zip(v.par_chunks_mut(len))
-                    .for_each(|(((p, g), m), v)| s.apply(p, g, m, v));
-            }
-        });
+        (&mut self.crew, run)
     }
 
     /// A new random order of the training images (Fisher-Yates from the run's RNG,
@@ -325,57 +153,6 @@ impl<'a> Trainer<'a> {
             let j = self.rng.random_range(0..=i);
             self.order.swap(i, j);
         }
-    }
-
-    /// One optimiser step on batch `step` of the epoch; (loss sum, correct count), or
-    /// the divergence if the loss is not finite.
-    fn train_step(&mut self, epoch: usize, step: usize) -> Result<(f64, usize), Divergence> {
-        let b = self.cfg.batch_size;
-        let lo = step * b;
-        let n = b.min(self.split.train.len() - lo);
-        let (l, c) = self.batch_gradients(lo, n);
-        if !l.is_finite() {
-            return Err(Divergence {
-                epoch,
-                step: step + 1,
-                loss: format!("{}", l / n as f64),
-            });
-        }
-        let global_step = (epoch - 1) * self.steps_per_epoch() + step + 1;
-        if let Some(r) = &mut self.recorder {
-            r.after_step(&self.model, &self.workers[0].grads, global_step);
-        }
-        self.optimizer_step();
-        Ok((l, c))
-    }
-
-    /// The steps of one epoch: (loss sum, correct count), or None if it diverged (see
-    /// `self.diverged`) or `stop` was raised.
-    fn steps(
-        &mut self,
-        epoch: usize,
-        steps: usize,
-        progress: &mut dyn Progress,
-        stop: &AtomicBool,
-    ) -> Option<(f64, usize)> {
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for step in 0..steps {
-            if stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            match self.train_step(epoch, step) {
-                Ok((l, c)) => {
-                    loss_sum += l;
-                    correct += c;
-                }
-                Err(d) => {
-                    self.diverged = Some(d);
-                    return None;
-                }
-            }
-            progress.step(step + 1);
-        }
-        Some((loss_sum, correct))
     }
 
     /// Train one epoch and validate; `None` if the run diverged (see `self.diverged`)
@@ -392,14 +169,8 @@ impl<'a> Trainer<'a> {
         }
         progress.epoch_start(epoch, steps);
         let t0 = Instant::now();
-        // The whole epoch on the pool, so each step's hand-offs stay among its threads.
-        let done = match self.pool.clone() {
-            _ if self.epoch_splits() => self.team_steps(epoch, steps, progress, stop),
-            Some(pool) => pool.install(|| self.steps(epoch, steps, progress, stop)),
-            None => self.steps(epoch, steps, progress, stop),
-        };
-        self.flush_parts();
-        let (loss_sum, correct) = done?;
+        let (crew, mut run) = self.parts(epoch);
+        let (loss_sum, correct) = crew.epoch(&mut run, progress, stop)?;
         let seconds = t0.elapsed().as_secs_f64();
         if let Some(r) = &mut self.recorder {
             r.end_epoch(&self.model, epoch);
@@ -474,27 +245,38 @@ impl<'a> Trainer<'a> {
         (test, wrong)
     }
 
+    /// Evaluate the model as it stands; `None` if the run diverged or trained no epoch.
+    pub fn final_figures(&mut self) -> Option<FinalFigures> {
+        let last = self.history.last()?.clone();
+        if self.diverged.is_some() {
+            return None;
+        }
+        let train = self.evaluate_train().metrics;
+        // The last epoch's test pass saw this very model.
+        let (test, mistakes) = match self.last_test.take() {
+            Some((epoch, test, wrong)) if epoch == self.history.len() => (test, wrong),
+            _ => self.test_pass(),
+        };
+        Some(FinalFigures {
+            train,
+            // The last epoch validated this very model: its figures are the final ones.
+            val: last.val,
+            test,
+            mistakes,
+        })
+    }
+
     /// Evaluate on the whole training set, in evaluation mode.
     pub fn evaluate_train(&mut self) -> Evaluation {
         Evaluator::new(&self.model).run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
     }
 }
 
-/// Loss sum and correct count of `out` ([rows, classes]) against labels `y`.
-fn score(out: &[f32], y: &[u8], loss: crate::nn::Loss) -> (f64, usize) {
-    let c = out.len() / y.len().max(1);
-    let correct = out
-        .chunks_exact(c)
-        .zip(y)
-        .filter(|(r, &t)| argmax(r) == t as usize)
-        .count();
-    (loss.sum(out, y, c), correct)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{Dataset, DatasetName};
+    use crate::data::{Dataset, DatasetName, PIXELS};
+    use crate::nn::Workspace;
 
     fn split(n: usize) -> Split {
         // Deterministic pseudo-images: enough structure for non-trivial gradients.
@@ -513,6 +295,12 @@ mod tests {
         }
     }
 
+    /// Whether the trainer's next epoch splits the first layer across threads.
+    fn epoch_splits(tr: &mut Trainer) -> bool {
+        let (crew, run) = tr.parts(1);
+        crew.split.fits(&crew.workers[0].input, &run)
+    }
+
     /// Gradients of one batch with `threads` workers.
     fn one_batch(threads: usize, s: &Split) -> (Vec<f32>, f64, usize) {
         let cfg = TrainConfig {
@@ -522,8 +310,9 @@ mod tests {
         };
         let mut tr = Trainer::new(cfg, s);
         let n = tr.cfg.batch_size;
-        let (l, c) = tr.batch_gradients(0, n);
-        (tr.workers[0].grads.clone(), l, c)
+        let (crew, mut run) = tr.parts(1);
+        let (l, c) = crew.batch_gradients(&mut run, (0, n));
+        (crew.workers[0].grads.clone(), l, c)
     }
 
     #[test]
@@ -576,6 +365,8 @@ mod tests {
     /// the loss and the sampled gradient norms agree closely.
     #[test]
     fn two_threads_split_the_first_layer_exactly() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         fn run(s: &Split, threads: usize) -> (Vec<f32>, Vec<f32>, EpochFigures, Trainer<'_>) {
             let cfg = TrainConfig {
                 threads,
@@ -583,9 +374,9 @@ mod tests {
                 ..Default::default()
             };
             let mut tr = Trainer::new(cfg, s);
-            assert_eq!(tr.epoch_splits(), threads > 1, "{threads} threads");
+            assert_eq!(epoch_splits(&mut tr), threads > 1, "{threads} threads");
             let stats = tr.run_epoch(&mut Silent, &AtomicBool::new(false));
-            assert!(!tr.parts_live, "the epoch wrote the parts back");
+            assert!(!tr.crew.split.live, "the epoch wrote the parts back");
             (
                 tr.model.params.clone(),
                 tr.opt.v.clone(),
@@ -629,6 +420,8 @@ mod tests {
     /// uncounted (neither waits forever at a barrier).
     #[test]
     fn a_split_epoch_diverges_and_stops_cleanly() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         let s = sparse_split(640);
         let cfg = TrainConfig {
             threads: 2,
@@ -637,7 +430,7 @@ mod tests {
             ..Default::default()
         };
         let mut tr = Trainer::new(cfg.clone(), &s);
-        assert!(tr.epoch_splits());
+        assert!(epoch_splits(&mut tr));
         assert!(tr.run_epoch(&mut Silent, &AtomicBool::new(false)).is_none());
         let d = tr.diverged.clone().expect("diverged");
         assert!(d.step > 1 && d.step <= 10, "{d:?}");
@@ -648,24 +441,35 @@ mod tests {
 
     /// A thread of a split epoch that panics ends the epoch with a panic on the
     /// calling thread (not a wait forever at the next barrier).
+    /// The split needs the sparse kernels (AVX2+FMA): this thread runs at the CPU's
+    /// own tier whatever ACTLAB_SIMD says; a CPU without them fails the test, saying so.
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "another thread of this run panicked")]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "the split needs x86-64's sparse kernels"
+    )]
     fn a_panicking_helper_thread_is_a_panic_not_a_hang() {
-        let s = sparse_split(128);
-        let cfg = TrainConfig {
-            threads: 2,
-            diagnostics: false,
-            ..Default::default()
-        };
-        let mut tr = Trainer::new(cfg, &s);
-        assert!(tr.epoch_splits());
-        // Too small for its 32 rows: the helper's phase B panics.
-        tr.workers[1].ws = Workspace::new(&tr.model.arch, 1, false);
-        tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+        crate::simd::with_tier(crate::simd::detected(), || {
+            let s = sparse_split(128);
+            let cfg = TrainConfig {
+                threads: 2,
+                diagnostics: false,
+                ..Default::default()
+            };
+            let mut tr = Trainer::new(cfg, &s);
+            assert!(
+                epoch_splits(&mut tr),
+                "the split first layer needs AVX2+FMA"
+            );
+            // Too small for its 32 rows: the helper's phase B panics.
+            tr.crew.workers[1].ws = Workspace::new(&tr.model, 1, true);
+            tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+        })
     }
 
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "rows for a workspace of 1")]
     fn a_panicking_worker_is_a_panic_not_a_diverged_run() {
         let s = split(64);
         let cfg = TrainConfig {
@@ -675,8 +479,9 @@ mod tests {
         };
         let mut tr = Trainer::new(cfg, &s);
         // A workspace too small for its 32 rows: the second worker's forward pass panics.
-        tr.workers[1].ws = Workspace::new(&tr.model.arch, 1, false);
-        let (l, _) = tr.batch_gradients(0, 64);
+        tr.crew.workers[1].ws = Workspace::new(&tr.model, 1, true);
+        let (crew, mut run) = tr.parts(1);
+        let (l, _) = crew.batch_gradients(&mut run, (0, 64));
         eprintln!("returned a loss of {l} instead of panicking");
     }
 }

@@ -20,10 +20,10 @@
 //! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len], with
 //! their gradient and moments the same; part z and dz [n, len].
 
-use super::{score, Trainer, Worker};
+use super::step::{worker_rows, Run, Worker};
 use crate::data::{batch, Dataset, PIXELS};
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
-use crate::nn::{Loss, Mlp, StepScalars};
+use crate::nn::{InputBuf, Mlp, Optimizer, StepScalars};
 
 /// The first layer's outputs `lo..lo + len`, owned by one thread during an epoch.
 #[derive(Debug, Default)]
@@ -42,13 +42,18 @@ pub(super) struct Part {
 }
 
 /// The parts of a first layer with `out` outputs and `fan_in` inputs, one per thread,
-/// for batches of `batch` rows.
+/// for batches of `batch` rows: none when there are fewer outputs than threads (the
+/// epoch then runs on the pool, every part needing at least one output).
 pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> Vec<Part> {
-    let per = out.div_ceil(threads);
+    if out < threads {
+        return Vec::new();
+    }
+    // Outputs spread as evenly as they go: the first `out % threads` parts get one more.
+    let (per, extra) = (out / threads, out % threads);
     (0..threads)
         .map(|k| {
-            let lo = (k * per).min(out);
-            let len = per.min(out - lo);
+            let lo = k * per + k.min(extra);
+            let len = per + usize::from(k < extra);
             let size = fan_in * len + len;
             Part {
                 lo,
@@ -77,8 +82,10 @@ impl Part {
     /// batch of `n` split `rows` per worker.
     pub(super) fn gather_dz(&mut self, k: usize, w: &Worker, rows: usize, n: usize, out: usize) {
         let len = self.len;
-        for (i, r) in worker_rows(k, rows, n).enumerate() {
-            self.dz[r * len..][..len].copy_from_slice(&w.ws.g[0][i * out + self.lo..][..len]);
+        let own = worker_rows(k, rows, n);
+        let dz = w.ws.grad_of(0, own.len());
+        for (i, r) in own.enumerate() {
+            self.dz[r * len..][..len].copy_from_slice(&dz[i * out + self.lo..][..len]);
         }
     }
 
@@ -102,8 +109,10 @@ impl Part {
     /// first layer's pre-activations.
     pub(super) fn scatter_z(&self, k: usize, w: &mut Worker, rows: usize, n: usize, out: usize) {
         let (lo, len) = (self.lo, self.len);
-        for (i, r) in worker_rows(k, rows, n).enumerate() {
-            w.ws.z[0][i * out + lo..][..len].copy_from_slice(&self.z[r * len..][..len]);
+        let own = worker_rows(k, rows, n);
+        let z = w.ws.output_of_mut(0, own.len());
+        for (i, r) in own.enumerate() {
+            z[i * out + lo..][..len].copy_from_slice(&self.z[r * len..][..len]);
         }
     }
 
@@ -144,40 +153,6 @@ impl Part {
             copy(&mut part[fan_in * len..], &mut flat[bias + lo..][..len]);
         }
     }
-}
-
-/// Phase B for worker `k` of a batch `pick` of `n` rows split `rows` per worker,
-/// once its rows' first-layer outputs are in place ([`Part::scatter_z`]): the rest of
-/// the network forward and back to dLoss/dz of the first layer; (loss sum, correct
-/// count).
-pub(super) fn rows_rest(
-    model: &Mlp,
-    w: &mut Worker,
-    data: &Dataset,
-    pick: &[u32],
-    (k, rows): (usize, usize),
-    loss: Loss,
-    dropout: bool,
-) -> (f64, usize) {
-    let own = worker_rows(k, rows, pick.len());
-    let (n, m) = (pick.len(), own.len());
-    if m == 0 {
-        w.grads.fill(0.0);
-        return (0.0, 0);
-    }
-    batch::labels(data, &pick[own], &mut w.y[..m]);
-    model.forward_rest(&mut w.ws, m, dropout);
-    let c = model.arch.classes();
-    let result = score(&w.ws.y[..m * c], &w.y[..m], loss);
-    let y = &w.y[..m];
-    model.backward_above_first(&mut w.ws, y, m, n, loss, dropout, &mut w.grads);
-    result
-}
-
-/// Worker `k`'s rows of a batch of `n` rows split `rows` per worker (the last
-/// workers' may be short or empty).
-pub(super) fn worker_rows(k: usize, rows: usize, n: usize) -> std::ops::Range<usize> {
-    (k * rows).min(n)..((k + 1) * rows).min(n)
 }
 
 /// Where the layers above the first begin in the parameters.
@@ -221,20 +196,39 @@ impl Part {
     }
 }
 
-impl<'a> Trainer<'a> {
-    /// Whether every batch of this epoch can run split: several threads, and a first
-    /// layer run sparse on each batch of listed pixels.
-    pub(super) fn epoch_splits(&self) -> bool {
+/// The first layer split by outputs across the threads of a run: the parts, each
+/// thread's block of the batch, and whether the parts hold the newest weights.
+#[derive(Debug, Default)]
+pub(super) struct SplitFirst {
+    pub(super) parts: Vec<Part>,
+    /// Each thread's block of a split batch, listed and sorted into columns.
+    pub(super) blocks: Vec<SparseColumns>,
+    /// Whether the parts hold the first layer's newest weights (during an epoch).
+    pub(super) live: bool,
+}
+
+impl SplitFirst {
+    /// Parts for `threads` threads of `model`'s first layer, batches of `batch` rows.
+    pub(super) fn new(threads: usize, model: &Mlp, batch: usize) -> SplitFirst {
+        let sizes = &model.arch.sizes;
+        let parts = parts(threads, sizes[0], sizes[1], batch);
+        SplitFirst {
+            blocks: (0..parts.len()).map(|_| SparseColumns::default()).collect(),
+            parts,
+            live: false,
+        }
+    }
+
+    /// Whether every batch of `run`'s epoch can run split: several parts, and a first
+    /// layer run sparse (by `input`'s policy) on each batch of listed pixels.
+    pub(super) fn fits(&self, input: &InputBuf, run: &Run) -> bool {
         if self.parts.len() < 2 {
             return false;
         }
-        let Some(lists) = crate::eval::row_lists(&self.split.train) else {
+        let (Some(lists), Some(max)) = (lists(run.data), input.sparse_limit()) else {
             return false;
         };
-        let Some(max) = self.workers[0].ws.sparse_limit() else {
-            return false;
-        };
-        self.order.chunks(self.cfg.batch_size).all(|pick| {
+        run.order.chunks(run.cfg.batch_size).all(|pick| {
             let listed = Listed {
                 lists,
                 pick,
@@ -244,41 +238,34 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// The training images' listed pixels (`epoch_splits` found them).
-    pub(super) fn lists(&self) -> RowLists<'a> {
-        let Some(lists) = crate::eval::row_lists(&self.split.train) else {
-            unreachable!("epoch_splits checked the lists")
-        };
-        lists
-    }
-
     /// Load the parts from the model and optimiser, before an epoch that splits.
-    pub(super) fn load_parts(&mut self) {
-        if !self.parts_live {
-            self.exchange_parts(true);
-            self.parts_live = true;
+    pub(super) fn load(&mut self, model: &mut Mlp, opt: &mut Optimizer) {
+        if !self.live {
+            self.exchange(model, opt, true);
+            self.live = true;
         }
     }
 
     /// Write the parts back into the model and optimiser after the epoch, so both
     /// always see the newest weights.
-    pub(super) fn flush_parts(&mut self) {
-        if self.parts_live {
-            self.exchange_parts(false);
-            self.parts_live = false;
+    pub(super) fn flush(&mut self, model: &mut Mlp, opt: &mut Optimizer) {
+        if self.live {
+            self.exchange(model, opt, false);
+            self.live = false;
         }
     }
 
-    fn exchange_parts(&mut self, load: bool) {
-        let (_, bias) = self.model.offsets_of(0);
-        let (fan_in, out) = (self.model.arch.sizes[0], self.model.arch.sizes[1]);
+    fn exchange(&mut self, model: &mut Mlp, opt: &mut Optimizer, load: bool) {
+        let (_, bias) = model.offsets_of(0);
+        let (fan_in, out) = (model.arch.sizes[0], model.arch.sizes[1]);
         for part in &mut self.parts {
-            let flat = [
-                &mut self.model.params[..],
-                &mut self.opt.m[..],
-                &mut self.opt.v[..],
-            ];
+            let flat = [&mut model.params[..], &mut opt.m[..], &mut opt.v[..]];
             part.exchange(flat, fan_in, out, bias, load);
         }
     }
+}
+
+/// The training images' listed pixels, when the data keeps them.
+pub(super) fn lists(data: &Dataset) -> Option<RowLists<'_>> {
+    crate::eval::byte_rows(data).lists
 }

@@ -14,8 +14,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::split_layer::{rest_start, rows_rest, update_rest, worker_rows, Part};
-use super::{Divergence, Progress, Trainer, Worker};
+use super::split_layer::{rest_start, update_rest, Part};
+use super::step::{add_grads, check, sample_masks, worker_rows, Crew, Run, Worker};
+use super::{Divergence, Progress};
 use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
 
@@ -158,10 +159,9 @@ impl Shared<'_, '_> {
         for part in &self.parts {
             read(part).scatter_z(k, &mut w, rows, n, out);
         }
-        let (loss, dropout) = (self.cfg.loss, self.cfg.dropout > 0.0);
+        let pick = &self.order[lo..lo + n][worker_rows(k, rows, n)];
         let model = read(&self.model);
-        let pick = &self.order[lo..lo + n];
-        w.result = rows_rest(&model, &mut w, self.data, pick, (k, rows), loss, dropout);
+        w.rows_above_first(&model, self.data, pick, n, self.cfg.loss);
     }
 
     /// Phase C of thread `k`: its part's gradient, block after block, and update.
@@ -176,34 +176,13 @@ impl Shared<'_, '_> {
         }
         part.update(s);
     }
-
-    /// A helper thread's epoch. Phase A of a step needs nothing thread 0 does
-    /// between steps, so it starts at once; thread 0 says after it whether the epoch
-    /// goes on.
-    fn helper(&self, k: usize, steps: usize) {
-        let _poison = PoisonOnPanic(&self.team);
-        for step in 0..steps {
-            let batch = self.batch(step);
-            self.list_block(k, batch);
-            self.team.wait();
-            if self.team.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            self.phase_a(k, batch);
-            self.team.wait();
-            self.phase_b(k, batch);
-            self.team.wait();
-            self.team.wait();
-            if let Some(s) = self.team.update() {
-                self.backward(k, batch.1, &s);
-            }
-            self.team.wait();
-        }
-    }
 }
 
 /// Thread 0's share of the epoch besides its phases: the step's serial work.
 struct Lead<'l> {
+    /// The epoch (1-based) and the global number of its first step (1-based).
+    epoch: usize,
+    first_step: usize,
     opt: &'l mut crate::nn::Optimizer,
     rng: &'l mut crate::nn::Rng,
     diverged: &'l mut Option<Divergence>,
@@ -213,77 +192,80 @@ struct Lead<'l> {
 }
 
 impl Shared<'_, '_> {
-    /// Thread 0's epoch: publish each batch, run its phases, sum the step's loss,
-    /// update the layers above the first; then release the helpers. (loss sum,
-    /// correct count), or None if the run diverged or was stopped.
-    fn lead(
-        &self,
-        mut lead: Lead,
-        epoch: usize,
-        steps: usize,
-        per_epoch: usize,
-    ) -> Option<(f64, usize)> {
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let mut outcome = None;
+    /// One thread's epoch: the step's phases in order, the same sequence on every
+    /// thread, which meet between phases; the lead (thread 0, with `lead`) also does
+    /// the serial work between them. The lead returns (loss sum, correct count), or
+    /// None if the run diverged or was stopped; the others return None.
+    fn run(&self, k: usize, steps: usize, mut lead: Option<Lead>) -> Option<(f64, usize)> {
+        let _poison = PoisonOnPanic(&self.team);
+        let mut total = (0.0f64, 0usize);
         for step in 0..steps {
             let batch = self.batch(step);
-            if lead.stop.load(Ordering::Relaxed) || lead.diverged.is_some() {
-                // The helpers are listing this step's blocks: release them.
-                self.team.stop.store(true, Ordering::Relaxed);
-                self.team.wait();
-                break;
+            if let Some(lead) = lead.as_mut() {
+                self.begin(lead, batch.1);
             }
-            let n = batch.1;
-            self.sample_masks(lead.rng, n);
-            self.list_block(0, batch);
+            // A: list block k; then part k's outputs for every block.
+            self.list_block(k, batch);
             self.team.wait();
-            self.phase_a(0, batch);
+            if self.team.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            self.phase_a(k, batch);
             self.team.wait();
-            self.phase_b(0, batch);
+            // B: worker k's rows through the rest of the network.
+            self.phase_b(k, batch);
             self.team.wait();
-            let (l, c) = self.workers.iter().fold((0.0, 0), |(l, c), w| {
-                let r = read(w).result;
-                (l + r.0, c + r.1)
-            });
-            let s = l.is_finite().then(|| lead.opt.begin_step());
-            self.team.set_update(s);
-            self.team.wait();
-            if let Some(s) = &s {
-                self.backward(0, n, s);
+            let mut figures = None;
+            if let Some(lead) = lead.as_mut() {
+                figures = self.decide(lead, batch.1, step);
             }
             self.team.wait();
-            let Some(s) = s else {
-                *lead.diverged = Some(Divergence {
-                    epoch,
-                    step: step + 1,
-                    loss: format!("{}", l / n as f64),
-                });
-                continue;
-            };
-            // The helpers already run the next step's phase A meanwhile.
-            self.finish_step(&mut lead, &s, (epoch - 1) * per_epoch + step + 1);
-            (loss_sum, correct) = (loss_sum + l, correct + c);
-            lead.progress.step(step + 1);
-            if step + 1 == steps {
-                outcome = Some((loss_sum, correct));
+            // C: part k's gradient, block after block, and its update.
+            if let Some(s) = self.team.update() {
+                self.backward(k, batch.1, &s);
+            }
+            self.team.wait();
+            // The lead finishes the step while the others list the next one's blocks.
+            if let (Some(lead), Some((l, c, s))) = (lead.as_mut(), figures) {
+                let global_step = lead.first_step + step;
+                self.finish_step(lead, &s, global_step);
+                total = (total.0 + l, total.1 + c);
+                lead.progress.step(step + 1);
+                if step + 1 == steps {
+                    return Some(total);
+                }
             }
         }
-        outcome
+        None
     }
 
-    /// Dropout masks for every worker's rows of a batch of `n`, in worker order from
-    /// the run's generator, as one thread draws them.
-    fn sample_masks(&self, rng: &mut crate::nn::Rng, n: usize) {
-        let p = self.cfg.dropout;
-        if p <= 0.0 {
-            return;
+    /// The lead, before a step of `n` rows: stop the team if the run was stopped or
+    /// diverged, else draw the step's dropout masks.
+    fn begin(&self, lead: &mut Lead, n: usize) {
+        if lead.stop.load(Ordering::Relaxed) || lead.diverged.is_some() {
+            self.team.stop.store(true, Ordering::Relaxed);
+        } else if self.cfg.dropout > 0.0 {
+            let mut workers: Vec<_> = self.workers.iter().map(write).collect();
+            let workspaces = workers.iter_mut().map(|w| &mut w.ws);
+            sample_masks(workspaces, lead.rng, n, self.rows(n));
         }
-        let rows = self.rows(n);
-        let model = read(&self.model);
-        let widths = &model.arch.sizes[1..model.arch.sizes.len() - 1];
-        for (k, w) in self.workers.iter().enumerate() {
-            let m = worker_rows(k, rows, n).len();
-            write(w).ws.sample_dropout(rng, p, m, widths);
+    }
+
+    /// The lead, after phase B: the step's loss in worker order, and the update the
+    /// parts apply in phase C (none when the loss diverged).
+    fn decide(&self, lead: &mut Lead, n: usize, step: usize) -> Option<(f64, usize, StepScalars)> {
+        let results = self.workers.iter().map(|w| read(w).result);
+        match check(results, n, (lead.epoch, step + 1)) {
+            Ok((l, c)) => {
+                let s = lead.opt.begin_step();
+                self.team.set_update(Some(s));
+                Some((l, c, s))
+            }
+            Err(d) => {
+                self.team.set_update(None);
+                *lead.diverged = Some(d);
+                None
+            }
         }
     }
 
@@ -293,11 +275,12 @@ impl Shared<'_, '_> {
         let mut model = write(&self.model);
         let mut w0 = write(&self.workers[0]);
         let rest = rest_start(&model);
-        for w in &self.workers[1..] {
-            for (a, &b) in w0.grads[rest..].iter_mut().zip(&read(w).grads[rest..]) {
-                *a += b;
-            }
-        }
+        let others: Vec<_> = self.workers[1..].iter().map(read).collect();
+        add_grads(
+            &mut w0.grads[rest..],
+            others.iter().map(|w| &w.grads[rest..]),
+        );
+        drop(others);
         update_rest(&mut model, lead.opt, &w0.grads, s);
         if let Some(r) = lead.recorder.as_mut().filter(|r| r.samples(global_step)) {
             for part in &self.parts {
@@ -308,61 +291,57 @@ impl Shared<'_, '_> {
     }
 }
 
-impl Trainer<'_> {
-    /// The steps of an epoch whose batches all split (see `epoch_splits`), one thread
-    /// per part and worker: (loss sum, correct count), or None if it diverged or was
-    /// stopped.
-    pub(super) fn team_steps(
-        &mut self,
-        epoch: usize,
-        steps: usize,
-        progress: &mut dyn Progress,
-        stop: &AtomicBool,
-    ) -> Option<(f64, usize)> {
-        self.load_parts();
-        let (lists, per_epoch) = (self.lists(), self.steps_per_epoch());
-        let Trainer {
-            cfg,
-            model,
-            opt,
-            rng,
-            diverged,
-            recorder,
-            split,
-            workers,
-            parts,
-            blocks,
-            order,
-            ..
-        } = self;
-        let out = model.arch.sizes[1];
-        let shared = Shared {
-            team: Team::new(workers.len()),
-            parts: parts.iter_mut().map(RwLock::new).collect(),
-            blocks: blocks.iter_mut().map(RwLock::new).collect(),
-            workers: workers.iter_mut().map(RwLock::new).collect(),
-            model: RwLock::new(model),
-            order,
-            lists,
-            data: &split.train,
-            cfg,
-            out,
-        };
-        let lead = Lead {
-            opt,
-            rng,
-            diverged,
-            recorder,
-            progress,
-            stop,
-        };
-        std::thread::scope(|scope| {
-            let shared = &shared;
-            for k in 1..shared.workers.len() {
-                scope.spawn(move || shared.helper(k, steps));
-            }
-            let _poison = PoisonOnPanic(&shared.team);
-            shared.lead(lead, epoch, steps, per_epoch)
-        })
-    }
+/// The steps of an epoch whose batches all split (see `SplitFirst::fits`), one
+/// thread per part and worker: (loss sum, correct count), or None if it diverged or
+/// was stopped.
+pub(super) fn steps(
+    crew: &mut Crew,
+    run: &mut Run,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Option<(f64, usize)> {
+    crew.split.load(run.model, run.opt);
+    let (steps, first_step) = (run.per_epoch(), run.global_step(0));
+    let lists = super::split_layer::lists(run.data)?;
+    let Run {
+        cfg,
+        data,
+        order,
+        model,
+        opt,
+        rng,
+        recorder,
+        diverged,
+        epoch,
+    } = run;
+    let split = &mut crew.split;
+    let shared = Shared {
+        team: Team::new(crew.workers.len()),
+        out: model.arch.sizes[1],
+        parts: split.parts.iter_mut().map(RwLock::new).collect(),
+        blocks: split.blocks.iter_mut().map(RwLock::new).collect(),
+        workers: crew.workers.iter_mut().map(RwLock::new).collect(),
+        model: RwLock::new(model),
+        order,
+        lists,
+        data,
+        cfg,
+    };
+    let lead = Lead {
+        epoch: *epoch,
+        first_step,
+        opt,
+        rng,
+        diverged,
+        recorder,
+        progress,
+        stop,
+    };
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        for k in 1..shared.workers.len() {
+            scope.spawn(move || shared.run(k, steps, None));
+        }
+        shared.run(0, steps, Some(lead))
+    })
 }
