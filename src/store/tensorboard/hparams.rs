@@ -157,8 +157,9 @@ const METRICS: [(&str, &str, i32); 6] = [
 ];
 
 /// The file in the log folder holding the experiment (a fixed name: every run writes
-/// the same bytes, and a rerun replaces it).
-pub const EXPERIMENT_FILE: &str = "events.out.tfevents.0.actlab-hparams";
+/// the same bytes, and a rerun replaces it). TensorBoard reads any file whose name
+/// holds "tfevents"; this one is not an `events.*` file of a run's own.
+pub const EXPERIMENT_FILE: &str = "actlab-hparams.tfevents";
 
 /// A summary value `_hparams_/<what>` holding `data`.
 fn value(what: &str, data: Data) -> Value {
@@ -279,9 +280,9 @@ pub(super) fn write_experiment(root: &Path, cfg: &TrainConfig) -> Result<(), Sto
 }
 
 /// The file in a run's folder holding its session start: named to sort before the
-/// run's own event files, so TensorBoard reads it first, and rewritten when a resumed
-/// run starts again (with the options it now runs under).
-pub const SESSION_FILE: &str = "events.out.tfevents.0.actlab-session";
+/// run's own `events.out.tfevents.*` files, so TensorBoard reads it first, and
+/// rewritten when a run starts again (with the options it now runs under).
+pub const SESSION_FILE: &str = "actlab-session.tfevents";
 
 /// Write a whole event file holding `value` at `path`. Runs write these in parallel:
 /// each through a temporary file of its own, renamed into place, so no reader sees
