@@ -278,10 +278,14 @@ function show(m, card, res, prepared) {
   prepared.pixels.forEach((v, i) => { img.data.set([255 - v, 255 - v, 255 - v, 255], 4 * i); });
   ic.putImageData(img, 0, 0);
   const best = res.probs.indexOf(Math.max(...res.probs));
-  card.querySelector(".digit").textContent = prepared.ink ? m.class_names[best] : "–";
+  // A blank pad is no digit: no probabilities are shown for it, and the card says so.
+  const digit = card.querySelector(".digit");
+  digit.textContent = prepared.ink ? m.class_names[best] : "–";
+  digit.title = prepared.ink ? "" : "blank input: draw a digit";
+  card.classList.toggle("blank", !prepared.ink);
   card.querySelectorAll(".bar").forEach((bar, c) => {
-    bar.querySelector("i").style.width = (100 * res.probs[c]).toFixed(1) + "%";
-    bar.querySelector("b").textContent = (100 * res.probs[c]).toFixed(1) + "%";
+    bar.querySelector("i").style.width = prepared.ink ? (100 * res.probs[c]).toFixed(1) + "%" : "0";
+    bar.querySelector("b").textContent = prepared.ink ? (100 * res.probs[c]).toFixed(1) + "%" : "";
     bar.classList.toggle("top", c === best && prepared.ink);
   });
   card.querySelectorAll(".strip").forEach((strip, l) => {

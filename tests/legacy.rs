@@ -94,7 +94,7 @@ fn report_on_a_previous_release_run_shows_its_test_and_val_figures() {
     let pct = |key: &str| format!("{:.2}%", old_final(&raw, key).acc * 100.0);
     // The results row: test acc, then val acc, then train acc.
     let row = format!(
-        "<td>{}</td><td>{}</td><td>{}</td>",
+        "<td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td>",
         pct("final_test"),
         pct("final_val"),
         pct("final_train")

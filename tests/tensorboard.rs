@@ -47,6 +47,23 @@ fn series(run: &Value, tag: &str) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// The HParams session of a run: its options as in the record, and a finished status.
+fn check_session(run: &Value, record: &Value, name: &str) {
+    let h = &run["hparams"];
+    let start = &h["session_start"];
+    assert_eq!(start["group"], Value::from(name), "{h}");
+    let hp = &start["hparams"];
+    assert_eq!(hp["variant"], record["variant"], "{h}");
+    let config = &record["config"];
+    for key in ["lr", "seed", "epochs", "batch_size"] {
+        assert_eq!(hp[key].as_f64(), config[key].as_f64(), "{key}: {h}");
+    }
+    for key in ["optimizer", "loss", "output"] {
+        assert_eq!(hp[key], config[key], "{key}: {h}");
+    }
+    assert_eq!(h["session_end"], Value::from("STATUS_SUCCESS"), "{h}");
+}
+
 /// Every epoch figure, gradient sample, unit share and histogram of one record.
 fn check_run(run: &Value, record: &Value) {
     let history = record["history"].as_array().unwrap();
@@ -149,7 +166,32 @@ fn tensorboard_reads_every_figure_of_every_run() {
             .arg("--tensorboard")
             .arg(&tb.0),
     );
-    let runs = read(&tb.0);
+    let mut runs = read(&tb.0);
+    // The log folder itself holds the HParams experiment: every option, the final metrics.
+    let root = runs
+        .as_object_mut()
+        .unwrap()
+        .remove(".")
+        .expect("no experiment");
+    let experiment = &root["hparams"]["experiment"];
+    for name in ["variant", "activation", "lr", "seed", "hidden"] {
+        assert!(
+            experiment["hparams"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(name)),
+            "{experiment}"
+        );
+    }
+    for tag in ["val/accuracy", "test/accuracy", "train/loss"] {
+        assert!(
+            experiment["metrics"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(tag)),
+            "{experiment}"
+        );
+    }
     let names: Vec<&String> = runs.as_object().unwrap().keys().collect();
     assert_eq!(
         names,
@@ -163,6 +205,7 @@ fn tensorboard_reads_every_figure_of_every_run() {
     for (name, run) in runs.as_object().unwrap() {
         let record = json_of(&out.join(&format!("runs/{name}.json")));
         check_run(run, &record);
+        check_session(run, &record, name);
     }
     // Sigmoid layers report saturation, ReLU layers dead units.
     assert!(runs["sigmoid_log_softmax_nll/seed-0"]["scalars"]["units/saturated/fc1"].is_array());
@@ -201,5 +244,7 @@ fn a_resumed_train_run_continues_its_tensorboard_run() {
     );
     let runs = read(&tb.0);
     let run = &runs["relu_log_softmax_nll/seed-0"];
-    check_run(run, &json_of(&out.join("record.json")));
+    let record = json_of(&out.join("record.json"));
+    check_run(run, &record);
+    check_session(run, &record, "relu_log_softmax_nll/seed-0");
 }

@@ -112,6 +112,9 @@ fn the_test_set_never_chooses_a_setting() {
     assert_eq!(s["grid"].as_array().unwrap().len(), 4);
     let grid = std::fs::read_to_string(a.join("grid.csv")).unwrap();
     assert_eq!(grid.lines().count(), 5, "{grid}");
+    // Each variant's kept point is marked in the `chosen` column.
+    assert_eq!(grid.matches(",yes,").count(), 2, "{grid}");
+    assert_eq!(grid.matches(",no,").count(), 2, "{grid}");
     let report = std::fs::read_to_string(a.join("report.html")).unwrap();
     assert!(report.contains("Tuning grid") && report.contains("outline:3px"));
     assert!(

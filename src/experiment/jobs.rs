@@ -257,7 +257,8 @@ fn train_resumable(
             let dir = crate::store::tensorboard::run_dir(root, &slug, job.config.seed, &owner)?;
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
-            Some(EventWriter::start(&dir, &split.train, resumed)?)
+            let w = EventWriter::start(&dir, &split.train, resumed)?;
+            Some(w.with_session(root, &job.config, &job.name)?)
         }
         None => None,
     };
@@ -274,6 +275,9 @@ fn train_resumable(
         Ok::<(), ExperimentError>(())
     })?;
     let record = RunRecord::finish(&mut tr, t0);
+    if let Some(w) = events.as_mut().filter(|_| record.complete) {
+        w.end_session(record.diverged.is_some())?;
+    }
     Ok((record, tr.model))
 }
 

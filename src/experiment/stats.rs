@@ -51,6 +51,16 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
     StudentsT::new(0.0, 1.0, df).map_or(f64::INFINITY, |t| t.inverse_cdf(p))
 }
 
+/// The t-interval of a mean at `confidence` (None with fewer than two values).
+pub fn mean_interval(s: &Summary, confidence: f64) -> Option<(f64, f64)> {
+    if s.n < 2 {
+        return None;
+    }
+    let half =
+        t_quantile(1.0 - (1.0 - confidence) / 2.0, (s.n - 1) as f64) * s.std / (s.n as f64).sqrt();
+    Some((s.mean - half, s.mean + half))
+}
+
 /// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
 pub fn t975(df: f64) -> f64 {
     t_quantile(0.975, df)
@@ -140,6 +150,10 @@ mod tests {
         assert_eq!((s.min, s.max, s.n), (0.97, 0.98, 3));
         assert_eq!(Summary::of(&[2.0]).unwrap().std, 0.0);
         assert!(Summary::of(&[]).is_none());
+        // 4.303 * 0.005 / sqrt(3) either side of the mean.
+        let (lo, hi) = mean_interval(&s, 0.95).unwrap();
+        assert!((hi - s.mean - 4.303 * 0.005 / 3f64.sqrt()).abs() < 1e-5 && lo < s.mean);
+        assert!(mean_interval(&Summary::of(&[1.0]).unwrap(), 0.95).is_none());
     }
 
     #[test]

@@ -18,31 +18,15 @@ use crate::store::records::RunRecord;
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Register the embedded font once, so PNGs render text without system fonts.
-fn ensure_font() {
+pub(super) fn ensure_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
 }
 
-/// Distinct colours for variants (colour-blind-friendly Okabe-Ito order, then two more).
-const COLORS: [RGBColor; 10] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
-    RGBColor(120, 120, 120),
-    RGBColor(0, 0, 0),
-    RGBColor(117, 112, 179),
-    RGBColor(140, 86, 75),
-];
-
-/// Colour of the i-th variant.
-pub fn color(i: usize) -> RGBColor {
-    COLORS[i % COLORS.len()]
-}
+pub use super::chart_style::color;
+use super::chart_style::{annotate, dash, draw_legend, legend_height, Dash, PixelBox};
 
 /// A line with a band: mean and min/max over seeds at each x.
 #[derive(Debug, Clone)]
@@ -147,7 +131,7 @@ pub fn grad_bands(records: &[RunRecord], l: usize) -> Vec<Band> {
         .collect()
 }
 
-fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<()> {
+pub(super) fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf)
         .ok_or_else(|| ReportError::Draw("chart buffer has the wrong size".into()))?;
     let mut bytes = Vec::new();
@@ -162,15 +146,17 @@ fn write_png(path: &Path, buf: Vec<u8>, (w, h): (u32, u32)) -> Result<()> {
 /// Draw with `draw` onto an SVG and a PNG of `size`, write both as `<dir>/<stem>.{svg,png}`
 /// and return the SVG text (for inlining into HTML).
 macro_rules! render_both {
-    ($dir:expr, $stem:expr, $size:expr, $draw:ident ( $($arg:expr),* )) => {{
+    ($dir:expr, $stem:expr, $size:expr, $variants:expr, $draw:ident ( $($arg:expr),* )) => {{
         ensure_font();
         let size: (u32, u32) = $size;
         let mut svg = String::new();
+        let boxes: Vec<PixelBox>;
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-            $draw(&root, $($arg),*)?;
+            boxes = $draw(&root, $($arg),*)?;
             root.present().map_err(|e| ReportError::Draw(format!("svg: {e}")))?;
         }
+        let svg = annotate(&svg, &boxes, $variants);
         let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
@@ -221,10 +207,34 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// Draw the mesh, each band's min-max area and mean line, and the legend on `$chart`
+/// A log axis's tick label, or "" so labels never crowd: over more than two decades
+/// only powers of ten are labelled, over one or two also 2 and 5 times them.
+fn log_tick(v: f64, lo: f64, hi: f64) -> String {
+    if v <= 0.0 || lo <= 0.0 {
+        return tick(v);
+    }
+    let decades = (hi / lo).log10();
+    let m = v / 10f64.powf(v.log10().floor());
+    let near = |k: f64| (m - k).abs() < 1e-6 * k || (m - 10.0 * k).abs() < 1e-5 * k;
+    let keep = if decades > 2.0 {
+        near(1.0)
+    } else if decades > 0.7 {
+        near(1.0) || near(2.0) || near(5.0)
+    } else {
+        true
+    };
+    if keep {
+        tick(v)
+    } else {
+        String::new()
+    }
+}
+
+/// Draw the mesh, each band's min-max area and mean line (markers at its points when
+/// there are few) on `$chart`
 /// (a macro because linear and log charts are different types in plotters).
 macro_rules! draw_bands {
-    ($chart:ident, $bands:expr, $x0:expr, $x1:expr, $x_label:expr, $y_label:expr) => {{
+    ($chart:ident, $bands:expr, $x0:expr, $x1:expr, $x_label:expr, $y_label:expr, $fmt:expr) => {{
         $chart
             .configure_mesh()
             .x_labels((($x1 - $x0).round() as usize + 1).clamp(2, 8))
@@ -235,7 +245,7 @@ macro_rules! draw_bands {
                     format!("{v:.1}")
                 }
             })
-            .y_label_formatter(&|v| tick(*v))
+            .y_label_formatter($fmt)
             .x_desc($x_label)
             .y_desc($y_label)
             .light_line_style(WHITE.mix(0.0))
@@ -246,22 +256,27 @@ macro_rules! draw_bands {
             if band.lo.iter().zip(&band.hi).any(|(l, h)| h > l) {
                 $chart.draw_series(std::iter::once(Polygon::new(band_area(band), c.mix(0.18))))?;
             }
-            $chart
-                .draw_series(LineSeries::new(
-                    band.x.iter().copied().zip(band.mean.iter().copied()),
-                    c.stroke_width(2),
-                ))?
-                .label(band.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+            let pts: Vec<(f64, f64)> = band
+                .x
+                .iter()
+                .copied()
+                .zip(band.mean.iter().copied())
+                .collect();
+            let style = c.stroke_width(2);
+            match dash(band.index) {
+                Dash::Solid => $chart.draw_series(LineSeries::new(pts.clone(), style))?,
+                Dash::Dashed => {
+                    $chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 4, style))?
+                }
+                Dash::Dotted => {
+                    $chart.draw_series(DashedLineSeries::new(pts.clone(), 2, 3, style))?
+                }
+            };
+            // One or two epochs draw no visible line: mark the points.
+            if pts.len() <= 2 {
+                $chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+            }
         }
-        $chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
     }};
 }
 
@@ -288,19 +303,36 @@ fn log_range(bands: &[&Band], y1: f64) -> (f64, f64) {
     (lo, y1.max(lo * 10.0) * 1.2)
 }
 
-/// Panels side by side, one per (title, bands), sharing the x label.
+/// Every variant drawn in `panels`, once, in order of first appearance.
+fn legend_entries(panels: &[(String, Vec<Band>)]) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for b in panels.iter().flat_map(|p| &p.1) {
+        if !out.iter().any(|e| e.0 == b.index) {
+            out.push((b.index, b.name.clone()));
+        }
+    }
+    out
+}
+
+/// Panels side by side, one per (title, bands), sharing the x label, with the legend
+/// below them (outside every plot, however many variants). Returns the plot and
+/// legend boxes.
 fn draw_panels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     panels: &[(String, Vec<Band>)],
     x_label: &str,
     y_label: &str,
     log_y: bool,
-) -> Result<()>
+) -> Result<Vec<PixelBox>>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
+    let entries = legend_entries(panels);
+    let (w, h) = root.dim_in_pixel();
+    let (top, bottom) = root.split_vertically(h.saturating_sub(legend_height(entries.len(), w)));
+    let mut boxes = Vec::new();
+    let areas = top.split_evenly((1, panels.len().max(1)));
     for ((title, bands), area) in panels.iter().zip(areas) {
         let refs: Vec<&Band> = bands.iter().collect();
         let (x0, x1, y0, y1) = bounds(&refs);
@@ -312,16 +344,21 @@ where
         if log_y {
             let (lo, hi) = log_range(&refs, y1);
             let mut chart = b.build_cartesian_2d(x0..x1, (lo..hi).log_scale())?;
-            draw_bands!(chart, bands, x0, x1, x_label, y_label);
+            draw_bands!(chart, bands, x0, x1, x_label, y_label, &|v: &f64| log_tick(
+                *v, lo, hi
+            ));
+            boxes.push(PixelBox::of(chart.plotting_area(), "plot-box"));
         } else {
             let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
-            draw_bands!(chart, bands, x0, x1, x_label, y_label);
+            draw_bands!(chart, bands, x0, x1, x_label, y_label, &|v: &f64| tick(*v));
+            boxes.push(PixelBox::of(chart.plotting_area(), "plot-box"));
         }
     }
-    Ok(())
+    boxes.push(draw_legend(&bottom, &entries)?);
+    Ok(boxes)
 }
 
-/// Line chart(s) with bands, as SVG and PNG; returns the SVG.
+/// Line chart(s) with bands and a legend below, as SVG and PNG; returns the SVG.
 pub fn line_panels(
     dir: &Path,
     stem: &str,
@@ -331,17 +368,21 @@ pub fn line_panels(
     log_y: bool,
 ) -> Result<String> {
     let w = 460 * panels.len().max(1) as u32;
+    let entries = legend_entries(panels);
+    let variants: Vec<usize> = entries.iter().map(|e| e.0).collect();
+    let h = 360 + legend_height(entries.len(), w);
     render_both!(
         dir,
         stem,
-        (w, 360),
+        (w, h),
+        &variants,
         draw_panels(panels, x_label, y_label, log_y)
     )
 }
 
 /// The label of the category whose centre is at `v` (categories sit at 0.5, 1.5, ...),
 /// or "" between categories.
-fn category_label(v: f64, labels: &[String]) -> String {
+pub(super) fn category_label(v: f64, labels: &[String]) -> String {
     let i = (v - 0.5).round();
     if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
         labels[i as usize].clone()
@@ -354,84 +395,73 @@ fn category_label(v: f64, labels: &[String]) -> String {
 /// measured).
 pub type BarGroups = [(String, Vec<(String, Option<f64>)>)];
 
-/// Grouped bars: for each group (variant), one bar per series (layer).
+/// Horizontal bars, one per (group, bar), each labelled on the axis "variant · fc1"
+/// (no legend to cover them); a share not measured is written "n/a" on its row.
 fn draw_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     groups: &BarGroups,
-    y_label: &str,
-) -> Result<()>
+    x_label: &str,
+) -> Result<Vec<PixelBox>>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let per = groups.iter().map(|g| g.1.len()).max().unwrap_or(1).max(1);
-    let n = groups.len().max(1);
+    let rows: Vec<(String, usize, Option<f64>)> = groups
+        .iter()
+        .flat_map(|(name, bars)| {
+            bars.iter()
+                .enumerate()
+                .map(move |(s, (label, v))| (format!("{name} · {label}"), s, *v))
+        })
+        .collect();
+    let n = rows.len().max(1);
+    let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let longest = names.iter().map(|l| l.chars().count()).max().unwrap_or(4);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..n as f64, 0.0..1.0)?;
-    let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+        .y_label_area_size((longest as u32 * 7 + 16).clamp(60, 360))
+        .build_cartesian_2d(0.0..1.0, n as f64..0.0)?;
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| category_label(*x, &names))
-        .y_desc(y_label)
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|y| category_label(*y, &names))
+        .x_desc(x_label)
         .light_line_style(WHITE.mix(0.0))
-        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .x_label_formatter(&|v| format!("{:.0}%", v * 100.0))
         .label_style(("sans-serif", 12))
         .draw()?;
-    let width = 0.8 / per as f64;
-    for s in 0..per {
+    chart.draw_series(rows.iter().enumerate().filter_map(|(i, (_, s, v))| {
         let c = Palette99::pick(s + 1).to_rgba();
-        let label = groups
-            .iter()
-            .find_map(|g| g.1.get(s).map(|x| x.0.clone()))
-            .unwrap_or_default();
-        chart
-            .draw_series(groups.iter().enumerate().filter_map(|(i, g)| {
-                let v = g.1.get(s)?.1?;
-                let x0 = i as f64 + 0.1 + s as f64 * width;
-                Some(Rectangle::new(
-                    [(x0, 0.0), (x0 + width * 0.9, v)],
-                    c.filled(),
-                ))
-            }))?
-            .label(label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
-    }
-    // Quantities not measured for a variant's activation: "n/a" where the bar would be.
-    chart.draw_series(groups.iter().enumerate().flat_map(|(i, g)| {
-        g.1.iter()
-            .enumerate()
-            .filter(|(_, b)| b.1.is_none())
-            .map(move |(s, _)| {
-                let x = i as f64 + 0.1 + (s as f64 + 0.2) * width;
-                Text::new("n/a", (x, 0.04), ("sans-serif", 11))
-            })
+        let y = i as f64;
+        Some(Rectangle::new(
+            [(0.0, y + 0.15), ((*v)?, y + 0.85)],
+            c.filled(),
+        ))
     }))?;
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
-    Ok(())
+    chart.draw_series(
+        rows.iter()
+            .enumerate()
+            .filter(|(_, r)| r.2.is_none())
+            .map(|(i, _)| Text::new("n/a", (0.01, i as f64 + 0.2), ("sans-serif", 11))),
+    )?;
+    Ok(vec![PixelBox::of(chart.plotting_area(), "plot-box")])
 }
 
-/// Grouped bar chart as SVG and PNG; returns the SVG.
+/// Horizontal bar chart as SVG and PNG, as tall as its rows need; returns the SVG.
 pub fn bars(
     dir: &Path,
     stem: &str,
     title: &str,
     groups: &BarGroups,
-    y_label: &str,
+    x_label: &str,
 ) -> Result<String> {
-    let w = (220 * groups.len().max(2) as u32).min(1400);
-    render_both!(dir, stem, (w, 360), draw_bars(title, groups, y_label))
+    let rows: usize = groups.iter().map(|g| g.1.len()).sum();
+    let h = 110 + 20 * rows.max(1) as u32;
+    render_both!(dir, stem, (900, h), &[], draw_bars(title, groups, x_label))
 }
 
 /// A confusion matrix `m` (rows true, columns predicted) as coloured cells with counts.
@@ -440,7 +470,7 @@ fn draw_heatmap<DB: DrawingBackend>(
     title: &str,
     m: &[Vec<u32>],
     labels: &[&str],
-) -> Result<()>
+) -> Result<Vec<PixelBox>>
 where
     DB::ErrorType: 'static,
 {
@@ -484,7 +514,7 @@ where
                 )
             })
     }))?;
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// One cell per (true, predicted) pair, coloured by its share of the true class's
@@ -522,7 +552,7 @@ pub fn heatmap(
     m: &[Vec<u32>],
     labels: &[&str],
 ) -> Result<String> {
-    render_both!(dir, stem, (520, 500), draw_heatmap(title, m, labels))
+    render_both!(dir, stem, (520, 500), &[], draw_heatmap(title, m, labels))
 }
 
 fn draw_grid<DB: DrawingBackend>(
@@ -530,7 +560,7 @@ fn draw_grid<DB: DrawingBackend>(
     title: &str,
     images: &[(&[u8], String)],
     cols: usize,
-) -> Result<()>
+) -> Result<Vec<PixelBox>>
 where
     DB::ErrorType: 'static,
 {
@@ -568,7 +598,7 @@ where
             ("sans-serif", 12),
         ))?;
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Grid of test images with captions such as "true 4 → 9", as SVG and PNG.
@@ -587,7 +617,7 @@ pub fn image_grid(
         .map(|(i, l)| (data.image(*i), l.clone()))
         .collect();
     let size = ((cols * 84 + 24) as u32, (rows * 88 + 40) as u32);
-    render_both!(dir, stem, size, draw_grid(title, &images, cols))
+    render_both!(dir, stem, size, &[], draw_grid(title, &images, cols))
 }
 
 #[cfg(test)]

@@ -28,8 +28,9 @@ h1 { font-size: 1.5rem; margin: 0 0 .3rem; } .sub { color: #666; margin: 0 0 1re
 .padbox { position: sticky; top: 1rem; }
 #pad { width: 280px; height: 280px; border: 2px solid #333; border-radius: 6px; background: #fff; touch-action: none; cursor: crosshair; }
 button { margin-top: .5rem; font-size: 1rem; padding: .3rem 1.2rem; }
-.models { display: flex; gap: 1rem; flex-wrap: wrap; flex: 1 1 600px; align-items: flex-start; }
-.card { border: 1px solid #ccc; border-radius: 6px; padding: .6rem .8rem; width: 330px; }
+.models { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 1rem; flex: 1 1 600px; align-items: stretch; }
+.card { border: 1px solid #ccc; border-radius: 6px; padding: .6rem .8rem; min-width: 0; box-sizing: border-box; }
+.card.blank .bars { opacity: .35; }
 .card h2 { font-size: 1.05rem; margin: 0; } .label { color: #666; font-size: .8rem; margin: .1rem 0 .5rem; }
 .top { display: flex; align-items: center; gap: 1rem; }
 canvas.input { width: 84px; height: 84px; image-rendering: pixelated; border: 1px solid #999; }

@@ -28,10 +28,11 @@ pub fn table(s: &ExperimentSummary) -> Table {
     let mut head = vec!["variant", "model", "train acc"];
     head.extend(val.then_some("val acc"));
     head.extend(["test acc", "train loss", &loss, &gap, "ep→90%", "ep→97%"]);
-    head.extend(["seconds", "exercise claims (train / val / val loss)"]);
+    head.extend(["seconds", "claim (train / val / loss)"]);
     let mut t = Table::new(&head);
     t.align[1] = Align::Left;
     t.align[head.len() - 1] = Align::Left;
+    t.droppable(&["train loss", "seconds", "ep→97%", &loss, "model", "ep→90%"]);
     for v in by_index(s) {
         let claimed = claim(&v.name)
             .map(|(a, b, c)| format!("{:.0}% / {:.0}% / {c:.2}", a * 100.0, b * 100.0))
@@ -216,7 +217,7 @@ fn claim_line(v: &VariantSummary, name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::TrainConfig;
     use crate::eval::Metrics;
@@ -225,7 +226,13 @@ mod tests {
     use crate::store::records::{DatasetInfo, EpochStats, RunRecord, FORMAT};
 
     /// A finished run without a held-out split: `test` is its test accuracy.
-    fn record(variant: &str, index: usize, seed: u64, train: f64, test: f64) -> RunRecord {
+    pub(crate) fn record(
+        variant: &str,
+        index: usize,
+        seed: u64,
+        train: f64,
+        test: f64,
+    ) -> RunRecord {
         RunRecord {
             format: FORMAT,
             actlab_version: "test".into(),
@@ -422,7 +429,7 @@ mod tests {
         assert!(five.variants[4].behind_best.unwrap().significant());
         let text = five.compare_table().to_text();
         assert!(
-            text.contains("[CI, 95% jointly]") && text.contains("n.s."),
+            text.contains("[joint 95% CI]") && text.contains("n.s."),
             "{text}"
         );
     }

@@ -1,6 +1,7 @@
 //! One self-contained report.html: summary table and verdicts, charts as inline SVG,
 //! per-digit accuracy, confusion matrices, misclassified images, and the exact
-//! command and configs. No scripts, no network.
+//! command and configs. No network; one small inline script lets a reader show and
+//! hide variants in the learning curves (the page reads the same without it).
 
 use std::path::{Path, PathBuf};
 
@@ -22,8 +23,14 @@ h1 { font-size: 1.7rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-
 .sub { color: #666; margin-top: 0; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: right; white-space: nowrap; }
-th { background: #f3f5f7; } td:first-child, th:first-child, td.l { text-align: left; }
-.wrap { overflow-x: auto; }
+th { background: #f3f5f7; white-space: normal; min-width: 3.5rem; vertical-align: bottom; } td:first-child, th:first-child, td.l { text-align: left; }
+td.l { white-space: normal; min-width: 8rem; }
+.wrap { overflow-x: auto; max-width: 100%; }
+.s0, .s1 { position: sticky; z-index: 1; background: #fff; } th.s0, th.s1 { background: #f3f5f7; }
+.s0 { left: 0; } table.st2 .s0 { min-width: 2.6rem; max-width: 2.6rem; width: 2.6rem; box-sizing: border-box; } table.st2 .s1 { left: 2.6rem; box-shadow: 2px 0 0 #ddd; }
+table.st1 .s0 { box-shadow: 2px 0 0 #ddd; }
+.toggles { display: flex; flex-wrap: wrap; gap: .2rem .8rem; font-size: .8rem; margin: .4rem 0; } .toggles label { white-space: nowrap; cursor: pointer; }
+.toggles i { display: inline-block; width: 1.4rem; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: .25rem; }
 ul.verdicts li { margin: .2rem 0; } .yes { color: #0a7a3e; font-weight: bold; } .no { color: #b3261e; font-weight: bold; }
 figure { margin: 1rem 0; } figcaption { color: #555; font-size: .85rem; }
 svg { max-width: 100%; height: auto; }
@@ -70,6 +77,7 @@ pub fn write_report(dir: &Path, page: &Page<'_>) -> Result<PathBuf> {
     create_dir(&charts_dir)?;
     let mut h = header(page);
     h.push_str(&results(page.summary));
+    h.push_str(&forest_figure(&charts_dir, page.summary)?);
     h.push_str(&super::tuning::section(page.exp, page.summary));
     h.push_str(&curves(&charts_dir, page.records)?);
     h.push_str(&diagnostics(&charts_dir, page.records)?);
@@ -79,7 +87,7 @@ pub fn write_report(dir: &Path, page: &Page<'_>) -> Result<PathBuf> {
     h.push_str(&confusions(&charts_dir, page.records)?);
     h.push_str(&mistakes(&charts_dir, page.records, page.data)?);
     h.push_str(&provenance(page.exp, page.command));
-    h.push_str("</body></html>\n");
+    h.push_str(&format!("<script>{TOGGLE_SCRIPT}</script></body></html>\n"));
     let path = dir.join("report.html");
     write_file(&path, h.as_bytes())?;
     Ok(path)
@@ -124,9 +132,51 @@ fn results(summary: &ExperimentSummary) -> String {
     h
 }
 
+/// Checkboxes (built by the script, so a page without scripts shows none) that show
+/// and hide a variant's marks (`class="v<i>"`) in every chart of `.curves`.
+const TOGGLE_SCRIPT: &str = r#"
+document.querySelectorAll('.toggles').forEach(function (box) {
+  JSON.parse(box.dataset.variants).forEach(function (v) {
+    var label = document.createElement('label');
+    var input = document.createElement('input');
+    input.type = 'checkbox'; input.checked = true;
+    input.addEventListener('change', function () {
+      document.querySelectorAll('.curves svg .v' + v[0]).forEach(function (el) {
+        el.style.display = input.checked ? '' : 'none';
+      });
+    });
+    var swatch = document.createElement('i'); swatch.style.borderColor = v[2];
+    label.append(input, swatch, v[1]);
+    box.append(label);
+  });
+});
+"#;
+
+/// The ranked forest plot of every variant's accuracy.
+fn forest_figure(charts_dir: &Path, summary: &super::summary::ExperimentSummary) -> Result<String> {
+    let rows = super::forest::rows(summary);
+    // Variants are ranked on the test set (see `VariantSummary::rank_acc`).
+    let ranked_on = "test";
+    let svg = super::forest::forest(charts_dir, &rows, &format!("{ranked_on} accuracy (%)"))?;
+    let k = rows.len();
+    Ok(figure(&svg, &format!(
+        "Mean {ranked_on} accuracy per variant over seeds, best first (marked); bars are t-intervals of the mean at {:.2}% each so that all {k} hold together at 95% (Bonferroni), cut to [0, 100]. Wide bars mean few seeds: run more with --seeds.",
+        100.0 - 5.0 / k.max(1) as f64
+    )))
+}
+
 /// Loss and accuracy per epoch, mean with a min-max band over seeds.
 fn curves(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
-    let mut h = String::from("<h2>Learning curves</h2><p>Lines are means over seeds; shaded bands span the lowest and highest seed.</p>");
+    let mut h = String::from("<h2>Learning curves</h2><p>Lines are means over seeds; shaded bands span the lowest and highest seed.</p><div class=\"curves\">");
+    let variants: Vec<(usize, String, String)> = by_variant(records)
+        .into_iter()
+        .map(|(i, name, _)| (i, name, super::chart_style::hex(charts::color(i))))
+        .collect();
+    let json = serde_json::to_string(&variants).unwrap_or_else(|_| "[]".into());
+    h.push_str(&format!(
+        "<div class=\"toggles\" data-variants=\"{}\"></div>",
+        esc(&json)
+    ));
     let mut loss_panels = vec![(
         "train loss (running mean over each epoch)".to_string(),
         epoch_bands(records, |e| e.train.loss),
@@ -166,6 +216,7 @@ fn curves(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
         false,
     )?;
     h.push_str(&figure(&svg, "Accuracy per epoch."));
+    h.push_str("</div>");
     Ok(h)
 }
 
@@ -247,7 +298,7 @@ fn unit_tables(records: &[RunRecord]) -> (UnitBars, Table) {
             rows.row(vec![
                 name.clone(),
                 fc,
-                s.grad_norm.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                s.grad_norm.map(|v| super::num(v, 4)).unwrap_or_default(),
                 format!("{:.3} ± {:.3}", s.pre.0, s.pre.1),
                 s.act
                     .map(|(m, sd)| format!("{m:.3} ± {sd:.3}"))

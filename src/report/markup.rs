@@ -12,20 +12,35 @@ pub fn esc(s: &str) -> String {
 
 /// A table as HTML.
 pub fn table_html(t: &Table) -> String {
-    let mut out = String::from("<div class=\"wrap\"><table><thead><tr>");
-    for h in &t.headers {
-        out.push_str(&format!("<th>{}</th>", esc(h)));
+    // The first `sticky` columns (rank, name) stay in view while the table scrolls.
+    let sticky = |c: usize| {
+        if c < t.sticky.min(2) {
+            format!(" s{c}")
+        } else {
+            String::new()
+        }
+    };
+    let mut out = format!(
+        "<div class=\"wrap\"><table class=\"st{}\"><thead><tr>",
+        t.sticky.min(2)
+    );
+    for (c, h) in t.headers.iter().enumerate() {
+        out.push_str(&format!("<th class=\"h{}\">{}</th>", sticky(c), esc(h)));
     }
     out.push_str("</tr></thead><tbody>");
     for r in &t.rows {
         out.push_str("<tr>");
-        for (c, a) in r.iter().zip(&t.align) {
-            let class = if *a == super::table::Align::Left {
-                " class=\"l\""
+        for (c, (cell, a)) in r.iter().zip(&t.align).enumerate() {
+            let side = if *a == super::table::Align::Left {
+                "l"
             } else {
-                ""
+                "r"
             };
-            out.push_str(&format!("<td{class}>{}</td>", esc(c)));
+            out.push_str(&format!(
+                "<td class=\"{side}{}\">{}</td>",
+                sticky(c),
+                esc(cell)
+            ));
         }
         out.push_str("</tr>");
     }

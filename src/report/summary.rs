@@ -327,18 +327,22 @@ pub fn cell(s: Option<Summary>, unit: Unit, spread: Spread) -> String {
         Unit::Points => (100.0, 2, true, " pt"),
         Unit::Plain(d) => (1.0, d, false, ""),
     };
+    // Only a mean can be tiny enough for scientific notation; a spread that small is
+    // rounding noise beside it.
+    let spread_of = |v: f64| format!("{:.*}", digits, (v * scale).abs());
     let num = |v: f64, signed: bool| {
-        if signed {
-            format!("{:+.*}", digits, v * scale)
+        let text = super::num(v * scale, digits);
+        if signed && !text.starts_with('-') {
+            format!("+{text}")
         } else {
-            format!("{:.*}", digits, v * scale)
+            text
         }
     };
     if s.n == 1 {
         return format!("{}{suffix}", num(s.mean, sign));
     }
     match (spread, unit) {
-        (Spread::Std, _) => format!("{} ± {}{suffix}", num(s.mean, sign), num(s.std, false)),
+        (Spread::Std, _) => format!("{} ± {}{suffix}", num(s.mean, sign), spread_of(s.std)),
         // "97.61% [97.50–97.70]": the unit follows the mean, the range is bare.
         (Spread::Range, Unit::Percent) => {
             format!(
@@ -372,15 +376,27 @@ pub fn chosen_text(v: &VariantSummary) -> String {
     parts.join(", ")
 }
 
+/// A difference of accuracies in points can be no wider than ±100: an interval from
+/// few seeds that spills past that is cut there (and the notes say why it is wide).
+fn clip_points(v: f64) -> f64 {
+    v.clamp(-100.0, 100.0)
+}
+
+/// True when a difference's interval reaches past what accuracies allow.
+fn clipped(d: &Difference) -> bool {
+    d.lo.is_finite() && (d.lo < -1.0 || d.hi > 1.0)
+}
+
+/// The "vs best" cell: "-" for a variant without an accuracy (every seed diverged).
 fn diff_cell(d: Option<Difference>) -> String {
     match d {
-        None => "best".into(),
+        None => "-".into(),
         Some(d) if d.lo.is_infinite() => format!("{:+.2} pt (1 seed: no CI)", -d.diff * 100.0),
         Some(d) => format!(
             "{:+.2} pt [{:+.2}, {:+.2}]{}",
             -d.diff * 100.0,
-            -d.hi * 100.0,
-            -d.lo * 100.0,
+            clip_points(-d.hi * 100.0),
+            clip_points(-d.lo * 100.0),
             if d.significant() { "" } else { " n.s." }
         ),
     }
@@ -397,18 +413,22 @@ impl ExperimentSummary {
         compared_on(self.held_out().then_some("val"), "test")
     }
 
-    /// The ranked comparison table.
+    /// The ranked comparison table. A variant whose every seed diverged has no rank
+    /// and is never "best".
     pub fn compare_table(&self) -> Table {
         let (tuned, val) = (!self.tune.is_empty(), self.held_out());
         let vs_best = if self.variants.len() > 2 {
-            "test acc vs best [CI, 95% jointly]"
+            "test acc vs best [joint 95% CI]"
         } else {
             "test acc vs best [95% CI]"
         };
+        let any_diverged = self.variants.iter().any(|v| !v.diverged_seeds.is_empty());
         let gap = format!("gap (train-{})", self.compared_name());
         let mut head: Vec<&str> = vec!["rank", "variant"];
         head.extend(tuned.then_some("chosen"));
-        head.extend(["seeds", "test acc"]);
+        head.push("seeds");
+        head.extend(any_diverged.then_some("diverged"));
+        head.push("test acc");
         head.extend(val.then_some("val acc"));
         head.extend(["train acc", "test loss"]);
         head.extend(val.then_some("val loss"));
@@ -416,15 +436,28 @@ impl ExperimentSummary {
         head.extend(["seconds", vs_best]);
         let mut t = Table::new(&head);
         t.align[1] = super::table::Align::Left;
+        t.sticky = 2;
+        t.droppable(&[
+            "train loss",
+            "test loss",
+            "ep→97%",
+            "seconds",
+            "val loss",
+            "train acc",
+            "ep→90%",
+            gap.as_str(),
+        ]);
         for (i, v) in self.variants.iter().enumerate() {
-            let seeds = if v.diverged_seeds.is_empty() {
-                v.seeds.len().to_string()
+            let ranked = v.rank_acc().is_some();
+            let rank = if ranked {
+                (i + 1).to_string()
             } else {
-                format!("{} ({} diverged)", v.seeds.len(), v.diverged_seeds.len())
+                "-".into()
             };
-            let mut row = vec![(i + 1).to_string(), v.name.clone()];
+            let mut row = vec![rank, v.name.clone()];
             row.extend(tuned.then(|| chosen_text(v)));
-            row.push(seeds);
+            row.push(v.seeds.len().to_string());
+            row.extend(any_diverged.then(|| v.diverged_seeds.len().to_string()));
             row.push(cell(v.test_acc, Unit::Percent, Spread::Std));
             row.extend(val.then(|| cell(v.val_acc, Unit::Percent, Spread::Std)));
             row.push(cell(v.train_acc, Unit::Percent, Spread::Std));
@@ -436,7 +469,7 @@ impl ExperimentSummary {
                 v.epochs_to_90.cell(),
                 v.epochs_to_97.cell(),
                 cell(v.seconds, Unit::Plain(2), Spread::Std),
-                if i == 0 {
+                if i == 0 && ranked {
                     "best".into()
                 } else {
                     diff_cell(v.behind_best)
@@ -445,6 +478,11 @@ impl ExperimentSummary {
             t.row(row);
         }
         t
+    }
+
+    /// The best variant: the first ranked one, if it has an accuracy.
+    pub fn best(&self) -> Option<&VariantSummary> {
+        self.variants.first().filter(|v| v.rank_acc().is_some())
     }
 
     /// Notes printed under the table (missing runs, divergences, how to read the CI).
@@ -465,6 +503,7 @@ impl ExperimentSummary {
             }
         }
         n.extend(self.split_notes());
+        n.extend(self.interval_notes());
         if self.report == ReportKind::Exercise && self.variants.iter().any(|v| v.seeds.len() > 1) {
             n.push("each cell is the mean over seeds with [min–max]".into());
         } else if self.variants.iter().any(|v| v.seeds.len() > 1) {
@@ -474,6 +513,35 @@ impl ExperimentSummary {
             } else {
                 "± is the standard deviation over seeds; the CI is a 95% t-interval over seeds (paired by seed where both ran the same seeds); n.s. = the interval includes 0".into()
             });
+        }
+        n
+    }
+
+    /// Why intervals are wide: few seeds, and a cut at what accuracies allow.
+    fn interval_notes(&self) -> Vec<String> {
+        let seeds = self
+            .variants
+            .iter()
+            .map(|v| v.seeds.len())
+            .min()
+            .unwrap_or(0);
+        let ds: Vec<&Difference> = self
+            .variants
+            .iter()
+            .filter_map(|v| v.behind_best.as_ref())
+            .collect();
+        let mut n = Vec::new();
+        if self.report != ReportKind::Compare {
+            return n;
+        }
+        if ds.iter().any(|d| d.lo.is_finite()) && seeds < 5 {
+            n.push(format!(
+                "with {seeds} seed(s) per variant an interval rests on {} degree(s) of freedom, so it is wide; --seeds 5 or more narrows it",
+                seeds.saturating_sub(1)
+            ));
+        }
+        if ds.iter().any(|d| clipped(d)) {
+            n.push("intervals are cut at ±100 pt, the most two accuracies can differ".into());
         }
         n
     }
@@ -505,9 +573,20 @@ impl ExperimentSummary {
         csv(&self.variants, true)
     }
 
-    /// CSV of every grid point of a tuned comparison, in experiment order.
+    /// CSV of every grid point of a tuned comparison, in experiment order; `chosen`
+    /// says "yes" on the point each variant kept.
     pub fn grid_csv(&self) -> String {
-        csv(&self.grid, false)
+        let kept: Vec<usize> = self.variants.iter().map(|v| v.index).collect();
+        let marked: Vec<VariantSummary> = self
+            .grid
+            .iter()
+            .map(|g| {
+                let mut g = g.clone();
+                g.chosen = kept.contains(&g.index).then(BTreeMap::new);
+                g
+            })
+            .collect();
+        csv(&marked, false)
     }
 }
 
@@ -535,12 +614,13 @@ fn csv(variants: &[VariantSummary], ranked: bool) -> String {
             i + 1,
             csv_field(&v.name),
             csv_field(&v.label),
-            csv_field(
-                &v.chosen
-                    .as_ref()
-                    .map(|_| chosen_text(v))
-                    .unwrap_or_default()
-            ),
+            csv_field(&match &v.chosen {
+                // A grid point kept by its variant (grid.csv).
+                Some(c) if c.is_empty() => "yes".to_string(),
+                Some(_) => chosen_text(v),
+                None if ranked => String::new(),
+                None => "no".to_string(),
+            }),
             v.seeds.len(),
             v.diverged_seeds.len()
         ));

@@ -159,7 +159,7 @@ pub fn summarise_and_write(
 ) -> Result<()> {
     let summary = crate::report::summary::summarise(exp, records);
     print!("{}", crate::report::render_text(&summary));
-    crate::report::write_summary(out, &summary, command)?;
+    crate::report::write_summary(out, &summary, records, command)?;
     println!("summary: {}", out.join("summary.md").display());
     let page = Page {
         exp,

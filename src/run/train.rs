@@ -39,9 +39,13 @@ impl Progress for EpochPrinter {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(steps as u64);
             if let Ok(style) = ProgressStyle::with_template(
-                "epoch {msg} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}",
+                "epoch {msg} [{bar:30}] {pos}/{len} steps {rate} eta {eta}",
             ) {
-                bar.set_style(style.progress_chars("=> "));
+                // Whole steps per second: indicatif's own {per_sec} prints "214.0757/s".
+                let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} steps/s", s.per_sec());
+                };
+                bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
             }
             bar.set_message(format!("{epoch}/{}", self.epochs));
             self.bar = Some(bar);
@@ -356,7 +360,8 @@ fn run_epochs(
             let dir = crate::store::tensorboard::run_dir(root, &name, tr.cfg.seed, out)?;
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
-            Some(EventWriter::start(&dir, &tr.split().train, resumed)?)
+            let w = EventWriter::start(&dir, &tr.split().train, resumed)?;
+            Some(w.with_session(root, &tr.cfg, &tr.cfg.label())?)
         }
         None => None,
     };
@@ -371,8 +376,29 @@ fn run_epochs(
         crate::faults::at("checkpoint", done, Some(&STOP));
         write_record(&record_path, &RunRecord::partial(tr, t0))?;
         crate::faults::at("record", done, Some(&STOP));
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let finished = tr.history.len() == tr.cfg.epochs || tr.diverged.is_some();
+    if let Some(w) = events.as_mut().filter(|_| finished) {
+        w.end_session(tr.diverged.is_some())?;
+    }
+    Ok(())
+}
+
+/// "train 4.98s, total 5.40s"; after a resume the training time covers every epoch
+/// while the wall time is this process's, so both are said as such.
+fn timings(record: &RunRecord) -> String {
+    if record.wall_seconds < record.train_seconds {
+        format!(
+            "train {:.2}s over all epochs, {:.2}s in this resumed session",
+            record.train_seconds, record.wall_seconds
+        )
+    } else {
+        format!(
+            "train {:.2}s, total {:.2}s",
+            record.train_seconds, record.wall_seconds
+        )
+    }
 }
 
 /// The final figures and where the record is.
@@ -383,13 +409,12 @@ fn print_final(record: &RunRecord, record_path: &Path) {
             .map(|m| format!("  val acc {} loss {:.4}", pct(m.acc), m.loss))
             .unwrap_or_default();
         println!(
-            "final  train acc {} loss {:.4}{val}  test acc {} loss {:.4}  (train {:.2}s, total {:.2}s)",
+            "final  train acc {} loss {:.4}{val}  test acc {} loss {:.4}  ({})",
             pct(t.acc),
             t.loss,
             pct(test.acc),
             test.loss,
-            record.train_seconds,
-            record.wall_seconds
+            timings(record)
         );
     }
     println!("record: {}", record_path.display());

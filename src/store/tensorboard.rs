@@ -8,6 +8,8 @@
 //! with the `crc32c` crate; only the framing is hand-written. The `tensorboard-rs`
 //! crate was not used: its last release (2022) pins protobuf 2 and image 0.23.
 
+mod hparams;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -47,8 +49,11 @@ struct Summary {
 struct Value {
     #[prost(string, tag = "1")]
     tag: String,
-    #[prost(oneof = "Kind", tags = "2, 5")]
+    #[prost(oneof = "Kind", tags = "2, 5, 8")]
     kind: Option<Kind>,
+    /// Set on the first value of a tag that a plugin reads (the hparams summaries).
+    #[prost(message, optional, tag = "9")]
+    metadata: Option<hparams::SummaryMetadata>,
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
@@ -57,6 +62,8 @@ enum Kind {
     SimpleValue(f32),
     #[prost(message, tag = "5")]
     Histo(Histogram),
+    #[prost(message, tag = "8")]
+    Tensor(hparams::TensorProto),
 }
 
 /// `HistogramProto`: bucket i counts values in (bucket_limit[i-1], bucket_limit[i]].
@@ -251,11 +258,38 @@ impl EventWriter {
         Ok(w)
     }
 
+    /// Tell TensorBoard's HParams dashboard about this run: its options (the
+    /// session start, here) and, in the log folder `root`, which options and final
+    /// metrics to tabulate.
+    pub fn with_session(
+        self,
+        root: &Path,
+        cfg: &crate::config::TrainConfig,
+        variant: &str,
+    ) -> Result<Self, StoreError> {
+        hparams::write_experiment(root, cfg)?;
+        let group = self
+            .path
+            .parent()
+            .and_then(|d| d.strip_prefix(root).ok())
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let start = hparams::session_start(cfg, variant, &group, now());
+        if let Some(dir) = self.path.parent() {
+            hparams::write_fixed(&dir.join(hparams::SESSION_FILE), start)?;
+        }
+        Ok(self)
+    }
+
+    /// Close the HParams session: finished, or failed when the run diverged.
+    pub fn end_session(&mut self, diverged: bool) -> Result<(), StoreError> {
+        let end = hparams::session_end(diverged, now());
+        self.values(0, vec![end])?;
+        self.flush()
+    }
+
     fn event(&mut self, step: i64, what: What) -> Result<(), StoreError> {
-        let wall_time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let wall_time = now();
         let e = Event {
             wall_time,
             step,
@@ -349,6 +383,7 @@ impl EventWriter {
             v.push(Value {
                 tag: format!("weights/fc{}", l + 1),
                 kind: Some(Kind::Histo(histogram(&model.params[w..b]))),
+                metadata: None,
             });
         }
         let acts = crate::diagnostics::activations_on(model, &self.sample);
@@ -356,16 +391,26 @@ impl EventWriter {
             v.push(Value {
                 tag: format!("activations/hidden{}", l + 1),
                 kind: Some(Kind::Histo(histogram(a))),
+                metadata: None,
             });
         }
         self.values(step, v)
     }
 }
 
+/// Seconds since 1970.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 fn scalar(tag: &str, v: f64) -> Value {
     Value {
         tag: tag.to_string(),
         kind: Some(Kind::SimpleValue(v as f32)),
+        metadata: None,
     }
 }
 
