@@ -225,3 +225,19 @@ fn variants_in_full_and_toml_experiments() {
     let text = run_ok(&["run", exp.to_str().unwrap()], &toml_out.join("out"));
     assert!(text.contains("claim \"before"), "{text}");
 }
+
+#[test]
+fn the_depth_matrix_expands_to_the_36_hand_written_variants() {
+    let read = |path: &str| {
+        let text = std::fs::read_to_string(path).unwrap();
+        actlab::experiment::Experiment::from_toml(&text, path).unwrap()
+    };
+    let matrix = read("experiments/depth.toml");
+    let blocks = read("tests/fixtures/depth-blocks.toml");
+    assert_eq!(matrix.variants.len(), 36);
+    let names = |e: &actlab::experiment::Experiment| -> Vec<String> {
+        e.variants.iter().map(|v| v.name.clone()).collect()
+    };
+    assert_eq!(names(&matrix), names(&blocks));
+    assert_eq!(matrix, blocks);
+}

@@ -145,6 +145,11 @@ struct RunCmd {
     data: DataDir,
     #[command(flatten)]
     exp: ExperimentArgs,
+    /// Passes over the training set, in every variant (a quick try; recorded in each run).
+    #[arg(long, value_name = "N", value_parser = help::whole)]
+    epochs: Option<usize>,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 #[derive(Args, Debug)]
@@ -406,6 +411,15 @@ fn run_file(c: RunCmd) -> Result<()> {
     if let Some(s) = how.seeds.take() {
         exp.seeds = s.0;
     }
+    let quick = crate::experiment::Overrides {
+        epochs: c.epochs,
+        limit_train: c.limits.limit_train,
+        limit_test: c.limits.limit_test,
+        val_split: c.limits.val_split,
+    };
+    quick
+        .apply(&mut exp)
+        .with_context(|| c.file.display().to_string())?;
     // Like --out, a relative folder is taken from where actlab runs.
     how.tensorboard = how.tensorboard.or(exp.tensorboard.clone());
     // A refusal of what the file asks for (memory, ...) names the file.

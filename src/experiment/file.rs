@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::matrix::{self, Axis};
 use super::{tune, Experiment, ExperimentError, ReportKind, Variant, MAX_RUNS};
 use crate::config::TrainConfig;
 use crate::nn::formula::Formulas;
@@ -26,6 +27,9 @@ struct ExperimentFile {
     base: Located,
     #[serde(default, rename = "variant")]
     variants: Vec<Located>,
+    /// Lists of values whose every combination is a variant (see [`super::matrix`]).
+    #[serde(default)]
+    matrix: Located,
     /// Formula activations, NAME = "FORMULA", usable in base and variants.
     #[serde(default)]
     define: BTreeMap<Spanned<String>, Spanned<String>>,
@@ -184,6 +188,113 @@ fn variant(
     })
 }
 
+/// The axes of a `[matrix]` in the order written, each value checked at its key's
+/// line; also its name template and exclude entries.
+#[allow(clippy::type_complexity)]
+fn matrix_axes(
+    src: &Source<'_>,
+    table: &Located,
+    formulas: &Formulas,
+) -> Result<(Vec<Axis>, Option<String>, Vec<toml::Table>), ExperimentError> {
+    let keys = TrainConfig::keys();
+    let (mut axes, mut template, mut exclude) = (Vec::new(), None, Vec::new());
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (key, value) in entries {
+        let (k, v, at) = (key.get_ref().as_str(), value.get_ref(), value.span().start);
+        if k == matrix::NAME {
+            let t = v.as_str().ok_or_else(|| {
+                src.at(
+                    at,
+                    "[matrix]: name is a text template, e.g. name = \"{activation} x{depth}\"",
+                )
+            })?;
+            template = Some(t.to_string());
+        } else if k == matrix::EXCLUDE {
+            let list = v.as_array().and_then(|a| {
+                a.iter()
+                    .map(|e| e.as_table().cloned())
+                    .collect::<Option<Vec<_>>>()
+            });
+            exclude = list.ok_or_else(|| {
+                src.at(at, "[matrix]: exclude is a list of tables, e.g. exclude = [{ activation = \"tanh\", init = [\"he\"] }]")
+            })?;
+        } else {
+            if k != matrix::DEPTH && !keys.iter().any(|known| known == k) {
+                let mut known: Vec<&str> = keys.iter().map(String::as_str).collect();
+                known.extend([matrix::DEPTH, matrix::NAME, matrix::EXCLUDE]);
+                let msg = crate::nn::names::unknown_name("key", k, &known);
+                return Err(src.at(key.span().start, format!("[matrix]: {msg}")));
+            }
+            let values = match v {
+                toml::Value::Array(a) if a.is_empty() => {
+                    return Err(src.at(at, format!("[matrix]: {k} = []: list at least one value")))
+                }
+                toml::Value::Array(a) => a.clone(),
+                one => vec![one.clone()],
+            };
+            for one in &values {
+                let point = vec![(k.to_string(), one.clone())];
+                matrix::table(&toml::Table::new(), &point)
+                    .map_err(ExperimentError::from)
+                    .and_then(|t| super::table_to_config(t, formulas))
+                    .map_err(|e| src.at(at, format!("[matrix]: {k} = {one}: {e}")))?;
+            }
+            axes.push(Axis {
+                key: k.to_string(),
+                values,
+            });
+        }
+    }
+    for e in &exclude {
+        if let Some(k) = e.keys().find(|k| !axes.iter().any(|a| &a.key == *k)) {
+            let at = table
+                .keys()
+                .find(|k| k.get_ref() == matrix::EXCLUDE)
+                .map_or(0, |k| k.span().start);
+            return Err(src.at(
+                at,
+                format!("[matrix]: exclude names '{k}', which is not a key of the matrix"),
+            ));
+        }
+    }
+    Ok((axes, template, exclude))
+}
+
+/// The variants a `[matrix]` expands into, over `[base]`.
+fn matrix_variants(
+    src: &Source<'_>,
+    base: &toml::Table,
+    table: &Located,
+    formulas: &Formulas,
+) -> Result<Vec<Variant>, ExperimentError> {
+    let (axes, template, exclude) = matrix_axes(src, table, formulas)?;
+    let start = table.keys().map(|k| k.span().start).min().unwrap_or(0);
+    let points = matrix::points(&axes, &exclude);
+    if points.is_empty() {
+        return Err(src.at(
+            start,
+            "[matrix]: every combination is excluded; remove an exclude entry",
+        ));
+    }
+    points
+        .iter()
+        .map(|p| {
+            let name = matrix::name(template.as_deref(), p)
+                .map_err(|e| src.at(start, format!("[matrix]: {e}")))?;
+            let blame = |e: String| src.at(start, format!("[matrix] variant '{name}': {e}"));
+            let t = matrix::table(base, p).map_err(blame)?;
+            let config = super::table_to_config(t, formulas).map_err(|e| blame(e.to_string()))?;
+            config.validate().map_err(|e| blame(e.to_string()))?;
+            Ok(Variant {
+                name,
+                config,
+                tune: None,
+            })
+        })
+        .collect()
+}
+
 impl Experiment {
     /// Parse an experiment TOML file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, ExperimentError> {
@@ -193,18 +304,21 @@ impl Experiment {
         let seeds = toml_seeds(f.seeds, origin)?;
         let formulas = definitions(&src, &f.define)?;
         check_keys(&src, &f.base, "[base]", &formulas)?;
-        if f.variants.is_empty() {
+        if f.variants.is_empty() && f.matrix.is_empty() {
             return Err(format!(
-                "{origin}: no [[variant]] tables; add at least one, e.g. [[variant]] activation = \"relu\""
+                "{origin}: no [[variant]] tables and no [matrix]; add one, e.g. [[variant]] activation = \"relu\""
             ).into());
         }
         let base = plain(&f.base);
-        let variants = f
+        let mut variants = f
             .variants
             .iter()
             .enumerate()
             .map(|(i, v)| variant(&src, &base, v, i + 1, &formulas))
             .collect::<Result<Vec<_>, _>>()?;
+        if !f.matrix.is_empty() {
+            variants.extend(matrix_variants(&src, &base, &f.matrix, &formulas)?);
+        }
         let exp = Experiment {
             name: f.name.unwrap_or_else(|| "experiment".into()),
             variants,
@@ -257,6 +371,36 @@ mod tests {
             e.starts_with("x.toml: line 2, column 1: [define] --define q=x *"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn matrix_errors_name_line_and_column() {
+        let err = |text: &str| {
+            Experiment::from_toml(text, "m.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[matrix]\ndepth = [2]\nactivaton = [\"relu\"]");
+        assert!(
+            e.starts_with("m.toml: line 3, column 1: [matrix]: unknown key 'activaton'"),
+            "{e}"
+        );
+        let e = err("[matrix]\nactivation = [\"relu\", \"rleu\"]");
+        assert!(
+            e.starts_with("m.toml: line 2, column 14: [matrix]: activation = \"rleu\": "),
+            "{e}"
+        );
+        let e = err("[matrix]\ndepth = [2, 0]");
+        assert!(e.contains("line 2, column 9: [matrix]: depth = 0: "), "{e}");
+        let e = err("[matrix]\ndepth = [2]\nname = \"x{width}\"");
+        assert!(e.contains("{width} is not a key of the matrix"), "{e}");
+        let e = err("[matrix]\ndepth = [2]\nexclude = [{ init = \"he\" }]");
+        assert!(
+            e.starts_with("m.toml: line 3, column 1: [matrix]: exclude names 'init'"),
+            "{e}"
+        );
+        let e = err("[matrix]\ndepth = [2, 3]\nexclude = [{ depth = [2, 3] }]");
+        assert!(e.contains("every combination is excluded"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod file;
 pub mod folders;
 pub mod jobs;
+pub mod matrix;
 pub mod stats;
 pub mod tune;
 
@@ -64,6 +65,34 @@ pub enum ReportKind {
     Compare,
     /// The exercise's before/after table with claims and verdicts.
     Exercise,
+}
+
+/// What `run FILE` may override in every variant for a quick try; each run's record
+/// holds the config it ran with, overrides included.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overrides {
+    /// Passes over the training set.
+    pub epochs: Option<usize>,
+    /// Use only the first N training images.
+    pub limit_train: Option<usize>,
+    /// Use only the first N test images.
+    pub limit_test: Option<usize>,
+    /// Hold out N training images as the validation set.
+    pub val_split: Option<usize>,
+}
+
+impl Overrides {
+    /// Set what was given in every variant of `exp`, then check the experiment again.
+    pub fn apply(&self, exp: &mut Experiment) -> Result<(), ExperimentError> {
+        for v in &mut exp.variants {
+            let c = &mut v.config;
+            c.epochs = self.epochs.unwrap_or(c.epochs);
+            c.limit_train = self.limit_train.or(c.limit_train);
+            c.limit_test = self.limit_test.or(c.limit_test);
+            c.val_split = self.val_split.or(c.val_split);
+        }
+        exp.check()
+    }
 }
 
 /// Variants times seeds.
