@@ -290,6 +290,11 @@ pub struct DataArgs {
     /// Dataset to use.
     #[arg(long, value_enum, default_value_t = DatasetName::Mnist)]
     pub dataset: DatasetName,
+    /// Your own data instead: an .npz holding x_train, y_train, x_test, y_test (Keras's
+    /// mnist.npz layout); uint8 (N, H, W) images are read as byte / 255, float32/float64
+    /// (N, D) features as they are, labels are integers 0..K-1.
+    #[arg(long, value_name = "FILE.npz", conflicts_with = "dataset")]
+    pub data_file: Option<PathBuf>,
 }
 
 /// The model and how to train it.
@@ -365,6 +370,8 @@ impl ModelArgs {
     pub fn config(&self, dataset: DatasetName) -> TrainConfig {
         TrainConfig {
             dataset,
+            data_file: None,
+            data_shape: None,
             hidden: self.hidden.clone(),
             activation: self.activation.clone(),
             output: self.output,
@@ -544,7 +551,7 @@ fn explicit_settings(matches: &clap::ArgMatches) -> (Vec<String>, bool) {
     let ids = model
         .get_arguments()
         .map(|a| a.get_id().as_str().to_string())
-        .chain(["dataset".to_string(), "init_from".to_string()]);
+        .chain(["dataset", "data_file", "init_from"].map(String::from));
     let changed = ids
         .filter(|id| id != "epochs" && given(id))
         .map(|id| format!("--{}", id.replace('_', "-")))
@@ -554,7 +561,10 @@ fn explicit_settings(matches: &clap::ArgMatches) -> (Vec<String>, bool) {
 
 fn train(c: TrainCmd, matches: &clap::ArgMatches) -> Result<()> {
     let (changed, epochs_given) = explicit_settings(matches);
-    let cfg = c.model.config(c.data.dataset);
+    let cfg = c
+        .model
+        .config(c.data.dataset)
+        .with_data_file(c.data.data_file);
     let io = run::TrainIo {
         data_dir: c.data.data_dir,
         out: c.out,
@@ -577,7 +587,8 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
         limit_test: c.limit_test,
         val_split: c.val_split,
         ..TrainConfig::default()
-    };
+    }
+    .with_data_file(c.data.data_file.clone());
     let probe = TrainConfig {
         dropout: c.dropout,
         ..base.clone()
@@ -592,7 +603,10 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
 }
 
 fn compare(c: CompareCmd) -> Result<()> {
-    let base = c.model.config(c.data.dataset);
+    let base = c
+        .model
+        .config(c.data.dataset)
+        .with_data_file(c.data.data_file.clone());
     let seeds = c.exp.seeds_or(vec![base.seed])?;
     let axes = c
         .tune

@@ -44,11 +44,16 @@ pub struct ExperimentRun {
 pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
     exp.check()?;
     let at_once = how.jobs.clamp(1, exp.jobs_count().max(1));
-    for v in &exp.variants {
-        let what = format!("variant '{}'", v.name);
-        super::check_memory(&v.config, 60_000, at_once, &what)?;
-    }
     let splits = load_splits(exp, how.data_dir.as_deref())?;
+    // A data file's shape goes into every variant's config, as in a lone run.
+    let mut exp = exp.clone();
+    for v in &mut exp.variants {
+        let split = &splits[&v.config.dataset];
+        v.config = v.config.with_shape_of(split);
+        let what = format!("variant '{}'", v.name);
+        super::check_memory(&v.config, split.train.len(), at_once, &what)?;
+    }
+    let exp = &exp;
     let held = claim_out(exp, how)?;
     let out = held.path.clone();
     let jobs = match how.shard {

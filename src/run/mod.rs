@@ -22,13 +22,21 @@ pub use train::{train_command, TrainIo};
 /// Load the dataset a config names, checking the config against it.
 pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
     cfg.validate().map_err(anyhow::Error::msg)?;
-    check_memory(cfg, 60_000, 1, "this run")?;
-    let split = data::load(cfg.dataset, data_dir)?;
+    let split = load_data(cfg, data_dir)?;
+    check_memory(&cfg.with_shape_of(&split), split.train.len(), 1, "this run")?;
     warn_if_modified(&split);
     let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
     cfg.validate_against(n)?;
     require_test_images(&split)?;
     Ok(split)
+}
+
+/// The data a config names: its `--data-file`, else the named dataset.
+pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
+    match &cfg.data_file {
+        Some(path) => Ok(data::npz::load(path)?),
+        None => Ok(data::load(cfg.dataset, data_dir)?),
+    }
 }
 
 /// The memory limit set with `--max-memory` (MB), if any.
@@ -91,7 +99,7 @@ pub fn check_memory(cfg: &TrainConfig, n_train: usize, at_once: usize, what: &st
 
 /// Warn when the files are not the canonical release (results are then not comparable).
 pub fn warn_if_modified(split: &Split) {
-    if !split.is_canonical() {
+    if !split.is_canonical() && split.name != data::DatasetName::File {
         eprintln!(
             "warning: {} files in {} differ from the canonical {} release (checksums recorded in the run record)",
             split.name,
@@ -171,8 +179,12 @@ pub fn command_line() -> String {
 
 /// Load the dataset for a report's image grids, or explain why not (grids are skipped).
 pub fn data_for_report(records: &[RunRecord], data_dir: Option<&Path>) -> Option<Split> {
-    let name = records.first()?.config.dataset;
-    match data::load(name, data_dir) {
+    let cfg = &records.first()?.config;
+    if cfg.shape() != data::DatasetName::Mnist.shape() {
+        eprintln!("note: no misclassified-image grids (drawn for 28x28 images only)");
+        return None;
+    }
+    match load_data(cfg, data_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("note: no misclassified-image grids ({e})");

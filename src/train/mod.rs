@@ -293,6 +293,7 @@ mod tests {
             val: None,
             dir: Default::default(),
             sha256: Default::default(),
+            shape: DatasetName::Mnist.shape(),
         }
     }
 

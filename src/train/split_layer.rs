@@ -22,7 +22,7 @@
 
 use super::step::{worker_rows, Worker};
 use super::Trainer;
-use crate::data::{batch, PIXELS};
+use crate::data::batch;
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
 use crate::nn::{Mlp, StepScalars};
 
@@ -204,7 +204,7 @@ impl<'a> Trainer<'a> {
         if self.parts.len() < 2 {
             return false;
         }
-        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists else {
+        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists() else {
             return false;
         };
         let Some(max) = self.workers[0].input.sparse_limit() else {
@@ -216,13 +216,13 @@ impl<'a> Trainer<'a> {
                 pick,
                 values: &batch::PIXEL_VALUES,
             };
-            listed.share(PIXELS) <= max
+            listed.share(self.split.train.width()) <= max
         })
     }
 
     /// The training images' listed pixels (`epoch_splits` found them).
     pub(super) fn lists(&self) -> RowLists<'a> {
-        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists else {
+        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists() else {
             unreachable!("epoch_splits checked the lists")
         };
         lists
