@@ -59,10 +59,15 @@ function ev(n, x) {
     }
     case "call": {
       if (n[1] === "min" || n[1] === "max") {
+        // The engine's rule (tape.rs `pick`): the strictly better side wins; a tie or
+        // a NaN on either side gives the first argument and splits the gradient, so
+        // max(x, log(x)) is x where log(x) is NaN, as `actlab predict` computes.
         const [a, da] = ev(n[2], x), [b, db] = ev(n[3], x);
-        const first = n[1] === "min" ? a < b : a > b;
-        if (a === b) return [a, (da + db) / 2]; // a tie splits the gradient, as PyTorch
-        return first ? [a, da] : [b, db];
+        const aWins = n[1] === "min" ? a < b : a > b;
+        const bWins = n[1] === "min" ? b < a : b > a;
+        if (aWins) return [a, da];
+        if (bWins) return [b, db];
+        return [a, (da + db) / 2];
       }
       const [a, da] = ev(n[2], x);
       return CALLS[n[1]](a, da);

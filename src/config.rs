@@ -120,7 +120,7 @@ impl TrainConfig {
     /// The activation of each hidden layer (a single one is repeated).
     pub fn activations(&self) -> Vec<Activation> {
         if self.activation.len() == 1 {
-            vec![self.activation[0]; self.hidden.len()]
+            vec![self.activation[0].clone(); self.hidden.len()]
         } else {
             self.activation.clone()
         }
@@ -172,6 +172,21 @@ impl TrainConfig {
             weight_decay: self.weight_decay,
             ..OptimConfig::default()
         }
+    }
+
+    /// Every key of a config as experiment files and `--variant` write it, derived
+    /// from its serialized form (with the optional fields set, so none is left out).
+    pub fn keys() -> Vec<String> {
+        let full = TrainConfig {
+            nesterov: true,
+            limit_train: Some(1),
+            limit_test: Some(1),
+            val_split: Some(1),
+            ..TrainConfig::default()
+        };
+        toml::Table::try_from(full)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A short label such as "relu/log_softmax/nll+dropout0.2".
@@ -396,5 +411,8 @@ mod tests {
         assert_eq!(back, c);
         let err = toml::from_str::<TrainConfig>("learning_rate = 0.1").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+        let keys = TrainConfig::keys();
+        assert_eq!(keys.len(), 21, "{keys:?}");
+        assert!(keys.iter().any(|k| k == "val_split") && keys.iter().any(|k| k == "nesterov"));
     }
 }

@@ -81,7 +81,7 @@ pub fn pick_mistakes(
 /// Whether an activation has a saturated region we report: the bounded ones, whose
 /// gradient fades (sigmoid, tanh, softsign, logsigmoid) or stops (the hard ones) at
 /// the ends.
-pub fn saturates(a: Activation) -> bool {
+pub fn saturates(a: &Activation) -> bool {
     matches!(
         a,
         Activation::Sigmoid
@@ -95,7 +95,7 @@ pub fn saturates(a: Activation) -> bool {
 }
 
 /// Derivative below 19% of its peak at pre-activation x with output y.
-fn is_saturated(a: Activation, x: f32, y: f32) -> bool {
+fn is_saturated(a: &Activation, x: f32, y: f32) -> bool {
     match a {
         Activation::Sigmoid => y * (1.0 - y) < SATURATION * 0.25,
         Activation::Tanh => 1.0 - y * y < SATURATION,
@@ -104,7 +104,7 @@ fn is_saturated(a: Activation, x: f32, y: f32) -> bool {
 }
 
 /// Whether unit `u` of a layer `w` wide has no gradient for any row: dead.
-fn is_dead(a: Activation, z: &[f32], h: &[f32], w: usize, u: usize) -> bool {
+fn is_dead(a: &Activation, z: &[f32], h: &[f32], w: usize, u: usize) -> bool {
     let mut rows = z.chunks_exact(w).zip(h.chunks_exact(w));
     match a {
         Activation::Relu => rows.all(|(_, y)| y[u] <= 0.0),
@@ -182,7 +182,7 @@ pub fn layer_stats(
             d.dead.push(None);
             continue;
         }
-        let act = model.arch.activations[l];
+        let act = &model.arch.activations[l];
         let (z, h) = (ws.output_of(lin, n), ws.output_of(f, n));
         let (m, s) = mean_std(h);
         d.act_mean.push(Some(m));
@@ -313,7 +313,7 @@ mod tests {
     fn model(act: Activation) -> Mlp {
         let arch = Arch {
             sizes: vec![784, 16, 8, 10],
-            activations: vec![act, act],
+            activations: vec![act.clone(), act],
             output: OutputFn::LogSoftmax,
             dropout: 0.0,
         };

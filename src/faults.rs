@@ -6,7 +6,8 @@
 //!   until the stop flag is raised, so a test can send a real signal at a known point,
 //!   or until the file named by `ACTLAB_TEST_RELEASE` exists.
 //!
-//! Points: `checkpoint` (after a checkpoint write), `record` (after a run record
+//! Points: `start` (N = 0: `actlab train` about to train its first epoch),
+//! `checkpoint` (after a checkpoint write), `record` (after a run record
 //! write), `summary` (between two of an experiment's summary files), `run` (after an
 //! experiment's N-th finished run), `epoch` (after an experiment run's checkpoint of
 //! epoch N).

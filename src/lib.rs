@@ -10,7 +10,8 @@
 //!    [`model_io`] (model files), over
 //! 5. [`train`], [`eval`], [`diagnostics`], [`predict`] (image preparation), [`config`],
 //! 6. [`nn`] (the model) and [`data`] (datasets), with
-//! 7. [`atomic`] and [`faults`] as plain utilities for every layer.
+//! 7. [`atomic`], [`faults`] and [`simd`] (the SIMD tier kernels run at) as plain
+//!    utilities for every layer.
 
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod nn;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod simd;
 pub mod store;
 pub mod train;
 
@@ -49,35 +51,6 @@ pub fn process_seconds() -> f64 {
         Some(uptime - ticks / hz)
     };
     started().unwrap_or(0.0)
-}
-
-/// The body of a function whose loops should use AVX2 (or AVX-512) where the CPU has
-/// it: `$body` is compiled three times, in functions with AVX-512 and with AVX2
-/// enabled (chosen at run time when the CPU supports them) and as portable code, over
-/// the named arguments, which must be locals of the calling function with those names
-/// and types. Element-wise loops give the same bits at any width.
-#[macro_export]
-macro_rules! avx2_or_portable {
-    (($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f,avx2")]
-            unsafe fn with_avx512($($arg: $ty),*) $(-> $ret)? $body
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: `with_avx512` only needs AVX-512F and AVX2, just found.
-                return unsafe { with_avx512($($arg),*) };
-            }
-            #[target_feature(enable = "avx2")]
-            unsafe fn with_avx2($($arg: $ty),*) $(-> $ret)? $body
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: `with_avx2` only needs AVX2, which the CPU was just found to have.
-                return unsafe { with_avx2($($arg),*) };
-            }
-        }
-        #[inline(always)]
-        fn portable($($arg: $ty),*) $(-> $ret)? $body
-        portable($($arg),*)
-    }};
 }
 
 /// Implement serde's Serialize/Deserialize through Display/FromStr.

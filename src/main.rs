@@ -18,7 +18,11 @@ fn main() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     }
-    if let Err(e) = actlab::cli::main() {
+    // A bad ACTLAB_SIMD is refused before any work, not at the first kernel.
+    let result = actlab::simd::check()
+        .map_err(anyhow::Error::from)
+        .and_then(|_| actlab::cli::main());
+    if let Err(e) = result {
         if let Some(i) = e.downcast_ref::<actlab::run::Interrupted>() {
             eprintln!("{i}");
             std::process::exit(130);

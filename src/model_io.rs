@@ -461,7 +461,7 @@ fn inferred_meta(
     let mut activations = if base.activations.len() == hidden {
         base.activations.clone()
     } else {
-        let first = base.activations.first().copied();
+        let first = base.activations.first().cloned();
         vec![first.unwrap_or(crate::nn::Activation::Relu); hidden]
     };
     // A PyTorch net with `act{i} = nn.PReLU()` carries its learned slopes: those

@@ -187,10 +187,62 @@ fn centre(small: &GrayImage) -> Vec<u8> {
     out
 }
 
-/// Read an image file (PNG, JPEG, PGM/PNM) as grayscale.
+/// Largest image file `predict` reads, in bytes: a photo of a digit is far smaller,
+/// and a device or endless file is not read until memory runs out.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Most pixels an image may decode to (e.g. 6000 x 6000): a small file may claim a
+/// huge canvas (a 480 KB PNG of 20000 x 20000), which is refused before decoding.
+pub const MAX_PIXELS: u64 = 36_000_000;
+
+/// The bytes of an image file, at most [`MAX_FILE_BYTES`] of them.
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| PredictError(format!("{}: cannot read: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(PredictError(format!(
+            "{}: larger than {} MB; pass an image of a digit (a photo of a few MB is plenty)",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Decode `bytes` within [`MAX_PIXELS`] and the memory that takes, turned upright as
+/// its EXIF orientation says (a phone's sideways-stored JPEG).
+fn decode_upright(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    use image::ImageDecoder;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!(
+            "{w} x {h} pixels is more than the {} million accepted; scale the image down",
+            MAX_PIXELS / 1_000_000
+        ));
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// Read an image file (PNG, JPEG, PGM/PNM) as grayscale, upright.
 pub fn load_gray(path: &Path) -> Result<GrayImage> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| PredictError(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes = read_capped(path)?;
     if bytes.starts_with(&[0xff, 0xd8]) && !bytes.trim_ascii_end().ends_with(&[0xff, 0xd9]) {
         // The decoder would fill the missing part with grey and predict on that.
         return Err(PredictError(format!(
@@ -198,7 +250,7 @@ pub fn load_gray(path: &Path) -> Result<GrayImage> {
             path.display()
         )));
     }
-    let img = image::load_from_memory(&bytes).map_err(|e| {
+    let img = decode_upright(&bytes).map_err(|e| {
         PredictError(format!(
             "{}: not a readable PNG, JPEG or PGM image ({e}); pass an image of a digit",
             path.display()
@@ -242,12 +294,28 @@ pub fn parse_indices(s: &str, n: usize) -> Result<Vec<usize>> {
         if let Some((a, b)) = part.split_once("..") {
             let a: usize = a.trim().parse().map_err(|_| err())?;
             let b: usize = b.trim().parse().map_err(|_| err())?;
-            if a >= b {
+            if a > b {
+                return Err(PredictError(format!(
+                    "--test-index '{s}': the range {a}..{b} is reversed; write it {b}..{a} (end exclusive)"
+                )));
+            }
+            if a == b {
+                return Err(PredictError(format!(
+                    "--test-index '{s}': the range {a}..{b} is empty (the end is exclusive); e.g. {a}..{}",
+                    a + 1
+                )));
+            }
+            // Bounds first: a range is only listed once it is known to fit the set.
+            if b > n {
                 return Err(err());
             }
             out.extend(a..b);
         } else {
             out.push(part.parse().map_err(|_| err())?);
+        }
+        // A list of ranges repeated over and over is bounded too.
+        if out.len() > 16 * n.max(1) {
+            return Err(err());
         }
     }
     if out.is_empty() || out.iter().any(|&i| i >= n) {
@@ -259,6 +327,7 @@ pub fn parse_indices(s: &str, n: usize) -> Result<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::ImageEncoder;
 
     fn digit_on(bg: u8, fg: u8, w: u32, h: u32) -> GrayImage {
         let mut img = GrayImage::from_pixel(w, h, image::Luma([bg]));
@@ -306,7 +375,73 @@ mod tests {
         assert_eq!(parse_indices("0..3", 10).unwrap(), vec![0, 1, 2]);
         assert_eq!(parse_indices("4,7", 10).unwrap(), vec![4, 7]);
         assert!(parse_indices("5..5", 10).is_err());
+        let reversed = parse_indices("5..3", 10).unwrap_err().to_string();
+        assert!(reversed.contains("reversed; write it 3..5"), "{reversed}");
         assert!(parse_indices("10", 10).is_err());
         assert!(parse_indices("x", 10).is_err());
+        assert!(parse_indices("0..18446744073709551615", 10).is_err());
+        assert!(parse_indices("0..1000000000", 10).is_err());
+        assert!(parse_indices(&"0..10,".repeat(100), 10).is_err());
+    }
+
+    /// `img` as a JPEG, with an EXIF orientation tag when given.
+    fn jpeg(img: &GrayImage, orientation: Option<u16>) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+            .encode_image(img)
+            .unwrap();
+        let Some(o) = orientation else {
+            return out;
+        };
+        // APP1 "Exif": a big-endian TIFF header and one IFD entry, 0x0112 = o.
+        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+        exif.extend_from_slice(&o.to_be_bytes());
+        exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut app1 = vec![0xff, 0xe1];
+        app1.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+        app1.extend_from_slice(&exif);
+        out.splice(2..2, app1);
+        out
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("actlab-{}-{name}", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let sideways = digit_on(0, 255, 60, 30);
+        let plain = temp_file("plain.jpg", &jpeg(&sideways, None));
+        let tagged = temp_file("tagged.jpg", &jpeg(&sideways, Some(6)));
+        let (a, b) = (load_gray(&plain).unwrap(), load_gray(&tagged).unwrap());
+        assert_eq!(a.dimensions(), (60, 30));
+        assert_eq!(b, image::imageops::rotate90(&a));
+        for p in [plain, tagged] {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn huge_canvases_and_endless_files_are_refused() {
+        // A 1x1 PNG whose header claims 20000 x 20000 pixels.
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&[0u8], 1, 1, image::ExtendedColorType::L8)
+            .unwrap();
+        png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32fast::hash(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        let p = temp_file("huge.png", &png);
+        let e = load_gray(&p).unwrap_err().to_string();
+        std::fs::remove_file(p).unwrap();
+        assert!(
+            e.contains("20000 x 20000") && e.contains("36 million"),
+            "{e}"
+        );
+        let e = load_gray(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("larger than 64 MB"), "{e}");
     }
 }

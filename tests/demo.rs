@@ -262,3 +262,68 @@ fn experiments_with_saved_models_write_a_demo_of_each_variants_best_seed() {
     );
     assert!(!plain.join("demo.html").exists() && !plain.join("models").exists());
 }
+
+#[test]
+#[ignore = "needs chromium (.ci/run installs it and runs ignored tests)"]
+fn hostile_names_and_nan_sides_do_not_break_the_page() {
+    let dir = TempDir::new("demo-hostile");
+    // max(x, log(x)): log is NaN for x < 0, where the engine keeps x.
+    let model = dir.join("<!--<script>m.safetensors");
+    run_ok(
+        actlab()
+            .args([
+                "train",
+                "--define",
+                "ml=max(x, log(x))",
+                "--activation",
+                "ml",
+            ])
+            .args([
+                "--epochs",
+                "1",
+                "--limit-train",
+                "2000",
+                "--limit-test",
+                "100",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir())
+            .arg("--out")
+            .arg(dir.join("run"))
+            .arg("--save")
+            .arg(&model),
+    );
+    let page = dir.join("demo.html");
+    run_ok(
+        actlab()
+            .arg("demo")
+            .arg(&model)
+            .arg("--out")
+            .arg(&page)
+            .arg("--data-dir")
+            .arg(data_dir()),
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(
+        html.matches("<script").count(),
+        3,
+        "only the page's own tags"
+    );
+    let split = actlab::data::load_dir(actlab::data::DatasetName::Mnist, &mnist_dir()).unwrap();
+    let files: Vec<PathBuf> = (0..50)
+        .map(|i| {
+            let img = image::GrayImage::from_fn(280, 280, |x, y| {
+                image::Luma([split.test.image(i)[(y / 10) as usize * 28 + (x / 10) as usize]])
+            });
+            let f = dir.join(&format!("t{i}.png"));
+            img.save(&f).unwrap();
+            f
+        })
+        .collect();
+    let url = format!("file://{}#selftest", page.display());
+    let dom = browse(&dir.join("p"), &url, &["--dump-dom".into()]);
+    let page_probs = pre_json(&dom, "selftest");
+    for (i, want) in predict(&model, &files).iter().enumerate() {
+        assert_close(&page_probs[i][0], want, &format!("test image {i}"));
+    }
+}

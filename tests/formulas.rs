@@ -46,8 +46,14 @@ fn formula_models_need_no_flags_to_be_read_back() {
     assert_eq!(p.lines().count(), 3, "{p}");
     // A different formula under the same name is refused, not silently mixed.
     let o = actlab()
-        .args(["eval", "--define", "quick_gelu=x * tanh(x)"])
-        .arg(&model)
+        .args([
+            "train",
+            "--define",
+            "quick_gelu=x * tanh(x)",
+            "--define",
+            QUICK_GELU,
+        ])
+        .args(["--activation", "quick_gelu"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

@@ -178,7 +178,7 @@ fn all_cases_match_pytorch() {
     for case in &cases {
         let arch = Arch {
             sizes: dims.clone(),
-            activations: vec![case.hidden; dims.len() - 2],
+            activations: vec![case.hidden.clone(); dims.len() - 2],
             output: case.output,
             dropout: 0.0,
         };
@@ -272,8 +272,10 @@ fn all_cases_of_the_second_set_match_pytorch() {
     let dir = common::fixtures_of("torch-parity-2");
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut formulas = actlab::nn::formula::Formulas::default();
     for (name, text) in m["define"].as_object().unwrap() {
-        actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap();
+        let f = actlab::nn::activation::define(name, text.as_str().unwrap()).unwrap();
+        formulas.add(f).unwrap();
     }
     let mut checked = Vec::new();
     for c in m["cases"].as_array().unwrap() {
@@ -281,7 +283,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| h.as_str().unwrap().parse().unwrap())
+            .map(|h| Activation::parse_with(h.as_str().unwrap(), &formulas).unwrap())
             .collect();
         if !c["train"].is_null() {
             continue;
@@ -289,7 +291,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
         let name = c["name"].as_str().unwrap();
         let case = Case {
             name: name.into(),
-            hidden: hidden[0],
+            hidden: hidden[0].clone(),
             output: c["output"].as_str().unwrap().parse().unwrap(),
             loss: c["loss"].as_str().unwrap().parse().unwrap(),
             file: c["file"].as_str().unwrap().into(),

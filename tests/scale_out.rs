@@ -33,10 +33,20 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Start the cluster in `dir`. Slurm's usual ports are held busy meanwhile (as
+    /// another Slurm on the machine would hold them), so the cluster must pick free
+    /// ones; the value exists before the start, so a failed start is stopped too.
     fn start(dir: PathBuf) -> Cluster {
+        let cluster = Cluster {
+            conf: dir.join("slurm.conf"),
+            dir,
+        };
+        let _busy: Vec<std::net::TcpListener> = (6817..=6818)
+            .filter_map(|p| std::net::TcpListener::bind(("0.0.0.0", p)).ok())
+            .collect();
         let o = Command::new(repo("scripts/slurm/local-cluster.sh"))
             .arg("start")
-            .arg(&dir)
+            .arg(&cluster.dir)
             .output()
             .unwrap();
         assert!(
@@ -45,10 +55,11 @@ impl Cluster {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
-        Cluster {
-            conf: dir.join("slurm.conf"),
-            dir,
+        let conf = std::fs::read_to_string(&cluster.conf).unwrap();
+        for line in ["SlurmctldPort=6817", "SlurmdPort=6818"] {
+            assert!(!conf.contains(line), "a busy port was used: {line}");
         }
+        cluster
     }
 
     /// A Slurm client command pointed at this cluster.

@@ -24,7 +24,7 @@ pub fn labels(data: &Dataset, indices: &[u32], y: &mut [u8]) {
 /// u8 -> f32 / 255 (the same f32 division PyTorch's `ToTensor` does), vectorised
 /// for AVX2 where the CPU has it.
 fn scale(src: &[u8], dst: &mut [f32]) {
-    crate::avx2_or_portable!((src: &[u8], dst: &mut [f32]) {
+    crate::simd_dispatch!((src: &[u8], dst: &mut [f32]) {
         for (o, &p) in dst.iter_mut().zip(src) {
             *o = p as f32 / 255.0;
         }

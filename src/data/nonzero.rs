@@ -144,7 +144,7 @@ fn list_rows(images: &[u8], width: usize, cols: &mut [u16], bytes: &mut [u8], en
 
 /// How many bytes of `x` are not 0.
 fn count_nonzero(x: &[u8]) -> usize {
-    crate::avx2_or_portable!((x: &[u8]) -> usize {
+    crate::simd_dispatch!((x: &[u8]) -> usize {
         x.chunks(1 << 16)
             .map(|c| c.iter().map(|&b| u32::from(b != 0)).sum::<u32>() as usize)
             .sum()

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -17,17 +17,47 @@ use crate::store::records::{read_record, reusable, write_record};
 use crate::store::tensorboard::EventWriter;
 use crate::train::{Progress, Trainer};
 
-/// How to run the jobs.
-#[derive(Debug, Clone, Default)]
+/// How an experiment's runs are scheduled and stored: the command line's options,
+/// checked as they are parsed, as the job runner uses them.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Options {
-    /// Runs at once.
+    /// Seeds: a count (5 means 0..4) or a list (0,1,2). Default: one seed (exercise: 0;
+    /// compare: --seed; run: the file's `seeds`).
+    #[arg(long, value_name = "N|LIST")]
+    pub seeds: Option<super::Seeds>,
+    /// Runs at once (each run single-threaded; results do not depend on this).
+    #[arg(long, default_value_t = default_jobs(), value_parser = at_least_one_job)]
     pub jobs: usize,
-    /// Reuse complete records already in the output folder.
+    /// Output folder (default: runs/<timestamp>-<name>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Skip runs whose complete record is already in --out (needs --out).
+    #[arg(long, requires = "out")]
     pub resume: bool,
-    /// Write TensorBoard event files under this folder, one subfolder per run.
-    pub tensorboard: Option<std::path::PathBuf>,
-    /// Save each finished run's model (`models/<variant>/seed-<n>.safetensors`).
+    /// Replace the results already in --out (the folder's contents are removed first).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Run only slice K of N of the runs (e.g. 2/8), for batch schedulers; combine with
+    /// `actlab merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<super::Shard>,
+    /// Write TensorBoard event files here, one folder per run (<variant>/seed-<n>):
+    /// open with `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+    /// Keep every run's model in models/<variant>/seed-<n>.safetensors and write
+    /// demo.html (draw a digit) with the best seed of each variant (exercise: always).
+    #[arg(long)]
     pub save_models: bool,
+}
+
+/// `--jobs`: a whole number of at least 1.
+fn at_least_one_job(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("run at least one job at a time (e.g. --jobs 2)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of runs at once, at least 1 (e.g. --jobs 2)".into()),
+    }
 }
 
 /// The number of cores, the default for `--jobs`.
@@ -71,7 +101,7 @@ struct Shared<'a> {
     out: &'a Path,
     /// One read-only copy of the images per distinct [`DataKey`], for all workers.
     data: HashMap<DataKey, Cow<'a, Split>>,
-    opts: Options,
+    opts: &'a Options,
     stop: &'a AtomicBool,
     watch: &'a dyn Watch,
     next: AtomicUsize,
@@ -87,7 +117,7 @@ pub fn execute(
     jobs: &[Job],
     out: &Path,
     splits: &HashMap<DatasetName, Split>,
-    opts: Options,
+    opts: &Options,
     stop: &AtomicBool,
     watch: &dyn Watch,
 ) -> Result<Vec<RunRecord>, ExperimentError> {
@@ -114,7 +144,7 @@ pub fn execute(
         first_error: Mutex::new(None),
     };
     std::thread::scope(|s| {
-        for _ in 0..workers(&sh.opts, jobs.len()) {
+        for _ in 0..workers(sh.opts, jobs.len()) {
             s.spawn(|| work(&sh));
         }
     });
@@ -222,8 +252,9 @@ fn train_resumable(
     };
     let mut events = match &sh.opts.tensorboard {
         Some(root) => {
-            let dir =
-                crate::store::tensorboard::run_dir(root, &super::slug(&job.name), job.config.seed);
+            let owner = std::path::absolute(sh.out).unwrap_or_else(|_| sh.out.to_path_buf());
+            let slug = super::slug(&job.name);
+            let dir = crate::store::tensorboard::run_dir(root, &slug, job.config.seed, &owner)?;
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
             Some(EventWriter::start(&dir, &split.train, resumed)?)

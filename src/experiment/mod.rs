@@ -3,6 +3,7 @@
 //! An experiment is the same thing whether it comes from `actlab exercise`,
 //! `actlab compare` flags, or a TOML file; [`Experiment::jobs`] expands it into runs.
 
+pub mod file;
 pub mod folders;
 pub mod jobs;
 pub mod stats;
@@ -11,6 +12,8 @@ pub mod tune;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
+use crate::nn::formula::Formulas;
+use crate::nn::{Activation, Loss, OutputFn};
 use crate::store::StoreError;
 
 /// A bad experiment (flags, variant specs, TOML files, folders) or a failure to
@@ -124,7 +127,9 @@ pub fn model_path(variant: &str, seed: u64) -> std::path::PathBuf {
         .join(format!("seed-{seed}.safetensors"))
 }
 
-/// A file-name-safe version of a variant name.
+/// A file-name-safe version of a variant name: ASCII letters, digits, `.`, `-` and
+/// `_`, never starting with a dot (so never `.` or `..`, nor a hidden file), never
+/// empty, at most [`MAX_SLUG`] bytes; the display name stays in the records.
 pub fn slug(name: &str) -> String {
     let mut s = String::new();
     for c in name.chars() {
@@ -137,8 +142,23 @@ pub fn slug(name: &str) -> String {
             s.push(c);
         }
     }
-    s.trim_matches('_').to_string()
+    let s = s.trim_matches(|c| c == '_' || c == '.');
+    if s.is_empty() {
+        return "unnamed".to_string();
+    }
+    if s.len() <= MAX_SLUG {
+        return s.to_string();
+    }
+    // Too long for a file name: a prefix and a checksum of the whole name, unique.
+    format!(
+        "{}-{:08x}",
+        &s[..MAX_SLUG - 9],
+        crc32fast::hash(name.as_bytes())
+    )
 }
+
+/// Longest folder name made from a variant name (file systems allow 255 bytes).
+const MAX_SLUG: usize = 160;
 
 /// Most runs one experiment may have (variants x seeds); larger sweeps are split into
 /// several experiments (or shards of several).
@@ -181,6 +201,33 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, ExperimentError> {
     Ok(seeds)
 }
 
+/// `--seeds`: every seed an experiment's variants run with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seeds(pub Vec<u64>);
+
+impl std::str::FromStr for Seeds {
+    type Err = ExperimentError;
+    fn from_str(s: &str) -> Result<Seeds, ExperimentError> {
+        parse_seeds(s).map(Seeds)
+    }
+}
+
+/// `--shard K/N`: run only every N-th job, starting at the K-th (1-based).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shard {
+    /// Which slice, 1..=n.
+    pub k: usize,
+    /// How many slices.
+    pub n: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = ExperimentError;
+    fn from_str(s: &str) -> Result<Shard, ExperimentError> {
+        parse_shard(s).map(|(k, n)| Shard { k, n })
+    }
+}
+
 /// Parse `--shard K/N` (1-based K).
 pub fn parse_shard(s: &str) -> Result<(usize, usize), ExperimentError> {
     let err = || format!("--shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/8");
@@ -193,17 +240,24 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), ExperimentError> {
     Ok((k, n))
 }
 
-/// Apply `key=value` overrides (TOML values; bare words are strings) to a config.
+/// Apply `key=value` overrides (TOML values; bare words are strings) to a config; an
+/// activation may name a formula of `formulas` or of the config itself.
 pub fn apply_overrides(
     base: &TrainConfig,
     overrides: &[(String, String)],
+    formulas: &Formulas,
 ) -> Result<TrainConfig, ExperimentError> {
     let mut table = toml::Table::try_from(base).map_err(|e| e.to_string())?;
     for (k, v) in overrides {
         let value = parse_value(k, v);
         table.insert(k.clone(), value);
     }
-    table_to_config(table)
+    let mut known = formulas.clone();
+    for f in base.activation.iter().filter_map(Activation::formula_arc) {
+        // The config's own formula under a name `formulas` also defines: `formulas` wins.
+        let _ = known.add(f.clone());
+    }
+    table_to_config(table, &known)
 }
 
 /// Activation and hidden lists accept "a,b" as well as TOML arrays.
@@ -219,29 +273,27 @@ pub(crate) fn parse_value(key: &str, v: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(v.to_string()))
 }
 
-/// "line L, column C: message" for a TOML error (one line, no source excerpt).
-pub fn toml_error(e: &toml::de::Error, text: &str) -> String {
-    let msg = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-            format!("line {line}, column {col}: {msg}")
-        }
-        None => msg,
-    }
-}
-
-/// Deserialize a merged table into a config, with TOML's message on error.
-pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, ExperimentError> {
-    // A single activation may be written as a string.
+/// Deserialize a merged table into a config, with TOML's message on error; names of
+/// `formulas` in the activation list become the formulas they name.
+pub fn table_to_config(
+    table: toml::Table,
+    formulas: &Formulas,
+) -> Result<TrainConfig, ExperimentError> {
     let mut table = table;
+    // A single activation may be written as a string, several as "a,b".
     if let Some(toml::Value::String(s)) = table.get("activation").cloned() {
         let items = s
             .split(',')
             .map(|p| toml::Value::String(p.trim().to_string()));
         table.insert("activation".into(), toml::Value::Array(items.collect()));
+    }
+    if let Some(toml::Value::Array(items)) = table.get_mut("activation") {
+        for item in items.iter_mut() {
+            let Some(name) = item.as_str() else { continue };
+            if let Some(f) = formulas.get(name.trim()) {
+                *item = toml::Value::String(format!("{}={}", f.name, f.text));
+            }
+        }
     }
     TrainConfig::deserialize(table)
         .map_err(|e| ExperimentError::Invalid(e.to_string().trim().replace('\n', " ")))
@@ -249,8 +301,13 @@ pub fn table_to_config(table: toml::Table) -> Result<TrainConfig, ExperimentErro
 
 /// Parse a `--variant` spec: `ACT/OUTPUT/LOSS[+key=value...]`, where ACT may be a
 /// comma list (one per hidden layer) and `+dropout0.2` is short for `+dropout=0.2`.
-/// Missing parts keep the base config's values; `name=` sets the display name.
-pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, ExperimentError> {
+/// Missing parts keep the base config's values; `name=` sets the display name; an
+/// activation may name one of `formulas`.
+pub fn parse_variant(
+    spec: &str,
+    base: &TrainConfig,
+    formulas: &Formulas,
+) -> Result<Variant, ExperimentError> {
     let mut pieces = spec.split('+');
     let head = pieces.next().unwrap_or_default().trim();
     let mut overrides: Vec<(String, String)> = Vec::new();
@@ -295,10 +352,7 @@ pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, Experime
             overrides.push((k, v));
         }
     }
-    let config =
-        apply_overrides(base, &overrides).map_err(|e| format!("--variant '{spec}': {e}"))?;
-    config
-        .validate()
+    let config = apply_overrides(base, &overrides, formulas)
         .map_err(|e| format!("--variant '{spec}': {e}"))?;
     Ok(Variant {
         name: name.unwrap_or_else(|| config.label()),
@@ -307,109 +361,13 @@ pub fn parse_variant(spec: &str, base: &TrainConfig) -> Result<Variant, Experime
     })
 }
 
-/// The experiment file format: a base config, variants that override it, seeds.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExperimentFile {
-    name: Option<String>,
-    #[serde(default)]
-    report: ReportKind,
-    seeds: Option<toml::Value>,
-    #[serde(default)]
-    base: toml::Table,
-    #[serde(default, rename = "variant")]
-    variants: Vec<toml::Table>,
-    /// Formula activations, NAME = "FORMULA", usable in base and variants.
-    #[serde(default)]
-    define: std::collections::BTreeMap<String, String>,
-    /// Settings to tune per variant: KEY = [V1, V2, ...].
-    #[serde(default)]
-    tune: toml::Table,
-    /// TensorBoard event files under this folder (`--tensorboard` overrides it).
-    tensorboard: Option<std::path::PathBuf>,
-}
-
-/// The `seeds` of an experiment file: a count (0..n) or a list; one seed (0) if absent.
-fn toml_seeds(seeds: Option<toml::Value>, origin: &str) -> Result<Vec<u64>, ExperimentError> {
-    Ok(match seeds {
-        None => vec![0],
-        Some(toml::Value::Integer(n)) if n > MAX_RUNS as i64 => {
-            return Err(
-                format!("{origin}: seeds = {n}: at most {MAX_RUNS} runs per experiment").into(),
-            )
-        }
-        Some(toml::Value::Integer(n)) if n > 0 => (0..n as u64).collect(),
-        Some(toml::Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_integer().filter(|&i| i >= 0).map(|i| i as u64))
-            .collect::<Option<Vec<u64>>>()
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("{origin}: seeds must be a count or a list of whole numbers"))?,
-        Some(_) => {
-            return Err(format!(
-                "{origin}: seeds must be a count (seeds = 3) or a list (seeds = [0, 1, 2])"
-            )
-            .into())
-        }
-    })
-}
-
 impl Experiment {
-    /// Parse an experiment TOML file's text; `origin` names it in errors.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, ExperimentError> {
-        let f: ExperimentFile =
-            toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
-        let seeds = toml_seeds(f.seeds, origin)?;
-        for (name, text) in &f.define {
-            crate::nn::activation::define(name, text)
-                .map_err(|e| format!("{origin}: [define] {e}"))?;
-        }
-        if f.variants.is_empty() {
-            return Err(format!(
-                "{origin}: no [[variant]] tables; add at least one, e.g. [[variant]] activation = \"relu\""
-            ).into());
-        }
-        let mut variants = Vec::new();
-        for (i, v) in f.variants.into_iter().enumerate() {
-            let mut table = f.base.clone();
-            let mut name = None;
-            for (k, val) in v {
-                if k == "name" {
-                    name = val.as_str().map(str::to_string);
-                } else {
-                    table.insert(k, val);
-                }
-            }
-            let config =
-                table_to_config(table).map_err(|e| format!("{origin}: variant {}: {e}", i + 1))?;
-            config
-                .validate()
-                .map_err(|e| format!("{origin}: variant {}: {e}", i + 1))?;
-            variants.push(Variant {
-                name: name.unwrap_or_else(|| config.label()),
-                config,
-                tune: None,
-            });
-        }
-        let exp = Experiment {
-            name: f.name.unwrap_or_else(|| "experiment".into()),
-            variants,
-            seeds,
-            report: f.report,
-            tune: Vec::new(),
-            tensorboard: f.tensorboard,
-        };
-        let axes = tune::axes_from_toml(&f.tune, origin)?;
-        let exp = exp.tuned(axes).map_err(|e| format!("{origin}: {e}"))?;
-        exp.check().map_err(|e| format!("{origin}: {e}"))?;
-        Ok(exp)
-    }
-
     /// `actlab compare`: one variant per activation of `base`'s list, or one per
-    /// `--variant` spec when any is given; each variant's config validated.
+    /// `--variant` spec (whose activations may name `formulas`) when any is given.
     pub fn compare(
         base: &TrainConfig,
         specs: &[String],
+        formulas: &Formulas,
         seeds: Vec<u64>,
     ) -> Result<Experiment, ExperimentError> {
         let variants: Vec<Variant> = if specs.is_empty() {
@@ -417,7 +375,7 @@ impl Experiment {
                 .iter()
                 .map(|a| {
                     let config = TrainConfig {
-                        activation: vec![*a],
+                        activation: vec![a.clone()],
                         ..base.clone()
                     };
                     Variant {
@@ -430,14 +388,9 @@ impl Experiment {
         } else {
             specs
                 .iter()
-                .map(|v| parse_variant(v, base))
+                .map(|v| parse_variant(v, base, formulas))
                 .collect::<Result<_, _>>()?
         };
-        for v in &variants {
-            v.config
-                .validate()
-                .map_err(|e| format!("variant '{}': {e}", v.name))?;
-        }
         Ok(Experiment {
             name: "compare".into(),
             variants,
@@ -466,8 +419,14 @@ impl Experiment {
         Ok(self)
     }
 
-    /// Names must be unique (records are filed by name).
+    /// Every variant's settings are valid, names are unique (records are filed by
+    /// name), and the runs are not too many.
     pub fn check(&self) -> Result<(), ExperimentError> {
+        for v in &self.variants {
+            v.config
+                .validate()
+                .map_err(|e| format!("variant '{}': {e}", v.name))?;
+        }
         let runs = self.variants.len().saturating_mul(self.seeds.len());
         if runs > MAX_RUNS {
             return Err(format!(
@@ -477,14 +436,26 @@ impl Experiment {
             )
             .into());
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seeds = std::collections::HashSet::new();
+        if let Some(s) = self.seeds.iter().find(|s| !seeds.insert(**s)) {
+            return Err(format!(
+                "seeds: seed {s} is listed twice; list each seed once (a repeated run would count as another sample)"
+            )
+            .into());
+        }
+        let mut seen = std::collections::HashMap::new();
         for v in &self.variants {
-            if !seen.insert(slug(&v.name)) {
-                return Err(format!(
-                    "two variants are both named '{}'; give each a distinct name",
-                    v.name
-                )
-                .into());
+            if let Some(other) = seen.insert(slug(&v.name), &v.name) {
+                let what = if *other == v.name {
+                    format!("two variants are both named '{}'", v.name)
+                } else {
+                    format!(
+                        "variants '{other}' and '{}' would share the folder name '{}'",
+                        v.name,
+                        slug(&v.name)
+                    )
+                };
+                return Err(format!("{what}; give each a distinct name").into());
             }
         }
         Ok(())
@@ -524,30 +495,43 @@ impl Experiment {
 
     /// The exercise as posed, plus the other reading of "before" and the dropout bonus.
     pub fn exercise(base: &TrainConfig, dropout: f32, seeds: Vec<u64>) -> Experiment {
-        let with = |name: &str, act: &str, out: &str, loss: &str, p: f32| Variant {
+        let with = |name: &str, act: Activation, output: OutputFn, loss: Loss, p: f32| Variant {
             name: name.to_string(),
             tune: None,
             config: TrainConfig {
-                activation: vec![act.parse().unwrap_or(crate::nn::Activation::Relu)],
-                output: out.parse().unwrap_or(crate::nn::OutputFn::LogSoftmax),
-                loss: loss.parse().unwrap_or(crate::nn::Loss::Nll),
+                activation: vec![act],
+                output,
+                loss,
                 dropout: p,
                 ..base.clone()
             },
         };
+        let (sigmoid, relu) = (Activation::Sigmoid, Activation::Relu);
         Experiment {
             name: "exercise".into(),
             variants: vec![
-                with("before", "sigmoid", "sigmoid", "cross_entropy", 0.0),
                 with(
-                    "before (logits)",
-                    "sigmoid",
-                    "identity",
-                    "cross_entropy",
+                    "before",
+                    sigmoid.clone(),
+                    OutputFn::Sigmoid,
+                    Loss::CrossEntropy,
                     0.0,
                 ),
-                with("after", "relu", "log_softmax", "nll", 0.0),
-                with("bonus (dropout)", "relu", "log_softmax", "nll", dropout),
+                with(
+                    "before (logits)",
+                    sigmoid,
+                    OutputFn::Identity,
+                    Loss::CrossEntropy,
+                    0.0,
+                ),
+                with("after", relu.clone(), OutputFn::LogSoftmax, Loss::Nll, 0.0),
+                with(
+                    "bonus (dropout)",
+                    relu,
+                    OutputFn::LogSoftmax,
+                    Loss::Nll,
+                    dropout,
+                ),
             ],
             seeds,
             report: ReportKind::Exercise,
@@ -560,7 +544,6 @@ impl Experiment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Activation, Loss, OutputFn};
 
     #[test]
     fn slugs_are_file_safe() {
@@ -569,6 +552,33 @@ mod tests {
             slug("relu/log_softmax/nll+dropout0.2"),
             "relu_log_softmax_nll_dropout0.2"
         );
+        for escape in ["..", ".", "/", "", "../..", "./x", ".hidden"] {
+            let s = slug(escape);
+            assert!(!s.is_empty() && !s.starts_with('.'), "{escape:?} -> {s:?}");
+            assert!(!s.contains('/'), "{escape:?} -> {s:?}");
+        }
+        let long = |end: &str| format!("{}{end}", "a".repeat(300));
+        let (a, b) = (slug(&long("x")), slug(&long("y")));
+        assert!(a.len() <= MAX_SLUG && a != b, "{a} {b}");
+    }
+
+    #[test]
+    fn variants_sharing_a_folder_and_repeated_seeds_are_refused() {
+        let text = "seeds = [0, 0, 1]\n[[variant]]\nactivation = \"relu\"\n";
+        let e = Experiment::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed 0 is listed twice"), "{e}");
+        let text = "[[variant]]\nname = \"..\"\n[[variant]]\nname = \".\"\nactivation = \"tanh\"\n";
+        let e = Experiment::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("would share the folder name 'unnamed'"), "{e}");
+        let text = "[[variant]]\nname = 5\n";
+        let e = Experiment::from_toml(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("name = 5") && e.contains("\"5\""), "{e}");
     }
 
     #[test]
@@ -588,27 +598,45 @@ mod tests {
     #[test]
     fn variant_specs() {
         let base = TrainConfig::default();
-        let v = parse_variant("sigmoid/sigmoid/cross_entropy", &base).unwrap();
+        let v =
+            parse_variant("sigmoid/sigmoid/cross_entropy", &base, &Formulas::default()).unwrap();
         assert_eq!(v.config.activation, vec![Activation::Sigmoid]);
         assert_eq!(v.config.output, OutputFn::Sigmoid);
         assert_eq!(v.config.loss, Loss::CrossEntropy);
         assert_eq!(v.name, "sigmoid/sigmoid/cross_entropy");
-        let v = parse_variant("relu/log_softmax/nll+dropout0.2+lr=0.01+name=bonus", &base).unwrap();
+        let v = parse_variant(
+            "relu/log_softmax/nll+dropout0.2+lr=0.01+name=bonus",
+            &base,
+            &Formulas::default(),
+        )
+        .unwrap();
         assert_eq!((v.config.dropout, v.config.lr), (0.2, 0.01));
         assert_eq!(v.name, "bonus");
-        let v = parse_variant("relu,tanh+hidden=256,128", &base).unwrap();
+        let v = parse_variant("relu,tanh+hidden=256,128", &base, &Formulas::default()).unwrap();
         assert_eq!(v.config.hidden, vec![256, 128]);
         assert_eq!(v.config.activation.len(), 2);
-        assert!(parse_variant("rleu/log_softmax/nll", &base)
-            .unwrap_err()
-            .to_string()
-            .contains("did you mean 'relu'"));
-        assert!(parse_variant("relu+bogus=1", &base)
+        assert!(
+            parse_variant("rleu/log_softmax/nll", &base, &Formulas::default())
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean 'relu'")
+        );
+        assert!(parse_variant("relu+bogus=1", &base, &Formulas::default())
             .unwrap_err()
             .to_string()
             .contains("unknown field"));
-        assert!(parse_variant("relu+dropout", &base).is_err());
-        assert!(parse_variant("relu+dropout1.5", &base).is_err());
+        assert!(parse_variant("relu+dropout", &base, &Formulas::default()).is_err());
+        let dropout = parse_variant("relu+dropout1.5", &base, &Formulas::default()).unwrap();
+        let exp = Experiment::compare(&base, &[], &Formulas::default(), vec![0]).unwrap();
+        let exp = Experiment {
+            variants: vec![dropout],
+            ..exp
+        };
+        assert!(exp
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("--dropout 1.5"));
     }
 
     #[test]

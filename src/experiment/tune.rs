@@ -41,7 +41,7 @@ pub fn describe(setting: &[(String, String)]) -> String {
 }
 
 /// Options a grid may not vary: they are not training settings of one run.
-const NOT_TUNABLE: [(&str, &str); 4] = [
+const NOT_TUNABLE: [(&str, &str); 5] = [
     ("seed", "seeds are set with --seeds"),
     (
         "val_split",
@@ -51,6 +51,10 @@ const NOT_TUNABLE: [(&str, &str); 4] = [
     (
         "limit_test",
         "every point must be tested on the same test set",
+    ),
+    (
+        "limit_train",
+        "the validation set is held out of the training images, so every point must start from the same ones",
     ),
 ];
 
@@ -146,13 +150,14 @@ pub fn expand(variants: &[Variant], axes: &[TuneAxis]) -> Result<Vec<Variant>, E
         )
         .into());
     }
+    check_grid_size(variants.len(), axes)?;
     let mut out = Vec::new();
     for v in variants {
         if v.config.val_split.is_none() {
             return Err("--tune chooses each variant's settings on a validation set: add --val-split N (e.g. 5000, or val_split in [base]) so the test set is never used to choose".into());
         }
         for setting in grid(axes) {
-            let config = apply_overrides(&v.config, &setting)
+            let config = apply_overrides(&v.config, &setting, &Default::default())
                 .map_err(|e| format!("--tune {}: {e}", describe(&setting)))?;
             config
                 .validate()
@@ -168,6 +173,25 @@ pub fn expand(variants: &[Variant], axes: &[TuneAxis]) -> Result<Vec<Variant>, E
         }
     }
     Ok(out)
+}
+
+/// Refuse a grid of more than [`super::MAX_RUNS`] variant-points, counted by
+/// multiplying the axis sizes before any point is built.
+fn check_grid_size(variants: usize, axes: &[TuneAxis]) -> Result<(), ExperimentError> {
+    let points = axes
+        .iter()
+        .try_fold(variants.max(1), |n, a| n.checked_mul(a.values.len()))
+        .filter(|&n| n <= super::MAX_RUNS);
+    if points.is_none() {
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        return Err(format!(
+            "--tune: {variants} variant(s) x {} grid points is more than {} runs per experiment; use fewer values",
+            sizes.join(" x "),
+            super::MAX_RUNS
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A tuned value as JSON: numbers stay numbers, words become strings.
@@ -227,5 +251,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("twice"));
+    }
+
+    #[test]
+    fn huge_grids_are_refused_before_they_are_built() {
+        let many = |key: &str| TuneAxis {
+            key: key.into(),
+            values: (0..1000).map(|i| format!("{}", i + 1)).collect(),
+        };
+        let axes = [many("batch_size"), many("epochs"), many("lr")];
+        let e = expand(&[base()], &axes).unwrap_err().to_string();
+        assert!(
+            e.contains("1000 x 1000 x 1000") && e.contains("100000"),
+            "{e}"
+        );
+        let e = parse_axis("limit_train=100,200").unwrap_err().to_string();
+        assert!(e.contains("cannot be tuned"), "{e}");
     }
 }

@@ -146,8 +146,9 @@ impl Arch {
                 w,
                 b,
             });
-            if let Some(&f) = self.activations.get(l) {
+            if let Some(f) = self.activations.get(l) {
                 let slope = self.slope_offset(l);
+                let f = f.clone();
                 layers.push(Layer::Activation { f, slope });
                 if self.dropout > 0.0 {
                     layers.push(Layer::Dropout { p: self.dropout });

@@ -12,12 +12,14 @@
 //! [`crate::nn::Arch::build`]; the network and the training step walk the list and
 //! need no change.
 
+use std::borrow::Cow;
+
 use super::activation::Activation;
 use super::linear::LinearShape;
 use super::output::OutputFn;
 
 /// One layer: its kind and where its parameters sit in the flat vector.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
     /// y = x W + b.
     Linear {
@@ -71,21 +73,25 @@ impl Layer {
 
     /// The activation as it computes now: a PReLU is a leaky ReLU with its current
     /// learned slope.
-    pub fn activation(f: Activation, slope: Option<usize>, params: &[f32]) -> Activation {
+    pub fn activation<'f>(
+        f: &'f Activation,
+        slope: Option<usize>,
+        params: &[f32],
+    ) -> Cow<'f, Activation> {
         match (f, slope) {
-            (Activation::Prelu(_), Some(o)) => Activation::LeakyRelu(params[o]),
-            (f, _) => f,
+            (Activation::Prelu(_), Some(o)) => Cow::Owned(Activation::LeakyRelu(params[o])),
+            (f, _) => Cow::Borrowed(f),
         }
     }
 
     /// y = layer(x) over `c.n` rows (x [n, in], y [n, out]).
     pub fn forward(&self, c: &Ctx, x: &[f32], y: &mut [f32]) {
-        match *self {
-            Layer::Linear { shape, w, b } => {
+        match self {
+            &Layer::Linear { shape, w, b } => {
                 let (ws, bs) = (&c.params[w..b], &c.params[b..b + shape.fan_out]);
                 shape.forward(ws, bs, x, c.n, y);
             }
-            Layer::Activation { f, slope } => Self::activation(f, slope, c.params).forward(x, y),
+            Layer::Activation { f, slope } => Self::activation(f, *slope, c.params).forward(x, y),
             Layer::Dropout { .. } => {
                 for ((d, &v), &m) in y.iter_mut().zip(x).zip(c.mask) {
                     *d = v * m;
@@ -111,17 +117,17 @@ impl Layer {
         dx: &mut [f32],
         grads: &mut [f32],
     ) {
-        match *self {
-            Layer::Linear { shape, w, b } => {
+        match self {
+            &Layer::Linear { shape, w, b } => {
                 let (dw, rest) = grads[w..].split_at_mut(b - w);
                 let db = &mut rest[..shape.fan_out];
                 shape.backward(&c.params[w..b], x, dy, c.n, dw, db, Some(dx));
             }
             Layer::Activation { f, slope } => {
-                if let Some(o) = slope {
+                if let Some(o) = *slope {
                     grads[o] = slope_gradient(x, dy);
                 }
-                Self::activation(f, slope, c.params).backward(x, y, dy, dx);
+                Self::activation(f, *slope, c.params).backward(x, y, dy, dx);
             }
             Layer::Dropout { .. } => {
                 for ((d, &g), &m) in dx.iter_mut().zip(dy).zip(c.mask) {

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod arch;
+pub mod conv;
 pub mod fastmath;
 pub mod formula;
 pub mod init;
@@ -13,10 +14,14 @@ pub mod linear;
 pub mod loss;
 pub mod names;
 pub mod network;
+pub mod norm;
 pub mod optim;
 pub mod output;
+pub mod pool;
 pub mod portable;
 pub mod sparse;
+#[cfg(test)]
+mod tiers;
 pub mod workspace;
 
 /// The one seeded generator a run draws init, shuffling and dropout from.

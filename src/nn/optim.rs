@@ -91,7 +91,7 @@ impl Optimizer {
         }
     }
 
-    /// One update of `params` from `grads` (vectorised for AVX2 where available).
+    /// One update of `params` from `grads` (vectorised at the SIMD tier, see [`crate::simd`]).
     /// Panics if the lengths of parameters, gradients and state disagree: a zip over
     /// a short slice would silently leave the rest of the parameters untouched.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
@@ -142,25 +142,13 @@ pub struct StepScalars {
 
 impl StepScalars {
     /// Update a range of parameters with their gradients and moments (`v` empty for SGD).
+    /// Adam is bound by its square roots and divisions, which the avx512 tier does 16
+    /// floats at a time (the same correctly rounded operations, so the same bits).
     pub fn apply(&self, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: `with_avx512` only needs AVX-512F, which the CPU was just found to have.
-            return unsafe { self.with_avx512(params, grads, m, v) };
-        }
         let s = self;
-        crate::avx2_or_portable!((s: &StepScalars, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+        crate::simd_dispatch!((s: &StepScalars, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
             s.apply_portable(params, grads, m, v)
         })
-    }
-
-    /// The same on 16 floats at a time: Adam is bound by its square roots and
-    /// divisions, which 512-bit registers do at a higher rate per float (the same
-    /// correctly rounded operations, so the same bits).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn with_avx512(&self, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
-        self.apply_portable(params, grads, m, v)
     }
 
     #[inline(always)]

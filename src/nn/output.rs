@@ -60,7 +60,7 @@ fn log_softmax_rows(z: &[f32], y: &mut [f32], classes: usize) {
             .for_each(|(z, y)| log_softmax_row(z, y));
         return;
     }
-    crate::avx2_or_portable!((z: &[f32], y: &mut [f32], classes: usize) {
+    crate::simd_dispatch!((z: &[f32], y: &mut [f32], classes: usize) {
         let block = classes * LANES;
         let whole = z.len() / block * block;
         for (zb, yb) in z[..whole].chunks_exact(block).zip(y[..whole].chunks_exact_mut(block)) {

@@ -9,7 +9,7 @@ use super::formula::parse::{parse, Expr};
 use super::Activation;
 
 /// `f` as a formula of x (a PReLU's slope as given: pass the trained one).
-pub fn formula_text(a: Activation) -> String {
+pub fn formula_text(a: &Activation) -> String {
     match a {
         Activation::Relu => "max(x, 0)".into(),
         Activation::Sigmoid => "sigmoid(x)".into(),
@@ -46,7 +46,7 @@ pub fn formula_text(a: Activation) -> String {
 }
 
 /// `f` as a parsed formula.
-pub fn expr(a: Activation) -> Expr {
+pub fn expr(a: &Activation) -> Expr {
     // Every text above parses; a formula's own text parsed when it was defined.
     parse(&formula_text(a)).unwrap_or(Expr::X)
 }
@@ -108,7 +108,7 @@ mod tests {
             .map(|s| s.parse::<Activation>().unwrap()),
         );
         for a in all {
-            let text = formula_text(a);
+            let text = formula_text(&a);
             let tape = Tape::compile(&parse(&text).unwrap()).unwrap();
             for i in -120..=120 {
                 let x = i as f32 / 10.0 + 0.013;

@@ -71,17 +71,10 @@ impl Listed<'_> {
     /// pass follows: nothing is copied.
     pub fn forward(&self, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
         touch_lists(self.lists, self.pick);
-        #[cfg(target_arch = "x86_64")]
-        if available() && std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
-            return unsafe { fma512_forward_listed(self, w, b, out, y) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: `available` found AVX2 and FMA, all it needs.
-            return unsafe { fma_forward_listed(self, w, b, out, y) };
-        }
-        forward_listed_portable(self, w, b, out, y)
+        let x = self;
+        crate::simd_dispatch!((x: &Listed, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+            forward_listed_portable(x, w, b, out, y)
+        })
     }
 }
 
@@ -277,17 +270,16 @@ impl SparseColumns {
 
     /// y = x W + b, with W input-major [in, out] (fast where [`available`]).
     pub fn forward(&self, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if available() && std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
-            return unsafe { fma512_forward(self, w, b, out, y) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: `available` found AVX2 and FMA, all `fma_forward` needs.
-            return unsafe { fma_forward(self, w, b, out, y) };
-        }
-        forward_portable(self, w, b, out, y, self.sorted)
+        // Sixteen 256-bit registers cannot hold a row's outputs and a weight: with the
+        // columns sorted (training), column by column keeps the outputs in L1 instead.
+        // In 512-bit registers a row's 128 outputs fit in eight, so each non-zero input
+        // is one pass over its weight row: measured with `actlab bench`, row by row is
+        // faster there even when the columns are sorted. Both give the same bits.
+        let columns = self.sorted && crate::simd::tier() < crate::simd::Tier::Avx512;
+        let x = self;
+        crate::simd_dispatch!((x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32], columns: bool) {
+            forward_portable(x, w, b, out, y, columns)
+        })
     }
 
     /// dW = x^T dy (input-major [in, out], overwritten) and db = column sums of dy
@@ -315,17 +307,11 @@ impl SparseColumns {
     }
 
     fn weight_grad_sum(&self, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32], add: bool) {
-        #[cfg(target_arch = "x86_64")]
-        if available() && std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F, AVX2 and FMA were all detected, all it needs.
-            return unsafe { fma512_weight_grad(self, dy, out, dw, db, add) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: `available` found AVX2 and FMA, all `fma_weight_grad` needs.
-            return unsafe { fma_weight_grad(self, dy, out, dw, db, add) };
-        }
-        weight_grad_portable(self, dy, out, dw, db, add)
+        // A block of outputs is eight 256-bit or four 512-bit registers.
+        let x = self;
+        crate::simd_dispatch!((x: &SparseColumns, dy: &[f32], out: usize, dw: &mut [f32], db: &mut [f32], add: bool) {
+            weight_grad_portable(x, dy, out, dw, db, add)
+        })
     }
 }
 
@@ -339,7 +325,7 @@ fn scan(
     counts: &mut [usize],
     row_ends: &mut Vec<usize>,
 ) {
-    crate::avx2_or_portable!((x: &[f32], width: usize, pairs: &mut [(u32, f32)], counts: &mut [usize], row_ends: &mut Vec<usize>) {
+    crate::simd_dispatch!((x: &[f32], width: usize, pairs: &mut [(u32, f32)], counts: &mut [usize], row_ends: &mut Vec<usize>) {
         let mut len = 0;
         for row in x.chunks_exact(width) {
             for (i, chunk) in row.chunks(32).enumerate() {
@@ -395,14 +381,14 @@ fn touch_lists(lists: RowLists, pick: &[u32]) {
 
 /// How many values of `x` are not 0.
 fn count_nonzero_f32(x: &[f32]) -> usize {
-    crate::avx2_or_portable!((x: &[f32]) -> usize {
+    crate::simd_dispatch!((x: &[f32]) -> usize {
         x.iter().map(|&v| u32::from(v != 0.0)).sum::<u32>() as usize
     })
 }
 
 /// How many bytes of `row` are not 0.
 fn count_nonzero(row: &[u8]) -> usize {
-    crate::avx2_or_portable!((row: &[u8]) -> usize {
+    crate::simd_dispatch!((row: &[u8]) -> usize {
         row.iter().map(|&b| usize::from(b != 0)).sum()
     })
 }
@@ -458,37 +444,12 @@ fn scan_word(
     len
 }
 
-/// Whether the sparse kernels can run at full speed: they multiply-add with one
-/// rounding (FMA), as the dense matrix product does, so that skipping the zeros leaves
-/// the weight gradient bit for bit what the dense product's running sum gives.
-/// Without FMA the dense path runs.
+/// Whether the sparse kernels run at this thread's SIMD tier: they multiply-add with
+/// one rounding (FMA), as the dense matrix product does, so that skipping the zeros
+/// leaves the weight gradient bit for bit what the dense product's running sum gives.
+/// Without FMA (the portable tier) the dense path runs.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_forward(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
-    // Sixteen 256-bit registers cannot hold a row's outputs and a weight: with the
-    // columns sorted (training), column by column keeps the outputs in L1 instead.
-    forward_portable(x, w, b, out, y, x.sorted)
-}
-
-/// The same with 512-bit registers: a row's 128 outputs fit in eight of them, so each
-/// non-zero input is one pass over its weight row (FMA rounds the same at any width).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn fma512_forward(x: &SparseColumns, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
-    // Measured with `actlab bench`: row by row is faster here even when the columns
-    // are sorted (training), since a row's outputs stay in registers.
-    forward_portable(x, w, b, out, y, false)
+    crate::simd::tier() >= crate::simd::Tier::Avx2
 }
 
 /// The forward pass from the rows, or from the columns when `columns` (both give the
@@ -507,45 +468,6 @@ fn forward_portable(
     } else {
         forward_rows_portable(x, w, b, out, y)
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_weight_grad(
-    x: &SparseColumns,
-    dy: &[f32],
-    out: usize,
-    dw: &mut [f32],
-    db: &mut [f32],
-    add: bool,
-) {
-    weight_grad_portable(x, dy, out, dw, db, add)
-}
-
-/// The same with 512-bit registers (a block is four of them).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn fma512_weight_grad(
-    x: &SparseColumns,
-    dy: &[f32],
-    out: usize,
-    dw: &mut [f32],
-    db: &mut [f32],
-    add: bool,
-) {
-    weight_grad_portable(x, dy, out, dw, db, add)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn fma512_forward_listed(x: &Listed, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
-    forward_listed_portable(x, w, b, out, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_forward_listed(x: &Listed, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
-    forward_listed_portable(x, w, b, out, y)
 }
 
 /// [`forward_rows_portable`] over the picked rows' lists.

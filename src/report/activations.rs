@@ -2,13 +2,14 @@
 //! saturates, and a small plot of f and f' (text for the terminal, SVG for reports).
 
 use crate::nn::activation::NAMES;
+use crate::nn::formula::Formulas;
 use crate::nn::Activation;
 
 /// x range of the plots.
 const X_RANGE: (f32, f32) = (-4.0, 4.0);
 
 /// f and f' sampled at `n` points over the plot range.
-pub fn samples(a: Activation, n: usize) -> Vec<(f32, f32, f32)> {
+pub fn samples(a: &Activation, n: usize) -> Vec<(f32, f32, f32)> {
     (0..n)
         .map(|i| {
             let x = X_RANGE.0 + (X_RANGE.1 - X_RANGE.0) * i as f32 / (n - 1) as f32;
@@ -19,7 +20,7 @@ pub fn samples(a: Activation, n: usize) -> Vec<(f32, f32, f32)> {
 }
 
 /// A text plot, `w` columns by `h` rows: f as '●', f' as '·', axes as lines.
-pub fn text_plot(a: Activation, w: usize, h: usize) -> String {
+pub fn text_plot(a: &Activation, w: usize, h: usize) -> String {
     let pts = samples(a, w);
     let (mut lo, mut hi) = (-1.0f32, 1.0f32);
     for &(_, y, d) in &pts {
@@ -73,7 +74,7 @@ pub fn text_plot(a: Activation, w: usize, h: usize) -> String {
 }
 
 /// The full description of one activation, as printed by `actlab activations NAME`.
-pub fn describe(a: Activation, plot: bool) -> String {
+pub fn describe(a: &Activation, plot: bool) -> String {
     let i = a.info();
     let mut s = format!(
         "{}\n  f(x)   = {}\n  f'(x)  = {}\n  range  = {}\n  saturation: {}\n",
@@ -85,14 +86,13 @@ pub fn describe(a: Activation, plot: bool) -> String {
     s
 }
 
-/// All activations (one line each, or in full with plots).
-pub fn describe_all(full: bool) -> String {
+/// All built-in activations and those `defined` (one line each, or in full with plots).
+pub fn describe_all(full: bool, defined: &Formulas) -> String {
     let mut s = String::new();
-    let defined = crate::nn::formula::names();
-    for n in NAMES.iter().chain(&defined) {
-        let a: Activation = n.parse().unwrap_or(Activation::Identity);
+    for n in NAMES.iter().copied().chain(defined.names()) {
+        let a = Activation::parse_with(n, defined).unwrap_or(Activation::Identity);
         if full {
-            s.push_str(&describe(a, true));
+            s.push_str(&describe(&a, true));
             s.push('\n');
         } else {
             let i = a.info();
@@ -106,7 +106,7 @@ pub fn describe_all(full: bool) -> String {
 }
 
 /// A small SVG of f and f' for the HTML report.
-pub fn svg(a: Activation) -> String {
+pub fn svg(a: &Activation) -> String {
     let (w, h) = (220.0f32, 150.0f32);
     let pts = samples(a, 81);
     let (lo, hi) = (-1.5f32, 2.0f32);
@@ -150,19 +150,18 @@ mod tests {
 
     #[test]
     fn sigmoid_derivative_peaks_at_a_quarter() {
-        let max = samples(Activation::Sigmoid, 801)
+        let max = samples(&Activation::Sigmoid, 801)
             .iter()
             .map(|p| p.2)
             .fold(0.0f32, f32::max);
         assert!((max - 0.25).abs() < 1e-4);
-        let text = describe(Activation::Sigmoid, true);
+        let text = describe(&Activation::Sigmoid, true);
         assert!(text.contains("at most 0.25") && text.contains('●') && text.contains('·'));
-        // Formulas other tests define may follow the built-ins.
-        let all = describe_all(false);
+        let all = describe_all(false, &Formulas::default());
         assert!(all.lines().count() >= NAMES.len(), "{all}");
         for (line, name) in all.lines().zip(NAMES) {
             assert!(line.starts_with(&format!("{name} ")), "{line}");
         }
-        assert!(svg(Activation::Relu).starts_with("<svg"));
+        assert!(svg(&Activation::Relu).starts_with("<svg"));
     }
 }

@@ -87,8 +87,8 @@ fn model_json(d: &DemoModel<'_>) -> Value {
             let a = d.model.activation(l);
             json!({
                 "name": arch.activations[l].to_string(),
-                "expr": portable::to_json(&portable::expr(a)),
-                "saturates": crate::diagnostics::saturates(a),
+                "expr": portable::to_json(&portable::expr(&a)),
+                "saturates": crate::diagnostics::saturates(&a),
                 "can_die": a.can_die(),
                 "peak": a.peak_derivative(),
             })
@@ -104,9 +104,23 @@ fn model_json(d: &DemoModel<'_>) -> Value {
     })
 }
 
-/// JSON safe inside a <script> element.
+/// JSON safe inside a <script> element: `<`, `>` and `&` (which only occur inside
+/// JSON strings) written as \u escapes, so no text in a name can end the element or
+/// switch the HTML parser into its escaped-script states (`<!--`, `<script`,
+/// `</script>`); U+2028 and U+2029 too, for older script parsers.
 fn script_json(v: &Value) -> String {
-    v.to_string().replace("</", "<\\/")
+    let mut out = String::new();
+    for c in v.to_string().chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn card(k: usize, d: &DemoModel<'_>) -> String {

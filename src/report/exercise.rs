@@ -286,7 +286,7 @@ mod tests {
             ..Default::default()
         };
         let axis = crate::experiment::tune::parse_axis("lr=1e-3,3e-3").unwrap();
-        let exp = Experiment::compare(&base, &[], vec![0, 1])
+        let exp = Experiment::compare(&base, &[], &Default::default(), vec![0, 1])
             .unwrap()
             .tuned(vec![axis])
             .unwrap();
@@ -388,7 +388,7 @@ mod tests {
                 activation: acts.to_vec(),
                 ..Default::default()
             };
-            let exp = Experiment::compare(&base, &[], vec![0, 1, 2]).unwrap();
+            let exp = Experiment::compare(&base, &[], &Default::default(), vec![0, 1, 2]).unwrap();
             let best = [0.970, 0.972, 0.974];
             let close = [0.9695, 0.9712, 0.9735];
             let mut recs = Vec::new();

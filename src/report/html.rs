@@ -276,7 +276,7 @@ fn activations(exp: &Experiment) -> String {
         let i = a.info();
         h.push_str(&format!(
             "<figure>{}<figcaption><b>{}</b>: f(x) = {}; f'(x) = {}; range {}. {}</figcaption></figure>",
-            super::activations::svg(a),
+            super::activations::svg(&a),
             esc(&a.to_string()),
             esc(i.formula),
             esc(i.derivative),

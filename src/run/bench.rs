@@ -126,7 +126,7 @@ fn jobs_scaling(split: crate::data::Split, runs: usize, jobs: usize) -> Result<J
             jobs: j,
             ..Options::default()
         };
-        execute(&exp.jobs(), &dir, &splits, opts, &stop, &Unwatched)?;
+        execute(&exp.jobs(), &dir, &splits, &opts, &stop, &Unwatched)?;
         times.push(t.elapsed().as_secs_f64());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -177,42 +177,9 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         &split,
     );
     let startup_seconds = crate::process_seconds();
-    println!(
-        "loaded {} ({} + {} images) in {load_seconds:.3}s",
-        plan.dataset,
-        split.train.len(),
-        split.test.len()
-    );
-    let nonzero_share = nonzero_share(split.train.images());
-    println!(
-        "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
-        nonzero_share * 100.0,
-        crate::nn::sparse::DENSE_ABOVE * 100.0,
-        if crate::nn::sparse::available() { "" } else { " (not on this CPU: it lacks AVX2+FMA)" }
-    );
-    let mut results = Vec::new();
-    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
-    let mut reference = None;
-    for &act in plan.activations {
-        if reference.is_none() {
-            let (r, _) = time_activation(plan, act, &split, FirstLayer::Dense)?;
-            println!("{r}");
-            reference = Some(r);
-        }
-        let (r, tr) = time_activation(plan, act, &split, FirstLayer::Auto)?;
-        if results.is_empty() {
-            eval_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss, FirstLayer::Auto);
-            eval_dense_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss, FirstLayer::Dense);
-        }
-        match &reference {
-            Some(d) if d.activation == r.activation => println!(
-                "{r}  ({:.2}x the reference's time)",
-                r.epoch_seconds / d.epoch_seconds
-            ),
-            _ => println!("{r}"),
-        }
-        results.push(r);
-    }
+    let nonzero_share = describe(plan, &split, load_seconds);
+    let timed = time_activations(plan, &split)?;
+    let (results, reference, (eval_seconds, eval_dense_seconds)) = timed;
     // Peak memory of the training above, before the scaling runs add their own.
     let peak = peak_rss_mb();
     let n_images = split.train.len() + split.test.len();
@@ -250,6 +217,57 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
     Ok(report)
 }
 
+/// Say what was loaded and which first layer and SIMD tier will run; the share of
+/// non-zero training pixels.
+fn describe(plan: &BenchPlan<'_>, split: &data::Split, load_seconds: f64) -> f64 {
+    println!(
+        "loaded {} ({} + {} images) in {load_seconds:.3}s",
+        plan.dataset,
+        split.train.len(),
+        split.test.len()
+    );
+    let nonzero_share = nonzero_share(split.train.images());
+    println!(
+        "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
+        nonzero_share * 100.0,
+        crate::nn::sparse::DENSE_ABOVE * 100.0,
+        if crate::nn::sparse::available() { "" } else { " (not at this SIMD tier: it needs AVX2+FMA)" }
+    );
+    println!("SIMD tier: {} (ACTLAB_SIMD lowers it)", crate::simd::tier());
+    nonzero_share
+}
+
+/// Each activation's epoch (the first also with the dense first layer, the
+/// reference) and the evaluation time with either first layer.
+type Timed = (Vec<ActivationBench>, Option<ActivationBench>, (f64, f64));
+
+fn time_activations(plan: &BenchPlan<'_>, split: &data::Split) -> Result<Timed> {
+    let mut results = Vec::new();
+    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
+    let mut reference = None;
+    for act in plan.activations {
+        if reference.is_none() {
+            let (r, _) = time_activation(plan, act, split, FirstLayer::Dense)?;
+            println!("{r}");
+            reference = Some(r);
+        }
+        let (r, tr) = time_activation(plan, act, split, FirstLayer::Auto)?;
+        if results.is_empty() {
+            eval_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Auto);
+            eval_dense_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Dense);
+        }
+        match &reference {
+            Some(d) if d.activation == r.activation => println!(
+                "{r}  ({:.2}x the reference's time)",
+                r.epoch_seconds / d.epoch_seconds
+            ),
+            _ => println!("{r}"),
+        }
+        results.push(r);
+    }
+    Ok((results, reference, (eval_seconds, eval_dense_seconds)))
+}
+
 /// The share of non-zero bytes.
 fn nonzero_share(images: &[u8]) -> f64 {
     images.iter().filter(|&&b| b != 0).count() as f64 / images.len().max(1) as f64
@@ -258,13 +276,13 @@ fn nonzero_share(images: &[u8]) -> f64 {
 /// Train `plan.epochs` epochs with `act`; the figures of the fastest epoch.
 fn time_activation<'a>(
     plan: &BenchPlan<'_>,
-    act: Activation,
+    act: &Activation,
     split: &'a crate::data::Split,
     first_layer: FirstLayer,
 ) -> Result<(ActivationBench, Trainer<'a>)> {
     let cfg = TrainConfig {
         dataset: plan.dataset,
-        activation: vec![act],
+        activation: vec![act.clone()],
         threads: plan.threads,
         epochs: plan.epochs,
         ..TrainConfig::default()

@@ -25,6 +25,12 @@ pub fn demo_command(
     data_dir: Option<&Path>,
     fb: &Fallback,
 ) -> Result<()> {
+    crate::store::paths::output_file(out, "--out")?;
+    let inputs: Vec<PathBuf> = paths
+        .iter()
+        .flat_map(|p| [p.clone(), crate::model_io::meta_path(p)])
+        .collect();
+    crate::store::paths::not_an_input(out, &inputs, "--out")?;
     let loaded = paths
         .iter()
         .map(|p| load(p, fb))

@@ -10,54 +10,33 @@ use std::time::Instant;
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::{command_line, data_for_report, install_ctrlc, load_for, timestamp, Interrupted, STOP};
+use super::{
+    check_against, command_line, data_for_report, install_ctrlc, timestamp, Interrupted, STOP,
+};
 use crate::data::{DatasetName, Split};
 use crate::experiment::jobs::{execute, workers, write_spec, Options, Watch};
-use crate::experiment::{Experiment, Job};
+use crate::experiment::{Experiment, Job, Shard};
 use crate::report::html::{write_report, Page};
 use crate::report::pct;
 use crate::store::folder::{claim, fresh_dir, prepare_out_dir, Existing, OutDir};
 use crate::store::records::RunRecord;
 use crate::train::{EpochFigures, Progress};
 
-/// How an experiment command runs its jobs and where results go.
-pub struct ExperimentRun {
-    /// Folder with --data-dir semantics.
-    pub data_dir: Option<PathBuf>,
-    /// Output folder (default runs/<timestamp>-<name>).
-    pub out: Option<PathBuf>,
-    /// Parallel runs.
-    pub jobs: usize,
-    /// Reuse finished records in `out`.
-    pub resume: bool,
-    /// Clear `out` first if it holds results.
-    pub overwrite: bool,
-    /// Only shard K of N (1-based).
-    pub shard: Option<(usize, usize)>,
-    /// TensorBoard event files under this folder, one subfolder per run.
-    pub tensorboard: Option<PathBuf>,
-    /// Keep each run's model (and write demo.html with the best seed per variant).
-    pub save_models: bool,
-}
-
-/// Run an experiment (all of it or one shard), print and write its summary.
-pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
+/// Run an experiment (all of it or one shard) as `how` says, with the data in
+/// `data_dir` (`--data-dir` semantics); print and write its summary.
+pub fn experiment_command(exp: &Experiment, how: &Options, data_dir: Option<&Path>) -> Result<()> {
     exp.check()?;
-    let at_once = how.jobs.clamp(1, exp.jobs_count().max(1));
-    let splits = load_splits(exp, how.data_dir.as_deref())?;
+    let splits = load_splits(exp, data_dir, workers(how, exp.jobs_count()))?;
     // A data file's shape goes into every variant's config, as in a lone run.
     let mut exp = exp.clone();
     for v in &mut exp.variants {
-        let split = &splits[&v.config.dataset];
-        v.config = v.config.with_shape_of(split);
-        let what = format!("variant '{}'", v.name);
-        super::check_memory(&v.config, split.train.len(), at_once, &what)?;
+        v.config = v.config.with_shape_of(&splits[&v.config.dataset]);
     }
     let exp = &exp;
     let held = claim_out(exp, how)?;
     let out = held.path.clone();
     let jobs = match how.shard {
-        Some((k, n)) => exp.shard(k, n),
+        Some(s) => exp.shard(s.k, s.n),
         None => exp.jobs(),
     };
     announce(exp, how, &jobs, &out);
@@ -73,7 +52,7 @@ pub fn experiment_command(exp: &Experiment, how: &ExperimentRun) -> Result<()> {
         ))
         .into());
     }
-    if let Some((k, n)) = how.shard {
+    if let Some(Shard { k, n }) = how.shard {
         println!(
             "shard {k}/{n} done: {} record(s) in {}; when every shard is done: actlab merge DIR1 DIR2 ...",
             records.len(),
@@ -90,7 +69,7 @@ const EXPERIMENT_RESULTS: [&str; 3] = ["experiment.json", "runs", "summary.json"
 
 /// The output folder (`--out` or a new `runs/<time>-<name>`), locked and checked for
 /// earlier results.
-fn claim_out(exp: &Experiment, how: &ExperimentRun) -> Result<OutDir> {
+fn claim_out(exp: &Experiment, how: &Options) -> Result<OutDir> {
     let existing = match (how.resume, how.overwrite) {
         (true, _) => Existing::Resume,
         (false, true) => Existing::Overwrite,
@@ -106,18 +85,24 @@ fn claim_out(exp: &Experiment, how: &ExperimentRun) -> Result<OutDir> {
     Ok(claim(&out, existing, &EXPERIMENT_RESULTS)?)
 }
 
-/// Each dataset the variants use, loaded once; every variant checked against it.
-fn load_splits(exp: &Experiment, data_dir: Option<&Path>) -> Result<HashMap<DatasetName, Split>> {
+/// Each dataset the variants use, loaded once; every variant checked against it and
+/// against the memory `at_once` of its runs need.
+fn load_splits(
+    exp: &Experiment,
+    data_dir: Option<&Path>,
+    at_once: usize,
+) -> Result<HashMap<DatasetName, Split>> {
     let mut splits = HashMap::new();
     for v in &exp.variants {
         if let std::collections::hash_map::Entry::Vacant(e) = splits.entry(v.config.dataset) {
-            e.insert(load_for(&v.config, data_dir)?);
+            e.insert(super::load_config_data(&v.config, data_dir)?);
         }
-        let n = splits[&v.config.dataset].train.len();
-        let n = v.config.limit_train.unwrap_or(n).min(n);
-        v.config
-            .validate_against(n)
-            .map_err(|e| anyhow::anyhow!("variant '{}': {e}", v.name))?;
+        check_against(
+            &v.config,
+            &splits[&v.config.dataset],
+            at_once,
+            Some(&v.name),
+        )?;
         for w in v.config.warnings() {
             eprintln!("warning: variant '{}': {w}", v.name);
         }
@@ -126,17 +111,17 @@ fn load_splits(exp: &Experiment, data_dir: Option<&Path>) -> Result<HashMap<Data
 }
 
 /// One line saying what will run, how many at a time, and where results go.
-fn announce(exp: &Experiment, how: &ExperimentRun, jobs: &[Job], out: &Path) {
+fn announce(exp: &Experiment, how: &Options, jobs: &[Job], out: &Path) {
     let shard = how
         .shard
-        .map(|(k, n)| format!(" (shard {k}/{n}: {} of them)", jobs.len()))
+        .map(|Shard { k, n }| format!(" (shard {k}/{n}: {} of them)", jobs.len()))
         .unwrap_or_default();
     eprintln!(
-        "{}: {} variant(s) x {} seed(s) = {} runs{shard}, {} at a time; results in {}",
+        "{}: {} x {} = {}{shard}, {} at a time; results in {}",
         exp.name,
-        exp.variants.len(),
-        exp.seeds.len(),
-        exp.jobs().len(),
+        super::count(exp.variants.len(), "variant"),
+        super::count(exp.seeds.len(), "seed"),
+        super::count(exp.jobs().len(), "run"),
         how.jobs,
         out.display()
     );
@@ -148,27 +133,21 @@ fn run_jobs(
     jobs: &[Job],
     out: &Path,
     splits: &HashMap<DatasetName, Split>,
-    how: &ExperimentRun,
+    how: &Options,
 ) -> Result<Vec<RunRecord>> {
-    let opts = Options {
-        jobs: how.jobs,
-        resume: how.resume,
-        tensorboard: how.tensorboard.clone(),
-        save_models: how.save_models,
-    };
-    write_spec(out, exp, opts.resume)?;
+    write_spec(out, exp, how.resume)?;
     let t0 = Instant::now();
     let bars = Bars::new(jobs.len());
-    let at_once = workers(&opts, jobs.len());
-    let records = execute(jobs, out, splits, opts, &STOP, &bars);
+    let at_once = workers(how, jobs.len());
+    let records = execute(jobs, out, splits, how, &STOP, &bars);
     bars.finish();
     let records = records?;
     eprintln!(
-        "{} of {} runs finished in {:.1}s with {} job(s)",
+        "{} of {} finished in {:.1}s with {}",
         records.len(),
-        jobs.len(),
+        super::count(jobs.len(), "run"),
         t0.elapsed().as_secs_f64(),
-        at_once
+        super::count(at_once, "job")
     );
     Ok(records)
 }

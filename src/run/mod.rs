@@ -16,27 +16,54 @@ use crate::config::TrainConfig;
 use crate::data::{self, Split};
 use crate::store::records::RunRecord;
 
-pub use experiment::{experiment_command, ExperimentRun};
+pub use experiment::experiment_command;
 pub use train::{train_command, TrainIo};
 
-/// Load the dataset a config names, checking the config against it.
+/// Load the dataset a config names, checking the config (settings, then against the
+/// data and the memory one run needs).
 pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
-    cfg.validate().map_err(anyhow::Error::msg)?;
-    let split = load_data(cfg, data_dir)?;
-    check_memory(&cfg.with_shape_of(&split), split.train.len(), 1, "this run")?;
-    warn_if_modified(&split);
-    let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
-    cfg.validate_against(n)?;
-    require_test_images(&split)?;
+    cfg.validate()?;
+    let split = load_config_data(cfg, data_dir)?;
+    check_against(cfg, &split, 1, None)?;
     Ok(split)
 }
 
 /// The data a config names: its `--data-file`, else the named dataset.
-pub fn load_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
+pub fn load_config_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
     match &cfg.data_file {
-        Some(path) => Ok(data::npz::load(path)?),
-        None => Ok(data::load(cfg.dataset, data_dir)?),
+        Some(path) => {
+            let split = data::npz::load(path)?;
+            require_test_images(&split)?;
+            Ok(split)
+        }
+        None => load_data(cfg.dataset, data_dir),
     }
+}
+
+/// Load a dataset, warning when it is not the canonical release and refusing one
+/// without test images.
+pub fn load_data(name: data::DatasetName, data_dir: Option<&Path>) -> Result<Split> {
+    let split = data::load(name, data_dir)?;
+    warn_if_modified(&split);
+    require_test_images(&split)?;
+    Ok(split)
+}
+
+/// The checks that need the data: `cfg` against the images of `split` it uses, and
+/// the memory `at_once` such runs need together; `variant` names them in messages.
+pub fn check_against(
+    cfg: &TrainConfig,
+    split: &Split,
+    at_once: usize,
+    variant: Option<&str>,
+) -> Result<()> {
+    let n = cfg.limit_train.unwrap_or(usize::MAX).min(split.train.len());
+    let what = variant.map_or("this run".to_string(), |v| format!("variant '{v}'"));
+    cfg.validate_against(n).map_err(|e| match variant {
+        Some(_) => anyhow::anyhow!("{what}: {e}"),
+        None => anyhow::anyhow!(e),
+    })?;
+    check_memory(&cfg.with_shape_of(split), split.train.len(), at_once, &what)
 }
 
 /// The memory limit set with `--max-memory` (MB), if any.
@@ -120,6 +147,15 @@ pub fn require_test_images(split: &Split) -> Result<()> {
     Ok(())
 }
 
+/// "1 run", "2 runs": a count with its noun, plural when it is not 1.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// UTC timestamp like 20261128-144012, for default output folders.
 pub fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
@@ -184,7 +220,7 @@ pub fn data_for_report(records: &[RunRecord], data_dir: Option<&Path>) -> Option
         eprintln!("note: no misclassified-image grids (drawn for 28x28 images only)");
         return None;
     }
-    match load_data(cfg, data_dir) {
+    match load_config_data(cfg, data_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("note: no misclassified-image grids ({e})");

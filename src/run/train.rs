@@ -121,9 +121,13 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
+    if let Some(note) = untrusted_save(ckpt.as_ref(), io) {
+        eprintln!("{note}");
+    }
     let mut tr = trainer(&cfg, &split, ckpt, io.init_from.as_deref())?;
     print_start(&tr, &split);
     install_ctrlc();
+    crate::faults::at("start", 0, Some(&STOP));
     let t0 = Instant::now();
     let record_path = out.join(RECORD);
     if io.resume.is_some() {
@@ -132,14 +136,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     }
     run_epochs(&mut tr, &origin, t0, io.tensorboard.as_deref())?;
     if STOP.load(Ordering::SeqCst) && tr.diverged.is_none() {
-        let done = tr.history.len();
-        return Err(Interrupted(format!(
-            "interrupted after {done} of {} epochs; the checkpoint of epoch {done} is in {}; continue with: actlab train --resume {}",
-            cfg.epochs,
-            out.display(),
-            out.display()
-        ))
-        .into());
+        return Err(interrupted(&tr, &out, io).into());
     }
     let record = RunRecord::finish(&mut tr, t0);
     write_record(&record_path, &record)?;
@@ -153,6 +150,39 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
         println!("model: {} (+ {})", p.display(), meta.display());
     }
     Ok(())
+}
+
+/// The note that a resumed run's checkpoint names a model path it may not write to
+/// (outside the run folder) and none was given now.
+fn untrusted_save(ckpt: Option<&Checkpoint>, io: &TrainIo) -> Option<String> {
+    let origin = ckpt?.origin.as_ref()?;
+    if io.save.is_some() {
+        return None;
+    }
+    crate::store::paths::stored_save(origin.save.clone(), &origin.folder).err()
+}
+
+/// What to say when Ctrl-C stopped the run: how to continue it, or, before the
+/// first checkpoint, that there is nothing to continue.
+fn interrupted(tr: &Trainer<'_>, out: &Path, io: &TrainIo) -> Interrupted {
+    let done = tr.history.len();
+    if done == 0 {
+        return Interrupted(format!(
+            "interrupted before the first epoch ended: there is no checkpoint in {} and nothing to resume; start the run again (the same command plus --overwrite)",
+            out.display()
+        ));
+    }
+    let save = io
+        .save
+        .as_ref()
+        .map(|p| format!(" --save {}", p.display()))
+        .unwrap_or_default();
+    Interrupted(format!(
+        "interrupted after {done} of {} epochs; the checkpoint of epoch {done} is in {}; continue with: actlab train --resume {}{save}",
+        tr.cfg.epochs,
+        out.display(),
+        out.display()
+    ))
 }
 
 /// The run's settings, its checkpoint when resuming, and the inputs and outputs to
@@ -182,7 +212,9 @@ fn settings(cfg: &TrainConfig, io: &TrainIo) -> Result<(TrainConfig, Option<Chec
             );
         }
         io.data_dir = io.data_dir.or(o.data_dir);
-        io.save = io.save.or(o.save);
+        if io.save.is_none() {
+            io.save = crate::store::paths::stored_save(o.save, &o.folder).unwrap_or(None);
+        }
     }
     if let Some(n) = io.epochs {
         if n < c.cfg.epochs {
@@ -216,7 +248,7 @@ fn claim_folders(io: &TrainIo) -> Result<OutDir> {
         None => fresh_dir(Path::new("runs"), &format!("{}-train", timestamp()))?,
     };
     if let Some(save) = &io.save {
-        check_save_path(save, &out)?;
+        check_save_path(save, &out, io.overwrite)?;
     }
     let held = claim(&out, existing, &RUN_RESULTS)?;
     if let Some(dir) = io
@@ -231,8 +263,9 @@ fn claim_folders(io: &TrainIo) -> Result<OutDir> {
 }
 
 /// `--save` must name a .safetensors file that is neither the run's record or
-/// checkpoint nor has its JSON description land on one of them.
-fn check_save_path(save: &Path, out: &Path) -> Result<()> {
+/// checkpoint nor has its JSON description land on one of them, and (without
+/// `--overwrite`) replaces neither an existing model nor an existing JSON file.
+fn check_save_path(save: &Path, out: &Path, overwrite: bool) -> Result<()> {
     if save.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         anyhow::bail!(
             "--save {}: a model file must end in .safetensors (its description goes beside it as .json)",
@@ -250,6 +283,10 @@ fn check_save_path(save: &Path, out: &Path) -> Result<()> {
                 own.display()
             );
         }
+    }
+    for file in [save, sidecar.as_path()] {
+        crate::store::paths::file_target(file, "--save")?;
+        crate::store::paths::not_existing(file, "--save", overwrite)?;
     }
     Ok(())
 }
@@ -286,13 +323,13 @@ fn print_start(tr: &Trainer<'_>, split: &Split) {
         .map(|v| format!(" / {} held-out val", v.len()))
         .unwrap_or_default();
     println!(
-        "{verb} {} on {} ({} train{val} / {} test images), {:?} layers, {} epochs, seed {}",
+        "{verb} {} on {} ({} train{val} / {} test images), {:?} layers, {}, seed {}",
         cfg.label(),
         cfg.dataset,
         split.train.len(),
         split.test.len(),
         cfg.arch().sizes,
-        cfg.epochs,
+        super::count(cfg.epochs, "epoch"),
         cfg.seed
     );
     if !tr.history.is_empty() {
@@ -317,7 +354,7 @@ fn run_epochs(
     let mut events = match tensorboard {
         Some(root) => {
             let name = crate::experiment::slug(&tr.cfg.label());
-            let dir = crate::store::tensorboard::run_dir(root, &name, tr.cfg.seed);
+            let dir = crate::store::tensorboard::run_dir(root, &name, tr.cfg.seed, out)?;
             let resumed = (!tr.history.is_empty())
                 .then(|| tr.recorder.as_ref().map_or(0, |r| r.diag.grad_norms.len()));
             Some(EventWriter::start(&dir, &tr.split().train, resumed)?)

@@ -30,8 +30,12 @@ pub struct OutDir {
 /// Create (if needed), prove writable and lock `dir`; if it holds any of `results`
 /// (file or folder names), refuse, keep or clear them as `existing` says.
 pub fn claim(dir: &Path, existing: Existing, results: &[&str]) -> Result<OutDir, StoreError> {
+    super::paths::output_dir(dir, "--out")?;
     prepare_out_dir(dir)?;
     let lock = lock(dir)?;
+    if existing != Existing::Overwrite {
+        other_kind(dir, results)?;
+    }
     let found: Vec<&str> = results
         .iter()
         .copied()
@@ -54,6 +58,27 @@ pub fn claim(dir: &Path, existing: Existing, results: &[&str]) -> Result<OutDir,
         path: dir.to_path_buf(),
         _lock: lock,
     })
+}
+
+/// Refuse a folder holding the other kind of results: a single run's record in an
+/// experiment's folder, or an experiment's spec in a single run's (resuming or
+/// adding to it would mix the two).
+fn other_kind(dir: &Path, results: &[&str]) -> Result<(), StoreError> {
+    use super::records::{RECORD, SPEC};
+    let (theirs, what) = if results.contains(&SPEC) {
+        (RECORD, "a single run of actlab train")
+    } else if results.contains(&RECORD) {
+        (SPEC, "an experiment (compare, exercise or run)")
+    } else {
+        return Ok(());
+    };
+    if dir.join(theirs).exists() {
+        return Err(StoreError::Refused(format!(
+            "{}: the folder holds {what} ({theirs}); choose another --out (or replace it with --overwrite)",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Take the folder's lock, or say which folder is in use.

@@ -2,8 +2,8 @@
 //! run records, experiment specs. Every write is atomic and every failure names the
 //! file; what the files mean is decided by the layers above.
 
-mod compat;
 pub mod folder;
+pub mod paths;
 pub mod records;
 pub mod tensorboard;
 

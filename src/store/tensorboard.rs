@@ -148,10 +148,47 @@ pub struct EventWriter {
     sample: Dataset,
 }
 
-/// The folder of a run's event files under `root`: `<variant>/seed-<n>`, the run name
-/// TensorBoard shows.
-pub fn run_dir(root: &Path, variant_slug: &str, seed: u64) -> PathBuf {
-    root.join(variant_slug).join(format!("seed-{seed}"))
+/// The file naming, inside a run's event folder, the output folder of the run that
+/// owns it.
+const OWNER: &str = ".actlab-run";
+
+/// The folder of a run's event files under `root`, the run name TensorBoard shows:
+/// `<variant>/seed-<n>`, or `<variant>/seed-<n>-2`, `-3`, ... when that one belongs
+/// to another run (one with another output folder `owner`), so unrelated runs never
+/// replace each other's events; the run of `owner` gets its own folder back.
+pub fn run_dir(
+    root: &Path,
+    variant_slug: &str,
+    seed: u64,
+    owner: &Path,
+) -> Result<PathBuf, StoreError> {
+    super::paths::output_dir(root, "--tensorboard")?;
+    let parent = root.join(variant_slug);
+    super::create_dir(&parent)?;
+    let me = owner.to_string_lossy();
+    for k in 1u32..=1000 {
+        let dir = match k {
+            1 => parent.join(format!("seed-{seed}")),
+            k => parent.join(format!("seed-{seed}-{k}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                super::write_file(&dir.join(OWNER), me.as_bytes())?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let theirs = std::fs::read_to_string(dir.join(OWNER)).unwrap_or_default();
+                if theirs == me && dir.is_dir() {
+                    return Ok(dir);
+                }
+            }
+            Err(source) => return Err(StoreError::Create { path: dir, source }),
+        }
+    }
+    Err(StoreError::Refused(format!(
+        "{}: 1000 runs of seed {seed} already; choose another --tensorboard folder",
+        parent.display()
+    )))
 }
 
 impl EventWriter {
@@ -190,10 +227,11 @@ impl EventWriter {
         Ok(w)
     }
 
-    /// The writer of a run in `dir`: continuing a resumed run (whose first `resumed`
-    /// gradient samples an earlier process wrote) in a new file beside the earlier
-    /// ones, or, for a run started afresh, replacing the event files of an earlier run
-    /// of the same name, which TensorBoard would otherwise draw over this one.
+    /// The writer of a run in `dir` (from [`run_dir`], so the folder is this run's
+    /// own): continuing a resumed run (whose first `resumed` gradient samples an
+    /// earlier process wrote) in a new file beside the earlier ones, or, for a run
+    /// started afresh, replacing the event files its own earlier attempt left (e.g.
+    /// before `--overwrite`), which TensorBoard would otherwise draw over this one.
     pub fn start(dir: &Path, train: &Dataset, resumed: Option<usize>) -> Result<Self, StoreError> {
         if resumed.is_none() {
             for old in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -1,7 +1,6 @@
 //! What a trainer measured: each epoch's figures and, at the end, the final
 //! evaluation. The serialised run record is built from these in the store layer.
 
-use super::Trainer;
 use crate::eval::{Evaluation, Metrics};
 
 /// One epoch's figures. Train figures are running means over the epoch's batches (in
@@ -30,27 +29,4 @@ pub struct FinalFigures {
     pub test: Evaluation,
     /// Test images the model got wrong: (index, true class, predicted class).
     pub mistakes: Vec<(usize, usize, usize)>,
-}
-
-impl Trainer<'_> {
-    /// Evaluate the model as it stands; `None` if the run diverged or trained no epoch.
-    pub fn final_figures(&mut self) -> Option<FinalFigures> {
-        let last = self.history.last()?.clone();
-        if self.diverged.is_some() {
-            return None;
-        }
-        let train = self.evaluate_train().metrics;
-        // The last epoch's test pass saw this very model.
-        let (test, mistakes) = match self.last_test.take() {
-            Some((epoch, test, wrong)) if epoch == self.history.len() => (test, wrong),
-            _ => self.test_pass(),
-        };
-        Some(FinalFigures {
-            train,
-            // The last epoch validated this very model: its figures are the final ones.
-            val: last.val,
-            test,
-            mistakes,
-        })
-    }
 }

@@ -12,12 +12,14 @@ use crate::data::Split;
 use crate::diagnostics::Recorder;
 use crate::eval::{argmax, Evaluation, Evaluator};
 use crate::nn::{Mlp, Optimizer, Rng};
-use step::Worker;
+use step::Crew;
+use worker::Run;
 
 mod figures;
 mod split_layer;
 mod step;
 mod team;
+mod worker;
 
 pub use figures::{EpochFigures, FinalFigures};
 
@@ -77,16 +79,8 @@ pub struct Trainer<'a> {
     /// Diagnostics collector (None with `diagnostics = false`).
     pub recorder: Option<Recorder>,
     split: &'a Split,
-    workers: Vec<Worker>,
-    /// Threads that stay alive across steps for `threads` > 1 (rayon's pool: a job
-    /// hand-off, no spawn or allocation per step); None runs the workers in turn.
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
-    /// The first layer split by outputs, one part per thread (empty on one thread).
-    parts: Vec<split_layer::Part>,
-    /// Each thread's block of a split batch, listed and sorted into columns.
-    blocks: Vec<crate::nn::sparse::SparseColumns>,
-    /// Whether the parts hold the first layer's newest weights (during an epoch).
-    parts_live: bool,
+    /// The workers and the strategies that run the steps.
+    crew: Crew,
     /// The last epoch's test evaluation and mistakes, for the final figures.
     last_test: Option<(usize, Evaluation, Mistakes)>,
     order: Vec<u32>,
@@ -103,31 +97,10 @@ impl<'a> Trainer<'a> {
     /// A run starting from given parameters and RNG state.
     pub fn with_state(cfg: TrainConfig, split: &'a Split, model: Mlp, rng: Rng) -> Self {
         let opt = Optimizer::new(cfg.optim(), model.params.len());
-        let b = cfg.batch_size;
-        let threads = cfg.threads.max(1);
-        let rows = b.div_ceil(threads);
-        let workers = (0..threads).map(|_| Worker::new(&model, rows)).collect();
         let recorder = cfg.diagnostics.then(|| Recorder::new(&model, &split.train));
-        // Without a pool (one thread, or none could start) the workers run in turn and
-        // give the same numbers.
-        let pool = if threads > 1 {
-            let built = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-            built.ok().map(std::sync::Arc::new)
-        } else {
-            None
-        };
-        let parts = if pool.is_some() {
-            let sizes = &model.arch.sizes;
-            split_layer::parts(threads, sizes[0], sizes[1], b)
-        } else {
-            Vec::new()
-        };
         Trainer {
             recorder,
-            pool,
-            blocks: (0..parts.len()).map(|_| Default::default()).collect(),
-            parts,
-            parts_live: false,
+            crew: Crew::new(&model, &cfg),
             last_test: None,
             order: (0..split.train.len() as u32).collect(),
             cfg,
@@ -137,7 +110,6 @@ impl<'a> Trainer<'a> {
             history: Vec::new(),
             diverged: None,
             split,
-            workers,
         }
     }
 
@@ -149,14 +121,28 @@ impl<'a> Trainer<'a> {
     /// Choose the first layer's kernel for training steps (default: by each batch's
     /// share of non-zero inputs); the bench times the dense one as its reference.
     pub fn set_first_layer(&mut self, policy: crate::nn::FirstLayer) {
-        for w in &mut self.workers {
-            w.input.policy = policy;
-        }
+        self.crew.set_first_layer(policy);
     }
 
     /// Number of optimiser steps per epoch.
     pub fn steps_per_epoch(&self) -> usize {
         self.split.train.len().div_ceil(self.cfg.batch_size)
+    }
+
+    /// The crew and what its steps borrow of the run, for epoch `epoch`.
+    fn parts(&mut self, epoch: usize) -> (&mut Crew, Run<'_>) {
+        let run = Run {
+            cfg: &self.cfg,
+            data: &self.split.train,
+            order: &self.order,
+            model: &mut self.model,
+            opt: &mut self.opt,
+            rng: &mut self.rng,
+            recorder: &mut self.recorder,
+            diverged: &mut self.diverged,
+            epoch,
+        };
+        (&mut self.crew, run)
     }
 
     /// A new random order of the training images (Fisher-Yates from the run's RNG,
@@ -185,14 +171,8 @@ impl<'a> Trainer<'a> {
         }
         progress.epoch_start(epoch, steps);
         let t0 = Instant::now();
-        // The whole epoch on the pool, so each step's hand-offs stay among its threads.
-        let done = match self.pool.clone() {
-            _ if self.epoch_splits() => self.team_steps(epoch, steps, progress, stop),
-            Some(pool) => pool.install(|| self.steps(epoch, steps, progress, stop)),
-            None => self.steps(epoch, steps, progress, stop),
-        };
-        self.flush_parts();
-        let (loss_sum, correct) = done?;
+        let (crew, mut run) = self.parts(epoch);
+        let (loss_sum, correct) = crew.epoch(&mut run, progress, stop)?;
         let seconds = t0.elapsed().as_secs_f64();
         if let Some(r) = &mut self.recorder {
             r.end_epoch(&self.model, epoch);
@@ -267,6 +247,27 @@ impl<'a> Trainer<'a> {
         (test, wrong)
     }
 
+    /// Evaluate the model as it stands; `None` if the run diverged or trained no epoch.
+    pub fn final_figures(&mut self) -> Option<FinalFigures> {
+        let last = self.history.last()?.clone();
+        if self.diverged.is_some() {
+            return None;
+        }
+        let train = self.evaluate_train().metrics;
+        // The last epoch's test pass saw this very model.
+        let (test, mistakes) = match self.last_test.take() {
+            Some((epoch, test, wrong)) if epoch == self.history.len() => (test, wrong),
+            _ => self.test_pass(),
+        };
+        Some(FinalFigures {
+            train,
+            // The last epoch validated this very model: its figures are the final ones.
+            val: last.val,
+            test,
+            mistakes,
+        })
+    }
+
     /// Evaluate on the whole training set, in evaluation mode.
     pub fn evaluate_train(&mut self) -> Evaluation {
         Evaluator::new(&self.model).run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
@@ -297,6 +298,12 @@ mod tests {
         }
     }
 
+    /// Whether the trainer's next epoch splits the first layer across threads.
+    fn epoch_splits(tr: &mut Trainer) -> bool {
+        let (crew, run) = tr.parts(1);
+        crew.split.fits(&crew.workers[0].input, &run)
+    }
+
     /// Gradients of one batch with `threads` workers.
     fn one_batch(threads: usize, s: &Split) -> (Vec<f32>, f64, usize) {
         let cfg = TrainConfig {
@@ -306,8 +313,9 @@ mod tests {
         };
         let mut tr = Trainer::new(cfg, s);
         let n = tr.cfg.batch_size;
-        let (l, c) = tr.batch_gradients(0, n);
-        (tr.workers[0].grads.clone(), l, c)
+        let (crew, mut run) = tr.parts(1);
+        let (l, c) = crew.batch_gradients(&mut run, (0, n));
+        (crew.workers[0].grads.clone(), l, c)
     }
 
     #[test]
@@ -360,6 +368,8 @@ mod tests {
     /// the loss and the sampled gradient norms agree closely.
     #[test]
     fn two_threads_split_the_first_layer_exactly() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         fn run(s: &Split, threads: usize) -> (Vec<f32>, Vec<f32>, EpochFigures, Trainer<'_>) {
             let cfg = TrainConfig {
                 threads,
@@ -367,9 +377,9 @@ mod tests {
                 ..Default::default()
             };
             let mut tr = Trainer::new(cfg, s);
-            assert_eq!(tr.epoch_splits(), threads > 1, "{threads} threads");
+            assert_eq!(epoch_splits(&mut tr), threads > 1, "{threads} threads");
             let stats = tr.run_epoch(&mut Silent, &AtomicBool::new(false));
-            assert!(!tr.parts_live, "the epoch wrote the parts back");
+            assert!(!tr.crew.split.live, "the epoch wrote the parts back");
             (
                 tr.model.params.clone(),
                 tr.opt.v.clone(),
@@ -413,6 +423,8 @@ mod tests {
     /// uncounted (neither waits forever at a barrier).
     #[test]
     fn a_split_epoch_diverges_and_stops_cleanly() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
         let s = sparse_split(640);
         let cfg = TrainConfig {
             threads: 2,
@@ -421,7 +433,7 @@ mod tests {
             ..Default::default()
         };
         let mut tr = Trainer::new(cfg.clone(), &s);
-        assert!(tr.epoch_splits());
+        assert!(epoch_splits(&mut tr));
         assert!(tr.run_epoch(&mut Silent, &AtomicBool::new(false)).is_none());
         let d = tr.diverged.clone().expect("diverged");
         assert!(d.step > 1 && d.step <= 10, "{d:?}");
@@ -432,24 +444,35 @@ mod tests {
 
     /// A thread of a split epoch that panics ends the epoch with a panic on the
     /// calling thread (not a wait forever at the next barrier).
+    /// The split needs the sparse kernels (AVX2+FMA): this thread runs at the CPU's
+    /// own tier whatever ACTLAB_SIMD says; a CPU without them fails the test, saying so.
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "another thread of this run panicked")]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "the split needs x86-64's sparse kernels"
+    )]
     fn a_panicking_helper_thread_is_a_panic_not_a_hang() {
-        let s = sparse_split(128);
-        let cfg = TrainConfig {
-            threads: 2,
-            diagnostics: false,
-            ..Default::default()
-        };
-        let mut tr = Trainer::new(cfg, &s);
-        assert!(tr.epoch_splits());
-        // Too small for its 32 rows: the helper's phase B panics.
-        tr.workers[1].ws = Workspace::new(&tr.model, 1, true);
-        tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+        crate::simd::with_tier(crate::simd::detected(), || {
+            let s = sparse_split(128);
+            let cfg = TrainConfig {
+                threads: 2,
+                diagnostics: false,
+                ..Default::default()
+            };
+            let mut tr = Trainer::new(cfg, &s);
+            assert!(
+                epoch_splits(&mut tr),
+                "the split first layer needs AVX2+FMA"
+            );
+            // Too small for its 32 rows: the helper's phase B panics.
+            tr.crew.workers[1].ws = Workspace::new(&tr.model, 1, true);
+            tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+        })
     }
 
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "rows for a workspace of 1")]
     fn a_panicking_worker_is_a_panic_not_a_diverged_run() {
         let s = split(64);
         let cfg = TrainConfig {
@@ -459,8 +482,9 @@ mod tests {
         };
         let mut tr = Trainer::new(cfg, &s);
         // A workspace too small for its 32 rows: the second worker's forward pass panics.
-        tr.workers[1].ws = Workspace::new(&tr.model, 1, true);
-        let (l, _) = tr.batch_gradients(0, 64);
+        tr.crew.workers[1].ws = Workspace::new(&tr.model, 1, true);
+        let (crew, mut run) = tr.parts(1);
+        let (l, _) = crew.batch_gradients(&mut run, (0, 64));
         eprintln!("returned a loss of {l} instead of panicking");
     }
 }

@@ -20,11 +20,10 @@
 //! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len], with
 //! their gradient and moments the same; part z and dz [n, len].
 
-use super::step::{worker_rows, Worker};
-use super::Trainer;
-use crate::data::batch;
+use super::worker::{worker_rows, Run, Worker};
+use crate::data::{batch, Dataset};
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
-use crate::nn::{Mlp, StepScalars};
+use crate::nn::{InputBuf, Mlp, Optimizer, StepScalars};
 
 /// The first layer's outputs `lo..lo + len`, owned by one thread during an epoch.
 #[derive(Debug, Default)]
@@ -197,64 +196,76 @@ impl Part {
     }
 }
 
-impl<'a> Trainer<'a> {
-    /// Whether every batch of this epoch can run split: several threads, and a first
-    /// layer run sparse on each batch of listed pixels.
-    pub(super) fn epoch_splits(&self) -> bool {
+/// The first layer split by outputs across the threads of a run: the parts, each
+/// thread's block of the batch, and whether the parts hold the newest weights.
+#[derive(Debug, Default)]
+pub(super) struct SplitFirst {
+    pub(super) parts: Vec<Part>,
+    /// Each thread's block of a split batch, listed and sorted into columns.
+    pub(super) blocks: Vec<SparseColumns>,
+    /// Whether the parts hold the first layer's newest weights (during an epoch).
+    pub(super) live: bool,
+}
+
+impl SplitFirst {
+    /// Parts for `threads` threads of `model`'s first layer, batches of `batch` rows.
+    pub(super) fn new(threads: usize, model: &Mlp, batch: usize) -> SplitFirst {
+        let sizes = &model.arch.sizes;
+        let parts = parts(threads, sizes[0], sizes[1], batch);
+        SplitFirst {
+            blocks: (0..parts.len()).map(|_| SparseColumns::default()).collect(),
+            parts,
+            live: false,
+        }
+    }
+
+    /// Whether every batch of `run`'s epoch can run split: several parts, and a first
+    /// layer run sparse (by `input`'s policy) on each batch of listed pixels.
+    pub(super) fn fits(&self, input: &InputBuf, run: &Run) -> bool {
         if self.parts.len() < 2 {
             return false;
         }
-        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists() else {
+        let (Some(lists), Some(max)) = (lists(run.data), input.sparse_limit()) else {
             return false;
         };
-        let Some(max) = self.workers[0].input.sparse_limit() else {
-            return false;
-        };
-        self.order.chunks(self.cfg.batch_size).all(|pick| {
+        run.order.chunks(run.cfg.batch_size).all(|pick| {
             let listed = Listed {
                 lists,
                 pick,
                 values: &batch::PIXEL_VALUES,
             };
-            listed.share(self.split.train.width()) <= max
+            listed.share(run.data.width()) <= max
         })
     }
 
-    /// The training images' listed pixels (`epoch_splits` found them).
-    pub(super) fn lists(&self) -> RowLists<'a> {
-        let Some(lists) = crate::eval::byte_rows(&self.split.train).lists() else {
-            unreachable!("epoch_splits checked the lists")
-        };
-        lists
-    }
-
     /// Load the parts from the model and optimiser, before an epoch that splits.
-    pub(super) fn load_parts(&mut self) {
-        if !self.parts_live {
-            self.exchange_parts(true);
-            self.parts_live = true;
+    pub(super) fn load(&mut self, model: &mut Mlp, opt: &mut Optimizer) {
+        if !self.live {
+            self.exchange(model, opt, true);
+            self.live = true;
         }
     }
 
     /// Write the parts back into the model and optimiser after the epoch, so both
     /// always see the newest weights.
-    pub(super) fn flush_parts(&mut self) {
-        if self.parts_live {
-            self.exchange_parts(false);
-            self.parts_live = false;
+    pub(super) fn flush(&mut self, model: &mut Mlp, opt: &mut Optimizer) {
+        if self.live {
+            self.exchange(model, opt, false);
+            self.live = false;
         }
     }
 
-    fn exchange_parts(&mut self, load: bool) {
-        let (_, bias) = self.model.offsets_of(0);
-        let (fan_in, out) = (self.model.arch.sizes[0], self.model.arch.sizes[1]);
+    fn exchange(&mut self, model: &mut Mlp, opt: &mut Optimizer, load: bool) {
+        let (_, bias) = model.offsets_of(0);
+        let (fan_in, out) = (model.arch.sizes[0], model.arch.sizes[1]);
         for part in &mut self.parts {
-            let flat = [
-                &mut self.model.params[..],
-                &mut self.opt.m[..],
-                &mut self.opt.v[..],
-            ];
+            let flat = [&mut model.params[..], &mut opt.m[..], &mut opt.v[..]];
             part.exchange(flat, fan_in, out, bias, load);
         }
     }
+}
+
+/// The training images' listed pixels, when the data keeps them.
+pub(super) fn lists(data: &Dataset) -> Option<RowLists<'_>> {
+    crate::eval::byte_rows(data).lists()
 }

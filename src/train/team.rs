@@ -14,9 +14,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::split_layer::{rest_start, update_rest, Part};
-use super::step::{add_grads, check, sample_masks, worker_rows, Worker};
-use super::{Divergence, Progress, Trainer};
+use super::split_layer::{rest_start, update_rest, Part, SplitFirst};
+use super::worker::{add_grads, check, sample_masks, worker_rows, Run, Worker};
+use super::{Divergence, Progress};
 use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
 
@@ -291,62 +291,57 @@ impl Shared<'_, '_> {
     }
 }
 
-impl Trainer<'_> {
-    /// The steps of an epoch whose batches all split (see `epoch_splits`), one thread
-    /// per part and worker: (loss sum, correct count), or None if it diverged or was
-    /// stopped.
-    pub(super) fn team_steps(
-        &mut self,
-        epoch: usize,
-        steps: usize,
-        progress: &mut dyn Progress,
-        stop: &AtomicBool,
-    ) -> Option<(f64, usize)> {
-        self.load_parts();
-        let (lists, per_epoch) = (self.lists(), self.steps_per_epoch());
-        let Trainer {
-            cfg,
-            model,
-            opt,
-            rng,
-            diverged,
-            recorder,
-            split,
-            workers,
-            parts,
-            blocks,
-            order,
-            ..
-        } = self;
-        let out = model.arch.sizes[1];
-        let shared = Shared {
-            team: Team::new(workers.len()),
-            parts: parts.iter_mut().map(RwLock::new).collect(),
-            blocks: blocks.iter_mut().map(RwLock::new).collect(),
-            workers: workers.iter_mut().map(RwLock::new).collect(),
-            model: RwLock::new(model),
-            order,
-            lists,
-            data: &split.train,
-            cfg,
-            out,
-        };
-        let lead = Lead {
-            epoch,
-            first_step: (epoch - 1) * per_epoch + 1,
-            opt,
-            rng,
-            diverged,
-            recorder,
-            progress,
-            stop,
-        };
-        std::thread::scope(|scope| {
-            let shared = &shared;
-            for k in 1..shared.workers.len() {
-                scope.spawn(move || shared.run(k, steps, None));
-            }
-            shared.run(0, steps, Some(lead))
-        })
-    }
+/// The steps of an epoch whose batches all split (see `SplitFirst::fits`), one
+/// thread per part and worker: (loss sum, correct count), or None if it diverged or
+/// was stopped.
+pub(super) fn steps(
+    workers: &mut [Worker],
+    split: &mut SplitFirst,
+    run: &mut Run,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Option<(f64, usize)> {
+    split.load(run.model, run.opt);
+    let (steps, first_step) = (run.per_epoch(), run.global_step(0));
+    let lists = super::split_layer::lists(run.data)?;
+    let Run {
+        cfg,
+        data,
+        order,
+        model,
+        opt,
+        rng,
+        recorder,
+        diverged,
+        epoch,
+    } = run;
+    let shared = Shared {
+        team: Team::new(workers.len()),
+        out: model.arch.sizes[1],
+        parts: split.parts.iter_mut().map(RwLock::new).collect(),
+        blocks: split.blocks.iter_mut().map(RwLock::new).collect(),
+        workers: workers.iter_mut().map(RwLock::new).collect(),
+        model: RwLock::new(model),
+        order,
+        lists,
+        data,
+        cfg,
+    };
+    let lead = Lead {
+        epoch: *epoch,
+        first_step,
+        opt,
+        rng,
+        diverged,
+        recorder,
+        progress,
+        stop,
+    };
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        for k in 1..shared.workers.len() {
+            scope.spawn(move || shared.run(k, steps, None));
+        }
+        shared.run(0, steps, Some(lead))
+    })
 }

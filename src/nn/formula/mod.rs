@@ -2,10 +2,11 @@
 //! compiled to a tape evaluated a chunk at a time at engine speed, with exact
 //! derivatives by forward-mode differentiation.
 //!
-//! Definitions live in a process-wide registry so [`crate::nn::Activation`] stays a
-//! small `Copy` value (`Activation::Formula(index)`); a name keeps one formula for the
-//! life of the process, and every stored activation list writes `NAME=FORMULA`, so
-//! records and saved models carry their own definitions.
+//! A definition is held by what uses it: an activation carries its compiled formula
+//! (`Activation::Formula(Arc<Formula>)`), and a configuration's names are resolved
+//! against the [`Formulas`] it defines (`--define`, an experiment file's `[define]`).
+//! Every stored activation list writes `NAME=FORMULA`, so records and saved models
+//! carry their own definitions.
 
 pub mod parse;
 pub mod symbolic;
@@ -37,8 +38,7 @@ macro_rules! per_func {
 
 pub mod tape;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Arc;
 
 use parse::Expr;
 use tape::Tape;
@@ -149,7 +149,7 @@ impl FormulaError {
     }
 }
 
-/// A defined activation, as the registry keeps it for the life of the process.
+/// A defined activation, compiled and measured once, shared by every layer using it.
 #[derive(Debug)]
 pub struct Formula {
     /// Its name.
@@ -174,32 +174,52 @@ pub struct Formula {
     pub warning: Option<String>,
 }
 
-/// Most formulas one process may define.
-const MAX_FORMULAS: usize = 256;
 /// Inputs the checks sample: [-20, 20] in steps of 0.01 (0 and the integers included).
 const SAMPLES: i32 = 2000;
 
-static SLOTS: [OnceLock<Formula>; MAX_FORMULAS] = [const { OnceLock::new() }; MAX_FORMULAS];
-static COUNT: AtomicUsize = AtomicUsize::new(0);
-static DEFINING: Mutex<()> = Mutex::new(());
-
-/// The formula registered under `index`.
-pub fn get(index: u16) -> Option<&'static Formula> {
-    SLOTS.get(index as usize)?.get()
+impl PartialEq for Formula {
+    /// The same name for the same parsed formula (spacing aside).
+    fn eq(&self, other: &Formula) -> bool {
+        self.name == other.name && self.expr == other.expr
+    }
 }
 
-/// The index of the formula named `name`, if one is defined.
-pub fn lookup(name: &str) -> Option<u16> {
-    (0..COUNT.load(Ordering::Acquire))
-        .find(|&i| SLOTS[i].get().is_some_and(|f| f.name == name))
-        .map(|i| i as u16)
-}
+/// The formulas one configuration defines, by name (`--define`, an experiment file's
+/// `[define]`); a name keeps one formula.
+#[derive(Debug, Clone, Default)]
+pub struct Formulas(Vec<Arc<Formula>>);
 
-/// Names of all defined formulas.
-pub fn names() -> Vec<&'static str> {
-    (0..COUNT.load(Ordering::Acquire))
-        .filter_map(|i| SLOTS[i].get().map(|f| f.name.as_str()))
-        .collect()
+impl Formulas {
+    /// Add a definition; the same definition again is kept once, another formula
+    /// under a name already defined is refused.
+    pub fn add(&mut self, f: Arc<Formula>) -> Result<(), FormulaError> {
+        match self.get(&f.name) {
+            Some(old) if old.expr == f.expr => Ok(()),
+            Some(old) => Err(FormulaError(format!(
+                "--define {}={}: '{}' is already defined as '{}'; give this formula another name",
+                f.name, f.text, f.name, old.text
+            ))),
+            None => {
+                self.0.push(f);
+                Ok(())
+            }
+        }
+    }
+
+    /// The formula named `name`, if defined.
+    pub fn get(&self, name: &str) -> Option<&Arc<Formula>> {
+        self.0.iter().find(|f| f.name == name)
+    }
+
+    /// Names of all definitions, in the order given.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// Every definition, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Formula>> {
+        self.0.iter()
+    }
 }
 
 /// A formula name: lowercase letters, digits and _, starting with a letter or _ (the
@@ -220,12 +240,17 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Define `name` as `text` (or find the same definition made before) and return its
-/// index. Errors name the problem and, for syntax, the column in `name=text`. Use
-/// [`crate::nn::activation::define`], which also refuses the names of built-ins.
-pub fn define(name: &str, text: &str) -> Result<u16, FormulaError> {
+/// Parse, compile and measure `name` = `text`. Errors name the problem and, for
+/// syntax, the column in `name=text`. Use [`crate::nn::activation::define`], which
+/// also refuses the names of built-ins.
+pub fn compile(name: &str, text: &str) -> Result<Formula, FormulaError> {
     let spec = format!("{name}={text}");
-    let fail = |msg: String| FormulaError(format!("--define {spec}: {msg}"));
+    // A refused formula may be thousands of characters: quote its start only.
+    let shown = match spec.char_indices().nth(80) {
+        Some((at, _)) => format!("{}...", &spec[..at]),
+        None => spec.clone(),
+    };
+    let fail = |msg: String| FormulaError(format!("--define {shown}: {msg}"));
     check_name(name).map_err(fail)?;
     let expr = parse::parse(text).map_err(|e| {
         fail(format!(
@@ -234,28 +259,7 @@ pub fn define(name: &str, text: &str) -> Result<u16, FormulaError> {
             name.chars().count() + 1 + e.column
         ))
     })?;
-    // One definer at a time, so a name is never registered twice.
-    let _guard = DEFINING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(i) = lookup(name) {
-        return match get(i) {
-            Some(f) if f.expr == expr => Ok(i),
-            Some(f) => Err(fail(format!(
-                "'{name}' is already defined as '{}'; give this formula another name",
-                f.text
-            ))),
-            None => Err(fail("internal: a defined slot is empty".into())),
-        };
-    }
-    let index = COUNT.load(Ordering::Acquire);
-    if index >= MAX_FORMULAS {
-        return Err(fail(format!("at most {MAX_FORMULAS} formulas per process")));
-    }
-    let formula = build(name, text.trim(), expr).map_err(fail)?;
-    if SLOTS[index].set(formula).is_err() {
-        return Err(fail("internal: registry slot already taken".into()));
-    }
-    COUNT.store(index + 1, Ordering::Release);
-    Ok(index as u16)
+    build(name, text.trim(), expr).map_err(fail)
 }
 
 /// Compile and measure a new formula.
@@ -296,7 +300,11 @@ fn build(name: &str, text: &str, expr: Expr) -> Result<Formula, String> {
         name: name.to_string(),
         text: text.to_string(),
         derivative: symbolic::derivative(&expr).to_string(),
-        range: format!("[{lo:.4}, {hi:.4}] for x in [-20, 20] (measured)"),
+        range: if fy.is_empty() {
+            "none: not finite anywhere in [-20, 20] (measured)".to_string()
+        } else {
+            format!("[{lo:.4}, {hi:.4}] for x in [-20, 20] (measured)")
+        },
         saturation: saturation(&xs, &ds, peak, can_die),
         can_die,
         peak,

@@ -116,26 +116,9 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
         } else if c.is_ascii_digit()
             || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
         {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                i += 1;
-            }
-            // An exponent only when digits follow: "2e" is 2 then the constant e.
-            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
-                let sign = usize::from(matches!(chars.get(i + 1), Some('+' | '-')));
-                if chars.get(i + 1 + sign).is_some_and(char::is_ascii_digit) {
-                    i += 1 + sign;
-                    while i < chars.len() && chars[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                }
-            }
-            let s: String = chars[start..i].iter().collect();
-            let n = s.parse::<f64>().map_err(|_| SyntaxError {
-                message: format!("'{s}' is not a number"),
-                column: col,
-            })?;
+            let (n, end) = number(&chars, i)?;
             out.push((Tok::Num(n), col));
+            i = end;
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
@@ -143,42 +126,95 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
             }
             out.push((Tok::Ident(chars[start..i].iter().collect()), col));
         } else {
-            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-            let sym = match two.as_str() {
-                "<=" => "<=",
-                ">=" => ">=",
-                "**" => "^",
-                _ => match c {
-                    '+' => "+",
-                    '-' => "-",
-                    '*' => "*",
-                    '/' => "/",
-                    '^' => "^",
-                    '(' => "(",
-                    ')' => ")",
-                    ',' => ",",
-                    '<' => "<",
-                    '>' => ">",
-                    _ => {
-                        return Err(SyntaxError {
-                            message: format!("unexpected character '{c}'"),
-                            column: col,
-                        })
-                    }
-                },
-            };
-            i += if sym.len() == 2 || two == "**" { 2 } else { 1 };
+            let (sym, len) = symbol(&chars[i..], col)?;
             out.push((Tok::Sym(sym), col));
+            i += len;
         }
     }
     out.push((Tok::End, chars.len() + 1));
     Ok(out)
 }
 
-/// Parse a formula of x.
+/// The number starting at `chars[start]`, and where it ends.
+fn number(chars: &[char], start: usize) -> Result<(f64, usize), SyntaxError> {
+    let mut i = start;
+    while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+        i += 1;
+    }
+    // An exponent only when digits follow: "2e" is 2 then the constant e.
+    if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+        let sign = usize::from(matches!(chars.get(i + 1), Some('+' | '-')));
+        if chars.get(i + 1 + sign).is_some_and(char::is_ascii_digit) {
+            i += 1 + sign;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    let s: String = chars[start..i].iter().collect();
+    let n = s.parse::<f64>().map_err(|_| SyntaxError {
+        message: format!("'{s}' is not a number"),
+        column: start + 1,
+    })?;
+    Ok((n, i))
+}
+
+/// The operator or bracket at the start of `chars` (at column `col`), and its length.
+fn symbol(chars: &[char], col: usize) -> Result<(&'static str, usize), SyntaxError> {
+    let two: String = chars[..2.min(chars.len())].iter().collect();
+    match two.as_str() {
+        "<=" => return Ok(("<=", 2)),
+        ">=" => return Ok((">=", 2)),
+        "**" => return Ok(("^", 2)),
+        _ => {}
+    }
+    let sym = match chars[0] {
+        '+' => "+",
+        '-' => "-",
+        '*' => "*",
+        '/' => "/",
+        '^' => "^",
+        '(' => "(",
+        ')' => ")",
+        ',' => ",",
+        '<' => "<",
+        '>' => ">",
+        c => {
+            return Err(SyntaxError {
+                message: format!("unexpected character '{c}'"),
+                column: col,
+            })
+        }
+    };
+    Ok((sym, 1))
+}
+
+/// Longest formula accepted, in characters: far beyond any activation written by
+/// hand, and short enough that no formula can exhaust memory or time.
+pub const MAX_LEN: usize = 2000;
+
+/// Deepest formula accepted: nesting of parentheses, calls and unary signs, and
+/// chains of `+ - * /` (a sum of n terms is n deep). Evaluation, differentiation and
+/// printing recurse over the tree, so this bounds their stack use on every thread.
+pub const MAX_DEPTH: usize = 200;
+
+/// Parse a formula of x (at most [`MAX_LEN`] characters and [`MAX_DEPTH`] deep).
 pub fn parse(text: &str) -> Result<Expr, SyntaxError> {
+    let len = text.chars().count();
+    if len > MAX_LEN {
+        return Err(SyntaxError {
+            message: format!(
+                "the formula is {len} characters long; at most {MAX_LEN} are accepted"
+            ),
+            column: MAX_LEN + 1,
+        });
+    }
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.sum()?;
     match p.peek() {
         Tok::End => Ok(e),
@@ -195,6 +231,8 @@ pub fn parse(text: &str) -> Result<Expr, SyntaxError> {
 struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
+    /// Depth of the tree being built at this point of the descent.
+    depth: usize,
 }
 
 impl Parser {
@@ -221,6 +259,29 @@ impl Parser {
         }
     }
 
+    /// Go one level deeper, or refuse a formula nested beyond [`MAX_DEPTH`] before the
+    /// recursion gets there.
+    fn deeper(&mut self) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(&format!(
+                "the formula is nested more than {MAX_DEPTH} deep (parentheses, calls, signs or a chain of + - * / terms); split it or simplify it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `f` one level deeper.
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, SyntaxError>,
+    ) -> Result<T, SyntaxError> {
+        self.deeper()?;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn eat(&mut self, sym: &str) -> bool {
         if matches!(self.peek(), Tok::Sym(s) if *s == sym) {
             self.pos += 1;
@@ -239,37 +300,58 @@ impl Parser {
         }
     }
 
+    /// A left-deep chain of terms: each further term deepens the tree by one.
     fn sum(&mut self) -> Result<Expr, SyntaxError> {
+        let start = self.depth;
         let mut e = self.product()?;
-        loop {
-            if self.eat("+") {
-                e = Expr::Add(Box::new(e), Box::new(self.product()?));
+        let r = loop {
+            let op: fn(Box<Expr>, Box<Expr>) -> Expr = if self.eat("+") {
+                Expr::Add
             } else if self.eat("-") {
-                e = Expr::Sub(Box::new(e), Box::new(self.product()?));
+                Expr::Sub
             } else {
-                return Ok(e);
+                break Ok(e);
+            };
+            if let Err(err) = self.deeper() {
+                break Err(err);
             }
-        }
+            match self.product() {
+                Ok(t) => e = op(Box::new(e), Box::new(t)),
+                Err(err) => break Err(err),
+            }
+        };
+        self.depth = start;
+        r
     }
 
     fn product(&mut self) -> Result<Expr, SyntaxError> {
+        let start = self.depth;
         let mut e = self.unary()?;
-        loop {
-            if self.eat("*") {
-                e = Expr::Mul(Box::new(e), Box::new(self.unary()?));
+        let r = loop {
+            let op: fn(Box<Expr>, Box<Expr>) -> Expr = if self.eat("*") {
+                Expr::Mul
             } else if self.eat("/") {
-                e = Expr::Div(Box::new(e), Box::new(self.unary()?));
+                Expr::Div
             } else {
-                return Ok(e);
+                break Ok(e);
+            };
+            if let Err(err) = self.deeper() {
+                break Err(err);
             }
-        }
+            match self.unary() {
+                Ok(t) => e = op(Box::new(e), Box::new(t)),
+                Err(err) => break Err(err),
+            }
+        };
+        self.depth = start;
+        r
     }
 
     fn unary(&mut self) -> Result<Expr, SyntaxError> {
         if self.eat("-") {
-            Ok(Expr::Neg(Box::new(self.unary()?)))
+            self.nested(|p| Ok(Expr::Neg(Box::new(p.unary()?))))
         } else if self.eat("+") {
-            self.unary()
+            self.nested(Self::unary)
         } else {
             self.power()
         }
@@ -278,7 +360,7 @@ impl Parser {
     fn power(&mut self) -> Result<Expr, SyntaxError> {
         let base = self.atom()?;
         if self.eat("^") {
-            Ok(Expr::Pow(Box::new(base), Box::new(self.unary()?)))
+            self.nested(|p| Ok(Expr::Pow(Box::new(base), Box::new(p.unary()?))))
         } else {
             Ok(base)
         }
@@ -288,12 +370,12 @@ impl Parser {
         let col = self.column();
         match self.next() {
             Tok::Num(n) => Ok(Expr::Num(n)),
-            Tok::Sym("(") => {
-                let e = self.sum()?;
-                self.expect(")")?;
+            Tok::Sym("(") => self.nested(|p| {
+                let e = p.sum()?;
+                p.expect(")")?;
                 Ok(e)
-            }
-            Tok::Ident(name) => self.named(&name, col),
+            }),
+            Tok::Ident(name) => self.nested(|p| p.named(&name, col)),
             _ => Err(SyntaxError {
                 message: "expected a number, x, or '('".into(),
                 column: col,
@@ -429,5 +511,27 @@ mod tests {
         assert!(e.message.contains("unknown variable 'y'"), "{}", e.message);
         assert!(parse("where(x, 1, 2)").is_err());
         assert!(parse("where(x >= 0, x, 0.1 * x)").is_ok());
+    }
+
+    #[test]
+    fn long_and_deep_formulas_are_refused_not_overflowed() {
+        let deep = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(parse(&deep).unwrap_err().message.contains("2000"));
+        let within = |n: usize, piece: &str| piece.repeat(n);
+        for text in [
+            format!("{}x{}", within(300, "("), within(300, ")")),
+            format!("{}x", within(300, "-")),
+            format!("x{}", within(300, "+x")),
+            format!("x{}", within(300, "*x")),
+            format!("{}x{}", within(300, "exp("), within(300, ")")),
+            format!("x{}", within(300, "^x")),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.contains("nested more than 200"), "{}", e.message);
+        }
+        // Right at the limits a formula still parses.
+        let ok = format!("{}x{}", within(150, "("), within(150, ")"));
+        assert_eq!(parse(&ok).unwrap(), Expr::X);
+        assert!(parse(&format!("x{}", within(150, "+x"))).is_ok());
     }
 }

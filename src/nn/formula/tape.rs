@@ -176,9 +176,11 @@ impl Compiler {
                     Node::Reg(_) => 0.0,
                 })
                 .collect();
+            // Folded with the rule the tape runs (a NaN side is not skipped), so a
+            // constant gives what the same formula of x would.
             return Ok(Node::Num(match f {
-                Func::Min => v[0].min(v[1]),
-                Func::Max => v[0].max(v[1]),
+                Func::Min => pick(false, v[0], 0.0, v[1], 0.0).0,
+                Func::Max => pick(true, v[0], 0.0, v[1], 0.0).0,
                 _ => dual1(f, v[0], 0.0).0,
             } as f64));
         }
@@ -323,7 +325,7 @@ impl Tape {
     pub fn forward(&self, z: &[f32], a: &mut [f32]) {
         with_scratch(self.ops.len(), false, |regs, _| {
             let tape = self;
-            crate::avx2_or_portable!((tape: &Tape, z: &[f32], a: &mut [f32], regs: &mut [f32]) {
+            crate::simd_dispatch!((tape: &Tape, z: &[f32], a: &mut [f32], regs: &mut [f32]) {
                 for (zc, ac) in z.chunks(CHUNK).zip(a.chunks_mut(CHUNK)) {
                     tape.values(zc, regs);
                     let last = (tape.ops.len() - 1) * CHUNK;
@@ -337,7 +339,7 @@ impl Tape {
     pub fn backward(&self, z: &[f32], da: &[f32], dz: &mut [f32]) {
         with_scratch(self.ops.len(), true, |regs, dregs| {
             let tape = self;
-            crate::avx2_or_portable!((tape: &Tape, z: &[f32], da: &[f32], dz: &mut [f32], regs: &mut [f32], dregs: &mut [f32]) {
+            crate::simd_dispatch!((tape: &Tape, z: &[f32], da: &[f32], dz: &mut [f32], regs: &mut [f32], dregs: &mut [f32]) {
                 for ((zc, gc), oc) in z.chunks(CHUNK).zip(da.chunks(CHUNK)).zip(dz.chunks_mut(CHUNK)) {
                     tape.duals(zc, regs, dregs);
                     let last = (tape.ops.len() - 1) * CHUNK;

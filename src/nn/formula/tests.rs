@@ -59,7 +59,7 @@ fn inputs() -> Vec<f32> {
 #[test]
 fn values_match_f64_references() {
     for (name, text, reference) in cases() {
-        let tape = &get(define(name, text).unwrap()).unwrap().tape;
+        let tape = &compile(name, text).unwrap().tape;
         for x in inputs() {
             let (got, want) = (tape.value(x) as f64, reference(x as f64));
             assert!(
@@ -73,7 +73,7 @@ fn values_match_f64_references() {
 #[test]
 fn derivatives_match_symbolic_ones_and_finite_differences() {
     for (name, text, reference) in cases() {
-        let f = get(define(name, text).unwrap()).unwrap();
+        let f = compile(name, text).unwrap();
         let symbolic = Tape::compile(&symbolic::derivative(&f.expr)).unwrap();
         for x in inputs() {
             let dual = f.tape.derivative(x) as f64;
@@ -95,7 +95,7 @@ fn derivatives_match_symbolic_ones_and_finite_differences() {
 
 #[test]
 fn whole_buffers_equal_one_value_at_a_time() {
-    let f = get(define("t_buffers", "x * sigmoid(x) + where(x < 1, x^2, 1)").unwrap()).unwrap();
+    let f = compile("t_buffers", "x * sigmoid(x) + where(x < 1, x^2, 1)").unwrap();
     // 200 elements: three full chunks and a partial one.
     let z: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 0.05).collect();
     let da: Vec<f32> = (0..200).map(|i| 1.0 + i as f32 * 0.01).collect();
@@ -110,12 +110,12 @@ fn whole_buffers_equal_one_value_at_a_time() {
 
 #[test]
 fn max_splits_its_gradient_on_ties_as_pytorch_does() {
-    let f = get(define("t_tie", "max(x, 0.1 * x)").unwrap()).unwrap();
+    let f = compile("t_tie", "max(x, 0.1 * x)").unwrap();
     assert_eq!(f.tape.derivative(0.0), 0.55);
     assert_eq!(f.tape.derivative(-1.0), 0.1);
     assert_eq!(f.tape.derivative(2.0), 1.0);
     assert!(f.can_die.eq(&false));
-    let relu = get(define("t_relu_like", "where(x > 0, x, 0)").unwrap()).unwrap();
+    let relu = compile("t_relu_like", "where(x > 0, x, 0)").unwrap();
     assert!(relu.can_die);
     assert!(
         relu.saturation.contains("units can die"),
@@ -126,7 +126,7 @@ fn max_splits_its_gradient_on_ties_as_pytorch_does() {
 
 #[test]
 fn definitions_are_checked_with_one_clear_line() {
-    let err = |name: &str, text: &str| define(name, text).unwrap_err().to_string();
+    let err = |name: &str, text: &str| compile(name, text).unwrap_err().to_string();
     assert_eq!(
         err("quick_gelu_bad", "x * sigmoid(1.702 *)"),
         "--define quick_gelu_bad=x * sigmoid(1.702 *): expected a number, x, or '(' at column 35"
@@ -143,18 +143,25 @@ fn definitions_are_checked_with_one_clear_line() {
     assert!(err("t_var", "x * y").contains("unknown variable 'y'"));
     assert!(crate::nn::activation::define_spec("no_equals_sign").is_err());
     // A name keeps one formula; the same formula again is the same activation.
-    let i = define("t_once", "x * sigmoid(x)").unwrap();
-    assert_eq!(define("t_once", " x*sigmoid( x ) ").unwrap(), i);
-    assert!(err("t_once", "x * tanh(x)").contains("already defined"));
-    assert_eq!(lookup("t_once"), Some(i));
+    let mut table = Formulas::default();
+    let once = |text: &str| Arc::new(compile("t_once", text).unwrap());
+    table.add(once("x * sigmoid(x)")).unwrap();
+    table.add(once(" x*sigmoid( x ) ")).unwrap();
+    assert_eq!(table.names(), ["t_once"]);
+    let again = table.add(once("x * tanh(x)")).unwrap_err().to_string();
+    assert!(again.contains("already defined"), "{again}");
+    assert_eq!(
+        table.get("t_once").map(|f| f.text.as_str()),
+        Some("x * sigmoid(x)")
+    );
 }
 
 #[test]
 fn formulas_with_non_finite_values_are_flagged_with_an_input() {
-    let f = get(define("t_log", "log(x)").unwrap()).unwrap();
+    let f = compile("t_log", "log(x)").unwrap();
     let w = f.warning.as_deref().unwrap_or_default();
     assert!(w.contains("NaN at x = -20"), "{w}");
-    let g = get(define("t_inv", "1 / x").unwrap()).unwrap();
+    let g = compile("t_inv", "1 / x").unwrap();
     assert!(
         g.warning
             .as_deref()
@@ -163,8 +170,34 @@ fn formulas_with_non_finite_values_are_flagged_with_an_input() {
         "{:?}",
         g.warning
     );
-    assert!(get(define("t_fine", "x / (1 + abs(x))").unwrap())
+    assert!(compile("t_fine", "x / (1 + abs(x))")
         .unwrap()
         .warning
         .is_none());
+}
+
+#[test]
+fn a_formula_nan_everywhere_has_no_range_and_deep_ones_build() {
+    let f = compile("t_nowhere", "log(-1 - x^2)").unwrap();
+    assert!(f.range.starts_with("none"), "{}", f.range);
+    assert!(!f.range.contains("inf"), "{}", f.range);
+    // A formula at the depth limit compiles, differentiates and prints on a test
+    // thread's stack.
+    let deep = format!("{}x{}", "sin(".repeat(190), ")".repeat(190));
+    let f = compile("t_deep", &deep).unwrap();
+    assert!(f.derivative.len() > deep.len());
+}
+
+#[test]
+fn max_and_min_keep_the_first_side_when_the_other_is_nan() {
+    // The rule demo.html's script follows too (assets/demo.js `ev`).
+    let f = compile("t_maxlog", "max(x, log(x))").unwrap();
+    let xs = [-2.0f32, -0.5, 0.5, 3.0];
+    let mut ys = [0.0; 4];
+    f.tape.forward(&xs, &mut ys);
+    assert_eq!(ys[..2], [-2.0, -0.5], "log(x) is NaN there: x is kept");
+    assert_eq!(ys[2..], [0.5, 3.0]);
+    let g = compile("t_minnan", "min(log(-1), x)").unwrap();
+    g.tape.forward(&xs, &mut ys);
+    assert!(ys.iter().all(|y| y.is_nan()), "a NaN first side stays NaN");
 }

@@ -3,8 +3,7 @@
 //! Shapes: z (pre-activation) and a = f(z) are [batch, width], row-major;
 //! `forward` writes a from z, `backward` writes dz = da * f'(z).
 
-use std::fmt;
-use std::str::FromStr;
+use std::sync::Arc;
 
 use super::fastmath::{erf, exp, expm1, log1p, tanh};
 use super::formula;
@@ -21,7 +20,7 @@ const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
 /// An elementwise activation for hidden layers.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Activation {
     /// max(0, x).
     Relu,
@@ -81,22 +80,22 @@ pub enum Activation {
     /// default 0.25), like torch.nn.PReLU(); the trained slope lives with the model's
     /// parameters (`act{i}.weight`), this value only starts it.
     Prelu(f32),
-    /// A formula of x defined with `--define NAME=FORMULA`: the index of its
-    /// definition in the process-wide registry (see [`crate::nn::formula`]).
-    Formula(u16),
+    /// A formula of x defined with `--define NAME=FORMULA`, compiled once and shared
+    /// by every layer and run using it (see [`crate::nn::formula`]).
+    Formula(Arc<formula::Formula>),
 }
 
 /// What `actlab activations` says about a function.
 #[derive(Debug, Clone, Copy)]
-pub struct Info {
+pub struct Info<'a> {
     /// f(x).
-    pub formula: &'static str,
+    pub formula: &'a str,
     /// f'(x).
-    pub derivative: &'static str,
+    pub derivative: &'a str,
     /// Output range.
-    pub range: &'static str,
+    pub range: &'a str,
     /// Where and how it saturates.
-    pub saturation: &'static str,
+    pub saturation: &'a str,
 }
 
 /// Every activation name accepted on the command line, in a stable order.
@@ -125,6 +124,30 @@ pub const NAMES: [&str; 23] = [
     "tanhshrink",
     "prelu",
 ];
+
+/// The parameters an activation takes after its name (`leaky_relu:0.1`), in order.
+pub fn parameters(name: &str) -> &'static [&'static str] {
+    match name {
+        "leaky_relu" => &["slope"],
+        "elu" | "celu" => &["alpha"],
+        "hardshrink" | "softshrink" => &["lambda"],
+        "prelu" => &["initial slope"],
+        "softplus" => &["beta", "threshold"],
+        "hardtanh" => &["min", "max"],
+        _ => &[],
+    }
+}
+
+/// How to write an activation with its optional parameters: `softplus[:beta[:threshold]]`.
+pub fn syntax(name: &str) -> String {
+    let params = parameters(name);
+    let mut s = name.to_string();
+    for p in params {
+        s.push_str(&format!("[:{}", p.replace(' ', "_")));
+    }
+    s.push_str(&"]".repeat(params.len()));
+    s
+}
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
@@ -159,9 +182,32 @@ fn mish_tanh_softplus(x: f32) -> (f32, f32) {
 /// `$each!(activation)` in a match over every activation with its parameters bound,
 /// so the loop `$each` writes is compiled once per activation (each one then
 /// vectorises with its own function inlined); forward and backward share it.
+/// GELU's derivative from x and y = x * cdf(x): the CDF recovered from the stored
+/// output instead of a second erf (near 0, where y / x loses precision, its Taylor
+/// series).
+#[inline(always)]
+fn gelu_derivative(x: f32, y: f32) -> f32 {
+    let cdf = if x.abs() > 1e-3 {
+        y / x
+    } else {
+        0.5 + x * FRAC_1_SQRT_2PI
+    };
+    let pdf = exp(-0.5 * x * x) * FRAC_1_SQRT_2PI;
+    cdf + x * pdf
+}
+
+/// The tanh approximation of GELU's derivative.
+#[inline(always)]
+fn gelu_tanh_derivative(x: f32) -> f32 {
+    let x2 = x * x;
+    let inner = GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x2 * x);
+    let t = tanh(inner);
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_TANH_BETA * (1.0 + 3.0 * GELU_TANH_KAPPA * x2)
+}
+
 macro_rules! per_variant {
     ($a:expr, $each:ident) => {
-        match $a {
+        match *$a {
             Activation::Relu => $each!(Activation::Relu),
             Activation::Sigmoid => $each!(Activation::Sigmoid),
             Activation::Tanh => $each!(Activation::Tanh),
@@ -187,7 +233,7 @@ macro_rules! per_variant {
             Activation::Softsign => $each!(Activation::Softsign),
             Activation::Tanhshrink => $each!(Activation::Tanhshrink),
             Activation::Prelu(a) => $each!(Activation::LeakyRelu(a)),
-            Activation::Formula(i) => $each!(Activation::Formula(i)),
+            Activation::Formula(ref f) => $each!(Activation::Formula(f.clone())),
         }
     };
 }
@@ -195,8 +241,8 @@ macro_rules! per_variant {
 impl Activation {
     /// f(x) for one value.
     #[inline(always)]
-    pub fn value(self, x: f32) -> f32 {
-        match self {
+    pub fn value(&self, x: f32) -> f32 {
+        match *self {
             Activation::Relu => x.max(0.0),
             Activation::Sigmoid => sigmoid(x),
             Activation::Tanh => tanh(x),
@@ -236,8 +282,8 @@ impl Activation {
 
     /// f'(x) for one value, given x and y = f(x).
     #[inline(always)]
-    pub fn derivative(self, x: f32, y: f32) -> f32 {
-        match self {
+    pub fn derivative(&self, x: f32, y: f32) -> f32 {
+        match *self {
             Activation::Relu => {
                 if y > 0.0 {
                     1.0
@@ -268,24 +314,8 @@ impl Activation {
                     SELU_SCALE * SELU_ALPHA * exp(x)
                 }
             }
-            Activation::Gelu => {
-                // y = x * cdf(x): recover the CDF from the stored output instead of a
-                // second erf (near 0, where y / x loses precision, its Taylor series).
-                let cdf = if x.abs() > 1e-3 {
-                    y / x
-                } else {
-                    0.5 + x * FRAC_1_SQRT_2PI
-                };
-                let pdf = exp(-0.5 * x * x) * FRAC_1_SQRT_2PI;
-                cdf + x * pdf
-            }
-            Activation::GeluTanh => {
-                let x2 = x * x;
-                let inner = GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x2 * x);
-                let t = tanh(inner);
-                0.5 * (1.0 + t)
-                    + 0.5 * x * (1.0 - t * t) * GELU_TANH_BETA * (1.0 + 3.0 * GELU_TANH_KAPPA * x2)
-            }
+            Activation::Gelu => gelu_derivative(x, y),
+            Activation::GeluTanh => gelu_tanh_derivative(x),
             Activation::Silu => {
                 let s = sigmoid(x);
                 s * (1.0 + x * (1.0 - s))
@@ -310,8 +340,8 @@ impl Activation {
     /// f(x) for the activations added to match the rest of PyTorch's (mostly
     /// piecewise: shrinks, hard clamps).
     #[inline(always)]
-    fn value_piecewise(self, x: f32) -> f32 {
-        match self {
+    fn value_piecewise(&self, x: f32) -> f32 {
+        match *self {
             Activation::Hardshrink(l) => {
                 if x > l || x < -l {
                     x
@@ -343,15 +373,15 @@ impl Activation {
             }
             Activation::Softsign => x / (1.0 + x.abs()),
             Activation::Tanhshrink => x - tanh(x),
-            Activation::Formula(i) => formula::get(i).map_or(f32::NAN, |f| f.tape.value(x)),
+            Activation::Formula(ref f) => f.tape.value(x),
             _ => x,
         }
     }
 
     /// f'(x) for the same activations (their derivatives need only x).
     #[inline(always)]
-    fn derivative_piecewise(self, x: f32) -> f32 {
-        match self {
+    fn derivative_piecewise(&self, x: f32) -> f32 {
+        match *self {
             Activation::Hardshrink(l) | Activation::Softshrink(l) => {
                 if x > l || x < -l {
                     1.0
@@ -406,36 +436,36 @@ impl Activation {
                 let t = tanh(x);
                 t * t
             }
-            Activation::Formula(i) => formula::get(i).map_or(f32::NAN, |f| f.tape.derivative(x)),
+            Activation::Formula(ref f) => f.tape.derivative(x),
             _ => 1.0,
         }
     }
 
     /// a = f(z), elementwise. One loop per variant so each one vectorises; on x86-64
     /// with AVX2 the same loops are compiled for 8-wide vectors and chosen at run time.
-    pub fn forward(self, z: &[f32], a: &mut [f32]) {
+    pub fn forward(&self, z: &[f32], a: &mut [f32]) {
         if let Some(f) = self.formula() {
             return f.tape.forward(z, a);
         }
         let act = self;
-        crate::avx2_or_portable!((act: Activation, z: &[f32], a: &mut [f32]) {
+        crate::simd_dispatch!((act: &Activation, z: &[f32], a: &mut [f32]) {
             act.forward_portable(z, a)
         })
     }
 
     /// dz = da * f'(z), elementwise (see [`Activation::forward`] for the dispatch).
-    pub fn backward(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+    pub fn backward(&self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
         if let Some(f) = self.formula() {
             return f.tape.backward(z, da, dz);
         }
         let act = self;
-        crate::avx2_or_portable!((act: Activation, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+        crate::simd_dispatch!((act: &Activation, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
             act.backward_portable(z, a, da, dz)
         })
     }
 
     #[inline(always)]
-    fn forward_portable(self, z: &[f32], a: &mut [f32]) {
+    fn forward_portable(&self, z: &[f32], a: &mut [f32]) {
         if matches!(self, Activation::Identity) {
             return a.copy_from_slice(z);
         }
@@ -452,7 +482,7 @@ impl Activation {
 
     /// dz = da * f'(z), using the stored a = f(z) where that is cheaper.
     #[inline(always)]
-    fn backward_portable(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
+    fn backward_portable(&self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32]) {
         if matches!(self, Activation::Identity) {
             return dz.copy_from_slice(da);
         }
@@ -468,15 +498,20 @@ impl Activation {
     }
 
     /// The definition of a formula activation.
-    pub fn formula(self) -> Option<&'static formula::Formula> {
+    pub fn formula(&self) -> Option<&formula::Formula> {
+        self.formula_arc().map(|f| &**f)
+    }
+
+    /// The shared definition of a formula activation.
+    pub fn formula_arc(&self) -> Option<&Arc<formula::Formula>> {
         match self {
-            Activation::Formula(i) => formula::get(i),
+            Activation::Formula(f) => Some(f),
             _ => None,
         }
     }
 
     /// Formula, derivative, output range and where it saturates, for learners.
-    pub fn info(self) -> Info {
+    pub fn info(&self) -> Info<'_> {
         if let Some(f) = self.formula() {
             return Info {
                 formula: &f.text,
@@ -485,7 +520,7 @@ impl Activation {
                 saturation: &f.saturation,
             };
         }
-        let (formula, derivative, range, saturation) = match self {
+        let (formula, derivative, range, saturation) = match *self {
             Activation::Relu => ("max(0, x)", "1 if x > 0 else 0", "[0, inf)", "never saturates for x > 0; units with x <= 0 for every input are dead (gradient 0)"),
             Activation::Sigmoid => ("1 / (1 + e^-x)", "s(x) (1 - s(x)), at most 0.25 (at x = 0)", "(0, 1)", "saturates on both sides: |x| > 2.9 gives f' < 0.05; each layer multiplies gradients by at most 0.25"),
             Activation::Tanh => ("(e^x - e^-x) / (e^x + e^-x)", "1 - tanh(x)^2, at most 1", "(-1, 1)", "saturates on both sides: |x| > 1.5 gives |f| > 0.9 and f' < 0.19"),
@@ -521,7 +556,7 @@ impl Activation {
 
     /// True for functions with a region of zero gradient, where a unit can die (its
     /// gradient is 0 for every input).
-    pub fn can_die(self) -> bool {
+    pub fn can_die(&self) -> bool {
         if let Some(f) = self.formula() {
             return f.can_die;
         }
@@ -538,17 +573,17 @@ impl Activation {
     }
 
     /// The largest value of f', for saturation shares ("below 19% of the peak").
-    pub fn peak_derivative(self) -> f32 {
+    pub fn peak_derivative(&self) -> f32 {
         match self {
             Activation::Sigmoid => 0.25,
             Activation::Hardsigmoid => 1.0 / 6.0,
-            Activation::Formula(i) => formula::get(i).map_or(1.0, |f| f.peak),
+            Activation::Formula(f) => f.peak,
             _ => 1.0,
         }
     }
 
     /// The bare name, without parameters.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Activation::Relu => "relu",
             Activation::Sigmoid => "sigmoid",
@@ -573,192 +608,14 @@ impl Activation {
             Activation::Softsign => "softsign",
             Activation::Tanhshrink => "tanhshrink",
             Activation::Prelu(_) => "prelu",
-            Activation::Formula(i) => formula::get(i).map_or("formula", |f| f.name.as_str()),
+            Activation::Formula(f) => f.name.as_str(),
         }
     }
 }
 
-impl fmt::Display for Activation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Activation::LeakyRelu(s) if s != 0.01 => write!(f, "leaky_relu:{s}"),
-            Activation::Elu(a) if a != 1.0 => write!(f, "elu:{a}"),
-            Activation::Softplus { beta, threshold } if beta != 1.0 || threshold != 20.0 => {
-                write!(f, "softplus:{beta}:{threshold}")
-            }
-            Activation::Hardshrink(l) if l != 0.5 => write!(f, "hardshrink:{l}"),
-            Activation::Softshrink(l) if l != 0.5 => write!(f, "softshrink:{l}"),
-            Activation::Hardtanh { min, max } if min != -1.0 || max != 1.0 => {
-                write!(f, "hardtanh:{min}:{max}")
-            }
-            Activation::Celu(a) if a != 1.0 => write!(f, "celu:{a}"),
-            Activation::Prelu(a) if a != 0.25 => write!(f, "prelu:{a}"),
-            a => f.write_str(a.name()),
-        }
-    }
-}
+mod text;
 
-/// The activations added to match the rest of PyTorch's, with their parameters.
-fn parse_piecewise(
-    name: &str,
-    num: &dyn Fn(usize, f32) -> Result<f32, String>,
-) -> Result<Activation, String> {
-    Ok(match name {
-        "hardshrink" | "softshrink" => {
-            let l = num(0, 0.5)?;
-            if l < 0.0 {
-                return Err(format!("{name} lambda must be >= 0, got {l}"));
-            }
-            if name == "hardshrink" {
-                Activation::Hardshrink(l)
-            } else {
-                Activation::Softshrink(l)
-            }
-        }
-        "hardtanh" => {
-            let (min, max) = (num(0, -1.0)?, num(1, 1.0)?);
-            if min >= max {
-                return Err(format!("hardtanh needs min < max, got {min}:{max}"));
-            }
-            Activation::Hardtanh { min, max }
-        }
-        "hardsigmoid" => Activation::Hardsigmoid,
-        "hardswish" => Activation::Hardswish,
-        "logsigmoid" => Activation::Logsigmoid,
-        "relu6" => Activation::Relu6,
-        "celu" => {
-            let alpha = num(0, 1.0)?;
-            if alpha == 0.0 {
-                return Err("celu alpha must not be 0".into());
-            }
-            Activation::Celu(alpha)
-        }
-        "softsign" => Activation::Softsign,
-        "tanhshrink" => Activation::Tanhshrink,
-        "prelu" => Activation::Prelu(num(0, 0.25)?),
-        _ => return Err(unknown_name("activation", name, &NAMES)),
-    })
-}
-
-impl FromStr for Activation {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // NAME=FORMULA (as stored in records and models) defines it on the way in.
-        if s.contains('=') {
-            return define_spec(s.trim()).map_err(|e| e.to_string());
-        }
-        let mut parts = s.trim().split(':');
-        let name = parts.next().unwrap_or_default().to_lowercase();
-        let params: Vec<&str> = parts.collect();
-        let num = |i: usize, default: f32| -> Result<f32, String> {
-            match params.get(i) {
-                None => Ok(default),
-                Some(p) => p
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        format!("bad parameter '{p}' for activation '{name}': expected a number")
-                    }),
-            }
-        };
-        let max_params = match name.as_str() {
-            "leaky_relu" | "elu" | "hardshrink" | "softshrink" | "celu" | "prelu" => 1,
-            "softplus" | "hardtanh" => 2,
-            _ => 0,
-        };
-        if params.len() > max_params {
-            return Err(format!(
-                "activation '{name}' takes {max_params} parameter(s), got '{s}'"
-            ));
-        }
-        Ok(match name.as_str() {
-            "relu" => Activation::Relu,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "leaky_relu" => Activation::LeakyRelu(num(0, 0.01)?),
-            "elu" => Activation::Elu(num(0, 1.0)?),
-            "selu" => Activation::Selu,
-            "gelu" => Activation::Gelu,
-            "gelu_tanh" => Activation::GeluTanh,
-            "silu" | "swish" => Activation::Silu,
-            "mish" => Activation::Mish,
-            "softplus" => {
-                let beta = num(0, 1.0)?;
-                if beta <= 0.0 {
-                    return Err(format!("softplus beta must be > 0, got {beta}"));
-                }
-                Activation::Softplus {
-                    beta,
-                    threshold: num(1, 20.0)?,
-                }
-            }
-            "identity" | "linear" | "none" => Activation::Identity,
-            "hardshrink" | "softshrink" | "hardtanh" | "hardsigmoid" | "hardswish"
-            | "logsigmoid" | "relu6" | "celu" | "softsign" | "tanhshrink" | "prelu" => {
-                parse_piecewise(&name, &num)?
-            }
-            _ => match formula::lookup(&name) {
-                Some(i) if params.is_empty() => Activation::Formula(i),
-                Some(_) => return Err(format!("'{name}' is a formula and takes no parameters")),
-                None => return Err(unknown_activation(&name)),
-            },
-        })
-    }
-}
-
-/// Names a formula may not take: the built-in activations and their aliases.
-const RESERVED: [&str; 3] = ["swish", "linear", "none"];
-
-/// Define the activation `name` by the formula `text` (see [`crate::nn::formula`]),
-/// refusing the name of a built-in; the same definition again is the same activation.
-pub fn define(name: &str, text: &str) -> Result<Activation, formula::FormulaError> {
-    if NAMES.iter().chain(&RESERVED).any(|n| *n == name) {
-        return Err(formula::FormulaError::new(format!(
-            "--define {name}={text}: '{name}' is a built-in activation; give the formula another name"
-        )));
-    }
-    formula::define(name, text).map(Activation::Formula)
-}
-
-/// Define from `NAME=FORMULA`, as [`define`].
-pub fn define_spec(spec: &str) -> Result<Activation, formula::FormulaError> {
-    let Some((name, text)) = spec.split_once('=') else {
-        return Err(formula::FormulaError::new(format!(
-            "--define {spec}: expected NAME=FORMULA, e.g. --define 'quick_gelu=x * sigmoid(1.702 * x)'"
-        )));
-    };
-    define(name.trim(), text)
-}
-
-/// "unknown activation" with built-in and defined names, and how to define one.
-fn unknown_activation(name: &str) -> String {
-    let mut all: Vec<&str> = NAMES.to_vec();
-    all.extend(formula::names());
-    format!(
-        "{} (or define it: --define '{name}=FORMULA')",
-        unknown_name("activation", name, &all)
-    )
-}
-
-impl serde::Serialize for Activation {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Formulas are written with their definition, so what reads them back
-        // (records, saved models, shards) needs no --define.
-        match self.formula() {
-            Some(f) => s.serialize_str(&format!("{}={}", f.name, f.text)),
-            None => s.serialize_str(&self.to_string()),
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Activation {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use text::{define, define_spec};
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,564 @@
+//! 2-D convolution (torch.nn.Conv2d with a square kernel), forward and backward, by
+//! im2col and one matrix product per image.
+//!
+//! Shapes (row-major, NCHW as PyTorch): x [n, c_in, h, w]; weight [c_out, c_in, k, k]
+//! (exactly `Conv2d.weight`); bias [c_out]; y [n, c_out, oh, ow] with
+//! oh = floor((h + 2p - k) / s) + 1 (ow likewise). One image's columns `col` are
+//! [c_in * k * k, oh * ow]: row (c, i, j) holds x[c, oy*s + i - p, ox*s + j - p] (0 in
+//! the padding) at column (oy, ox), so y[image] = weight · col. Backward takes
+//! dy [n, c_out, oh, ow] and gives dweight [c_out, c_in, k, k], dbias [c_out] and, if
+//! asked, dx [n, c_in, h, w].
+
+/// A layer spec that cannot run on its input: names the layer and the sizes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// The kernel does not fit in the padded input.
+    #[error(
+        "conv layer {layer}: a {k}x{k} kernel (stride {s}, padding {p}) does not fit in its \
+         {h}x{w} input; use a smaller kernel, more padding or fewer layers"
+    )]
+    Shrinks {
+        /// 1-based conv layer.
+        layer: usize,
+        /// Input height and width.
+        h: usize,
+        /// Input width.
+        w: usize,
+        /// Kernel size.
+        k: usize,
+        /// Stride.
+        s: usize,
+        /// Padding.
+        p: usize,
+    },
+    /// A channel count, kernel or stride of 0.
+    #[error("conv layer {layer}: {what} is 0; it must be at least 1")]
+    Zero {
+        /// 1-based conv layer.
+        layer: usize,
+        /// Which number ("out channels", "kernel", "stride").
+        what: &'static str,
+    },
+    /// Pooling (2x2, stride 2) of a map smaller than 2x2.
+    #[error(
+        "the pool after conv layer {layer}: its {h}x{w} input pools to nothing (2x2 pooling \
+         needs at least 2x2); use --pool none, a smaller kernel or fewer layers"
+    )]
+    PoolShrinks {
+        /// 1-based conv layer the pool follows.
+        layer: usize,
+        /// Input height.
+        h: usize,
+        /// Input width.
+        w: usize,
+    },
+}
+
+/// Shape of one conv layer on its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel size (square).
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+}
+
+impl ConvShape {
+    /// Checked shape of conv layer `layer` (1-based, for messages) on a c_in x h x w input.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        layer: usize,
+        (c_in, h, w): (usize, usize, usize),
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self, ShapeError> {
+        for (what, v) in [("out channels", c_out), ("kernel", k), ("stride", stride)] {
+            if v == 0 {
+                return Err(ShapeError::Zero { layer, what });
+            }
+        }
+        if h + 2 * pad < k || w + 2 * pad < k || c_in == 0 {
+            let (s, p) = (stride, pad);
+            return Err(ShapeError::Shrinks {
+                layer,
+                h,
+                w,
+                k,
+                s,
+                p,
+            });
+        }
+        Ok(ConvShape {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+            h,
+            w,
+        })
+    }
+
+    /// Output height: floor((h + 2p - k) / s) + 1.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    /// Output (channels, height, width).
+    pub fn out_dims(&self) -> (usize, usize, usize) {
+        (self.c_out, self.out_h(), self.out_w())
+    }
+
+    /// Values in one input image.
+    pub fn in_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    /// Values in one output image.
+    pub fn out_len(&self) -> usize {
+        self.c_out * self.out_h() * self.out_w()
+    }
+
+    /// Weights (without the bias): c_out * c_in * k * k.
+    pub fn weights(&self) -> usize {
+        self.c_out * self.patch()
+    }
+
+    /// Values in one image's columns: the scratch `forward` and `backward` need.
+    pub fn col_len(&self) -> usize {
+        self.patch() * self.out_h() * self.out_w()
+    }
+
+    /// Rows of the columns: c_in * k * k.
+    fn patch(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    /// y = conv(x, weight) + bias for `n` images; `col` is scratch of at least `col_len()`.
+    pub fn forward(
+        &self,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        n: usize,
+        y: &mut [f32],
+        col: &mut [f32],
+    ) {
+        let (il, ol, pixels) = (self.in_len(), self.out_len(), self.out_h() * self.out_w());
+        let col = &mut col[..self.col_len()];
+        for (x, y) in x[..n * il]
+            .chunks_exact(il)
+            .zip(y[..n * ol].chunks_exact_mut(ol))
+        {
+            self.im2col(x, col);
+            let rows = (self.patch(), 1);
+            gemm(
+                self.c_out,
+                self.patch(),
+                pixels,
+                weight,
+                rows,
+                col,
+                (pixels, 1),
+                y,
+                false,
+            );
+            if let Some(b) = bias {
+                for (plane, &b) in y.chunks_exact_mut(pixels).zip(b) {
+                    plane.iter_mut().for_each(|v| *v += b);
+                }
+            }
+        }
+    }
+
+    /// dweight = sum over images of dy · col^T and dbias = sums of dy per channel
+    /// (overwriting both); dx = col2im(weight^T · dy) if given. `col` and `dcol` are
+    /// scratch of at least `col_len()` each (`dcol` is unused without dx).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        weight: &[f32],
+        x: &[f32],
+        dy: &[f32],
+        n: usize,
+        dweight: &mut [f32],
+        dbias: Option<&mut [f32]>,
+        mut dx: Option<&mut [f32]>,
+        (col, dcol): (&mut [f32], &mut [f32]),
+    ) {
+        let (il, ol, pixels, patch) = (
+            self.in_len(),
+            self.out_len(),
+            self.out_h() * self.out_w(),
+            self.patch(),
+        );
+        let col = &mut col[..self.col_len()];
+        dweight[..self.weights()].fill(0.0);
+        for (i, dy) in dy[..n * ol].chunks_exact(ol).enumerate() {
+            self.im2col(&x[i * il..(i + 1) * il], col);
+            // dweight[o, r] += sum_p dy[o, p] col[r, p]
+            gemm(
+                self.c_out,
+                pixels,
+                patch,
+                dy,
+                (pixels, 1),
+                col,
+                (1, pixels),
+                dweight,
+                true,
+            );
+            if let Some(dx) = dx.as_deref_mut() {
+                let dcol = &mut dcol[..self.col_len()];
+                // dcol[r, p] = sum_o weight[o, r] dy[o, p]
+                gemm(
+                    patch,
+                    self.c_out,
+                    pixels,
+                    weight,
+                    (1, patch),
+                    dy,
+                    (pixels, 1),
+                    dcol,
+                    false,
+                );
+                self.col2im(dcol, &mut dx[i * il..(i + 1) * il]);
+            }
+        }
+        if let Some(db) = dbias {
+            self.bias_gradient(dy, n, db);
+        }
+    }
+
+    /// dbias[o] = the sum of dy over images and pixels of channel o.
+    fn bias_gradient(&self, dy: &[f32], n: usize, db: &mut [f32]) {
+        let (ol, pixels) = (self.out_len(), self.out_h() * self.out_w());
+        for (o, d) in db[..self.c_out].iter_mut().enumerate() {
+            // One f32 sum over images and pixels in order: the bias gradient of a conv
+            // before GroupNorm is a small difference of large sums, and this is the
+            // order whose rounding PyTorch's values show (an f64 sum misses by 1%).
+            *d = dy[..n * ol]
+                .chunks_exact(ol)
+                .flat_map(|img| &img[o * pixels..(o + 1) * pixels])
+                .sum();
+        }
+    }
+
+    /// One image x [c_in, h, w] into its columns [c_in * k * k, oh * ow].
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let (oh, ow) = (self.out_h(), self.out_w());
+        let mut rows = col.chunks_exact_mut(oh * ow);
+        for c in 0..self.c_in {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.k {
+                for j in 0..self.k {
+                    let Some(row) = rows.next() else { return };
+                    for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                        match self.source(oy, i, self.h) {
+                            Some(y) => self.copy_row(&plane[y * self.w..(y + 1) * self.w], j, out),
+                            None => out.fill(0.0),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inverse scatter: adds each column value into dx [c_in, h, w] (overwritten first).
+    fn col2im(&self, dcol: &[f32], dx: &mut [f32]) {
+        let (oh, ow) = (self.out_h(), self.out_w());
+        dx.fill(0.0);
+        let mut rows = dcol.chunks_exact(oh * ow);
+        for c in 0..self.c_in {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.k {
+                for j in 0..self.k {
+                    let Some(row) = rows.next() else { return };
+                    for (oy, src) in row.chunks_exact(ow).enumerate() {
+                        if let Some(y) = self.source(oy, i, self.h) {
+                            self.add_row(src, j, &mut plane[y * self.w..(y + 1) * self.w]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The input index oy*s + i - p, if inside 0..len.
+    #[inline]
+    fn source(&self, o: usize, i: usize, len: usize) -> Option<usize> {
+        (o * self.stride + i)
+            .checked_sub(self.pad)
+            .filter(|&v| v < len)
+    }
+
+    /// out[ox] = line[ox*s + j - p], 0 outside the line.
+    #[inline]
+    fn copy_row(&self, line: &[f32], j: usize, out: &mut [f32]) {
+        let (lo, hi) = self.inside(j, out.len());
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        if self.stride == 1 {
+            let start = lo + j - self.pad;
+            out[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+        } else {
+            for (ox, v) in out.iter_mut().enumerate().take(hi).skip(lo) {
+                *v = line[ox * self.stride + j - self.pad];
+            }
+        }
+    }
+
+    /// line[ox*s + j - p] += src[ox] for the ox that land inside the line.
+    #[inline]
+    fn add_row(&self, src: &[f32], j: usize, line: &mut [f32]) {
+        let (lo, hi) = self.inside(j, src.len());
+        for (ox, &g) in src.iter().enumerate().take(hi).skip(lo) {
+            line[ox * self.stride + j - self.pad] += g;
+        }
+    }
+
+    /// The range of output columns ox whose source ox*s + j - p lies in 0..w.
+    #[inline]
+    fn inside(&self, j: usize, ow: usize) -> (usize, usize) {
+        let s = self.stride;
+        // First ox with ox*s + j >= p, and one past the last with ox*s + j - p < w.
+        let lo = self.pad.saturating_sub(j).div_ceil(s).min(ow);
+        let hi = if self.w + self.pad > j {
+            (self.w + self.pad - j).div_ceil(s).min(ow)
+        } else {
+            0
+        };
+        (lo, hi.max(lo))
+    }
+}
+
+/// C[m, n] = A[m, k] · B[k, n] (+ C if `accumulate`), A and B with (row, column)
+/// strides so that transposes cost nothing; C row-major.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(k == 0 || a.len() > (m - 1) * rsa + (k - 1) * csa);
+    assert!(k == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb);
+    assert!(c.len() >= m * n);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the asserts above keep every index the kernel touches inside the slices.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1).
+    pub(crate) fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| {
+                let v = (i
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(40_503)))
+                    >> 8;
+                (v % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Direct six-loop convolution.
+    fn naive(s: &ConvShape, w: &[f32], b: &[f32], x: &[f32], n: usize) -> Vec<f32> {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut y = vec![0.0f32; n * s.out_len()];
+        for img in 0..n {
+            for o in 0..s.c_out {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b[o] as f64;
+                        for c in 0..s.c_in {
+                            for i in 0..s.k {
+                                for j in 0..s.k {
+                                    let (yy, xx) = (
+                                        (oy * s.stride + i) as isize - s.pad as isize,
+                                        (ox * s.stride + j) as isize - s.pad as isize,
+                                    );
+                                    if yy < 0 || xx < 0 || yy >= s.h as isize || xx >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((img * s.c_in + c) * s.h + yy as usize) * s.w
+                                        + xx as usize;
+                                    acc +=
+                                        (w[((o * s.c_in + c) * s.k + i) * s.k + j] * x[xi]) as f64;
+                                }
+                            }
+                        }
+                        y[((img * s.c_out + o) * oh + oy) * ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn shapes() -> Vec<ConvShape> {
+        [
+            ((2, 7, 6), 3, 3, 2, 1),
+            ((1, 8, 8), 2, 5, 1, 2),
+            ((3, 5, 5), 2, 2, 1, 0),
+            ((2, 6, 7), 2, 3, 3, 2),
+        ]
+        .into_iter()
+        .map(|(i, o, k, s, p)| ConvShape::new(1, i, o, k, s, p).unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn forward_matches_a_direct_loop() {
+        for (t, s) in shapes().into_iter().enumerate() {
+            let n = 2;
+            let (w, b, x) = (
+                values(s.weights(), 1 + t as u32),
+                values(s.c_out, 9),
+                values(n * s.in_len(), 3),
+            );
+            let mut y = vec![f32::NAN; n * s.out_len()];
+            let mut col = vec![f32::NAN; s.col_len()];
+            s.forward(&w, Some(&b), &x, n, &mut y, &mut col);
+            let want = naive(&s, &w, &b, &x, n);
+            for (i, (g, e)) in y.iter().zip(&want).enumerate() {
+                assert!((g - e).abs() < 1e-5, "{s:?} y[{i}]: {g} vs {e}");
+            }
+        }
+    }
+
+    /// Weights, bias and input against central differences in f64 of the f32 loss
+    /// sum(coef * y), with stride and padding.
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (t, s) in shapes().into_iter().enumerate() {
+            let n = 2;
+            let w = values(s.weights(), 5 + t as u32);
+            let b = values(s.c_out, 6);
+            let x = values(n * s.in_len(), 7);
+            let coef = values(n * s.out_len(), 8);
+            let loss = |w: &[f32], b: &[f32], x: &[f32]| {
+                let mut y = vec![0.0; n * s.out_len()];
+                s.forward(w, Some(b), x, n, &mut y, &mut vec![0.0; s.col_len()]);
+                y.iter()
+                    .zip(&coef)
+                    .map(|(&y, &c)| (y * c) as f64)
+                    .sum::<f64>()
+            };
+            let (mut dw, mut db, mut dx) =
+                (vec![9.0; w.len()], vec![9.0; b.len()], vec![9.0; x.len()]);
+            let mut scratch = (vec![0.0; s.col_len()], vec![0.0; s.col_len()]);
+            let scratch = (&mut scratch.0[..], &mut scratch.1[..]);
+            s.backward(
+                &w,
+                &x,
+                &coef,
+                n,
+                &mut dw,
+                Some(&mut db),
+                Some(&mut dx),
+                scratch,
+            );
+            let mut p = [w, b, x];
+            let h = 1e-2;
+            for (which, grads) in [dw, db, dx].into_iter().enumerate() {
+                for (i, &g) in grads.iter().enumerate() {
+                    let o = p[which][i];
+                    p[which][i] = o + h;
+                    let lp = loss(&p[0], &p[1], &p[2]);
+                    p[which][i] = o - h;
+                    let lm = loss(&p[0], &p[1], &p[2]);
+                    p[which][i] = o;
+                    let numeric = (lp - lm) / (2.0 * h as f64);
+                    assert!(
+                        (numeric - g as f64).abs() < 1e-3 * (1.0 + numeric.abs()),
+                        "{s:?} {}[{i}]: numeric {numeric} vs {g}",
+                        ["dweight", "dbias", "dx"][which]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn output_size_floors_and_a_shape_that_shrinks_to_nothing_is_an_error() {
+        let s = ConvShape::new(1, (1, 28, 28), 6, 5, 1, 2).unwrap();
+        assert_eq!(s.out_dims(), (6, 28, 28));
+        let s = ConvShape::new(2, (5, 14, 14), 7, 3, 2, 1).unwrap();
+        assert_eq!(s.out_dims(), (7, 7, 7));
+        assert_eq!(ConvShape::new(1, (1, 8, 8), 2, 3, 2, 0).unwrap().out_h(), 3);
+        let e = ConvShape::new(3, (16, 2, 2), 8, 5, 1, 1).unwrap_err();
+        assert_eq!(
+            e,
+            ShapeError::Shrinks {
+                layer: 3,
+                h: 2,
+                w: 2,
+                k: 5,
+                s: 1,
+                p: 1
+            }
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("conv layer 3") && text.contains("2x2"),
+            "{text}"
+        );
+        let e = ConvShape::new(2, (1, 8, 8), 4, 3, 0, 0).unwrap_err();
+        assert_eq!(
+            e,
+            ShapeError::Zero {
+                layer: 2,
+                what: "stride"
+            }
+        );
+    }
+}
