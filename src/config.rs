@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DatasetName, PIXELS};
+use std::path::PathBuf;
+
+use crate::data::{DatasetName, Shape};
 
 /// A setting that cannot work, in one line with the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -16,6 +18,13 @@ use crate::nn::{Activation, Arch, Init, Loss, OptimConfig, OptimKind, OutputFn};
 pub struct TrainConfig {
     /// Which dataset.
     pub dataset: DatasetName,
+    /// `--data-file`: the user's own `.npz` (the dataset is then `file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_file: Option<PathBuf>,
+    /// The data file's shape, recorded once it is read so that a checkpoint or saved
+    /// model rebuilds the same network (a named dataset's shape is fixed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_shape: Option<Shape>,
     /// Hidden layer widths.
     pub hidden: Vec<usize>,
     /// One activation for every hidden layer, or one per hidden layer.
@@ -65,6 +74,8 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             dataset: DatasetName::Mnist,
+            data_file: None,
+            data_shape: None,
             hidden: vec![128, 64],
             activation: vec![Activation::Relu],
             output: OutputFn::LogSoftmax,
@@ -115,11 +126,34 @@ impl TrainConfig {
         }
     }
 
-    /// Layer sizes and functions.
+    /// Train on the `.npz` at `path` instead of a named dataset.
+    pub fn with_data_file(mut self, path: Option<PathBuf>) -> Self {
+        if let Some(p) = path {
+            self.dataset = DatasetName::File;
+            self.data_file = Some(p);
+        }
+        self
+    }
+
+    /// This config with the shape of `split` recorded when it is a data file's.
+    pub fn with_shape_of(&self, split: &crate::data::Split) -> Self {
+        TrainConfig {
+            data_shape: (self.dataset == DatasetName::File).then_some(split.shape),
+            ..self.clone()
+        }
+    }
+
+    /// Inputs per row, image shape and classes of the data this config trains on.
+    pub fn shape(&self) -> Shape {
+        self.data_shape.unwrap_or(self.dataset.shape())
+    }
+
+    /// Layer sizes and functions: input width and class count from the data.
     pub fn arch(&self) -> Arch {
-        let mut sizes = vec![PIXELS];
+        let shape = self.shape();
+        let mut sizes = vec![shape.width];
         sizes.extend(&self.hidden);
-        sizes.push(10);
+        sizes.push(shape.classes);
         Arch {
             sizes,
             activations: self.activations(),
@@ -299,11 +333,10 @@ impl TrainConfig {
         let batch = self.batch_size as u128;
         let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
         let rows = batch + 500 + 1000; // training batch, evaluation batch, sample
-        let floats = params * copies + rows * (widths * 5 + PIXELS as u128);
+        let width = self.shape().width as u128;
+        let floats = params * copies + rows * (widths * 5 + width);
         let n_train = self.limit_train.unwrap_or(n_train).min(n_train) as u128;
-        let data = self
-            .limit_train
-            .map_or(0, |_| n_train * (PIXELS as u128 + 1));
+        let data = self.limit_train.map_or(0, |_| n_train * (width + 1));
         let order = n_train * 4;
         (floats * 4 + data + order).min(u64::MAX as u128) as u64
     }

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::batch::images_range;
-use crate::data::{Dataset, PIXELS};
+use crate::data::Dataset;
 use crate::nn::{Activation, InputBuf, Mlp, Workspace};
 
 /// Steps between gradient-norm samples.
@@ -286,10 +286,11 @@ pub fn activations_on(model: &Mlp, data: &Dataset) -> Vec<Vec<f32>> {
 /// An evaluation pass over all of `data` (dense rows, kept sparse when they are).
 fn forward_all(model: &Mlp, ws: &mut Workspace, data: &Dataset) {
     let n = data.len();
-    let mut x = vec![0.0; n * PIXELS];
+    let width = data.width();
+    let mut x = vec![0.0; n * width];
     images_range(data, 0, &mut x);
     let mut input = InputBuf::default();
-    model.forward_eval(ws, input.dense(&x, n, PIXELS));
+    model.forward_eval(ws, input.dense(&x, n, width));
 }
 
 #[cfg(test)]
@@ -321,7 +322,9 @@ mod tests {
 
     fn data(n: usize) -> Dataset {
         Dataset::new(
-            (0..n * PIXELS).map(|i| (i * 37 % 256) as u8).collect(),
+            (0..n * crate::data::PIXELS)
+                .map(|i| (i * 37 % 256) as u8)
+                .collect(),
             (0..n).map(|i| (i % 10) as u8).collect(),
         )
     }

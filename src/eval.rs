@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{batch, Dataset, PIXELS};
+use crate::data::{batch, Dataset, Rows};
 use crate::nn::sparse::DENSE_ABOVE;
-use crate::nn::{ByteRows, InputBuf, Loss, Mlp, Workspace};
+use crate::nn::{ByteRows, InputBuf, Loss, Mlp, RowSource, Workspace};
 
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
 const EVAL_BATCH: usize = 256;
@@ -137,14 +137,20 @@ impl Evaluator {
     }
 }
 
-/// `data`'s images as the first layer reads them: bytes through the pixel table, with
-/// their non-zero lists when `data` is mostly zeros (listed on first use, then shared).
-pub fn byte_rows(data: &Dataset) -> ByteRows<'_> {
-    ByteRows {
-        images: data.images(),
-        lists: data.nonzero(DENSE_ABOVE).map(|z| z.lists()),
-        width: PIXELS,
-        values: &batch::PIXEL_VALUES,
+/// `data`'s rows as the first layer reads them: image bytes through the pixel table,
+/// with their non-zero lists when `data` is mostly zeros (listed on first use, then
+/// shared), or float features as they are.
+pub fn byte_rows(data: &Dataset) -> RowSource<'_> {
+    match data.rows() {
+        Rows::Bytes(images) => RowSource::Bytes(ByteRows {
+            images,
+            lists: data.nonzero(DENSE_ABOVE).map(|z| z.lists()),
+            width: data.width(),
+            values: &batch::PIXEL_VALUES,
+        }),
+        Rows::Floats(_) => RowSource::Floats {
+            width: data.width(),
+        },
     }
 }
 

@@ -272,10 +272,16 @@ pub struct ModelMeta {
     pub normalisation: String,
     /// The training configuration, when the model came from `actlab train`.
     pub config: Option<crate::config::TrainConfig>,
+    /// Inputs per row, image shape, classes and input kind of the training data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<crate::data::Shape>,
 }
 
 /// How inputs are scaled, as recorded in model metadata.
 pub const NORMALISATION: &str = "x / 255 (pixels in [0, 1], no mean/std)";
+
+/// How float features are read: as they are.
+pub const FEATURES: &str = "float features as they are (no scaling)";
 
 impl ModelMeta {
     /// Metadata for a model trained with `cfg`.
@@ -289,9 +295,31 @@ impl ModelMeta {
             output: arch.output,
             loss: cfg.loss,
             dataset: cfg.dataset,
-            normalisation: NORMALISATION.into(),
+            normalisation: if cfg.shape().bytes {
+                NORMALISATION
+            } else {
+                FEATURES
+            }
+            .into(),
             config: Some(cfg.clone()),
+            shape: Some(cfg.shape()),
         }
+    }
+
+    /// The shape of the data the model reads: as recorded, else what its layer
+    /// sizes say (28x28 images for 784 inputs, as MNIST's; bytes either way).
+    pub fn data_shape(&self) -> crate::data::Shape {
+        let recorded = self.shape.or(self.config.as_ref().map(|c| c.shape()));
+        recorded.unwrap_or_else(|| {
+            let width = self.sizes.first().copied().unwrap_or(0);
+            let mnist = crate::data::DatasetName::Mnist.shape();
+            crate::data::Shape {
+                width,
+                image: (width == mnist.width).then_some(mnist.image).flatten(),
+                classes: self.sizes.last().copied().unwrap_or(0),
+                bytes: true,
+            }
+        })
     }
 
     /// The architecture it describes.
@@ -447,6 +475,7 @@ fn inferred_meta(
         sizes,
         activations,
         config: None,
+        shape: None,
         ..base
     })
 }

@@ -97,6 +97,11 @@ pub struct DataArgs {
     /// Dataset to use.
     #[arg(long, value_enum, default_value_t = DatasetName::Mnist)]
     pub dataset: DatasetName,
+    /// Your own data instead: an .npz holding x_train, y_train, x_test, y_test (Keras's
+    /// mnist.npz layout); uint8 (N, H, W) images are read as byte / 255, float32/float64
+    /// (N, D) features as they are, labels are integers 0..K-1.
+    #[arg(long, value_name = "FILE.npz", conflicts_with = "dataset")]
+    pub data_file: Option<PathBuf>,
 }
 
 /// `--data-dir` alone, for commands that read a dataset named elsewhere.
@@ -194,6 +199,8 @@ impl ModelArgs {
         let formulas = self.defines.formulas()?;
         let config = TrainConfig {
             dataset,
+            data_file: None,
+            data_shape: None,
             hidden: self.hidden.clone(),
             activation: resolve(&self.activation, &formulas)?,
             output: self.output,

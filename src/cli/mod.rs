@@ -326,7 +326,7 @@ fn explicit_settings(matches: &clap::ArgMatches) -> (Vec<String>, bool) {
     let ids = model
         .get_arguments()
         .map(|a| a.get_id().as_str().to_string())
-        .chain(["dataset".to_string(), "init_from".to_string()]);
+        .chain(["dataset", "data_file", "init_from"].map(String::from));
     // A definition alone changes nothing: only the activations that use it do.
     let changed = ids
         .filter(|id| id != "epochs" && id != "define" && given(sub, id))
@@ -344,6 +344,7 @@ fn train(c: TrainCmd, matches: &clap::ArgMatches) -> Result<()> {
     c.memory.apply();
     let (changed, epochs_given) = explicit_settings(matches);
     let (cfg, _) = c.model.config(c.data.dataset)?;
+    let cfg = cfg.with_data_file(c.data.data_file);
     let io = run::TrainIo {
         data_dir: c.data.data_dir,
         out: c.out,
@@ -367,7 +368,8 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
         limit_test: c.limits.limit_test,
         val_split: c.limits.val_split,
         ..TrainConfig::default()
-    };
+    }
+    .with_data_file(c.data.data_file.clone());
     let mut how = c.exp.options;
     let seeds = how.seeds.take().map_or(vec![0], |s| s.0);
     let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds);
@@ -383,6 +385,7 @@ fn compare(c: CompareCmd, matches: &clap::ArgMatches) -> Result<()> {
         bail!("--seed and --seeds: --seeds lists every seed to run (e.g. --seeds 7 or --seeds 3,4); drop --seed");
     }
     let (base, formulas) = c.model.config(c.data.dataset)?;
+    let base = base.with_data_file(c.data.data_file.clone());
     let seeds = c.exp.options.seeds.clone().map_or(vec![base.seed], |s| s.0);
     let axes = c
         .tune

@@ -131,7 +131,8 @@ pub fn read(name: DatasetName, dir: &Path, key: &str) -> Option<Split> {
         test,
         val: None,
         dir: dir.to_path_buf(),
-        sha256: header.sha256,
+        sha256: header.sha256.to_vec(),
+        shape: name.shape(),
     })
 }
 
@@ -143,10 +144,13 @@ pub fn write(split: &Split, key: &str) {
     let Some(path) = cache_file(split.name, key) else {
         return;
     };
+    let Ok(sha256) = <[String; 4]>::try_from(split.sha256.clone()) else {
+        return;
+    };
     let header = Header {
         key: key.to_string(),
         dataset: split.name,
-        sha256: split.sha256.clone(),
+        sha256,
         n_train: split.train.len(),
         n_test: split.test.len(),
         crc32: crc(&split.train, &split.test),

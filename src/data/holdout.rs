@@ -11,15 +11,16 @@ const HOLDOUT_SEED: u64 = 0x7661_6c5f_7370_6c74;
 
 /// Images per class to hold out so the counts sum to `n` and follow the class
 /// proportions of `labels` (largest remainder; ties go to the lower class).
-pub fn quotas(labels: &[u8], n: usize) -> [usize; 10] {
-    let mut count = [0usize; 10];
+pub fn quotas(labels: &[u8], n: usize) -> Vec<usize> {
+    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut count = vec![0usize; classes];
     for &l in labels {
-        count[(l as usize).min(9)] += 1;
+        count[l as usize] += 1;
     }
     let total = labels.len().max(1);
-    let mut quota = [0usize; 10];
-    let mut rest: Vec<(usize, usize)> = Vec::with_capacity(10);
-    for c in 0..10 {
+    let mut quota = vec![0usize; classes];
+    let mut rest: Vec<(usize, usize)> = Vec::with_capacity(classes);
+    for c in 0..classes {
         let exact = n * count[c];
         quota[c] = exact / total;
         rest.push((exact % total, c));
@@ -45,7 +46,7 @@ pub fn stratified(labels: &[u8], n: usize) -> Vec<usize> {
     let mut chosen = Vec::with_capacity(n);
     for (class, &q) in quota.iter().enumerate() {
         let mut members: Vec<usize> = (0..labels.len())
-            .filter(|&i| (labels[i] as usize).min(9) == class)
+            .filter(|&i| labels[i] as usize == class)
             .collect();
         // A partial Fisher-Yates: the first q places get a uniform sample.
         for i in 0..q.min(members.len()) {

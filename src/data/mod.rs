@@ -5,6 +5,7 @@ pub mod decoded;
 pub mod holdout;
 pub mod idx;
 pub mod nonzero;
+pub mod npz;
 pub mod source;
 
 use std::path::{Path, PathBuf};
@@ -63,7 +64,28 @@ pub enum DatasetName {
     Mnist,
     /// Zalando's clothing images, same format as MNIST.
     FashionMnist,
+    /// The user's own data, from `--data-file FILE.npz` (its shape is in the config).
+    #[value(skip)]
+    File,
 }
+
+/// What a dataset's rows are: inputs per row, the image shape when rows are images,
+/// and the number of classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    /// Inputs per row (the first layer's width).
+    pub width: usize,
+    /// Height and width when each row is an image (`width` = H * W).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<[usize; 2]>,
+    /// Classes: labels are 0..classes.
+    pub classes: usize,
+    /// Inputs are bytes read as byte / 255 (images); false: float features as they are.
+    pub bytes: bool,
+}
+
+/// The most classes a dataset may have (labels are kept in one byte each).
+pub const MAX_CLASSES: usize = 256;
 
 impl DatasetName {
     /// The name as used on the command line, in folders and in records.
@@ -71,14 +93,26 @@ impl DatasetName {
         match self {
             DatasetName::Mnist => "mnist",
             DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::File => "file",
         }
     }
 
-    /// Class names, for tables and plots.
-    pub fn class_names(self) -> [&'static str; 10] {
-        match self {
-            DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-            DatasetName::FashionMnist => [
+    /// The shape of a named dataset's rows (a file's shape comes from the file).
+    pub fn shape(self) -> Shape {
+        Shape {
+            width: PIXELS,
+            image: Some([SIDE, SIDE]),
+            classes: 10,
+            bytes: true,
+        }
+    }
+
+    /// Names of `classes` classes, for tables and plots: the named datasets' own
+    /// (as many as they have), numbers for the rest.
+    pub fn class_names(self, classes: usize) -> Vec<String> {
+        let own: &[&str] = match self {
+            DatasetName::Mnist | DatasetName::File => &[],
+            DatasetName::FashionMnist => &[
                 "T-shirt",
                 "Trouser",
                 "Pullover",
@@ -90,19 +124,24 @@ impl DatasetName {
                 "Bag",
                 "Ankle boot",
             ],
-        }
+        };
+        (0..classes)
+            .map(|c| own.get(c).map_or_else(|| c.to_string(), |s| s.to_string()))
+            .collect()
     }
 
-    /// SHA-256 of each *decompressed* file, in the order of [`FILES`].
-    pub fn checksums(self) -> [&'static str; 4] {
+    /// SHA-256 of each *decompressed* file, in the order of [`FILES`] (none for a file
+    /// of the user's).
+    pub fn checksums(self) -> &'static [&'static str] {
         match self {
-            DatasetName::Mnist => [
+            DatasetName::File => &[],
+            DatasetName::Mnist => &[
                 "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
                 "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
                 "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
                 "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
             ],
-            DatasetName::FashionMnist => [
+            DatasetName::FashionMnist => &[
                 "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
                 "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
                 "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
@@ -126,83 +165,146 @@ pub const FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-/// Images (u8, 28x28 each, row-major) with their labels.
+/// A dataset's inputs: image bytes (read through a 256-entry value table) or
+/// feature rows used as they are.
+#[derive(Debug, Clone)]
+pub enum Rows {
+    /// `len * width` bytes, row after row.
+    Bytes(Vec<u8>),
+    /// `len * width` floats, row after row.
+    Floats(Vec<f32>),
+}
+
+impl Default for Rows {
+    fn default() -> Self {
+        Rows::Bytes(Vec::new())
+    }
+}
+
+/// Rows of inputs (image bytes or float features) with their labels.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
-    /// `len() * PIXELS` bytes (private: the non-zero lists are built from them once).
-    images: Vec<u8>,
-    /// One label 0-9 per image.
+    /// The inputs (private: the non-zero lists are built from them once).
+    rows: Rows,
+    /// Inputs per row.
+    width: usize,
+    /// One label 0..K-1 per row.
     pub labels: Vec<u8>,
     /// Each image's non-zero pixels, listed at first use (None: too dense to pay).
     nonzero: std::sync::OnceLock<Option<nonzero::NonZero>>,
 }
 
 impl Dataset {
-    /// Images (`labels.len() * PIXELS` bytes, row-major) with their labels.
+    /// MNIST-shaped images (`labels.len() * PIXELS` bytes, row-major) with their labels.
     pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Dataset {
-        debug_assert_eq!(images.len(), labels.len() * PIXELS);
+        Dataset::from_rows(Rows::Bytes(images), PIXELS, labels)
+    }
+
+    /// Rows of `width` inputs each with their labels.
+    pub fn from_rows(rows: Rows, width: usize, labels: Vec<u8>) -> Dataset {
+        debug_assert_eq!(
+            match &rows {
+                Rows::Bytes(b) => b.len(),
+                Rows::Floats(f) => f.len(),
+            },
+            labels.len() * width
+        );
         Dataset {
-            images,
+            rows,
+            width,
             labels,
             nonzero: std::sync::OnceLock::new(),
         }
     }
 
-    /// All pixels, image after image.
+    /// Inputs per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The inputs.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// All pixels, image after image (empty for float features).
     pub fn images(&self) -> &[u8] {
-        &self.images
+        match &self.rows {
+            Rows::Bytes(b) => b,
+            Rows::Floats(_) => &[],
+        }
     }
 
     /// Each image's non-zero pixels, listed on the first call (shared by every run
     /// reading this dataset), or None when more than `max_share` of the pixels are
-    /// non-zero: every caller passes the same share, the first call decides.
+    /// non-zero (or the rows are float features): every caller passes the same
+    /// share, the first call decides.
     pub fn nonzero(&self, max_share: f32) -> Option<&nonzero::NonZero> {
+        let Rows::Bytes(b) = &self.rows else {
+            return None;
+        };
         self.nonzero
-            .get_or_init(|| nonzero::NonZero::build(&self.images, PIXELS, max_share))
+            .get_or_init(|| nonzero::NonZero::build(b, self.width, max_share))
             .as_ref()
     }
 
-    /// A copy of the first `n` images (all of them for `None`).
+    /// A copy of the first `n` rows (all of them for `None`).
     pub fn first(&self, n: Option<usize>) -> Dataset {
         let n = n.unwrap_or(self.len()).min(self.len());
-        Dataset::new(
-            self.images[..n * PIXELS].to_vec(),
-            self.labels[..n].to_vec(),
-        )
+        let end = n * self.width;
+        let rows = match &self.rows {
+            Rows::Bytes(b) => Rows::Bytes(b[..end].to_vec()),
+            Rows::Floats(f) => Rows::Floats(f[..end].to_vec()),
+        };
+        Dataset::from_rows(rows, self.width, self.labels[..n].to_vec())
     }
 
-    /// Number of images.
+    /// Number of rows.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
-    /// True when there are no images.
+    /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
-    /// Pixels of image `i`.
+    /// Pixels of image `i` (empty for float features).
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.images[i * PIXELS..(i + 1) * PIXELS]
+        match &self.rows {
+            Rows::Bytes(b) => &b[i * self.width..(i + 1) * self.width],
+            Rows::Floats(_) => &[],
+        }
     }
 
-    /// The images at `keep` (ascending indices) and the rest, in their order.
+    /// The rows at `keep` (ascending indices) and the rest, in their order.
     pub fn partition(&self, keep: &[usize]) -> (Dataset, Dataset) {
         let mut chosen = vec![false; self.len()];
         keep.iter().for_each(|&i| chosen[i] = true);
-        let (mut a, mut b) = (Dataset::default(), Dataset::default());
-        for (i, &c) in chosen.iter().enumerate() {
-            let to = if c { &mut a } else { &mut b };
-            to.images.extend_from_slice(self.image(i));
-            to.labels.push(self.labels[i]);
-        }
-        (a, b)
+        let pick = |want: bool| {
+            let at: Vec<usize> = (0..self.len()).filter(|&i| chosen[i] == want).collect();
+            let w = self.width;
+            let rows = match &self.rows {
+                Rows::Bytes(b) => {
+                    Rows::Bytes(at.iter().flat_map(|&i| &b[i * w..][..w]).copied().collect())
+                }
+                Rows::Floats(f) => {
+                    Rows::Floats(at.iter().flat_map(|&i| &f[i * w..][..w]).copied().collect())
+                }
+            };
+            let labels = at.iter().map(|&i| self.labels[i]).collect();
+            Dataset::from_rows(rows, w, labels)
+        };
+        (pick(true), pick(false))
     }
 
-    /// The first `n` images (all of them if `n` is larger).
+    /// The first `n` rows (all of them if `n` is larger).
     pub fn truncated(mut self, n: usize) -> Dataset {
         let n = n.min(self.len());
-        self.images.truncate(n * PIXELS);
+        match &mut self.rows {
+            Rows::Bytes(b) => b.truncate(n * self.width),
+            Rows::Floats(f) => f.truncate(n * self.width),
+        }
         self.labels.truncate(n);
         self.nonzero = std::sync::OnceLock::new();
         self
@@ -222,8 +324,11 @@ pub struct Split {
     pub val: Option<Dataset>,
     /// The folder the files were read from.
     pub dir: PathBuf,
-    /// SHA-256 of each decompressed file, in the order of [`FILES`].
-    pub sha256: [String; 4],
+    /// SHA-256 of each decompressed file, in the order of [`FILES`] (of the one file
+    /// for `--data-file`).
+    pub sha256: Vec<String>,
+    /// Inputs per row, image shape and classes.
+    pub shape: Shape,
 }
 
 impl Split {
@@ -244,6 +349,7 @@ impl Split {
             val: self.val.clone(),
             dir: self.dir.clone(),
             sha256: self.sha256.clone(),
+            shape: self.shape,
         })
     }
 
@@ -267,6 +373,7 @@ impl Split {
             val: Some(val),
             dir: self.dir.clone(),
             sha256: self.sha256.clone(),
+            shape: self.shape,
         })
     }
 
@@ -277,10 +384,10 @@ impl Split {
 
     /// True when every file matches the pinned checksum of this dataset.
     pub fn is_canonical(&self) -> bool {
-        self.sha256
-            .iter()
-            .zip(self.name.checksums())
-            .all(|(a, b)| a == b)
+        let want = self.name.checksums();
+        !want.is_empty()
+            && self.sha256.len() == want.len()
+            && self.sha256.iter().zip(want).all(|(a, b)| a == b)
     }
 }
 
@@ -371,7 +478,8 @@ pub fn load_dir(name: DatasetName, dir: &Path) -> Result<Split, DataError> {
         test,
         val: None,
         dir: dir.to_path_buf(),
-        sha256: [a, b, c, d],
+        sha256: vec![a, b, c, d],
+        shape: name.shape(),
     };
     if let Some(k) = key {
         decoded::write(&split, &k);
@@ -390,8 +498,8 @@ pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Split, DataErr
             && split
                 .sha256
                 .iter()
-                .zip(other.checksums())
-                .all(|(a, b)| a == b)
+                .map(String::as_str)
+                .eq(other.checksums().iter().copied())
         {
             return Err(DataError::NotFound(format!(
                 "{}: these are the {other} files, not {name}; use --dataset {other} or point --data-dir at {name}",

@@ -33,6 +33,7 @@ pub fn default_mirrors(name: DatasetName) -> Vec<String> {
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
         ],
+        DatasetName::File => &[],
     };
     m.iter().map(|s| s.to_string()).collect()
 }
@@ -42,6 +43,7 @@ fn system_dirs(name: DatasetName) -> Vec<PathBuf> {
     match name {
         DatasetName::Mnist => vec![PathBuf::from("/usr/share/datasets/mnist")],
         DatasetName::FashionMnist => vec![PathBuf::from("/usr/share/datasets/fashion-mnist")],
+        DatasetName::File => vec![],
     }
 }
 

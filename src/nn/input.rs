@@ -75,6 +75,43 @@ pub struct ByteRows<'a> {
     pub values: &'a [f32; 256],
 }
 
+/// A dataset's rows as the first layer reads them: image bytes (which may run
+/// sparse) or float features (always dense rows, filled by the caller).
+#[derive(Debug, Clone, Copy)]
+pub enum RowSource<'a> {
+    /// Image bytes through a value table.
+    Bytes(ByteRows<'a>),
+    /// Float features of this many inputs per row.
+    Floats {
+        /// Inputs per row.
+        width: usize,
+    },
+}
+
+impl<'a> RowSource<'a> {
+    /// Inputs per row.
+    pub fn width(&self) -> usize {
+        match self {
+            RowSource::Bytes(b) => b.width,
+            RowSource::Floats { width } => *width,
+        }
+    }
+
+    /// Every row's non-zero entries, when they were listed beforehand.
+    pub fn lists(&self) -> Option<RowLists<'a>> {
+        match self {
+            RowSource::Bytes(b) => b.lists,
+            RowSource::Floats { .. } => None,
+        }
+    }
+}
+
+impl<'a> From<ByteRows<'a>> for RowSource<'a> {
+    fn from(b: ByteRows<'a>) -> Self {
+        RowSource::Bytes(b)
+    }
+}
+
 /// Where a batch's first-layer input is built: dense rows or sparse columns.
 #[derive(Debug, Clone, Default)]
 pub struct InputBuf {
@@ -103,15 +140,22 @@ impl InputBuf {
         }
     }
 
-    /// The training input of rows `pick` of `rows`: sparse columns (from the lists
+    /// The training input of rows `pick` of `rows`: for float features dense rows,
+    /// which `dense` fills ([m, width]); for bytes sparse columns (from the lists
     /// when there are any), sorted for the weight gradient, when the policy allows and
     /// the batch is sparse enough; else dense rows, which `dense` fills ([m, width]).
     pub fn train<'a>(
         &'a mut self,
-        rows: ByteRows,
+        rows: impl Into<RowSource<'a>>,
         pick: &[u32],
         dense: impl FnOnce(&mut [f32]),
     ) -> TrainInput<'a> {
+        let n = pick.len();
+        let source = rows.into();
+        let RowSource::Bytes(rows) = source else {
+            let x = self.fill(n * source.width(), dense);
+            return TrainInput::Dense { x, n };
+        };
         let limit = self.sparse_limit().filter(|_| !pick.is_empty());
         let (w, v) = (rows.width, rows.values);
         let built = limit.and_then(|max| match rows.lists {
@@ -122,22 +166,28 @@ impl InputBuf {
             self.cols.sort_columns();
             return TrainInput::Sparse(&self.cols);
         }
-        let n = pick.len();
         TrainInput::Dense {
             x: self.fill(n * w, dense),
             n,
         }
     }
 
-    /// The evaluation input of rows `pick` of `rows`: straight from the lists when
+    /// The evaluation input of rows `pick` of `rows`: for float features dense rows,
+    /// which `dense` fills; for bytes straight from the lists when
     /// the policy allows and the batch is sparse enough, else sparse rows counted from
     /// the bytes, else dense rows, which `dense` fills ([m, width]).
     pub fn eval<'a>(
         &'a mut self,
-        rows: ByteRows<'a>,
+        rows: impl Into<RowSource<'a>>,
         pick: &'a [u32],
         dense: impl FnOnce(&mut [f32]),
     ) -> Input<'a> {
+        let n = pick.len();
+        let source = rows.into();
+        let RowSource::Bytes(rows) = source else {
+            let x = self.fill(n * source.width(), dense);
+            return Input::Dense { x, n };
+        };
         let limit = self.sparse_limit().filter(|_| !pick.is_empty());
         let (w, values) = (rows.width, rows.values);
         if let (Some(max), Some(lists)) = (limit, rows.lists) {
@@ -157,7 +207,6 @@ impl InputBuf {
         if built.is_some() {
             return Input::Sparse(&self.cols);
         }
-        let n = pick.len();
         Input::Dense {
             x: self.fill(n * w, dense),
             n,

@@ -30,7 +30,7 @@ pub type Rng = rand_pcg::Pcg64Mcg;
 pub use activation::Activation;
 pub use arch::Arch;
 pub use init::Init;
-pub use input::{ByteRows, Input, InputBuf, TrainInput};
+pub use input::{ByteRows, Input, InputBuf, RowSource, TrainInput};
 pub use loss::Loss;
 pub use network::{Mlp, Trace};
 pub use optim::{OptimConfig, OptimKind, Optimizer, StepScalars};

@@ -340,13 +340,12 @@ fn activations(exp: &Experiment) -> String {
 }
 
 /// The dataset's class names (MNIST's digits if there are no records).
-fn class_names(records: &[RunRecord]) -> Vec<&'static str> {
-    records
+fn class_names(records: &[RunRecord]) -> Vec<String> {
+    let cfg = records
         .first()
-        .map(|r| r.config.dataset)
-        .unwrap_or(crate::data::DatasetName::Mnist)
-        .class_names()
-        .to_vec()
+        .map(|r| r.config.clone())
+        .unwrap_or_default();
+    cfg.dataset.class_names(cfg.shape().classes)
 }
 
 /// Validation accuracy per class and variant.
@@ -393,7 +392,7 @@ fn confusions(charts_dir: &Path, records: &[RunRecord]) -> Result<String> {
             &format!("confusion-{i}"),
             &format!("{name} (seed {})", r.config.seed),
             m,
-            &names,
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
         let worst = r
             .diagnostics

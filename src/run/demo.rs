@@ -35,6 +35,15 @@ pub fn demo_command(
         .iter()
         .map(|p| load(p, fb))
         .collect::<Result<Vec<_>>>()?;
+    for (p, (_, meta)) in paths.iter().zip(&loaded) {
+        if !draws(meta) {
+            anyhow::bail!(
+                "{}: the demo page draws 28x28 digits but this model reads {} inputs; use actlab predict --test-index",
+                p.display(),
+                meta.data_shape().width
+            );
+        }
+    }
     let shown: Vec<DemoModel<'_>> = paths
         .iter()
         .zip(&loaded)
@@ -57,8 +66,13 @@ pub fn demo_command(
     Ok(())
 }
 
+/// Whether the drawing page can feed this model: 28x28 byte images.
+fn draws(meta: &ModelMeta) -> bool {
+    meta.data_shape() == DatasetName::Mnist.shape()
+}
+
 fn class_names(d: DatasetName) -> Vec<String> {
-    d.class_names().map(String::from).to_vec()
+    d.class_names(d.shape().classes)
 }
 
 /// "[784, 128, 64, 10] relu/log_softmax on mnist": what a model is, for its card.
@@ -141,7 +155,7 @@ pub fn experiment_demo(
             loaded.push((v.name.clone(), label, model, meta));
         }
     }
-    if loaded.is_empty() {
+    if loaded.is_empty() || !loaded.iter().all(|l| draws(&l.3)) {
         return Ok(None);
     }
     if loaded.len() > MAX_MODELS {

@@ -11,8 +11,7 @@ use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{
-    check_against, command_line, data_for_report, install_ctrlc, load_data, timestamp, Interrupted,
-    STOP,
+    check_against, command_line, data_for_report, install_ctrlc, timestamp, Interrupted, STOP,
 };
 use crate::data::{DatasetName, Split};
 use crate::experiment::jobs::{execute, workers, write_spec, Options, Watch};
@@ -28,6 +27,12 @@ use crate::train::{EpochFigures, Progress};
 pub fn experiment_command(exp: &Experiment, how: &Options, data_dir: Option<&Path>) -> Result<()> {
     exp.check()?;
     let splits = load_splits(exp, data_dir, workers(how, exp.jobs_count()))?;
+    // A data file's shape goes into every variant's config, as in a lone run.
+    let mut exp = exp.clone();
+    for v in &mut exp.variants {
+        v.config = v.config.with_shape_of(&splits[&v.config.dataset]);
+    }
+    let exp = &exp;
     let held = claim_out(exp, how)?;
     let out = held.path.clone();
     let jobs = match how.shard {
@@ -90,7 +95,7 @@ fn load_splits(
     let mut splits = HashMap::new();
     for v in &exp.variants {
         if let std::collections::hash_map::Entry::Vacant(e) = splits.entry(v.config.dataset) {
-            e.insert(load_data(v.config.dataset, data_dir)?);
+            e.insert(super::load_config_data(&v.config, data_dir)?);
         }
         check_against(
             &v.config,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::data::{self, DatasetName, PIXELS};
+use crate::data::{self, DatasetName, Split};
 use crate::eval::{argmax, evaluate};
 use crate::model_io::{load_model, ModelMeta};
 use crate::nn::{Activation, InputBuf, Loss, Mlp, OutputFn, Workspace};
@@ -43,15 +43,46 @@ impl Fallback {
 
 pub(crate) fn load(path: &Path, fb: &Fallback) -> Result<(Mlp, ModelMeta)> {
     let (model, meta) = load_model(path, Some(&fb.meta()))?;
-    if model.arch.sizes[0] != PIXELS || model.arch.classes() != 10 {
+    let shape = meta.data_shape();
+    if model.arch.sizes[0] != shape.width || model.arch.classes() != shape.classes {
         anyhow::bail!(
-            "{}: the model maps {} inputs to {} classes; actlab's datasets need 784 -> 10",
+            "{}: the model maps {} inputs to {} classes but its data has {} inputs and {} classes; save the model again with actlab train --save",
             path.display(),
             model.arch.sizes[0],
-            model.arch.classes()
+            model.arch.classes(),
+            shape.width,
+            shape.classes
         );
     }
     Ok((model, meta))
+}
+
+/// The test data for a model: `dataset` when given, else the data it was trained
+/// on (its `--data-file` or named dataset); refused when its shape is not the model's.
+fn data_for(
+    path: &Path,
+    meta: &ModelMeta,
+    dataset: Option<DatasetName>,
+    data_dir: Option<&Path>,
+) -> Result<Split> {
+    let file = meta.config.as_ref().and_then(|c| c.data_file.clone());
+    let split = match (dataset, file) {
+        (None, Some(f)) => data::npz::load(&f)?,
+        (d, _) => data::load(d.unwrap_or(meta.dataset), data_dir)?,
+    };
+    let (want, have) = (meta.data_shape(), split.shape);
+    if want.width != have.width || want.classes < have.classes {
+        anyhow::bail!(
+            "{}: the model reads {} inputs for {} classes but {} has {} inputs and {} classes; evaluate it on the data it was trained on",
+            path.display(),
+            want.width,
+            want.classes,
+            split.name,
+            have.width,
+            have.classes
+        );
+    }
+    Ok(split)
 }
 
 #[derive(Serialize)]
@@ -77,7 +108,7 @@ pub fn eval_command(
 ) -> Result<()> {
     let (model, meta) = load(path, fb)?;
     let name = dataset.unwrap_or(meta.dataset);
-    let split = data::load(name, data_dir)?;
+    let split = data_for(path, &meta, dataset, data_dir)?;
     super::warn_if_modified(&split);
     super::require_test_images(&split)?;
     let e = evaluate(&model, &split.test, meta.loss);
@@ -105,13 +136,12 @@ pub fn eval_command(
         meta.loss,
         e.metrics.loss
     );
-    print_class_tables(&e, name);
+    print_class_tables(&e, &name.class_names(model.arch.classes()));
     Ok(())
 }
 
 /// Accuracy per class, the confusion matrix and the most confused pairs.
-fn print_class_tables(e: &crate::eval::Evaluation, name: DatasetName) {
-    let classes = name.class_names();
+fn print_class_tables(e: &crate::eval::Evaluation, classes: &[String]) {
     let mut t = Table::new(&["class", "images", "accuracy"]);
     for (c, acc) in e.per_class_acc().iter().enumerate() {
         let n: u32 = e.confusion[c].iter().sum();
@@ -119,14 +149,14 @@ fn print_class_tables(e: &crate::eval::Evaluation, name: DatasetName) {
     }
     print!("\n{}", t.to_text());
     let mut headers = vec!["true \\ predicted".to_string()];
-    headers.extend((0..10).map(|c| c.to_string()));
+    headers.extend((0..classes.len()).map(|c| c.to_string()));
     let hs: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
     let mut cm = Table::new(&hs);
     for (c, row) in e.confusion.iter().enumerate() {
-        let label = if name == DatasetName::Mnist {
+        let label = if classes[c] == c.to_string() {
             ""
         } else {
-            classes[c]
+            &classes[c]
         };
         let mut cells = vec![format!("{c} {label}")];
         cells.extend(row.iter().map(|v| v.to_string()));
@@ -165,7 +195,16 @@ pub fn predict_pixels(
     pixels: &[u8],
 ) -> (usize, Vec<(usize, f32)>, Vec<f32>) {
     let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    let out = model.forward_eval(ws, InputBuf::default().dense(&x, 1, x.len()));
+    predict_row(model, ws, &x)
+}
+
+/// Predict one row of first-layer inputs: the class, the top three and every probability.
+pub fn predict_row(
+    model: &Mlp,
+    ws: &mut Workspace,
+    x: &[f32],
+) -> (usize, Vec<(usize, f32)>, Vec<f32>) {
+    let out = model.forward_eval(ws, InputBuf::default().dense(x, 1, x.len()));
     let probs = model.arch.output.probabilities(out);
     let mut ranked: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -188,6 +227,13 @@ pub fn predict_command(
     let (model, meta) = load(path, fb)?;
     let mut ws = Workspace::new(&model, 1, false);
     let mut preds = Vec::new();
+    if !images.is_empty() && meta.data_shape() != DatasetName::Mnist.shape() {
+        anyhow::bail!(
+            "{}: image files are read as 28x28 digits but this model reads {} inputs; use --test-index",
+            path.display(),
+            model.arch.sizes[0]
+        );
+    }
     for img in images {
         let p = prepare(&load_gray(img)?);
         if !p.ink {
@@ -207,10 +253,11 @@ pub fn predict_command(
         });
     }
     if let Some(spec) = test_index {
-        let split = data::load(meta.dataset, data_dir)?;
+        let split = data_for(path, &meta, None, data_dir)?;
+        let mut x = vec![0.0; split.shape.width];
         for i in parse_indices(spec, split.test.len())? {
-            let (predicted, top3, probabilities) =
-                predict_pixels(&model, &mut ws, split.test.image(i));
+            data::batch::images(&split.test, &[i as u32], &mut x);
+            let (predicted, top3, probabilities) = predict_row(&model, &mut ws, &x);
             preds.push(Prediction {
                 input: format!("test[{i}]"),
                 predicted,
@@ -224,14 +271,13 @@ pub fn predict_command(
     if json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
     } else {
-        print_predictions(&preds, meta.dataset);
+        print_predictions(&preds, &meta.dataset.class_names(model.arch.classes()));
     }
     Ok(())
 }
 
 /// One line per prediction: the class, the top three, and the truth when known.
-fn print_predictions(preds: &[Prediction], dataset: DatasetName) {
-    let names = dataset.class_names();
+fn print_predictions(preds: &[Prediction], names: &[String]) {
     for p in preds {
         let top: Vec<String> = p
             .top3

@@ -23,9 +23,21 @@ pub use train::{train_command, TrainIo};
 /// data and the memory one run needs).
 pub fn load_for(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
     cfg.validate()?;
-    let split = load_data(cfg.dataset, data_dir)?;
+    let split = load_config_data(cfg, data_dir)?;
     check_against(cfg, &split, 1, None)?;
     Ok(split)
+}
+
+/// The data a config names: its `--data-file`, else the named dataset.
+pub fn load_config_data(cfg: &TrainConfig, data_dir: Option<&Path>) -> Result<Split> {
+    match &cfg.data_file {
+        Some(path) => {
+            let split = data::npz::load(path)?;
+            require_test_images(&split)?;
+            Ok(split)
+        }
+        None => load_data(cfg.dataset, data_dir),
+    }
 }
 
 /// Load a dataset, warning when it is not the canonical release and refusing one
@@ -51,7 +63,7 @@ pub fn check_against(
         Some(_) => anyhow::anyhow!("{what}: {e}"),
         None => anyhow::anyhow!(e),
     })?;
-    check_memory(cfg, split.train.len(), at_once, &what)
+    check_memory(&cfg.with_shape_of(split), split.train.len(), at_once, &what)
 }
 
 /// The memory limit set with `--max-memory` (MB), if any.
@@ -114,7 +126,7 @@ pub fn check_memory(cfg: &TrainConfig, n_train: usize, at_once: usize, what: &st
 
 /// Warn when the files are not the canonical release (results are then not comparable).
 pub fn warn_if_modified(split: &Split) {
-    if !split.is_canonical() {
+    if !split.is_canonical() && split.name != data::DatasetName::File {
         eprintln!(
             "warning: {} files in {} differ from the canonical {} release (checksums recorded in the run record)",
             split.name,
@@ -203,8 +215,12 @@ pub fn command_line() -> String {
 
 /// Load the dataset for a report's image grids, or explain why not (grids are skipped).
 pub fn data_for_report(records: &[RunRecord], data_dir: Option<&Path>) -> Option<Split> {
-    let name = records.first()?.config.dataset;
-    match data::load(name, data_dir) {
+    let cfg = &records.first()?.config;
+    if cfg.shape() != data::DatasetName::Mnist.shape() {
+        eprintln!("note: no misclassified-image grids (drawn for 28x28 images only)");
+        return None;
+    }
+    match load_config_data(cfg, data_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("note: no misclassified-image grids ({e})");

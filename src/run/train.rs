@@ -113,6 +113,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
     let (cfg, ckpt, io) = settings(cfg, io)?;
     let io = &io;
     let full = load_for(&cfg, io.data_dir.as_deref())?;
+    let cfg = cfg.with_shape_of(&full);
     let split = cfg.split_of(&full)?;
     let held = claim_folders(io)?;
     let out = held.path.clone();

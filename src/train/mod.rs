@@ -294,6 +294,7 @@ mod tests {
             val: None,
             dir: Default::default(),
             sha256: Default::default(),
+            shape: DatasetName::Mnist.shape(),
         }
     }
 

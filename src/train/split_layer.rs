@@ -21,7 +21,7 @@
 //! their gradient and moments the same; part z and dz [n, len].
 
 use super::worker::{worker_rows, Run, Worker};
-use crate::data::{batch, Dataset, PIXELS};
+use crate::data::{batch, Dataset};
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
 use crate::nn::{InputBuf, Mlp, Optimizer, StepScalars};
 
@@ -234,7 +234,7 @@ impl SplitFirst {
                 pick,
                 values: &batch::PIXEL_VALUES,
             };
-            listed.share(PIXELS) <= max
+            listed.share(run.data.width()) <= max
         })
     }
 
@@ -267,5 +267,5 @@ impl SplitFirst {
 
 /// The training images' listed pixels, when the data keeps them.
 pub(super) fn lists(data: &Dataset) -> Option<RowLists<'_>> {
-    crate::eval::byte_rows(data).lists
+    crate::eval::byte_rows(data).lists()
 }

@@ -139,7 +139,7 @@ impl Shared<'_, '_> {
         let pick = &self.order[lo + own.start..lo + own.end];
         let mut block = write(&self.blocks[k]);
         let values = &crate::data::batch::PIXEL_VALUES;
-        let width = crate::data::PIXELS;
+        let width = self.data.width();
         block.build_from_lists(self.lists, pick, width, values, f32::INFINITY, true);
         block.sort_columns();
     }
