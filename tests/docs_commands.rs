@@ -114,6 +114,9 @@ fn scratch() -> TempDir {
     for name in ["experiments", "scripts", "data", "assets"] {
         std::os::unix::fs::symlink(repo(name), dir.join(name)).unwrap();
     }
+    // The data files the docs train on (tests/fixtures/*.npz), read-only.
+    std::fs::create_dir(dir.join("tests")).unwrap();
+    std::os::unix::fs::symlink(repo("tests/fixtures"), dir.join("tests/fixtures")).unwrap();
     dir
 }
 
