@@ -125,6 +125,7 @@ impl TrainConfig {
             activations: self.activations(),
             output: self.output,
             dropout: self.dropout,
+            ..Default::default()
         }
     }
 

@@ -315,6 +315,7 @@ mod tests {
             activations: vec![act.clone(), act],
             output: OutputFn::LogSoftmax,
             dropout: 0.0,
+            ..Default::default()
         };
         Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(0))
     }

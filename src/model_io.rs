@@ -301,6 +301,7 @@ impl ModelMeta {
             activations: self.activations.clone(),
             output: self.output,
             dropout: 0.0,
+            ..Default::default()
         }
     }
 }
