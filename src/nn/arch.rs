@@ -97,7 +97,12 @@ impl Default for Arch {
 
 impl Arch {
     /// A plain MLP (no conv layers, no normalisation).
-    pub fn mlp(sizes: Vec<usize>, activations: Vec<Activation>, output: OutputFn, dropout: f32) -> Self {
+    pub fn mlp(
+        sizes: Vec<usize>,
+        activations: Vec<Activation>,
+        output: OutputFn,
+        dropout: f32,
+    ) -> Self {
         Arch {
             sizes,
             activations,
@@ -225,17 +230,34 @@ impl Arch {
             })
             .collect();
         let mut norms = Vec::new();
-        let channels = (convs.iter().map(|(s, _, _)| (s.c_out, s.out_h() * s.out_w())))
-            .chain(fcs.iter().take(self.layers() - 1).map(|(s, _)| (s.fan_out, 1)));
+        let channels = (convs
+            .iter()
+            .map(|(s, _, _)| (s.c_out, s.out_h() * s.out_w())))
+        .chain(
+            fcs.iter()
+                .take(self.layers() - 1)
+                .map(|(s, _)| (s.fan_out, 1)),
+        );
         for (hidden, (c, s)) in channels.enumerate() {
             if let Some(kind) = self.norm_kind(c, s) {
-                norms.push(NormSlot { hidden, kind, c, w: slot(2 * c, None).w });
+                norms.push(NormSlot {
+                    hidden,
+                    kind,
+                    c,
+                    w: slot(2 * c, None).w,
+                });
             }
         }
         let slopes = (self.prelu_layers().collect::<Vec<_>>().into_iter())
             .map(|l| (l, slot(1, None).w))
             .collect();
-        Layout { convs, fcs, norms, slopes, total: off }
+        Layout {
+            convs,
+            fcs,
+            norms,
+            slopes,
+            total: off,
+        }
     }
 
     /// Where each linear layer's weight and bias start (the bias's place is the end
@@ -307,7 +329,10 @@ impl Arch {
         let l = self.layout();
         let mut names = Vec::new();
         for (k, (s, _, slot)) in l.convs.iter().enumerate() {
-            names.push((format!("conv{}.weight", k + 1), vec![s.c_out, s.c_in, s.k, s.k]));
+            names.push((
+                format!("conv{}.weight", k + 1),
+                vec![s.c_out, s.c_in, s.k, s.k],
+            ));
             if slot.b.is_some() {
                 names.push((format!("conv{}.bias", k + 1), vec![s.c_out]));
             }
@@ -323,7 +348,10 @@ impl Arch {
                 names.push((format!("norm{}.{what}", n.hidden + 1), vec![n.c]));
             }
         }
-        let slopes = l.slopes.iter().map(|(i, _)| (format!("act{}.weight", i + 1), vec![1]));
+        let slopes = l
+            .slopes
+            .iter()
+            .map(|(i, _)| (format!("act{}.weight", i + 1), vec![1]));
         names.extend(slopes);
         names
     }
@@ -332,8 +360,13 @@ impl Arch {
     /// each has running_mean, running_var [c] and num_batches_tracked (int64).
     pub fn buffer_names(&self) -> Vec<(String, usize)> {
         let l = self.layout();
-        let batch = l.norms.iter().filter(|n| matches!(n.kind, NormKind::Batch(_)));
-        batch.map(|n| (format!("norm{}", n.hidden + 1), n.c)).collect()
+        let batch = l
+            .norms
+            .iter()
+            .filter(|n| matches!(n.kind, NormKind::Batch(_)));
+        batch
+            .map(|n| (format!("norm{}", n.hidden + 1), n.c))
+            .collect()
     }
 
     /// The ordered list of layers this architecture runs: for each conv layer its
@@ -350,7 +383,11 @@ impl Arch {
                     stats += 1;
                     stats - 1
                 });
-                layers.push(Layer::Norm { kind: n.kind, w: n.w, stats: slot });
+                layers.push(Layer::Norm {
+                    kind: n.kind,
+                    w: n.w,
+                    stats: slot,
+                });
             }
             let slope = l.slopes.iter().find(|s| s.0 == hidden).map(|s| s.1);
             let f = self.activations[hidden].clone();

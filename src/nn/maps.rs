@@ -84,9 +84,9 @@ pub(super) fn norm_forward(c: &mut Ctx, kind: NormKind, w: usize, x: &[f32], y: 
     match kind {
         NormKind::Layer(l) => l.forward(x, c.n, affine, &mut aux.moments, y),
         NormKind::Batch(bn) => {
-            let running = aux.running.get_or_insert_with(|| {
-                super::norm::RunningStats::new(ch)
-            });
+            let running = aux
+                .running
+                .get_or_insert_with(|| super::norm::RunningStats::new(ch));
             if !c.train {
                 return bn.forward_eval(x, c.n, affine, running, y);
             }

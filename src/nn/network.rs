@@ -68,11 +68,23 @@ impl Mlp {
         let mut params = vec![0.0; layout.total];
         for (s, _, slot) in &layout.convs {
             let fans = (s.c_in * s.k * s.k, s.c_out * s.k * s.k);
-            fill_slot((init, rng), &mut params, *slot, fans, (s.weights(), s.c_out));
+            fill_slot(
+                (init, rng),
+                &mut params,
+                *slot,
+                fans,
+                (s.weights(), s.c_out),
+            );
         }
         for (s, slot) in &layout.fcs {
             let sizes = (s.fan_in * s.fan_out, s.fan_out);
-            fill_slot((init, rng), &mut params, *slot, (s.fan_in, s.fan_out), sizes);
+            fill_slot(
+                (init, rng),
+                &mut params,
+                *slot,
+                (s.fan_in, s.fan_out),
+                sizes,
+            );
         }
         for n in &layout.norms {
             params[n.w..n.w + n.c].fill(1.0);
@@ -206,7 +218,12 @@ impl Mlp {
     fn first_forward(&self, ws: &mut Workspace, x: Input<'_>, n: usize, train: bool) {
         assert!(n <= ws.cap, "{n} rows for a workspace of {}", ws.cap);
         let width = self.arch.sizes[0];
-        if let Layer::Linear { shape, w, b: Some(b) } = self.layers[0] {
+        if let Layer::Linear {
+            shape,
+            w,
+            b: Some(b),
+        } = self.layers[0]
+        {
             let (wt, bias) = (&self.params[w..b], &self.params[b..b + shape.fan_out]);
             let y = ws.output_of_mut(0, n);
             return match x {
@@ -238,7 +255,11 @@ impl Mlp {
         let cap = ws.cap.max(1);
         let rows = |v: &[f32]| n * (v.len() / cap);
         let Workspace {
-            out, mask, aux, col, ..
+            out,
+            mask,
+            aux,
+            col,
+            ..
         } = ws;
         let mut src = 0;
         for (i, layer) in self.layers.iter().enumerate().skip(1) {
@@ -308,7 +329,12 @@ impl Trace<'_> {
         }
         let dy = &grad[0][..rows(&grad[0])];
         let Some(input) = self.input else { return };
-        if let Layer::Linear { shape, w, b: Some(b) } = net.layers[0] {
+        if let Layer::Linear {
+            shape,
+            w,
+            b: Some(b),
+        } = net.layers[0]
+        {
             let (dw, rest) = grads[w..].split_at_mut(b - w);
             let db = &mut rest[..shape.fan_out];
             return match input {

@@ -269,8 +269,18 @@ mod tests {
         assert_eq!(p.flat, 16 * 24 * 24);
         let deep = ConvSpec::parse_list("4:5,4:5,4:4").unwrap();
         let e = ConvPlan::new(&deep, Pool::Max, (1, 28, 28)).unwrap_err();
-        assert!(e.to_string().starts_with("the pool after conv layer 3"), "{e}");
-        let e = ConvPlan::new(&ConvSpec::parse_list("4:30").unwrap(), Pool::Max, (1, 28, 28));
-        assert!(e.unwrap_err().to_string().starts_with("conv layer 1: a 30x30"));
+        assert!(
+            e.to_string().starts_with("the pool after conv layer 3"),
+            "{e}"
+        );
+        let e = ConvPlan::new(
+            &ConvSpec::parse_list("4:30").unwrap(),
+            Pool::Max,
+            (1, 28, 28),
+        );
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .starts_with("conv layer 1: a 30x30"));
     }
 }
