@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::images_range;
 use crate::data::{Dataset, PIXELS};
-use crate::nn::{Activation, InputBuf, Mlp, Workspace};
+use crate::nn::{Activation, Mlp, Workspace};
 
 /// Steps between gradient-norm samples.
 pub const GRAD_EVERY: usize = 10;
@@ -288,7 +288,7 @@ fn forward_all(model: &Mlp, ws: &mut Workspace, data: &Dataset) {
     let n = data.len();
     let mut x = vec![0.0; n * PIXELS];
     images_range(data, 0, &mut x);
-    let mut input = InputBuf::default();
+    let mut input = model.input_buf();
     model.forward_eval(ws, input.dense(&x, n, PIXELS));
 }
 

@@ -160,6 +160,12 @@ impl Arch {
         self.norm == Norm::Batch && self.hidden() > 0
     }
 
+    /// Whether a fully connected hidden layer has batch norm (BatchNorm1d: a batch of
+    /// one image cannot train).
+    pub fn batch_norm_1d(&self) -> bool {
+        self.norm == Norm::Batch && self.sizes.len() > 2
+    }
+
     /// Shape of linear layer `l` (the first reads the flattened conv output).
     pub fn shape(&self, l: usize) -> LinearShape {
         let fan_in = if l == 0 {

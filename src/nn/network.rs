@@ -129,6 +129,16 @@ impl Mlp {
         !matches!(self.layers[0], Layer::Linear { b: Some(_), .. })
     }
 
+    /// A buffer for this network's first-layer input: dense rows when the first
+    /// layer needs them, else chosen by each batch.
+    pub fn input_buf(&self) -> super::InputBuf {
+        if self.dense_input() {
+            super::InputBuf::new(super::FirstLayer::Dense)
+        } else {
+            super::InputBuf::default()
+        }
+    }
+
     /// Where linear layer `l`'s weight [in, out] and bias [out] start in the parameters.
     pub fn offsets_of(&self, l: usize) -> (usize, usize) {
         self.arch.offsets()[l]

@@ -37,8 +37,9 @@ pub enum SpecError {
     },
 }
 
-/// One conv layer as the options give it.
+/// One conv layer as the options give it (written "C:K:S:P" in files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ConvSpec {
     /// Output channels.
     pub channels: usize,
@@ -88,6 +89,19 @@ impl ConvSpec {
     pub fn list_to_string(specs: &[ConvSpec]) -> String {
         let parts: Vec<String> = specs.iter().map(ToString::to_string).collect();
         parts.join(",")
+    }
+}
+
+impl TryFrom<String> for ConvSpec {
+    type Error = SpecError;
+    fn try_from(s: String) -> Result<Self, SpecError> {
+        ConvSpec::parse_one(1, &s)
+    }
+}
+
+impl From<ConvSpec> for String {
+    fn from(s: ConvSpec) -> String {
+        s.to_string()
     }
 }
 
