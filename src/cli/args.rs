@@ -1,8 +1,8 @@
 //! The command line's arguments: one struct per group of options, each parsed and
 //! checked once by clap (numbers, names, seeds, shards) and handed on as it is.
 
-use std::path::PathBuf;
 use crate::nn::spec::ConvSpec;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
