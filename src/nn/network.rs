@@ -480,81 +480,93 @@ mod tests {
         assert_eq!(got, &want[..], "evaluation ignores dropout");
     }
 
-    /// Where each row's entries end, their columns and their bytes.
-    type Lists = (Vec<u32>, Vec<u16>, Vec<u8>);
-
-    /// Rows of bytes, 1 in 5 non-zero, and the same listed as a dataset lists them.
-    fn sparse_rows(n: usize, width: usize) -> (Vec<u8>, Lists) {
-        let bytes: Vec<u8> = (0..n * width)
-            .map(|i| if i % 5 == 0 { (i % 251) as u8 } else { 0 })
-            .collect();
-        let (mut ends, mut cols, mut nz) = (Vec::new(), Vec::new(), Vec::new());
-        for row in bytes.chunks(width) {
-            for (c, &b) in row.iter().enumerate().filter(|p| *p.1 != 0) {
-                cols.push(c as u16);
-                nz.push(b);
-            }
-            ends.push(cols.len() as u32);
-        }
-        (bytes, (ends, cols, nz))
+    /// Six rows of 40 bytes, 1 in 5 non-zero; the same listed as a dataset lists them;
+    /// the same as dense rows; a small network to run them through.
+    struct Fixture {
+        m: Mlp,
+        bytes: Vec<u8>,
+        lists: (Vec<u32>, Vec<u16>, Vec<u8>),
+        x: Vec<f32>,
+        table: [f32; 256],
+        rows: Vec<u32>,
     }
 
-    /// The sparse first layer (from dense rows, from bytes or from lists) gives the
-    /// dense path's outputs and gradients; lists give the bytes' bits; Auto picks
-    /// sparse for mostly-zero batches only; evaluation reads the lists directly.
+    impl Fixture {
+        fn new() -> Fixture {
+            let (n, width) = (6, 40);
+            let a = arch(
+                vec![width, 70, 8, 3],
+                Activation::Relu,
+                OutputFn::LogSoftmax,
+                0.0,
+            );
+            let bytes: Vec<u8> = (0..n * width)
+                .map(|i| if i % 5 == 0 { (i % 251) as u8 } else { 0 })
+                .collect();
+            let (mut ends, mut cols, mut nz) = (Vec::new(), Vec::new(), Vec::new());
+            for row in bytes.chunks(width) {
+                for (c, &b) in row.iter().enumerate().filter(|p| *p.1 != 0) {
+                    cols.push(c as u16);
+                    nz.push(b);
+                }
+                ends.push(cols.len() as u32);
+            }
+            let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
+            Fixture {
+                m: Mlp::new(a, Init::Torch, &mut Rng::seed_from_u64(3)),
+                x: bytes.iter().map(|&b| table[b as usize]).collect(),
+                bytes,
+                lists: (ends, cols, nz),
+                table,
+                rows: (0..n as u32).collect(),
+            }
+        }
+
+        /// The bytes as the first layer reads them, with or without their lists.
+        fn source(&self, listed: bool) -> ByteRows<'_> {
+            let (ends, cols, bytes) = &self.lists;
+            ByteRows {
+                images: &self.bytes,
+                lists: listed.then_some(RowLists { ends, cols, bytes }),
+                width: 40,
+                values: &self.table,
+            }
+        }
+
+        /// A training pass from input 0 (dense rows), 1 (bytes) or 2 (listed bytes):
+        /// outputs, gradients and whether the first layer ran sparse.
+        fn train(&self, policy: FirstLayer, input: u8) -> (Vec<f32>, Vec<f32>, bool) {
+            let (m, n) = (&self.m, self.rows.len());
+            let mut buf = InputBuf::new(policy);
+            let fill = |d: &mut [f32]| d.copy_from_slice(&self.x);
+            let x = match input {
+                0 => buf.dense_train(&self.x, n, 40),
+                1 => buf.train(self.source(false), &self.rows, fill),
+                _ => buf.train(self.source(true), &self.rows, fill),
+            };
+            let used = matches!(x, TrainInput::Sparse(_));
+            let mut ws = Workspace::new(m, n, true);
+            let mut grads = vec![0.0; m.params.len()];
+            let trace = m.forward_train(&mut ws, x);
+            let out = trace.outputs().to_vec();
+            trace.backward(m, &[0, 1, 2, 0, 1, 2], n, Loss::Nll, &mut grads);
+            (out, grads, used)
+        }
+    }
+
+    /// The sparse first layer (from dense rows or from bytes) gives the dense path's
+    /// outputs and gradients; Auto picks it for mostly-zero batches only.
     #[test]
     fn sparse_and_dense_first_layers_agree() {
         // The sparse kernels need AVX2+FMA: at the CPU's tier whatever ACTLAB_SIMD says.
         let _tier = crate::simd::force(crate::simd::detected());
-        let a = arch(
-            vec![40, 70, 8, 3],
-            Activation::Relu,
-            OutputFn::LogSoftmax,
-            0.0,
-        );
-        let m = Mlp::new(a, Init::Torch, &mut Rng::seed_from_u64(3));
-        let n = 6;
-        let (bytes, (ends, cols, nz)) = sparse_rows(n, 40);
-        let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
-        let x: Vec<f32> = bytes.iter().map(|&b| table[b as usize]).collect();
-        let t = [0u8, 1, 2, 0, 1, 2];
-        let lists = RowLists {
-            ends: &ends,
-            cols: &cols,
-            bytes: &nz,
-        };
-        let rows: Vec<u32> = (0..n as u32).collect();
-        let source = |lists| ByteRows {
-            images: &bytes,
-            lists,
-            width: 40,
-            values: &table,
-        };
-        // Input 0: dense rows, 1: bytes, 2: listed bytes.
-        let run = |policy: FirstLayer, input: u8| {
-            let mut buf = InputBuf::new(policy);
-            let fill = |d: &mut [f32]| d.copy_from_slice(&x);
-            let x = match input {
-                0 => buf.dense_train(&x, n, 40),
-                1 => buf.train(source(None), &rows, fill),
-                _ => buf.train(source(Some(lists)), &rows, fill),
-            };
-            let used = matches!(x, TrainInput::Sparse(_));
-            let mut ws = Workspace::new(&m, n, true);
-            let mut grads = vec![0.0; m.params.len()];
-            let trace = m.forward_train(&mut ws, x);
-            let out = trace.outputs().to_vec();
-            trace.backward(&m, &t, n, Loss::Nll, &mut grads);
-            (out, grads, used)
-        };
-        let (dense_out, dense_grads, used) = run(FirstLayer::Dense, 0);
+        let f = Fixture::new();
+        let (dense_out, dense_grads, used) = f.train(FirstLayer::Dense, 0);
         assert!(!used);
         for (policy, input) in [(FirstLayer::Sparse, 0), (FirstLayer::Auto, 1)] {
-            let (out, grads, used) = run(policy, input);
-            assert_eq!(
-                used,
-                policy == FirstLayer::Sparse || crate::nn::sparse::available()
-            );
+            let (out, grads, used) = f.train(policy, input);
+            let sparse = policy == FirstLayer::Sparse || crate::nn::sparse::available();
+            assert_eq!(used, sparse);
             assert_eq!(
                 (out.len(), grads.len()),
                 (dense_out.len(), dense_grads.len())
@@ -563,24 +575,40 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
-        let from_bytes = run(FirstLayer::Auto, 1);
+        let mut buf = InputBuf::default();
+        let dense = vec![0.5; 6 * 40];
+        assert!(
+            matches!(buf.dense_train(&dense, 6, 40), TrainInput::Dense { .. }),
+            "a dense batch runs dense"
+        );
+    }
+
+    /// Lists give the bytes' bits in training; evaluation reads the lists directly
+    /// and gives the same outputs.
+    #[test]
+    fn listed_rows_give_the_bytes_bits() {
+        let _tier = crate::simd::force(crate::simd::detected());
+        let f = Fixture::new();
+        let from_bytes = f.train(FirstLayer::Auto, 1);
         assert_eq!(
-            run(FirstLayer::Auto, 2),
+            f.train(FirstLayer::Auto, 2),
             from_bytes,
             "lists give the bytes' bits"
         );
-        // Evaluation straight from the lists: the same outputs.
         let mut buf = InputBuf::default();
-        let x_eval = buf.eval(source(Some(lists)), &rows, |_| unreachable!("sparse"));
+        let fill = |d: &mut [f32]| d.copy_from_slice(&f.x);
+        let x_eval = buf.eval(f.source(true), &f.rows, fill);
         let listed = matches!(x_eval, Input::Listed(_));
         assert_eq!(listed, crate::nn::sparse::available());
-        let mut ws = Workspace::new(&m, n, false);
-        assert_eq!(m.forward_eval(&mut ws, x_eval), &from_bytes.0[..]);
-        let mut buf = InputBuf::default();
-        let dense = vec![0.5; n * 40];
-        assert!(
-            matches!(buf.dense_train(&dense, n, 40), TrainInput::Dense { .. }),
-            "a dense batch runs dense"
-        );
+        let mut ws = Workspace::new(&f.m, f.rows.len(), false);
+        let out = f.m.forward_eval(&mut ws, x_eval);
+        let close = out
+            .iter()
+            .zip(&from_bytes.0)
+            .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+        assert!(out.len() == from_bytes.0.len() && close);
+        if listed {
+            assert_eq!(out, &from_bytes.0[..], "the same terms in the same order");
+        }
     }
 }

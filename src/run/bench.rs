@@ -177,43 +177,9 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         &split,
     );
     let startup_seconds = crate::process_seconds();
-    println!(
-        "loaded {} ({} + {} images) in {load_seconds:.3}s",
-        plan.dataset,
-        split.train.len(),
-        split.test.len()
-    );
-    let nonzero_share = nonzero_share(split.train.images());
-    println!(
-        "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
-        nonzero_share * 100.0,
-        crate::nn::sparse::DENSE_ABOVE * 100.0,
-        if crate::nn::sparse::available() { "" } else { " (not at this SIMD tier: it needs AVX2+FMA)" }
-    );
-    println!("SIMD tier: {} (ACTLAB_SIMD lowers it)", crate::simd::tier());
-    let mut results = Vec::new();
-    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
-    let mut reference = None;
-    for act in plan.activations {
-        if reference.is_none() {
-            let (r, _) = time_activation(plan, act, &split, FirstLayer::Dense)?;
-            println!("{r}");
-            reference = Some(r);
-        }
-        let (r, tr) = time_activation(plan, act, &split, FirstLayer::Auto)?;
-        if results.is_empty() {
-            eval_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss, FirstLayer::Auto);
-            eval_dense_seconds = time_evaluation(&tr.model, &split, tr.cfg.loss, FirstLayer::Dense);
-        }
-        match &reference {
-            Some(d) if d.activation == r.activation => println!(
-                "{r}  ({:.2}x the reference's time)",
-                r.epoch_seconds / d.epoch_seconds
-            ),
-            _ => println!("{r}"),
-        }
-        results.push(r);
-    }
+    let nonzero_share = describe(plan, &split, load_seconds);
+    let timed = time_activations(plan, &split)?;
+    let (results, reference, (eval_seconds, eval_dense_seconds)) = timed;
     // Peak memory of the training above, before the scaling runs add their own.
     let peak = peak_rss_mb();
     let n_images = split.train.len() + split.test.len();
@@ -249,6 +215,57 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         report.peak_rss_mb.unwrap_or(f64::NAN)
     );
     Ok(report)
+}
+
+/// Say what was loaded and which first layer and SIMD tier will run; the share of
+/// non-zero training pixels.
+fn describe(plan: &BenchPlan<'_>, split: &data::Split, load_seconds: f64) -> f64 {
+    println!(
+        "loaded {} ({} + {} images) in {load_seconds:.3}s",
+        plan.dataset,
+        split.train.len(),
+        split.test.len()
+    );
+    let nonzero_share = nonzero_share(split.train.images());
+    println!(
+        "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
+        nonzero_share * 100.0,
+        crate::nn::sparse::DENSE_ABOVE * 100.0,
+        if crate::nn::sparse::available() { "" } else { " (not at this SIMD tier: it needs AVX2+FMA)" }
+    );
+    println!("SIMD tier: {} (ACTLAB_SIMD lowers it)", crate::simd::tier());
+    nonzero_share
+}
+
+/// Each activation's epoch (the first also with the dense first layer, the
+/// reference) and the evaluation time with either first layer.
+type Timed = (Vec<ActivationBench>, Option<ActivationBench>, (f64, f64));
+
+fn time_activations(plan: &BenchPlan<'_>, split: &data::Split) -> Result<Timed> {
+    let mut results = Vec::new();
+    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
+    let mut reference = None;
+    for act in plan.activations {
+        if reference.is_none() {
+            let (r, _) = time_activation(plan, act, split, FirstLayer::Dense)?;
+            println!("{r}");
+            reference = Some(r);
+        }
+        let (r, tr) = time_activation(plan, act, split, FirstLayer::Auto)?;
+        if results.is_empty() {
+            eval_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Auto);
+            eval_dense_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Dense);
+        }
+        match &reference {
+            Some(d) if d.activation == r.activation => println!(
+                "{r}  ({:.2}x the reference's time)",
+                r.epoch_seconds / d.epoch_seconds
+            ),
+            _ => println!("{r}"),
+        }
+        results.push(r);
+    }
+    Ok((results, reference, (eval_seconds, eval_dense_seconds)))
 }
 
 /// The share of non-zero bytes.

@@ -2,7 +2,6 @@
 //! run records, experiment specs. Every write is atomic and every failure names the
 //! file; what the files mean is decided by the layers above.
 
-mod compat;
 pub mod folder;
 pub mod paths;
 pub mod records;

@@ -12,12 +12,14 @@ use crate::data::Split;
 use crate::diagnostics::Recorder;
 use crate::eval::{argmax, Evaluation, Evaluator};
 use crate::nn::{Mlp, Optimizer, Rng};
-use step::{Crew, Run};
+use step::Crew;
+use worker::Run;
 
 mod figures;
 mod split_layer;
 mod step;
 mod team;
+mod worker;
 
 pub use figures::{EpochFigures, FinalFigures};
 

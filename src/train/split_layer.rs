@@ -20,7 +20,7 @@
 //! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len], with
 //! their gradient and moments the same; part z and dz [n, len].
 
-use super::step::{worker_rows, Run, Worker};
+use super::worker::{worker_rows, Run, Worker};
 use crate::data::{batch, Dataset, PIXELS};
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
 use crate::nn::{InputBuf, Mlp, Optimizer, StepScalars};

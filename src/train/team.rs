@@ -14,8 +14,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::split_layer::{rest_start, update_rest, Part};
-use super::step::{add_grads, check, sample_masks, worker_rows, Crew, Run, Worker};
+use super::split_layer::{rest_start, update_rest, Part, SplitFirst};
+use super::worker::{add_grads, check, sample_masks, worker_rows, Run, Worker};
 use super::{Divergence, Progress};
 use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
@@ -295,12 +295,13 @@ impl Shared<'_, '_> {
 /// thread per part and worker: (loss sum, correct count), or None if it diverged or
 /// was stopped.
 pub(super) fn steps(
-    crew: &mut Crew,
+    workers: &mut [Worker],
+    split: &mut SplitFirst,
     run: &mut Run,
     progress: &mut dyn Progress,
     stop: &AtomicBool,
 ) -> Option<(f64, usize)> {
-    crew.split.load(run.model, run.opt);
+    split.load(run.model, run.opt);
     let (steps, first_step) = (run.per_epoch(), run.global_step(0));
     let lists = super::split_layer::lists(run.data)?;
     let Run {
@@ -314,13 +315,12 @@ pub(super) fn steps(
         diverged,
         epoch,
     } = run;
-    let split = &mut crew.split;
     let shared = Shared {
-        team: Team::new(crew.workers.len()),
+        team: Team::new(workers.len()),
         out: model.arch.sizes[1],
         parts: split.parts.iter_mut().map(RwLock::new).collect(),
         blocks: split.blocks.iter_mut().map(RwLock::new).collect(),
-        workers: crew.workers.iter_mut().map(RwLock::new).collect(),
+        workers: workers.iter_mut().map(RwLock::new).collect(),
         model: RwLock::new(model),
         order,
         lists,

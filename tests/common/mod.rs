@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: the data and fixtures inside the repository.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// A path inside the repository (tests read nothing outside it).
 pub fn repo(rel: &str) -> PathBuf {
@@ -340,4 +341,35 @@ pub fn run_chromium(
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Run actlab and demand: exit 2, one line on stderr starting with "error: ", no panic,
+/// containing every `needles` item. Returns the line.
+pub fn fails(cmd: &mut Command, needles: &[&str]) -> String {
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning:")).collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {}", lines[0]);
+    }
+    lines[0].to_string()
+}
+
+pub fn train_on(dir: &Path) -> Command {
+    let mut c = actlab();
+    c.args(["train", "--epochs", "1", "--batch-size", "10", "--data-dir"])
+        .arg(dir)
+        .arg("--out")
+        .arg(dir.join("out"));
+    c
+}
+
+pub fn small() -> TempDir {
+    let d = TempDir::new("bad");
+    write_small_mnist(&d.0, 100, 20);
+    d
 }

@@ -116,26 +116,9 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
         } else if c.is_ascii_digit()
             || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
         {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                i += 1;
-            }
-            // An exponent only when digits follow: "2e" is 2 then the constant e.
-            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
-                let sign = usize::from(matches!(chars.get(i + 1), Some('+' | '-')));
-                if chars.get(i + 1 + sign).is_some_and(char::is_ascii_digit) {
-                    i += 1 + sign;
-                    while i < chars.len() && chars[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                }
-            }
-            let s: String = chars[start..i].iter().collect();
-            let n = s.parse::<f64>().map_err(|_| SyntaxError {
-                message: format!("'{s}' is not a number"),
-                column: col,
-            })?;
+            let (n, end) = number(&chars, i)?;
             out.push((Tok::Num(n), col));
+            i = end;
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
@@ -143,36 +126,67 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
             }
             out.push((Tok::Ident(chars[start..i].iter().collect()), col));
         } else {
-            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-            let sym = match two.as_str() {
-                "<=" => "<=",
-                ">=" => ">=",
-                "**" => "^",
-                _ => match c {
-                    '+' => "+",
-                    '-' => "-",
-                    '*' => "*",
-                    '/' => "/",
-                    '^' => "^",
-                    '(' => "(",
-                    ')' => ")",
-                    ',' => ",",
-                    '<' => "<",
-                    '>' => ">",
-                    _ => {
-                        return Err(SyntaxError {
-                            message: format!("unexpected character '{c}'"),
-                            column: col,
-                        })
-                    }
-                },
-            };
-            i += if sym.len() == 2 || two == "**" { 2 } else { 1 };
+            let (sym, len) = symbol(&chars[i..], col)?;
             out.push((Tok::Sym(sym), col));
+            i += len;
         }
     }
     out.push((Tok::End, chars.len() + 1));
     Ok(out)
+}
+
+/// The number starting at `chars[start]`, and where it ends.
+fn number(chars: &[char], start: usize) -> Result<(f64, usize), SyntaxError> {
+    let mut i = start;
+    while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+        i += 1;
+    }
+    // An exponent only when digits follow: "2e" is 2 then the constant e.
+    if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+        let sign = usize::from(matches!(chars.get(i + 1), Some('+' | '-')));
+        if chars.get(i + 1 + sign).is_some_and(char::is_ascii_digit) {
+            i += 1 + sign;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    let s: String = chars[start..i].iter().collect();
+    let n = s.parse::<f64>().map_err(|_| SyntaxError {
+        message: format!("'{s}' is not a number"),
+        column: start + 1,
+    })?;
+    Ok((n, i))
+}
+
+/// The operator or bracket at the start of `chars` (at column `col`), and its length.
+fn symbol(chars: &[char], col: usize) -> Result<(&'static str, usize), SyntaxError> {
+    let two: String = chars[..2.min(chars.len())].iter().collect();
+    match two.as_str() {
+        "<=" => return Ok(("<=", 2)),
+        ">=" => return Ok((">=", 2)),
+        "**" => return Ok(("^", 2)),
+        _ => {}
+    }
+    let sym = match chars[0] {
+        '+' => "+",
+        '-' => "-",
+        '*' => "*",
+        '/' => "/",
+        '^' => "^",
+        '(' => "(",
+        ')' => ")",
+        ',' => ",",
+        '<' => "<",
+        '>' => ">",
+        c => {
+            return Err(SyntaxError {
+                message: format!("unexpected character '{c}'"),
+                column: col,
+            })
+        }
+    };
+    Ok((sym, 1))
 }
 
 /// Longest formula accepted, in characters: far beyond any activation written by
