@@ -53,7 +53,8 @@ fn load(case: &Value, file: &TensorFile, path: &Path, prefix: &str) -> Mlp {
     let mut want: Vec<String> = (case["tensors"].as_array().unwrap().iter())
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    (names.sort(), want.sort());
+    names.sort();
+    want.sort();
     assert_eq!(
         names, want,
         "{}: the engine's names are PyTorch's",
