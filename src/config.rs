@@ -10,6 +10,7 @@ use crate::data::{DatasetName, Shape};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+use crate::nn::spec::{ConvSpec, Norm, Pool};
 use crate::nn::{Activation, Arch, Init, Loss, OptimConfig, OptimKind, OutputFn};
 
 /// Everything that determines a training run (with the seed, results are bit-identical).
@@ -25,7 +26,16 @@ pub struct TrainConfig {
     /// model rebuilds the same network (a named dataset's shape is fixed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_shape: Option<Shape>,
-    /// Hidden layer widths.
+    /// Conv layers on the image before the hidden layers ("C:K:S:P" each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvSpec>,
+    /// 2x2 pooling after each conv layer's activation.
+    #[serde(skip_serializing_if = "Pool::is_default")]
+    pub pool: Pool,
+    /// Normalisation of every hidden layer, before its activation.
+    #[serde(skip_serializing_if = "Norm::is_default")]
+    pub norm: Norm,
+    /// Fully connected hidden layer widths.
     pub hidden: Vec<usize>,
     /// One activation for every hidden layer, or one per hidden layer.
     pub activation: Vec<Activation>,
@@ -76,6 +86,9 @@ impl Default for TrainConfig {
             dataset: DatasetName::Mnist,
             data_file: None,
             data_shape: None,
+            conv: Vec::new(),
+            pool: Pool::default(),
+            norm: Norm::default(),
             hidden: vec![128, 64],
             activation: vec![Activation::Relu],
             output: OutputFn::LogSoftmax,
@@ -117,10 +130,16 @@ impl TrainConfig {
         }
     }
 
-    /// The activation of each hidden layer (a single one is repeated).
+    /// Number of hidden layers, conv layers first.
+    pub fn hidden_layers(&self) -> usize {
+        self.conv.len() + self.hidden.len()
+    }
+
+    /// The activation of each hidden layer, conv layers first (a single one is
+    /// repeated).
     pub fn activations(&self) -> Vec<Activation> {
         if self.activation.len() == 1 {
-            vec![self.activation[0].clone(); self.hidden.len()]
+            vec![self.activation[0].clone(); self.hidden_layers()]
         } else {
             self.activation.clone()
         }
@@ -159,6 +178,10 @@ impl TrainConfig {
             activations: self.activations(),
             output: self.output,
             dropout: self.dropout,
+            conv: self.conv.clone(),
+            pool: self.pool,
+            norm: self.norm,
+            image: None,
         }
     }
 
@@ -219,16 +242,27 @@ impl TrainConfig {
                 "--activation: give at least one activation (e.g. relu)".into(),
             ));
         }
-        if self.activation.len() != 1 && self.activation.len() != self.hidden.len() {
+        if self.activation.len() != 1 && self.activation.len() != self.hidden_layers() {
             return Err(ConfigError(format!(
-                "--activation lists {} functions but --hidden has {} layers; give one for all or one per layer",
+                "--activation lists {} functions but the net has {} hidden layers (--conv layers, then --hidden); give one for all or one per layer",
                 self.activation.len(),
-                self.hidden.len()
+                self.hidden_layers()
             )));
         }
-        if self.hidden.is_empty() && self.activation.len() > 1 {
+        self.arch()
+            .check()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if self.hidden_layers() == 0 && self.activation.len() > 1 {
             return Err(ConfigError(
                 "--activation: no hidden layers to apply it to".into(),
+            ));
+        }
+        // The engine trains batch norm exactly (tests/parity_conv.rs), but models and
+        // checkpoints do not yet carry its running statistics: a saved or resumed
+        // model would evaluate with fresh ones, a silently wrong number.
+        if self.norm == crate::nn::spec::Norm::Batch {
+            return Err(ConfigError(
+                "--norm batch: saved models and checkpoints do not yet keep batch norm's running statistics; use --norm layer or none for now".into(),
             ));
         }
         Ok(())

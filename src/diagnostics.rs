@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::images_range;
 use crate::data::Dataset;
-use crate::nn::{Activation, InputBuf, Mlp, Workspace};
+use crate::nn::{Activation, Mlp, Workspace};
 
 /// Steps between gradient-norm samples.
 pub const GRAD_EVERY: usize = 10;
@@ -289,7 +289,7 @@ fn forward_all(model: &Mlp, ws: &mut Workspace, data: &Dataset) {
     let width = data.width();
     let mut x = vec![0.0; n * width];
     images_range(data, 0, &mut x);
-    let mut input = InputBuf::default();
+    let mut input = model.input_buf();
     model.forward_eval(ws, input.dense(&x, n, width));
 }
 
@@ -316,6 +316,7 @@ mod tests {
             activations: vec![act.clone(), act],
             output: OutputFn::LogSoftmax,
             dropout: 0.0,
+            ..Default::default()
         };
         Mlp::new(arch, Init::Torch, &mut Rng::seed_from_u64(0))
     }

@@ -78,6 +78,8 @@ pub fn argmax(row: &[f32]) -> usize {
 pub struct Evaluator {
     ws: Workspace,
     input: InputBuf,
+    /// The model's first layer reads dense rows only (a policy never overrides it).
+    dense: bool,
     /// The rows of the current batch.
     pick: Vec<u32>,
 }
@@ -87,14 +89,17 @@ impl Evaluator {
     pub fn new(model: &Mlp) -> Self {
         Evaluator {
             ws: Workspace::new(model, EVAL_BATCH, false),
-            input: InputBuf::default(),
+            input: model.input_buf(),
+            dense: model.dense_input(),
             pick: Vec::with_capacity(EVAL_BATCH),
         }
     }
 
     /// The same, with the first layer's kernel chosen (default: by each batch).
     pub fn with_first_layer(mut self, policy: crate::nn::FirstLayer) -> Self {
-        self.input.policy = policy;
+        if !self.dense {
+            self.input.policy = policy;
+        }
         self
     }
 

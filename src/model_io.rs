@@ -322,13 +322,19 @@ impl ModelMeta {
         })
     }
 
-    /// The architecture it describes.
+    /// The architecture it describes (conv layers, pooling and norm from the
+    /// training configuration, when there is one).
     pub fn arch(&self) -> Arch {
+        let c = self.config.as_ref();
         Arch {
             sizes: self.sizes.clone(),
             activations: self.activations.clone(),
             output: self.output,
             dropout: 0.0,
+            conv: c.map_or_else(Vec::new, |c| c.conv.clone()),
+            pool: c.map_or_else(Default::default, |c| c.pool),
+            norm: c.map_or_else(Default::default, |c| c.norm),
+            image: None,
         }
     }
 }
@@ -406,7 +412,8 @@ pub fn model_from_file(
             None => inferred_meta(file, path, fallback)?,
         },
     };
-    if meta.sizes.len() < 2 || meta.activations.len() != meta.sizes.len() - 2 {
+    let convs = meta.config.as_ref().map_or(0, |c| c.conv.len());
+    if meta.sizes.len() < 2 || meta.activations.len() != meta.sizes.len() - 2 + convs {
         bail!(
             "{}: metadata lists {} activations for layer sizes {:?}",
             path.display(),
@@ -422,6 +429,9 @@ pub fn model_from_file(
         );
     }
     let arch = meta.arch();
+    if let Err(e) = arch.check() {
+        bail!("{}: {e}", path.display());
+    }
     let params = params_from(file, path, &arch, "")?;
     Ok((Mlp::from_params(arch, params), meta))
 }

@@ -181,6 +181,7 @@ fn all_cases_match_pytorch() {
             activations: vec![case.hidden.clone(); dims.len() - 2],
             output: case.output,
             dropout: 0.0,
+            ..Default::default()
         };
         let params = params_from(&init, &init_path, &arch, "").unwrap();
         let model = Mlp::from_params(arch, params);
@@ -307,6 +308,7 @@ fn all_cases_of_the_second_set_match_pytorch() {
             activations: hidden,
             output: case.output,
             dropout: 0.0,
+            ..Default::default()
         };
         let path = dir.join(&case.file);
         let f = read_tensors(&path).unwrap();
@@ -404,6 +406,7 @@ fn a_cli_training_run_with_a_partial_batch_matches_pytorch() {
         activations: vec![Activation::Relu; 2],
         output: OutputFn::LogSoftmax,
         dropout: 0.0,
+        ..Default::default()
     };
     let got = read_tensors(&model).unwrap();
     let got = params_from(&got, &model, &arch, "").unwrap();

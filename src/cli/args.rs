@@ -1,6 +1,7 @@
 //! The command line's arguments: one struct per group of options, each parsed and
 //! checked once by clap (numbers, names, seeds, shards) and handed on as it is.
 
+use crate::nn::spec::ConvSpec;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -123,9 +124,27 @@ pub struct ExperimentArgs {
 /// The model and how to train it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Hidden layer widths, comma-separated.
+    /// Fully connected hidden layer widths, comma-separated (after flattening the
+    /// conv layers' output in (C, H, W) order).
     #[arg(long, value_delimiter = ',', default_value = "128,64", value_parser = help::whole)]
     pub hidden: Vec<usize>,
+    /// Conv layers on the 1x28x28 image, C:K[:S[:P]] each (out channels, kernel,
+    /// stride 1, padding 0), comma-separated; each is followed by its norm, its
+    /// activation and the pool. Default none (an MLP).
+    #[arg(long, value_name = "C:K[:S[:P]],...")]
+    pub conv: Option<String>,
+    /// 2x2 pooling (stride 2) after each conv layer's activation: max, avg or none.
+    #[arg(long, value_name = "max|avg|none")]
+    pub pool: Option<String>,
+    /// Normalisation after each hidden layer's conv/linear map, before its
+    /// activation: none, batch (BatchNorm; the map has no bias) or layer (GroupNorm(1, C)
+    /// after a conv layer, LayerNorm after a linear one).
+    #[arg(long, value_name = "none|batch|layer", default_value = "none")]
+    pub norm: String,
+    /// A named model: lenet5 = --conv 6:5:1:2,16:5 --pool max --hidden 120,84 (an
+    /// explicit --conv or --pool wins).
+    #[arg(long, value_name = "lenet5")]
+    pub model: Option<String>,
     #[arg(long, value_delimiter = ',', default_value = "relu", help = help::activation())]
     pub activation: Vec<String>,
     #[command(flatten)]
@@ -194,14 +213,36 @@ pub struct Limits {
 }
 
 impl ModelArgs {
+    /// The conv layers and hidden widths, from --model, --conv and --hidden.
+    fn layers(&self) -> Result<(Vec<ConvSpec>, Vec<usize>)> {
+        let (mut conv, mut hidden) = (Vec::new(), self.hidden.clone());
+        match self.model.as_deref() {
+            None => {}
+            Some("lenet5") => {
+                conv = ConvSpec::parse_list("6:5:1:2,16:5")?;
+                hidden = vec![120, 84];
+            }
+            Some(other) => anyhow::bail!("unknown --model '{other}'; use lenet5"),
+        }
+        if let Some(spec) = &self.conv {
+            conv = ConvSpec::parse_list(spec)?;
+        }
+        Ok((conv, hidden))
+    }
+
     /// The run configuration these options describe, with the formulas they define.
     pub fn config(&self, dataset: DatasetName) -> Result<(TrainConfig, Formulas)> {
         let formulas = self.defines.formulas()?;
+        let (conv, hidden) = self.layers()?;
+        let pool = self.pool.as_deref().unwrap_or("max").parse()?;
         let config = TrainConfig {
             dataset,
             data_file: None,
             data_shape: None,
-            hidden: self.hidden.clone(),
+            conv,
+            pool,
+            norm: self.norm.parse()?,
+            hidden,
             activation: resolve(&self.activation, &formulas)?,
             output: self.output,
             loss: self.loss,

@@ -7,16 +7,23 @@
 //!   Activation  out = in; y = f(x) element-wise (a PReLU's slope at `slope`)
 //!   Dropout     out = in; y = x * mask, mask 0 or 1/(1-p) (training only)
 //!   Output      out = in; y = log_softmax / softmax / sigmoid / identity of rows
+//!   Conv        x [n, c_in, h, w] -> y [n, c_out, oh, ow] (NCHW rows; see `conv`)
+//!   Pool        x [n, c, h, w] -> y [n, c, h/2, w/2]
+//!   Norm        out = in; batch norm over channels, or layer norm per sample
+//! A row of a conv layer's output is its (C, H, W) flattening, so a linear layer
+//! after it reads it as `torch.flatten(x, 1)` would give it.
 //!
-//! A new kind (conv, pooling, normalisation) is one more arm here and in
-//! [`crate::nn::Arch::build`]; the network and the training step walk the list and
-//! need no change.
+//! A new kind is one more arm here and in [`crate::nn::Arch::build`]; the network and
+//! the training step walk the list and need no change.
 
 use std::borrow::Cow;
 
 use super::activation::Activation;
+use super::conv::ConvShape;
 use super::linear::LinearShape;
+use super::norm::{BatchNorm, LayerNorm, Moments, RunningStats};
 use super::output::OutputFn;
+use super::pool::PoolShape;
 
 /// One layer: its kind and where its parameters sit in the flat vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +34,28 @@ pub enum Layer {
         shape: LinearShape,
         /// Where the weight [in, out] starts in the parameters.
         w: usize,
-        /// Where the bias [out] starts.
-        b: usize,
+        /// Where the bias [out] starts (None: no bias, before batch norm).
+        b: Option<usize>,
+    },
+    /// A 2-D convolution.
+    Conv {
+        /// Its shape on its input.
+        shape: ConvShape,
+        /// Where the weight [c_out, c_in, k, k] starts.
+        w: usize,
+        /// Where the bias [c_out] starts (None before batch norm).
+        b: Option<usize>,
+    },
+    /// 2x2 pooling with stride 2.
+    Pool(PoolShape),
+    /// Batch or layer normalisation, weight [c] at `w` and bias [c] after it.
+    Norm {
+        /// Which, and its shape.
+        kind: NormKind,
+        /// Where the weight starts.
+        w: usize,
+        /// Batch norm: which of the network's running statistics it keeps.
+        stats: Option<usize>,
     },
     /// An element-wise activation.
     Activation {
@@ -46,6 +73,37 @@ pub enum Layer {
     Output(OutputFn),
 }
 
+/// A normalisation kernel and its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// BatchNorm1d (s = 1) or BatchNorm2d.
+    Batch(BatchNorm),
+    /// LayerNorm (s = 1) or GroupNorm(1, c).
+    Layer(LayerNorm),
+}
+
+impl NormKind {
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        match self {
+            NormKind::Batch(b) => b.c,
+            NormKind::Layer(l) => l.c,
+        }
+    }
+}
+
+/// What a layer keeps from its forward pass for its backward pass.
+#[derive(Debug, Clone, Default)]
+pub struct LayerAux {
+    /// A norm's moments (per channel or per sample).
+    pub moments: Moments,
+    /// A max pool's positions of the maxima [n, out].
+    pub argmax: Vec<u32>,
+    /// A batch norm's running statistics, as the pass starts (the network's) and as
+    /// a training pass leaves them.
+    pub running: Option<RunningStats>,
+}
+
 /// What one layer's forward or backward pass reads and writes besides its data.
 pub struct Ctx<'a> {
     /// The network's parameters.
@@ -54,6 +112,12 @@ pub struct Ctx<'a> {
     pub n: usize,
     /// The layer's dropout mask [n, width] (empty for other kinds).
     pub mask: &'a [f32],
+    /// Training mode (batch norm normalises by the batch's statistics).
+    pub train: bool,
+    /// What the layer keeps between its passes.
+    pub aux: &'a mut LayerAux,
+    /// Scratch for a conv layer's columns and their gradient.
+    pub col: (&'a mut [f32], &'a mut [f32]),
 }
 
 impl Layer {
@@ -61,6 +125,8 @@ impl Layer {
     pub fn width(&self, width: usize) -> usize {
         match self {
             Layer::Linear { shape, .. } => shape.fan_out,
+            Layer::Conv { shape, .. } => shape.out_len(),
+            Layer::Pool(p) => p.out_len(),
             _ => width,
         }
     }
@@ -85,12 +151,15 @@ impl Layer {
     }
 
     /// y = layer(x) over `c.n` rows (x [n, in], y [n, out]).
-    pub fn forward(&self, c: &Ctx, x: &[f32], y: &mut [f32]) {
+    pub fn forward(&self, c: &mut Ctx, x: &[f32], y: &mut [f32]) {
         match self {
-            &Layer::Linear { shape, w, b } => {
-                let (ws, bs) = (&c.params[w..b], &c.params[b..b + shape.fan_out]);
-                shape.forward(ws, bs, x, c.n, y);
+            &Layer::Linear { shape, w, b } => super::maps::linear_forward(c, shape, (w, b), x, y),
+            &Layer::Conv { shape, w, b } => super::maps::conv_forward(c, shape, (w, b), x, y),
+            Layer::Pool(p) => {
+                c.aux.argmax.resize(c.n * p.out_len(), 0);
+                p.forward(x, c.n, y, &mut c.aux.argmax)
             }
+            &Layer::Norm { kind, w, .. } => super::maps::norm_forward(c, kind, w, x, y),
             Layer::Activation { f, slope } => Self::activation(f, *slope, c.params).forward(x, y),
             Layer::Dropout { .. } => {
                 for ((d, &v), &m) in y.iter_mut().zip(x).zip(c.mask) {
@@ -106,11 +175,12 @@ impl Layer {
 
     /// The backward pass: dx (the gradient at the input, [n, in]) from dy (at the
     /// output, [n, out]); the parameters' gradients into `grads`. `x` and `y` are what
-    /// the forward pass read and wrote.
+    /// the forward pass read and wrote. An empty `dx` asks for no input gradient (a
+    /// conv layer on the network's input).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
-        c: &Ctx,
+        c: &mut Ctx,
         x: &[f32],
         y: &[f32],
         dy: &[f32],
@@ -119,9 +189,14 @@ impl Layer {
     ) {
         match self {
             &Layer::Linear { shape, w, b } => {
-                let (dw, rest) = grads[w..].split_at_mut(b - w);
-                let db = &mut rest[..shape.fan_out];
-                shape.backward(&c.params[w..b], x, dy, c.n, dw, db, Some(dx));
+                super::maps::linear_backward(c, shape, (w, b), (x, dy, dx), grads)
+            }
+            &Layer::Conv { shape, w, b } => {
+                super::maps::conv_backward(c, shape, (w, b), (x, dy, dx), grads)
+            }
+            Layer::Pool(p) => p.backward(dy, &c.aux.argmax, c.n, dx),
+            &Layer::Norm { kind, w, .. } => {
+                super::maps::norm_backward(c, kind, w, (x, dy, dx), grads)
             }
             Layer::Activation { f, slope } => {
                 if let Some(o) = *slope {

@@ -12,6 +12,7 @@ pub mod input;
 pub mod layer;
 pub mod linear;
 pub mod loss;
+mod maps;
 pub mod names;
 pub mod network;
 pub mod norm;
@@ -20,6 +21,7 @@ pub mod output;
 pub mod pool;
 pub mod portable;
 pub mod sparse;
+pub mod spec;
 #[cfg(test)]
 mod tiers;
 pub mod workspace;

@@ -3,28 +3,33 @@
 //!
 //! Shapes (n = rows in the batch): x [n, d_0] → layer 0 → out[0] → ... → out[L-1]
 //! [n, classes]; the backward pass runs the list in reverse from dLoss/d out[L-1].
-//! Layer 0 is always the first linear map, which alone reads the batch's input in
-//! one of its forms ([`Input`], [`TrainInput`]); every other layer reads the output
-//! of the layer before it (in evaluation, dropout layers are skipped).
+//! Layer 0 alone reads the batch's input: a first linear map in any of its forms
+//! ([`Input`], [`TrainInput`]), a conv layer (or a linear map without a bias) dense
+//! rows; every other layer reads the output of the layer before it (in evaluation,
+//! dropout layers are skipped).
 //!
 //! Only a training forward pass returns a [`Trace`], and only a trace runs the
 //! backward pass: a backward pass after an evaluation pass does not compile.
 
-use super::arch::Arch;
+use super::arch::{Arch, Slot};
 use super::init::Init;
 use super::input::{Input, TrainInput};
 use super::layer::{Ctx, Layer};
 use super::loss::Loss;
+use super::norm::RunningStats;
 use super::workspace::Workspace;
 use super::Rng;
 
-/// A network: its architecture, its parameters and its layers.
+/// A network: its architecture, its parameters, its buffers and its layers.
 #[derive(Debug, Clone)]
 pub struct Mlp {
     /// Layer sizes and functions.
     pub arch: Arch,
-    /// All weights and biases, laid out as [`Arch::offsets`] says.
+    /// All weights and biases, laid out as [`Arch::layout`] says.
     pub params: Vec<f32>,
+    /// Each batch-norm layer's running statistics, in order ([`Arch::buffer_names`]):
+    /// buffers, not parameters (the optimiser never sees them).
+    pub stats: Vec<RunningStats>,
     layers: Vec<Layer>,
 }
 
@@ -37,20 +42,55 @@ pub struct Trace<'a> {
     n: usize,
 }
 
+/// Draw one map's weight and bias (if it has one) as `init` does for PyTorch's
+/// layout [out, in].
+fn fill_slot(
+    (init, rng): (Init, &mut Rng),
+    params: &mut [f32],
+    slot: Slot,
+    (fan_in, fan_out): (usize, usize),
+    (weights, bias): (usize, usize),
+) {
+    let (ws, rest) = params[slot.w..].split_at_mut(weights);
+    let bs: &mut [f32] = match slot.b {
+        Some(b) => &mut rest[b - slot.w - weights..][..bias],
+        None => &mut [],
+    };
+    init.fill(rng, fan_in, fan_out, ws, bs);
+}
+
 impl Mlp {
     /// A freshly initialised network: the same draws, in the same order, as PyTorch's
-    /// layout would take them, then stored input-major.
+    /// layout would take them (conv layers, then linear ones), then stored
+    /// input-major; norms start at weight 1, bias 0.
     pub fn new(arch: Arch, init: Init, rng: &mut Rng) -> Self {
-        let mut params = vec![0.0; arch.n_params()];
-        for (l, &(w, b)) in arch.offsets().iter().enumerate() {
-            let s = arch.shape(l);
-            let (ws, bs) = params[w..].split_at_mut(b - w);
-            init.fill(rng, s.fan_in, s.fan_out, ws, &mut bs[..s.fan_out]);
+        let layout = arch.layout();
+        let mut params = vec![0.0; layout.total];
+        for (s, _, slot) in &layout.convs {
+            let fans = (s.c_in * s.k * s.k, s.c_out * s.k * s.k);
+            fill_slot(
+                (init, rng),
+                &mut params,
+                *slot,
+                fans,
+                (s.weights(), s.c_out),
+            );
         }
-        for l in arch.prelu_layers().collect::<Vec<_>>() {
-            if let (Some(o), super::Activation::Prelu(a)) =
-                (arch.slope_offset(l), &arch.activations[l])
-            {
+        for (s, slot) in &layout.fcs {
+            let sizes = (s.fan_in * s.fan_out, s.fan_out);
+            fill_slot(
+                (init, rng),
+                &mut params,
+                *slot,
+                (s.fan_in, s.fan_out),
+                sizes,
+            );
+        }
+        for n in &layout.norms {
+            params[n.w..n.w + n.c].fill(1.0);
+        }
+        for &(l, o) in &layout.slopes {
+            if let super::Activation::Prelu(a) = &arch.activations[l] {
                 params[o] = *a;
             }
         }
@@ -58,8 +98,8 @@ impl Mlp {
         Self::from_params(arch, params)
     }
 
-    /// A network with the given parameters (engine layout, see [`super::arch`]);
-    /// their length must equal `arch.n_params()`.
+    /// A network with the given parameters (engine layout, see [`super::arch`]) and
+    /// fresh running statistics; their length must equal `arch.n_params()`.
     pub fn from_params(arch: Arch, params: Vec<f32>) -> Self {
         assert_eq!(
             params.len(),
@@ -67,9 +107,13 @@ impl Mlp {
             "parameters of the wrong length"
         );
         let layers = arch.build();
+        let stats = (arch.buffer_names().iter())
+            .map(|(_, c)| RunningStats::new(*c))
+            .collect();
         Mlp {
             arch,
             params,
+            stats,
             layers,
         }
     }
@@ -77,6 +121,22 @@ impl Mlp {
     /// The layers, in order.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    /// Whether the first layer needs its input dense (a conv layer, or a linear one
+    /// without a bias): the sparse kernels serve a plain first linear layer only.
+    pub fn dense_input(&self) -> bool {
+        !matches!(self.layers[0], Layer::Linear { b: Some(_), .. })
+    }
+
+    /// A buffer for this network's first-layer input: dense rows when the first
+    /// layer needs them, else chosen by each batch.
+    pub fn input_buf(&self) -> super::InputBuf {
+        if self.dense_input() {
+            super::InputBuf::new(super::FirstLayer::Dense)
+        } else {
+            super::InputBuf::default()
+        }
     }
 
     /// Where linear layer `l`'s weight [in, out] and bias [out] start in the parameters.
@@ -98,22 +158,30 @@ impl Mlp {
             .filter(|(_, x)| matches!(x, Layer::Linear { .. }))
             .nth(l)
             .map_or(0, |(i, _)| i);
-        (lin, lin + 1)
+        let act = (self.layers.iter().enumerate().skip(lin + 1))
+            .find(|(_, x)| matches!(x, Layer::Activation { .. } | Layer::Output(_)))
+            .map_or(lin + 1, |(i, _)| i);
+        (lin, act)
     }
 
-    /// Evaluation forward pass (dropout off); returns the outputs [n, classes].
+    /// Evaluation forward pass (dropout off, batch norm by its running statistics);
+    /// returns the outputs [n, classes].
     pub fn forward_eval<'w>(&self, ws: &'w mut Workspace, x: Input<'_>) -> &'w [f32] {
         let n = x.rows();
-        self.first_forward(ws, x, n);
+        self.load_stats(ws);
+        self.first_forward(ws, x, n, false);
         self.forward_from(ws, n, false);
         ws.outputs(n)
     }
 
-    /// Training forward pass (dropout on, with the masks sampled in `ws`).
+    /// Training forward pass (dropout on, with the masks sampled in `ws`; batch norm
+    /// by the batch's statistics, its running ones updated in `ws`, see
+    /// [`Mlp::keep_stats`]).
     pub fn forward_train<'a>(&self, ws: &'a mut Workspace, x: TrainInput<'a>) -> Trace<'a> {
         assert!(ws.trains(), "a training pass needs a training workspace");
         let n = Input::from(x).rows();
-        self.first_forward(ws, x.into(), n);
+        self.load_stats(ws);
+        self.first_forward(ws, x.into(), n, true);
         self.forward_from(ws, n, true);
         Trace {
             ws,
@@ -127,44 +195,99 @@ impl Mlp {
     /// pass stops at the first layer's output gradient.
     pub fn forward_train_above_first<'a>(&self, ws: &'a mut Workspace, n: usize) -> Trace<'a> {
         assert!(ws.trains(), "a training pass needs a training workspace");
+        self.load_stats(ws);
         self.forward_from(ws, n, true);
         Trace { ws, input: None, n }
     }
 
-    /// Layer 0 (the first linear map) on the batch's input.
-    fn first_forward(&self, ws: &mut Workspace, x: Input<'_>, n: usize) {
-        assert!(n <= ws.cap, "{n} rows for a workspace of {}", ws.cap);
-        let Layer::Linear { shape, w, b } = self.layers[0] else {
-            unreachable!("Arch::build starts with a linear layer")
-        };
-        let (wt, bias) = (&self.params[w..b], &self.params[b..b + shape.fan_out]);
-        let y = ws.output_of_mut(0, n);
-        match x {
-            Input::Dense { x, .. } => shape.forward(wt, bias, &x[..n * shape.fan_in], n, y),
-            Input::Sparse(c) => c.forward(wt, bias, shape.fan_out, y),
-            Input::Listed(l) => l.forward(wt, bias, shape.fan_out, y),
+    /// The network's running statistics into the workspace's batch-norm layers, where
+    /// a pass reads (and a training pass updates) them.
+    fn load_stats(&self, ws: &mut Workspace) {
+        for (layer, aux) in self.layers.iter().zip(&mut ws.aux) {
+            if let Layer::Norm { stats: Some(k), .. } = layer {
+                match &mut aux.running {
+                    Some(r) => r.clone_from(&self.stats[*k]),
+                    slot => *slot = Some(self.stats[*k].clone()),
+                }
+            }
         }
+    }
+
+    /// Keep the running statistics a training pass in `ws` left (after the step that
+    /// ran it: the whole batch must have been that one pass).
+    pub fn keep_stats(&mut self, ws: &Workspace) {
+        for (layer, aux) in self.layers.iter().zip(&ws.aux) {
+            if let (Layer::Norm { stats: Some(k), .. }, Some(r)) = (layer, &aux.running) {
+                self.stats[*k].clone_from(r);
+            }
+        }
+    }
+
+    /// Layer 0 on the batch's input: a linear map reads it in any form, any other
+    /// layer reads it dense.
+    fn first_forward(&self, ws: &mut Workspace, x: Input<'_>, n: usize, train: bool) {
+        assert!(n <= ws.cap, "{n} rows for a workspace of {}", ws.cap);
+        let width = self.arch.sizes[0];
+        if let Layer::Linear {
+            shape,
+            w,
+            b: Some(b),
+        } = self.layers[0]
+        {
+            let (wt, bias) = (&self.params[w..b], &self.params[b..b + shape.fan_out]);
+            let y = ws.output_of_mut(0, n);
+            return match x {
+                Input::Dense { x, .. } => shape.forward(wt, bias, &x[..n * shape.fan_in], n, y),
+                Input::Sparse(c) => c.forward(wt, bias, shape.fan_out, y),
+                Input::Listed(l) => l.forward(wt, bias, shape.fan_out, y),
+            };
+        }
+        let Input::Dense { x, .. } = x else {
+            panic!("this network's first layer reads dense input (InputBuf policy Dense)")
+        };
+        let cap = ws.cap.max(1);
+        let Workspace { out, aux, col, .. } = ws;
+        let y = &mut out[0];
+        let len = n * (y.len() / cap);
+        let mut c = Ctx {
+            params: &self.params,
+            n,
+            mask: &[],
+            train,
+            aux: &mut aux[0],
+            col: (&mut col.0, &mut col.1),
+        };
+        self.layers[0].forward(&mut c, &x[..n * width], &mut y[..len]);
     }
 
     /// Layers 1.. in order; in evaluation, dropout layers pass their input on.
     fn forward_from(&self, ws: &mut Workspace, n: usize, train: bool) {
         let cap = ws.cap.max(1);
         let rows = |v: &[f32]| n * (v.len() / cap);
+        let Workspace {
+            out,
+            mask,
+            aux,
+            col,
+            ..
+        } = ws;
         let mut src = 0;
         for (i, layer) in self.layers.iter().enumerate().skip(1) {
             if !train && layer.training_only() {
                 continue;
             }
-            let (before, after) = ws.out.split_at_mut(i);
+            let (before, after) = out.split_at_mut(i);
             let (x, y) = (&before[src], &mut after[0]);
             let (x, len) = (&x[..rows(x)], rows(y));
-            let mask = &ws.mask[i];
-            let c = Ctx {
+            let mut c = Ctx {
                 params: &self.params,
                 n,
-                mask: &mask[..rows(mask)],
+                mask: &mask[i][..rows(&mask[i])],
+                train,
+                aux: &mut aux[i],
+                col: (&mut col.0, &mut col.1),
             };
-            layer.forward(&c, x, &mut y[..len]);
+            layer.forward(&mut c, x, &mut y[..len]);
             src = i;
         }
     }
@@ -188,6 +311,8 @@ impl Trace<'_> {
             out,
             grad,
             mask,
+            aux,
+            col,
             ..
         } = self.ws;
         let rows = |v: &[f32]| n * (v.len() / (*cap).max(1));
@@ -197,34 +322,54 @@ impl Trace<'_> {
         let len = rows(dy);
         loss.grad(y, targets, net.arch.classes(), batch, &mut dy[..len]);
         for i in (1..=last).rev() {
-            let ctx = Ctx {
+            let mut ctx = Ctx {
                 params: &net.params,
                 n,
                 mask: &mask[i][..rows(&mask[i])],
+                train: true,
+                aux: &mut aux[i],
+                col: (&mut col.0, &mut col.1),
             };
             let (x, y) = (&out[i - 1], &out[i]);
             let (gb, ga) = grad.split_at_mut(i);
             let (dx, dy) = (&mut gb[i - 1], &ga[0]);
             let (x, y) = (&x[..rows(x)], &y[..rows(y)]);
             let (dx, dy) = (&mut dx[..x.len()], &dy[..y.len()]);
-            net.layers[i].backward(&ctx, x, y, dy, dx, grads);
+            net.layers[i].backward(&mut ctx, x, y, dy, dx, grads);
         }
-        let Layer::Linear { shape, w, b } = net.layers[0] else {
-            unreachable!("Arch::build starts with a linear layer")
+        let dy = &grad[0][..rows(&grad[0])];
+        let Some(input) = self.input else { return };
+        if let Layer::Linear {
+            shape,
+            w,
+            b: Some(b),
+        } = net.layers[0]
+        {
+            let (dw, rest) = grads[w..].split_at_mut(b - w);
+            let db = &mut rest[..shape.fan_out];
+            return match input {
+                TrainInput::Dense { x, .. } => {
+                    let x = &x[..n * shape.fan_in];
+                    shape.backward(&net.params[w..b], x, dy, n, dw, db, None)
+                }
+                TrainInput::Sparse(cols) => {
+                    cols.weight_grad_sorted(dy, shape.fan_out, dw, db, false)
+                }
+            };
+        }
+        let TrainInput::Dense { x, .. } = input else {
+            panic!("this network's first layer reads dense input (InputBuf policy Dense)")
         };
-        let dy = &grad[0][..n * shape.fan_out];
-        let (dw, rest) = grads[w..].split_at_mut(b - w);
-        let db = &mut rest[..shape.fan_out];
-        match self.input {
-            Some(TrainInput::Dense { x, .. }) => {
-                let x = &x[..n * shape.fan_in];
-                shape.backward(&net.params[w..b], x, dy, n, dw, db, None)
-            }
-            Some(TrainInput::Sparse(cols)) => {
-                cols.weight_grad_sorted(dy, shape.fan_out, dw, db, false)
-            }
-            None => {}
-        }
+        let mut ctx = Ctx {
+            params: &net.params,
+            n,
+            mask: &[],
+            train: true,
+            aux: &mut aux[0],
+            col: (&mut col.0, &mut col.1),
+        };
+        let x = &x[..n * net.arch.sizes[0]];
+        net.layers[0].backward(&mut ctx, x, &out[0][..dy.len()], dy, &mut [], grads);
     }
 }
 
@@ -239,12 +384,7 @@ mod tests {
 
     fn arch(sizes: Vec<usize>, act: Activation, output: OutputFn, dropout: f32) -> Arch {
         let activations = vec![act; sizes.len() - 2];
-        Arch {
-            sizes,
-            activations,
-            output,
-            dropout,
-        }
+        Arch::mlp(sizes, activations, output, dropout)
     }
 
     fn net(act: Activation, output: OutputFn, dropout: f32) -> Mlp {

@@ -278,6 +278,7 @@ fn the_portable_tier_runs_the_dense_first_layer() {
         activations: vec![Activation::Relu; 2],
         output: OutputFn::LogSoftmax,
         dropout: 0.0,
+        ..Default::default()
     };
     let m = Mlp::new(
         arch,

@@ -6,10 +6,13 @@
 //!   out[i]   [n, w_i]   layer i's output (the last is the network's output)
 //!   grad[i]  [n, w_i]   dLoss/d out[i] (training workspaces only)
 //!   mask[i]  [n, w_i]   dropout multipliers, 0 or 1/(1-p) (dropout layers only)
+//!   aux[i]              what layer i keeps for its backward pass (norm moments, max
+//!                       pool positions, batch norm running statistics)
+//!   col                 [c_in k k, oh ow] x 2: conv columns and their gradient
 
 use rand::Rng as _;
 
-use super::layer::Layer;
+use super::layer::{Layer, LayerAux};
 use super::{Mlp, Rng};
 
 /// Buffers for one batch; a training workspace also holds gradients and masks.
@@ -23,6 +26,10 @@ pub struct Workspace {
     pub(super) grad: Vec<Vec<f32>>,
     /// Each dropout layer's mask (empty for the other layers, and for evaluation).
     pub(super) mask: Vec<Vec<f32>>,
+    /// What each layer keeps between its passes.
+    pub(super) aux: Vec<LayerAux>,
+    /// Conv scratch: one image's columns and their gradient.
+    pub(super) col: (Vec<f32>, Vec<f32>),
     /// Random draws for one layer's dropout mask.
     draws: Vec<u32>,
     /// Probability of each dropout layer (None for other layers).
@@ -55,6 +62,13 @@ impl Workspace {
         };
         let widest = widths.iter().copied().max().unwrap_or(0);
         let has_dropout = train && dropout.iter().any(Option::is_some);
+        let col = (layers.iter())
+            .map(|l| match l {
+                Layer::Conv { shape, .. } => shape.col_len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
         Workspace {
             cap,
             out: (layers.iter().zip(&widths))
@@ -64,6 +78,8 @@ impl Workspace {
             mask: (dropout.iter().zip(&widths))
                 .map(|(p, &w)| buf(w, train && p.is_some()))
                 .collect(),
+            aux: vec![LayerAux::default(); layers.len()],
+            col: (vec![0.0; col], vec![0.0; if train { col } else { 0 }]),
             draws: vec![0; if has_dropout { cap * widest } else { 0 }],
             dropout,
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::data::{self, DatasetName, Split};
 use crate::eval::{argmax, evaluate};
 use crate::model_io::{load_model, ModelMeta};
-use crate::nn::{Activation, InputBuf, Loss, Mlp, OutputFn, Workspace};
+use crate::nn::{Activation, Loss, Mlp, OutputFn, Workspace};
 use crate::predict::{load_gray, parse_indices, prepare};
 use crate::report::pct;
 use crate::report::table::Table;
@@ -204,7 +204,7 @@ pub fn predict_row(
     ws: &mut Workspace,
     x: &[f32],
 ) -> (usize, Vec<(usize, f32)>, Vec<f32>) {
-    let out = model.forward_eval(ws, InputBuf::default().dense(x, 1, x.len()));
+    let out = model.forward_eval(ws, model.input_buf().dense(x, 1, x.len()));
     let probs = model.arch.output.probabilities(out);
     let mut ranked: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -34,12 +34,19 @@ pub(super) struct Crew {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The first layer split by outputs, one part per thread (see `split_layer`).
     pub(super) split: SplitFirst,
+    /// The model's first layer reads dense rows only (a policy never overrides it).
+    dense: bool,
 }
 
 impl Crew {
     /// Workers for `cfg.threads` threads of batches of `cfg.batch_size` rows of `model`.
     pub(super) fn new(model: &Mlp, cfg: &TrainConfig) -> Crew {
-        let threads = cfg.threads.max(1);
+        // Batch norm needs the whole batch's statistics in one pass: one worker.
+        let threads = if model.arch.batch_norm() {
+            1
+        } else {
+            cfg.threads.max(1)
+        };
         let rows = cfg.batch_size.div_ceil(threads);
         // Without a pool (one thread, or none could start) the workers run in turn and
         // give the same numbers.
@@ -53,19 +60,23 @@ impl Crew {
             .flatten()
             .map(Arc::new);
         let split = match pool {
-            Some(_) => SplitFirst::new(threads, model, cfg.batch_size),
-            None => SplitFirst::default(),
+            Some(_) if !model.dense_input() => SplitFirst::new(threads, model, cfg.batch_size),
+            _ => SplitFirst::default(),
         };
         Crew {
             workers: (0..threads).map(|_| Worker::new(model, rows)).collect(),
             pool,
             split,
+            dense: model.dense_input(),
         }
     }
 
     /// Choose the first layer's kernel for training steps (default: by each batch's
     /// share of non-zero inputs).
     pub(super) fn set_first_layer(&mut self, policy: crate::nn::FirstLayer) {
+        if self.dense {
+            return;
+        }
         for w in &mut self.workers {
             w.input.policy = policy;
         }
@@ -185,6 +196,12 @@ impl Crew {
     /// divergence.
     fn train_step(&mut self, run: &mut Run, step: usize) -> Result<(f64, usize), Divergence> {
         let batch = run.batch(step);
+        if batch.1 < 2 && run.model.arch.batch_norm_1d() {
+            eprintln!(
+                "warning: skipped a training batch of 1 image: batch norm on a linear layer needs more than 1 value per channel"
+            );
+            return Ok((0.0, 0));
+        }
         self.pass_workers(run, batch);
         let results = self.workers.iter().map(|w| w.result);
         let (l, c) = check(results, batch.1, (run.epoch, step + 1))?;
@@ -194,6 +211,9 @@ impl Crew {
             r.after_step(run.model, &self.workers[0].grads, global_step);
         }
         self.optimizer_step(run);
+        if run.model.arch.batch_norm() {
+            run.model.keep_stats(&self.workers[0].ws);
+        }
         Ok((l, c))
     }
 

@@ -28,7 +28,7 @@ impl Worker {
     pub(super) fn new(model: &Mlp, rows: usize) -> Worker {
         Worker {
             ws: Workspace::new(model, rows, true),
-            input: InputBuf::default(),
+            input: model.input_buf(),
             grads: vec![0.0; model.params.len()],
             y: vec![0; rows],
             result: (0.0, 0),
