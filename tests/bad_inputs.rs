@@ -226,7 +226,7 @@ fn bad_options_fail_before_training() {
         (vec!["--epochs", "0"], vec!["--epochs 0"]),
         (
             vec!["--activation", "relu,tanh,gelu"],
-            vec!["3 functions", "2 layers"],
+            vec!["3 functions", "2 hidden layers"],
         ),
         (vec!["--momentum", "0.9"], vec!["--momentum", "sgd"]),
     ];

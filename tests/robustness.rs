@@ -7,26 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{actlab, data_dir, TempDir, TINY_TRAIN};
-
-/// Run actlab and demand: exit 2, one line on stderr starting with "error: ", no panic,
-/// containing every `needles` item.
-fn fails(cmd: &mut Command, needles: &[&str]) -> String {
-    let o = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.starts_with("warning:") && !l.starts_with("note:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {}", lines[0]);
-    }
-    lines[0].to_string()
-}
+use common::{actlab, data_dir, fails, TempDir, TINY_TRAIN};
 
 /// A tiny training run into `out` on the bundled data.
 fn tiny(out: &Path) -> Command {
@@ -423,4 +404,20 @@ fn sizes_are_checked_before_memory_is_spent() {
     )
     .unwrap();
     fails(actlab().arg("run").arg(&file), &["seed 0 is listed twice"]);
+}
+
+/// Any thread count trains: more threads than the first layer has outputs, or than
+/// the batch has rows, leave the first layer whole instead of giving a thread an
+/// empty part (that panicked: "chunk size must be non-zero").
+#[test]
+fn any_thread_count_trains() {
+    let d = TempDir::new("threads");
+    let counts: [&[&str]; 3] = [
+        &["--threads", "33"],
+        &["--hidden", "8", "--threads", "5"],
+        &["--hidden", "1", "--threads", "2"],
+    ];
+    for (i, extra) in counts.into_iter().enumerate() {
+        common::run_ok(tiny(&d.0.join(format!("run{i}"))).args(extra));
+    }
 }

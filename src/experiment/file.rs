@@ -220,26 +220,7 @@ fn matrix_axes(
                 src.at(at, "[matrix]: exclude is a list of tables, e.g. exclude = [{ activation = \"tanh\", init = [\"he\"] }]")
             })?;
         } else {
-            if k != matrix::DEPTH && !keys.iter().any(|known| known == k) {
-                let mut known: Vec<&str> = keys.iter().map(String::as_str).collect();
-                known.extend([matrix::DEPTH, matrix::NAME, matrix::EXCLUDE]);
-                let msg = crate::nn::names::unknown_name("key", k, &known);
-                return Err(src.at(key.span().start, format!("[matrix]: {msg}")));
-            }
-            let values = match v {
-                toml::Value::Array(a) if a.is_empty() => {
-                    return Err(src.at(at, format!("[matrix]: {k} = []: list at least one value")))
-                }
-                toml::Value::Array(a) => a.clone(),
-                one => vec![one.clone()],
-            };
-            for one in &values {
-                let point = vec![(k.to_string(), one.clone())];
-                matrix::table(&toml::Table::new(), &point)
-                    .map_err(ExperimentError::from)
-                    .and_then(|t| super::table_to_config(t, formulas))
-                    .map_err(|e| src.at(at, format!("[matrix]: {k} = {one}: {e}")))?;
-            }
+            let values = axis_values(src, (key, value), &keys, formulas)?;
             axes.push(Axis {
                 key: k.to_string(),
                 values,
@@ -259,6 +240,37 @@ fn matrix_axes(
         }
     }
     Ok((axes, template, exclude))
+}
+
+/// One `[matrix]` axis's values (one value or a list), each checked on its own.
+fn axis_values(
+    src: &Source<'_>,
+    (key, value): (&Spanned<String>, &Spanned<toml::Value>),
+    keys: &[String],
+    formulas: &Formulas,
+) -> Result<Vec<toml::Value>, ExperimentError> {
+    let (k, v, at) = (key.get_ref().as_str(), value.get_ref(), value.span().start);
+    if k != matrix::DEPTH && !keys.iter().any(|known| known == k) {
+        let mut known: Vec<&str> = keys.iter().map(String::as_str).collect();
+        known.extend([matrix::DEPTH, matrix::NAME, matrix::EXCLUDE]);
+        let msg = crate::nn::names::unknown_name("key", k, &known);
+        return Err(src.at(key.span().start, format!("[matrix]: {msg}")));
+    }
+    let values = match v {
+        toml::Value::Array(a) if a.is_empty() => {
+            return Err(src.at(at, format!("[matrix]: {k} = []: list at least one value")))
+        }
+        toml::Value::Array(a) => a.clone(),
+        one => vec![one.clone()],
+    };
+    for one in &values {
+        let point = vec![(k.to_string(), one.clone())];
+        matrix::table(&toml::Table::new(), &point)
+            .map_err(ExperimentError::from)
+            .and_then(|t| super::table_to_config(t, formulas))
+            .map_err(|e| src.at(at, format!("[matrix]: {k} = {one}: {e}")))?;
+    }
+    Ok(values)
 }
 
 /// The variants a `[matrix]` expands into, over `[base]`.

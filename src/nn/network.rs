@@ -339,18 +339,42 @@ impl Trace<'_> {
         }
         let dy = &grad[0][..rows(&grad[0])];
         let Some(input) = self.input else { return };
+        let ctx = Ctx {
+            params: &net.params,
+            n,
+            mask: &[],
+            train: true,
+            aux: &mut aux[0],
+            col: (&mut col.0, &mut col.1),
+        };
+        net.first_backward(ctx, input, &out[0][..dy.len()], dy, grads);
+    }
+}
+
+impl Mlp {
+    /// Layer 0's parameter gradients from its output gradient `dy`: a linear map
+    /// with a bias reads its input in any form, any other first layer dense rows.
+    fn first_backward(
+        &self,
+        mut ctx: Ctx,
+        input: TrainInput,
+        y: &[f32],
+        dy: &[f32],
+        grads: &mut [f32],
+    ) {
+        let n = ctx.n;
         if let Layer::Linear {
             shape,
             w,
             b: Some(b),
-        } = net.layers[0]
+        } = self.layers[0]
         {
             let (dw, rest) = grads[w..].split_at_mut(b - w);
             let db = &mut rest[..shape.fan_out];
             return match input {
                 TrainInput::Dense { x, .. } => {
                     let x = &x[..n * shape.fan_in];
-                    shape.backward(&net.params[w..b], x, dy, n, dw, db, None)
+                    shape.backward(&self.params[w..b], x, dy, n, dw, db, None)
                 }
                 TrainInput::Sparse(cols) => {
                     cols.weight_grad_sorted(dy, shape.fan_out, dw, db, false)
@@ -360,16 +384,8 @@ impl Trace<'_> {
         let TrainInput::Dense { x, .. } = input else {
             panic!("this network's first layer reads dense input (InputBuf policy Dense)")
         };
-        let mut ctx = Ctx {
-            params: &net.params,
-            n,
-            mask: &[],
-            train: true,
-            aux: &mut aux[0],
-            col: (&mut col.0, &mut col.1),
-        };
-        let x = &x[..n * net.arch.sizes[0]];
-        net.layers[0].backward(&mut ctx, x, &out[0][..dy.len()], dy, &mut [], grads);
+        let x = &x[..n * self.arch.sizes[0]];
+        self.layers[0].backward(&mut ctx, x, y, dy, &mut [], grads);
     }
 }
 

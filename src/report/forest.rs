@@ -47,16 +47,9 @@ pub fn rows(s: &ExperimentSummary) -> Vec<Row> {
         .collect()
 }
 
-fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    rows: &[Row],
-    x_label: &str,
-) -> Result<Vec<PixelBox>>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let n = rows.len().max(1);
+/// The accuracy axis: every interval, padded, within 0 to 100 (all of it when no
+/// variant has an accuracy).
+fn x_range(rows: &[Row]) -> (f64, f64) {
     let figs = rows.iter().filter_map(|r| r.figure);
     let (lo, hi) = figs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), f| {
         (a.min(f.1), b.max(f.2))
@@ -67,7 +60,29 @@ where
         (0.0, 100.0)
     };
     let pad = ((hi - lo) * 0.08).max(0.2);
-    let (x0, x1) = ((lo - pad).max(0.0), (hi + pad).min(100.0));
+    ((lo - pad).max(0.0), (hi + pad).min(100.0))
+}
+
+/// A row's ink: the best in blue, the others dark grey.
+fn ink(r: &Row) -> RGBColor {
+    if r.best {
+        RGBColor(0, 114, 178)
+    } else {
+        RGBColor(60, 60, 60)
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[Row],
+    x_label: &str,
+) -> Result<Vec<PixelBox>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let n = rows.len().max(1);
+    let (x0, x1) = x_range(rows);
     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     let longest = names.iter().map(|l| l.chars().count()).max().unwrap_or(4);
     let mut chart = ChartBuilder::on(root)
@@ -85,13 +100,6 @@ where
         .light_line_style(WHITE.mix(0.0))
         .label_style(("sans-serif", 12))
         .draw()?;
-    let ink = |r: &Row| {
-        if r.best {
-            RGBColor(0, 114, 178)
-        } else {
-            RGBColor(60, 60, 60)
-        }
-    };
     for (i, r) in rows.iter().enumerate() {
         let y = i as f64 + 0.5;
         let Some((m, l, h)) = r.figure else {

@@ -448,34 +448,7 @@ impl ExperimentSummary {
             gap.as_str(),
         ]);
         for (i, v) in self.variants.iter().enumerate() {
-            let ranked = v.rank_acc().is_some();
-            let rank = if ranked {
-                (i + 1).to_string()
-            } else {
-                "-".into()
-            };
-            let mut row = vec![rank, v.name.clone()];
-            row.extend(tuned.then(|| chosen_text(v)));
-            row.push(v.seeds.len().to_string());
-            row.extend(any_diverged.then(|| v.diverged_seeds.len().to_string()));
-            row.push(cell(v.test_acc, Unit::Percent, Spread::Std));
-            row.extend(val.then(|| cell(v.val_acc, Unit::Percent, Spread::Std)));
-            row.push(cell(v.train_acc, Unit::Percent, Spread::Std));
-            row.push(cell(v.test_loss, Unit::Plain(4), Spread::Std));
-            row.extend(val.then(|| cell(v.val_loss, Unit::Plain(4), Spread::Std)));
-            row.extend([
-                cell(v.train_loss, Unit::Plain(4), Spread::Std),
-                cell(v.gap, Unit::Points, Spread::Std),
-                v.epochs_to_90.cell(),
-                v.epochs_to_97.cell(),
-                cell(v.seconds, Unit::Plain(2), Spread::Std),
-                if i == 0 && ranked {
-                    "best".into()
-                } else {
-                    diff_cell(v.behind_best)
-                },
-            ]);
-            t.row(row);
+            t.row(compare_row(i, v, (tuned, val, any_diverged)));
         }
         t
     }
@@ -609,21 +582,7 @@ fn csv(variants: &[VariantSummary], ranked: bool) -> String {
     out.push_str(",epochs_to_90,epochs_to_97,behind_best,behind_best_lo,behind_best_hi\n");
     let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     for (i, v) in variants.iter().enumerate() {
-        out.push_str(&format!(
-            "{},{},{},{},{},{}",
-            i + 1,
-            csv_field(&v.name),
-            csv_field(&v.label),
-            csv_field(&match &v.chosen {
-                // A grid point kept by its variant (grid.csv).
-                Some(c) if c.is_empty() => "yes".to_string(),
-                Some(_) => chosen_text(v),
-                None if ranked => String::new(),
-                None => "no".to_string(),
-            }),
-            v.seeds.len(),
-            v.diverged_seeds.len()
-        ));
+        out.push_str(&csv_head(i, v, ranked));
         for s in [
             v.test_acc,
             v.test_loss,
@@ -653,6 +612,63 @@ fn csv(variants: &[VariantSummary], ranked: bool) -> String {
         ));
     }
     out
+}
+
+/// Row `i` of the compare table (columns as its head: `tuned` adds the chosen
+/// point, `val` the held-out figures, `diverged` the diverged seeds).
+fn compare_row(
+    i: usize,
+    v: &VariantSummary,
+    (tuned, val, diverged): (bool, bool, bool),
+) -> Vec<String> {
+    let ranked = v.rank_acc().is_some();
+    let rank = if ranked {
+        (i + 1).to_string()
+    } else {
+        "-".into()
+    };
+    let mut row = vec![rank, v.name.clone()];
+    row.extend(tuned.then(|| chosen_text(v)));
+    row.push(v.seeds.len().to_string());
+    row.extend(diverged.then(|| v.diverged_seeds.len().to_string()));
+    row.push(cell(v.test_acc, Unit::Percent, Spread::Std));
+    row.extend(val.then(|| cell(v.val_acc, Unit::Percent, Spread::Std)));
+    row.push(cell(v.train_acc, Unit::Percent, Spread::Std));
+    row.push(cell(v.test_loss, Unit::Plain(4), Spread::Std));
+    row.extend(val.then(|| cell(v.val_loss, Unit::Plain(4), Spread::Std)));
+    row.extend([
+        cell(v.train_loss, Unit::Plain(4), Spread::Std),
+        cell(v.gap, Unit::Points, Spread::Std),
+        v.epochs_to_90.cell(),
+        v.epochs_to_97.cell(),
+        cell(v.seconds, Unit::Plain(2), Spread::Std),
+        if i == 0 && ranked {
+            "best".into()
+        } else {
+            diff_cell(v.behind_best)
+        },
+    ]);
+    row
+}
+
+/// A csv row's first cells: position, names, whether chosen, seeds and diverged.
+fn csv_head(i: usize, v: &VariantSummary, ranked: bool) -> String {
+    let chosen = match &v.chosen {
+        // A grid point kept by its variant (grid.csv).
+        Some(c) if c.is_empty() => "yes".to_string(),
+        Some(_) => chosen_text(v),
+        None if ranked => String::new(),
+        None => "no".to_string(),
+    };
+    format!(
+        "{},{},{},{},{},{}",
+        i + 1,
+        csv_field(&v.name),
+        csv_field(&v.label),
+        csv_field(&chosen),
+        v.seeds.len(),
+        v.diverged_seeds.len()
+    )
 }
 
 /// Last-epoch statistics of one layer, averaged over a variant's seeds.

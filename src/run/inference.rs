@@ -235,22 +235,7 @@ pub fn predict_command(
         );
     }
     for img in images {
-        let p = prepare(&load_gray(img)?);
-        if !p.ink {
-            eprintln!(
-                "warning: {}: the image holds no ink (a blank page); its prediction is a guess",
-                img.display()
-            );
-        }
-        let (predicted, top3, probabilities) = predict_pixels(&model, &mut ws, &p.pixels);
-        preds.push(Prediction {
-            input: img.display().to_string(),
-            predicted,
-            top3,
-            probabilities,
-            label: None,
-            inverted: Some(p.inverted),
-        });
+        preds.push(predict_image(&model, &mut ws, img)?);
     }
     if let Some(spec) = test_index {
         let split = data_for(path, &meta, None, data_dir)?;
@@ -274,6 +259,26 @@ pub fn predict_command(
         print_predictions(&preds, &meta.dataset.class_names(model.arch.classes()));
     }
     Ok(())
+}
+
+/// Predict one image file (read as a 28x28 digit), warning when it holds no ink.
+fn predict_image(model: &Mlp, ws: &mut Workspace, img: &Path) -> Result<Prediction> {
+    let p = prepare(&load_gray(img)?);
+    if !p.ink {
+        eprintln!(
+            "warning: {}: the image holds no ink (a blank page); its prediction is a guess",
+            img.display()
+        );
+    }
+    let (predicted, top3, probabilities) = predict_pixels(model, ws, &p.pixels);
+    Ok(Prediction {
+        input: img.display().to_string(),
+        predicted,
+        top3,
+        probabilities,
+        label: None,
+        inverted: Some(p.inverted),
+    })
 }
 
 /// One line per prediction: the class, the top three, and the truth when known.

@@ -269,3 +269,29 @@ impl SplitFirst {
 pub(super) fn lists(data: &Dataset) -> Option<RowLists<'_>> {
     crate::eval::byte_rows(data).lists()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every output belongs to exactly one part, none empty; with fewer outputs than
+    /// threads there are no parts (the first layer stays whole).
+    #[test]
+    fn parts_cover_every_output_once_and_none_is_empty() {
+        for (threads, out) in [(2, 128), (5, 8), (33, 128), (3, 3), (2, 1), (33, 8)] {
+            let p = parts(threads, 4, out, 2);
+            if out < threads {
+                assert!(p.is_empty(), "{threads} threads, {out} outputs");
+                continue;
+            }
+            assert_eq!(p.len(), threads);
+            let mut next = 0;
+            for part in &p {
+                assert_eq!(part.lo, next, "{threads} threads, {out} outputs");
+                assert!(part.len >= 1 && part.len <= out.div_ceil(threads));
+                next += part.len;
+            }
+            assert_eq!(next, out);
+        }
+    }
+}

@@ -350,7 +350,10 @@ pub fn fails(cmd: &mut Command, needles: &[&str]) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning:")).collect();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("warning:") && !l.starts_with("note:"))
+        .collect();
     assert_eq!(lines.len(), 1, "not one line: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     for n in needles {
