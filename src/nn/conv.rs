@@ -9,6 +9,8 @@
 //! dy [n, c_out, oh, ow] and gives dweight [c_out, c_in, k, k], dbias [c_out] and, if
 //! asked, dx [n, c_in, h, w].
 
+use super::linear::gemm;
+
 /// A layer spec that cannot run on its input: names the layer and the sizes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
@@ -346,49 +348,6 @@ impl ConvShape {
             0
         };
         (lo, hi.max(lo))
-    }
-}
-
-/// C[m, n] = A[m, k] · B[k, n] (+ C if `accumulate`), A and B with (row, column)
-/// strides so that transposes cost nothing; C row-major.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(k == 0 || a.len() > (m - 1) * rsa + (k - 1) * csa);
-    assert!(k == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb);
-    assert!(c.len() >= m * n);
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: the asserts above keep every index the kernel touches inside the slices.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
     }
 }
 

@@ -10,7 +10,7 @@
 /// each operand so that transposes cost nothing.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn gemm(
+pub(super) fn gemm(
     m: usize,
     k: usize,
     n: usize,

@@ -35,6 +35,19 @@ impl Worker {
         }
     }
 
+    /// The labels of rows `pick` of `data`, and how many; None (with no gradient
+    /// and no loss) when the worker has no rows in this batch.
+    fn labels(&mut self, data: &crate::data::Dataset, pick: &[u32]) -> Option<usize> {
+        let m = pick.len();
+        if m == 0 {
+            self.grads.fill(0.0);
+            self.result = (0.0, 0);
+            return None;
+        }
+        batch::labels(data, pick, &mut self.y[..m]);
+        Some(m)
+    }
+
     /// Step 2 for the worker's rows `pick` of a batch of `n` rows of `data`, the
     /// whole network (its first layer's input built here).
     pub(super) fn rows(
@@ -45,13 +58,9 @@ impl Worker {
         n: usize,
         loss: Loss,
     ) {
-        let m = pick.len();
-        if m == 0 {
-            self.grads.fill(0.0);
-            self.result = (0.0, 0);
+        let Some(m) = self.labels(data, pick) else {
             return;
-        }
-        batch::labels(data, pick, &mut self.y[..m]);
+        };
         let source = crate::eval::byte_rows(data);
         let x = self
             .input
@@ -77,13 +86,9 @@ impl Worker {
         n: usize,
         loss: Loss,
     ) {
-        let m = pick.len();
-        if m == 0 {
-            self.grads.fill(0.0);
-            self.result = (0.0, 0);
+        let Some(m) = self.labels(data, pick) else {
             return;
-        }
-        batch::labels(data, pick, &mut self.y[..m]);
+        };
         self.result = pass(
             model,
             &mut self.ws,
