@@ -153,13 +153,13 @@ impl Layer {
     /// y = layer(x) over `c.n` rows (x [n, in], y [n, out]).
     pub fn forward(&self, c: &mut Ctx, x: &[f32], y: &mut [f32]) {
         match self {
-            &Layer::Linear { shape, w, b } => super::maps::linear_forward(c, shape, (w, b), x, y),
-            &Layer::Conv { shape, w, b } => super::maps::conv_forward(c, shape, (w, b), x, y),
+            &Layer::Linear { shape, w, b } => linear_forward(c, shape, (w, b), x, y),
+            &Layer::Conv { shape, w, b } => conv_forward(c, shape, (w, b), x, y),
             Layer::Pool(p) => {
                 c.aux.argmax.resize(c.n * p.out_len(), 0);
                 p.forward(x, c.n, y, &mut c.aux.argmax)
             }
-            &Layer::Norm { kind, w, .. } => super::maps::norm_forward(c, kind, w, x, y),
+            &Layer::Norm { kind, w, .. } => norm_forward(c, kind, w, x, y),
             Layer::Activation { f, slope } => Self::activation(f, *slope, c.params).forward(x, y),
             Layer::Dropout { .. } => {
                 for ((d, &v), &m) in y.iter_mut().zip(x).zip(c.mask) {
@@ -188,16 +188,10 @@ impl Layer {
         grads: &mut [f32],
     ) {
         match self {
-            &Layer::Linear { shape, w, b } => {
-                super::maps::linear_backward(c, shape, (w, b), (x, dy, dx), grads)
-            }
-            &Layer::Conv { shape, w, b } => {
-                super::maps::conv_backward(c, shape, (w, b), (x, dy, dx), grads)
-            }
+            &Layer::Linear { shape, w, b } => linear_backward(c, shape, (w, b), (x, dy, dx), grads),
+            &Layer::Conv { shape, w, b } => conv_backward(c, shape, (w, b), (x, dy, dx), grads),
             Layer::Pool(p) => p.backward(dy, &c.aux.argmax, c.n, dx),
-            &Layer::Norm { kind, w, .. } => {
-                super::maps::norm_backward(c, kind, w, (x, dy, dx), grads)
-            }
+            &Layer::Norm { kind, w, .. } => norm_backward(c, kind, w, (x, dy, dx), grads),
             Layer::Activation { f, slope } => {
                 if let Some(o) = *slope {
                     grads[o] = slope_gradient(x, dy);
@@ -227,4 +221,118 @@ fn slope_gradient(z: &[f32], da: &[f32]) -> f32 {
         .map(|(&x, &d)| (x * d) as f64)
         .sum();
     g as f32
+}
+
+// The glue between the kernels (conv, norm, linear) and a layer's buffers in `Ctx`:
+// the parameter slices, the norm's moments and running statistics, the im2col
+// scratch.
+
+/// The bias slice at `b` of `len` values, or an empty one (no bias is added).
+fn bias(params: &[f32], b: Option<usize>, len: usize) -> &[f32] {
+    b.map_or(&[][..], |b| &params[b..b + len])
+}
+
+/// y = x W (+ b).
+pub(super) fn linear_forward(
+    c: &mut Ctx,
+    shape: LinearShape,
+    (w, b): (usize, Option<usize>),
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let weight = &c.params[w..w + shape.fan_in * shape.fan_out];
+    shape.forward(weight, bias(c.params, b, shape.fan_out), x, c.n, y);
+}
+
+/// dW, db (if the layer has a bias) and dx (unless `dx` is empty).
+pub(super) fn linear_backward(
+    c: &mut Ctx,
+    shape: LinearShape,
+    (w, b): (usize, Option<usize>),
+    (x, dy, dx): (&[f32], &[f32], &mut [f32]),
+    grads: &mut [f32],
+) {
+    let end = w + shape.fan_in * shape.fan_out;
+    let (dw, rest) = grads[w..].split_at_mut(end - w);
+    let db = match b {
+        Some(b) => &mut rest[b - end..b - end + shape.fan_out],
+        None => &mut [][..],
+    };
+    let dx = (!dx.is_empty()).then_some(dx);
+    shape.backward(&c.params[w..end], x, dy, c.n, dw, db, dx);
+}
+
+/// y = conv(x) (+ b).
+pub(super) fn conv_forward(
+    c: &mut Ctx,
+    shape: ConvShape,
+    (w, b): (usize, Option<usize>),
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let weight = &c.params[w..w + shape.weights()];
+    let b = b.map(|b| &c.params[b..b + shape.c_out]);
+    shape.forward(weight, b, x, c.n, y, c.col.0);
+}
+
+/// dweight, dbias (if any) and dx (unless `dx` is empty).
+pub(super) fn conv_backward(
+    c: &mut Ctx,
+    shape: ConvShape,
+    (w, b): (usize, Option<usize>),
+    (x, dy, dx): (&[f32], &[f32], &mut [f32]),
+    grads: &mut [f32],
+) {
+    let end = w + shape.weights();
+    let (dw, rest) = grads[w..].split_at_mut(end - w);
+    let db = b.map(|b| &mut rest[b - end..b - end + shape.c_out]);
+    let dx = (!dx.is_empty()).then_some(dx);
+    let weight = &c.params[w..end];
+    let scratch = (&mut *c.col.0, &mut *c.col.1);
+    shape.backward(weight, x, dy, c.n, dw, db, dx, scratch);
+}
+
+/// Batch norm (train mode: the batch's statistics, the running ones updated; eval:
+/// the running ones) or layer norm.
+pub(super) fn norm_forward(c: &mut Ctx, kind: NormKind, w: usize, x: &[f32], y: &mut [f32]) {
+    let ch = kind.channels();
+    let affine = (&c.params[w..w + ch], &c.params[w + ch..w + 2 * ch]);
+    let aux = &mut *c.aux;
+    match kind {
+        NormKind::Layer(l) => l.forward(x, c.n, affine, &mut aux.moments, y),
+        NormKind::Batch(bn) => {
+            let running = aux
+                .running
+                .get_or_insert_with(|| super::norm::RunningStats::new(ch));
+            if !c.train {
+                return bn.forward_eval(x, c.n, affine, running, y);
+            }
+            // One value per channel cannot train (the trainer skips such batches);
+            // evaluation mode is the one defined output left.
+            if bn
+                .forward_train(x, c.n, affine, running, &mut aux.moments, y)
+                .is_err()
+            {
+                bn.forward_eval(x, c.n, affine, running, y);
+            }
+        }
+    }
+}
+
+/// A norm's dweight, dbias and dx (train mode, from the forward pass's moments).
+pub(super) fn norm_backward(
+    c: &mut Ctx,
+    kind: NormKind,
+    w: usize,
+    (x, dy, dx): (&[f32], &[f32], &mut [f32]),
+    grads: &mut [f32],
+) {
+    let ch = kind.channels();
+    let (dw, db) = grads[w..w + 2 * ch].split_at_mut(ch);
+    let weight = &c.params[w..w + ch];
+    let m = &c.aux.moments;
+    match kind {
+        NormKind::Batch(bn) => bn.backward(x, dy, c.n, weight, m, (dw, db), dx),
+        NormKind::Layer(l) => l.backward(x, dy, c.n, weight, m, (dw, db), dx),
+    }
 }

@@ -12,7 +12,6 @@ pub mod input;
 pub mod layer;
 pub mod linear;
 pub mod loss;
-mod maps;
 pub mod names;
 pub mod network;
 pub mod norm;
