@@ -5,6 +5,8 @@ mod common;
 
 use std::path::Path;
 
+use common::tolerance::{check_close, check_scaled, optim_of};
+
 use actlab::model_io::{named_params, params_from, read_tensors};
 use actlab::nn::{
     Activation, Arch, InputBuf, Loss, Mlp, OptimConfig, OptimKind, Optimizer, OutputFn, Workspace,
@@ -38,34 +40,8 @@ fn manifest(dir: &Path) -> (serde_json::Value, Vec<Case>) {
     (m, cases)
 }
 
-/// Every element within `rel` of its reference value plus an absolute `floor`;
-/// the first element that is not, as a message.
-fn check_close(what: &str, got: &[f32], want: &[f32], rel: f32, floor: f32) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!("{what}: length {} vs {}", got.len(), want.len()));
-    }
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (g - w).abs();
-        let allowed = rel * w.abs() + floor;
-        if err.is_nan() || err > allowed {
-            return Err(format!(
-                "{what}[{i}]: got {g}, PyTorch {w} (error {err:e} > allowed {allowed:e})"
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, floor: f32) {
     check_close(what, got, want, rel, floor).unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// [`check_close`] with the floor scaled per tensor: `floor` times the tensor's
-/// largest reference magnitude, so the small elements of a tensor of small values
-/// are checked as strictly as the large ones.
-fn check_scaled(what: &str, got: &[f32], want: &[f32]) -> Result<(), String> {
-    let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-    check_close(what, got, want, GRAD_TOL.0, GRAD_TOL.1 * scale)
 }
 
 /// [`check_scaled`] tensor by tensor (`fc1.weight`, `fc1.bias`, ...); also proves,
@@ -95,9 +71,6 @@ fn assert_close_per_tensor(what: &str, arch: &Arch, got: &[f32], want: &[f32]) {
         );
     }
 }
-
-/// The tolerances of the gradient check: 1e-4 relative, floor 1e-5 of the tensor's largest.
-const GRAD_TOL: (f32, f32) = (1e-4, 1e-5);
 
 #[test]
 fn a_one_percent_error_in_one_small_gradient_fails() {
@@ -246,23 +219,6 @@ fn batch_of(f: &actlab::model_io::TensorFile, path: &Path) -> (Vec<f32>, Vec<u8>
         .map(|&v| v as u8)
         .collect();
     (x, t)
-}
-
-/// Optimiser settings from a case's "adam" or "sgd" entry (PyTorch's defaults otherwise).
-fn optim_of(v: &serde_json::Value) -> OptimConfig {
-    let f = |k: &str| v[k].as_f64().unwrap_or(0.0) as f32;
-    OptimConfig {
-        kind: match v["optimizer"].as_str() {
-            Some("sgd") => OptimKind::Sgd,
-            Some("adamw") => OptimKind::AdamW,
-            _ => OptimKind::Adam,
-        },
-        lr: f("lr"),
-        momentum: f("momentum"),
-        nesterov: v["nesterov"] == true,
-        weight_decay: f("weight_decay"),
-        ..OptimConfig::default()
-    }
 }
 
 /// Every case of the second set but the trainer one: built-in and formula activations

@@ -9,11 +9,13 @@ mod common;
 
 use std::path::Path;
 
+use common::tolerance::{check_close, check_scaled, optim_of};
+
 use actlab::model_io::{params_from, read_tensors, TensorFile};
 use actlab::nn::norm::RunningStats;
 use actlab::nn::spec::ConvSpec;
 use actlab::nn::{
-    Activation, Arch, Input, Loss, Mlp, OptimConfig, OptimKind, Optimizer, TrainInput, Workspace,
+    Activation, Arch, Input, Loss, Mlp, OptimConfig, Optimizer, TrainInput, Workspace,
 };
 use serde_json::Value;
 
@@ -91,30 +93,6 @@ fn train_pass(m: &mut Mlp, x: &[f32], t: &[u8], loss: Loss) -> (Vec<f32>, Vec<f3
     (out, grads)
 }
 
-/// Every element within `rel` of its reference value plus an absolute `floor`;
-/// the first element that is not, as a message (the rule of tests/parity.rs).
-fn check_close(what: &str, got: &[f32], want: &[f32], rel: f32, floor: f32) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!("{what}: length {} vs {}", got.len(), want.len()));
-    }
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let (err, allowed) = ((g - w).abs(), rel * w.abs() + floor);
-        if err.is_nan() || err > allowed {
-            return Err(format!(
-                "{what}[{i}]: got {g}, PyTorch {w} (error {err:e} > allowed {allowed:e})"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The gradient tolerance of tests/parity.rs: 1e-4 relative, floor 1e-5 of the
-/// tensor's largest reference magnitude.
-fn check_scaled(what: &str, got: &[f32], want: &[f32]) -> Result<(), String> {
-    let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-    check_close(what, got, want, 1e-4, 1e-5 * scale)
-}
-
 /// [`check_scaled`] for one gradient tensor, and proof that a 1% error in its
 /// 90th-percentile non-zero element would fail.
 fn assert_gradient(what: &str, got: &[f32], want: &[f32]) {
@@ -131,23 +109,6 @@ fn assert_gradient(what: &str, got: &[f32], want: &[f32]) {
         check_scaled(what, &wrong, want).is_err(),
         "{what}: a 1% error at [{k}] would pass"
     );
-}
-
-/// Optimiser settings from a case's "adam" or "sgd" entry (PyTorch's defaults otherwise).
-fn optim_of(v: &Value) -> OptimConfig {
-    let f = |k: &str| v[k].as_f64().unwrap_or(0.0) as f32;
-    OptimConfig {
-        kind: match v["optimizer"].as_str() {
-            Some("sgd") => OptimKind::Sgd,
-            Some("adamw") => OptimKind::AdamW,
-            _ => OptimKind::Adam,
-        },
-        lr: f("lr"),
-        momentum: f("momentum"),
-        nesterov: v["nesterov"] == true,
-        weight_decay: f("weight_decay"),
-        ..OptimConfig::default()
-    }
 }
 
 /// `steps` optimiser steps on the batch through the engine's optimiser.

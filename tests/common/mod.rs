@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the data and fixtures inside the repository.
 #![allow(dead_code)]
 
+pub mod tolerance;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
