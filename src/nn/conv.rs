@@ -12,7 +12,7 @@
 //! (image-major within a row), so one product covers the group: weight · col gives
 //! [c_out, g * oh * ow], copied into y with the bias.
 
-use super::linear::gemm;
+use super::linear::{gemm, gemm_strided};
 
 /// Images per matrix product: enough columns that the product runs at full speed
 /// (one image's are a thin matrix), few enough that a group's columns stay in the
@@ -205,16 +205,18 @@ impl ConvShape {
                 self.im2col(&x[img * il..(img + 1) * il], col, ld, g * pixels);
             }
             let tmp = &mut tmp[..self.c_out * ld];
-            // tmp[o, (g, p)] = sum_r weight[o, r] col[r, (g, p)]
-            gemm(
-                self.c_out,
-                patch,
+            // tmp[o, (g, p)] = sum_r weight[o, r] col[r, (g, p)], computed as its
+            // transpose: the long side (g, p) as the product's rows keeps the packing
+            // buffers small (a wide B is packed in 1024-column panels of up to 256
+            // rows, over 128 KB, which glibc maps and unmaps on every call).
+            let wt = (weight, (1, patch));
+            gemm_strided(
                 ld,
-                weight,
-                (patch, 1),
-                col,
-                (ld, 1),
-                tmp,
+                patch,
+                self.c_out,
+                (col, (1, ld)),
+                wt,
+                (tmp, (1, ld)),
                 false,
             );
             for (g, y) in y[g0 * ol..(g0 + gs) * ol].chunks_exact_mut(ol).enumerate() {
@@ -270,18 +272,10 @@ impl ConvShape {
                     dyt[o * ld + g * pixels..o * ld + (g + 1) * pixels].copy_from_slice(plane);
                 }
             }
-            // dweight[o, r] += sum_(g, p) dyt[o, (g, p)] col[r, (g, p)]
-            gemm(
-                self.c_out,
-                ld,
-                patch,
-                dyt,
-                (ld, 1),
-                col,
-                (1, ld),
-                dweight,
-                true,
-            );
+            // dweight[o, r] += sum_(g, p) dyt[o, (g, p)] col[r, (g, p)], as its transpose
+            // (patch rows, c_out columns: small packing buffers, as above).
+            let (a, b) = ((col, (ld, 1)), (&dyt[..], (1, ld)));
+            gemm_strided(patch, ld, self.c_out, a, b, (dweight, (1, patch)), true);
             if let Some(dx) = dx.as_deref_mut() {
                 let dcol = &mut dcol[..patch * ld];
                 // dcol[r, (g, p)] = sum_o weight[o, r] dyt[o, (g, p)]
