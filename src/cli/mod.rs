@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 mod args;
 mod help;
 
-use args::{DataArgs, DataDir, Defines, ExperimentArgs, FallbackArgs, Limits, Memory, ModelArgs};
+use args::{
+    DataArgs, DataDir, Defines, ExperimentArgs, FallbackArgs, LayerArgs, Limits, Memory, ModelArgs,
+};
 
 use crate::config::TrainConfig;
 use crate::data::DatasetName;
@@ -217,6 +219,8 @@ struct TrainCmd {
 struct BenchCmd {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    layers: LayerArgs,
     /// Activations to time (comma-separated; see `train --help` for the names).
     #[arg(long, value_delimiter = ',', default_value = "relu")]
     activation: Vec<String>,
@@ -456,8 +460,12 @@ fn bench(b: BenchCmd) -> Result<()> {
         bail!("--scaling {n}: it compares N parallel jobs with one; use 2 or more");
     }
     let activations = args::resolve(&b.activation, &b.defines.formulas()?)?;
-    let plan = run::bench::BenchPlan {
+    let model = b.layers.apply(crate::config::TrainConfig {
         dataset: b.data.dataset,
+        ..Default::default()
+    })?;
+    let plan = run::bench::BenchPlan {
+        model,
         data_dir: b.data.data_dir.as_deref(),
         activations: &activations,
         epochs: b.epochs,
