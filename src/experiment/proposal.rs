@@ -125,7 +125,10 @@ mod tests {
         let exp = exercise()
             .with_proposals(&["qg/log_softmax/nll".into()], &formulas)
             .unwrap();
-        assert_eq!(exp.variants.last().unwrap().config.activation[0].name(), "qg");
+        assert_eq!(
+            exp.variants.last().unwrap().config.activation[0].name(),
+            "qg"
+        );
     }
 
     #[test]
