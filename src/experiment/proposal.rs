@@ -51,9 +51,14 @@ fn changed_settings(a: &TrainConfig, b: &TrainConfig) -> Vec<String> {
         // here: the runs still check every setting.
         return Vec::new();
     };
-    b.iter()
-        .filter(|(k, v)| !FREE.contains(&k.as_str()) && a.get(k.as_str()) != Some(*v))
-        .map(|(k, v)| format!("+{k}={}", v.to_string().trim_matches('"')))
+    // Both sides' keys: a record leaves out fields at their defaults.
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !FREE.contains(&k.as_str()) && a.get(*k) != b.get(*k))
+        .map(|k| {
+            let v = b.get(k).map_or("default".into(), |v| v.to_string());
+            format!("+{k}={}", v.trim_matches('"'))
+        })
         .collect()
 }
 
@@ -139,6 +144,8 @@ mod tests {
             ("relu/log_softmax/nll+dropout0.2", "+dropout=0.2"),
             ("relu/log_softmax/nll+batch_size=32", "+batch_size=32"),
             ("relu/log_softmax/nll+optimizer=sgd", "+optimizer=sgd"),
+            ("relu/log_softmax/nll+norm=layer", "+norm=layer"),
+            ("relu/log_softmax/nll+limit_train=100", "+limit_train=100"),
         ] {
             let e = exercise()
                 .with_proposals(&[spec.into()], &Formulas::default())
