@@ -235,7 +235,7 @@ pub fn page(models: &[DemoModel<'_>], samples: Option<&Dataset>) -> String {
     let cards: String = models.iter().enumerate().map(|(k, d)| card(k, d)).collect();
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>actlab demo</title><style>{CSS}</style></head><body>\
-         <h1>Draw a digit</h1><p class=\"sub\">Each model sees your drawing as <code>actlab predict</code> prepares an image (cropped, fitted to 20×20, centred by mass in 28×28) and shows its ten probabilities and every hidden unit, coloured by its activation (blue positive, red negative).</p>\
+         <h1>Draw a digit</h1><p class=\"sub\">Each model sees your drawing as <code>actlab predict</code> prepares an image (cropped, fitted to 20×20, centred by mass in 28×28) and shows its ten probabilities, each conv layer's feature maps and every hidden unit, coloured by its activation (blue positive, red negative).</p>\
          <div class=\"main\"><div class=\"padbox\"><canvas id=\"pad\" width=\"280\" height=\"280\"></canvas><br><button id=\"clear\">Clear</button>\
          <p class=\"legend\"><i style=\"box-shadow: inset 0 -6px 0 #d62728\"></i> saturated: derivative below 19% of its peak (sigmoid, tanh, ...); <i style=\"box-shadow: inset 0 -6px 0 #333\"></i> inactive: zero derivative (ReLU off, ...).</p></div>\
          <div class=\"models\">{cards}</div></div><pre id=\"selftest\" hidden></pre><pre id=\"stroke\" hidden></pre>\
