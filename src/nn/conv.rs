@@ -19,6 +19,12 @@ use super::linear::{gemm, gemm_strided};
 /// L2 cache (8 x 25 x 784 floats for LeNet-5's conv1, 627 KB).
 const GROUP: usize = 8;
 
+/// Output channels below which the weight gradient runs as dot products rather than
+/// a matrix product: matrixmultiply's tiles are 16 wide, so a thinner product wastes
+/// most of each (LeNet-5's conv1, 6 channels: 0.70 against 0.98 ms per batch of 64 in
+/// `examples/lenet_kernels.rs`; its conv2, 16 channels: 1.48 against 1.22 ms).
+const THIN: usize = 16;
+
 /// A layer spec that cannot run on its input: names the layer and the sizes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
@@ -272,10 +278,14 @@ impl ConvShape {
                     dyt[o * ld + g * pixels..o * ld + (g + 1) * pixels].copy_from_slice(plane);
                 }
             }
-            // dweight[o, r] += sum_(g, p) dyt[o, (g, p)] col[r, (g, p)], as its transpose
-            // (patch rows, c_out columns: small packing buffers, as above).
-            let (a, b) = ((col, (ld, 1)), (&dyt[..], (1, ld)));
-            gemm_strided(patch, ld, self.c_out, a, b, (dweight, (1, patch)), true);
+            if self.c_out < THIN {
+                weight_grad(dyt, col, (self.c_out, patch, ld), dweight);
+            } else {
+                // dweight[o, r] += sum_(g, p) dyt[o, (g, p)] col[r, (g, p)], as its
+                // transpose (patch rows, c_out columns: small packing buffers).
+                let (a, b) = ((col, (ld, 1)), (&dyt[..], (1, ld)));
+                gemm_strided(patch, ld, self.c_out, a, b, (dweight, (1, patch)), true);
+            }
             if let Some(dx) = dx.as_deref_mut() {
                 let dcol = &mut dcol[..patch * ld];
                 // dcol[r, (g, p)] = sum_o weight[o, r] dyt[o, (g, p)]
@@ -413,6 +423,43 @@ impl ConvShape {
         };
         (lo, hi.max(lo))
     }
+}
+
+/// dweight[o, r] += sum_q dyt[o, q] col[r, q] over one group (rows of `ld` values):
+/// dot products along the contiguous rows, 4 output channels at a time so each
+/// column row is read once per 4, in 16 lanes summed in a fixed order (the same bits
+/// at every SIMD tier). A matrix product here packs both operands across their
+/// contiguous side, which cost more than the products for LeNet-5's thin shapes.
+fn weight_grad(dyt: &[f32], col: &[f32], dims: (usize, usize, usize), dweight: &mut [f32]) {
+    crate::simd_dispatch!((dyt: &[f32], col: &[f32], dims: (usize, usize, usize), dweight: &mut [f32]) {
+        const L: usize = 16;
+        const B: usize = 4;
+        let (c_out, patch, ld) = dims;
+        let full = ld / L * L;
+        for r in 0..patch {
+            let c = &col[r * ld..(r + 1) * ld];
+            for o0 in (0..c_out).step_by(B) {
+                // A partial block repeats its last channel and drops the repeats.
+                let rows: [&[f32]; B] = std::array::from_fn(|b| {
+                    let o = (o0 + b).min(c_out - 1);
+                    &dyt[o * ld..(o + 1) * ld]
+                });
+                let mut acc = [[0.0f32; L]; B];
+                for q in (0..full).step_by(L) {
+                    let cv = &c[q..q + L];
+                    for (acc, d) in acc.iter_mut().zip(&rows) {
+                        for ((a, &x), &y) in acc.iter_mut().zip(cv).zip(&d[q..q + L]) {
+                            *a += x * y;
+                        }
+                    }
+                }
+                for (b, (acc, d)) in acc.iter().zip(&rows).enumerate().take(c_out - o0) {
+                    let tail: f32 = (full..ld).map(|q| c[q] * d[q]).sum();
+                    dweight[(o0 + b) * patch + r] += acc.iter().sum::<f32>() + tail;
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -615,6 +662,35 @@ pub(crate) mod tests {
                     (g - e).abs() < 1e-4 * (1.0 + e.abs()),
                     "{s:?} dw[{i}]: {g} vs {e}"
                 );
+            }
+        }
+    }
+
+    /// The weight gradient's dot products: the same bits at every SIMD tier, and the
+    /// plain sums within rounding, for channel counts around the block of 4 and row
+    /// lengths around the 16 lanes.
+    #[test]
+    fn weight_gradient_is_the_same_at_every_tier_and_matches_plain_sums() {
+        for (c_out, patch, ld) in [(6, 25, 6272), (16, 150, 800), (3, 2, 37), (5, 1, 7)] {
+            let (dyt, col) = (values(c_out * ld, 1), values(patch * ld, 2));
+            let run = || {
+                let mut dw = vec![0.5f32; c_out * patch];
+                weight_grad(&dyt, &col, (c_out, patch, ld), &mut dw);
+                dw
+            };
+            let all = crate::simd::each_tier(run);
+            for (tier, dw) in &all {
+                assert_eq!(dw, &all[0].1, "{tier} vs {}", all[0].0);
+            }
+            for o in 0..c_out {
+                for r in 0..patch {
+                    let d = &dyt[o * ld..(o + 1) * ld];
+                    let plain: f64 = (col[r * ld..(r + 1) * ld].iter().zip(d))
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum();
+                    let got = all[0].1[o * patch + r] as f64 - 0.5;
+                    assert!((got - plain).abs() < 1e-3, "{o},{r}: {got} vs {plain}");
+                }
             }
         }
     }
