@@ -619,6 +619,34 @@ mod tests {
         assert_eq!(e.lines().count(), 1);
     }
 
+    /// `bench` reads the layers as `train` does: the same config from the same flags.
+    #[test]
+    fn bench_takes_the_layers_train_takes() {
+        let flags = ["--model", "lenet5", "--pool", "avg", "--norm", "layer"];
+        let bench = [&["bench"][..], &flags].concat();
+        let Command::Bench(b) = try_parse(&bench).unwrap().command else {
+            panic!("not bench");
+        };
+        let train = [&["train"][..], &flags].concat();
+        let Command::Train(t) = try_parse(&train).unwrap().command else {
+            panic!("not train");
+        };
+        let base = crate::config::TrainConfig::default();
+        let got = b.layers.apply(base).unwrap();
+        let (want, _) = t.model.config(DatasetName::Mnist).unwrap();
+        assert_eq!(
+            (&got.conv, got.pool, got.norm, &got.hidden),
+            (&want.conv, want.pool, want.norm, &want.hidden)
+        );
+        assert_eq!(got.hidden, [120, 84]);
+        assert_eq!(got.conv.len(), 2);
+        let Command::Bench(b) = try_parse(&["bench", "--model", "lenet9"]).unwrap().command else {
+            panic!("not bench");
+        };
+        let e = b.layers.apply(Default::default()).unwrap_err().to_string();
+        assert_eq!(e, "unknown --model 'lenet9'; use lenet5");
+    }
+
     #[test]
     fn negative_numbers_reach_their_checks() {
         let Command::Train(t) = try_parse(&["train", "--lr", "-1"]).unwrap().command else {
