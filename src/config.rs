@@ -257,14 +257,6 @@ impl TrainConfig {
                 "--activation: no hidden layers to apply it to".into(),
             ));
         }
-        // The engine trains batch norm exactly (tests/parity_conv.rs), but models and
-        // checkpoints do not yet carry its running statistics: a saved or resumed
-        // model would evaluate with fresh ones, a silently wrong number.
-        if self.norm == crate::nn::spec::Norm::Batch {
-            return Err(ConfigError(
-                "--norm batch: saved models and checkpoints do not yet keep batch norm's running statistics; use --norm layer or none for now".into(),
-            ));
-        }
         Ok(())
     }
 

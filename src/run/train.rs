@@ -309,6 +309,7 @@ fn trainer<'a>(
     if let Some(f) = init_from {
         let file = crate::model_io::read_tensors(f)?;
         tr.model.params = crate::model_io::params_from(&file, f, &tr.model.arch, "")?;
+        tr.model.stats = crate::model_io::stats_from(&file, f, &tr.model.arch, "")?;
     }
     Ok(tr)
 }
