@@ -308,6 +308,12 @@ impl TrainConfig {
                 "--batch-size 0: must be at least 1 (e.g. 64)".into(),
             ));
         }
+        // Every batch would be skipped (see the trainer's one-image batches).
+        if self.batch_size == 1 && self.arch().batch_norm_1d() {
+            return Err(ConfigError(
+                "--batch-size 1 with --norm batch: batch norm on a linear layer needs at least 2 images per batch; use --batch-size 2 or more, or --norm layer".into(),
+            ));
+        }
         if self.epochs == 0 {
             return Err(ConfigError("--epochs 0: must be at least 1".into()));
         }
@@ -367,9 +373,18 @@ impl TrainConfig {
         (floats * 4 + data + order).min(u64::MAX as u128) as u64
     }
 
-    /// One-line warnings about pairings that run but make little sense.
+    /// One-line warnings about pairings that run but make little sense, or settings
+    /// that cannot take effect.
     pub fn warnings(&self) -> Vec<String> {
-        self.loss.pairing_warning(self.output).into_iter().collect()
+        let mut w: Vec<String> = self.loss.pairing_warning(self.output).into_iter().collect();
+        // The trainer's crew (train/step.rs) gives batch norm one worker.
+        if self.threads > 1 && self.arch().batch_norm() {
+            w.push(format!(
+                "--threads {} with --norm batch: batch statistics need the whole batch in one pass, so training runs on 1 thread (the same numbers as --threads 1)",
+                self.threads
+            ));
+        }
+        w
     }
 }
 

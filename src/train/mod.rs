@@ -129,6 +129,14 @@ impl<'a> Trainer<'a> {
         self.split.train.len().div_ceil(self.cfg.batch_size)
     }
 
+    /// Training images each epoch skips: a last batch of one image when batch norm
+    /// is on a linear layer (PyTorch raises "Expected more than 1 value per channel
+    /// when training"); the epoch's train figures leave it out.
+    pub fn skipped_images(&mut self) -> usize {
+        let (_, run) = self.parts(self.history.len() + 1);
+        run.order.len() - run.trained_images()
+    }
+
     /// The crew and what its steps borrow of the run, for epoch `epoch`.
     fn parts(&mut self, epoch: usize) -> (&mut Crew, Run<'_>) {
         let run = Run {
@@ -172,6 +180,8 @@ impl<'a> Trainer<'a> {
         progress.epoch_start(epoch, steps);
         let t0 = Instant::now();
         let (crew, mut run) = self.parts(epoch);
+        // A skipped batch (see `Run::skips`) is not in the epoch's train figures.
+        let n_train = run.trained_images().max(1) as f64;
         let (loss_sum, correct) = crew.epoch(&mut run, progress, stop)?;
         let seconds = t0.elapsed().as_secs_f64();
         if let Some(r) = &mut self.recorder {
@@ -183,7 +193,6 @@ impl<'a> Trainer<'a> {
         let val = self.split.val.is_some().then(|| self.validate().metrics);
         let test = test_eval.metrics;
         self.last_test = Some((epoch, test_eval, wrong));
-        let n_train = self.split.train.len() as f64;
         let stats = EpochFigures {
             epoch,
             train: crate::eval::Metrics {
