@@ -90,7 +90,14 @@ fn a_resumed_batch_norm_run_matches_an_uninterrupted_one() {
         ck.stats.iter().all(|s| s.batches_tracked == 24),
         "12 batches x 2"
     );
-    run_ok_with_stderr(actlab().arg("train").arg("--resume").arg(&cut));
+    // A --save outside the run folder is only written when given again.
+    run_ok_with_stderr(
+        actlab()
+            .args(["train", "--resume"])
+            .arg(&cut)
+            .arg("--save")
+            .arg(d.join("b.safetensors")),
+    );
     assert_eq!(
         common::record_without_timings(&cut.join("record.json")),
         common::record_without_timings(&straight.join("record.json")),
