@@ -122,14 +122,13 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
         data_dir: Some(absolute(&full.dir)),
         save: io.save.as_deref().map(absolute),
     };
-    for w in cfg.warnings() {
+    for w in cfg.warnings_for(split.train.len()) {
         eprintln!("warning: {w}");
     }
     if let Some(note) = untrusted_save(ckpt.as_ref(), io) {
         eprintln!("{note}");
     }
     let mut tr = trainer(&cfg, &split, ckpt, io.init_from.as_deref())?;
-    warn_skipped(&mut tr);
     print_start(&tr, &split);
     install_ctrlc();
     crate::faults::at("start", 0, Some(&STOP));
@@ -313,15 +312,6 @@ fn trainer<'a>(
         tr.model.stats = crate::model_io::stats_from(&file, f, &tr.model.arch, "")?;
     }
     Ok(tr)
-}
-
-/// A one-line warning when each epoch skips a training batch of one image.
-fn warn_skipped(tr: &mut Trainer<'_>) {
-    if tr.skipped_images() > 0 {
-        eprintln!(
-            "warning: each epoch's last batch has 1 image, which batch norm on a linear layer cannot train on (PyTorch: \"Expected more than 1 value per channel when training\"); it is skipped. Change --batch-size or --limit-train to train on it"
-        );
-    }
 }
 
 /// What is about to run.

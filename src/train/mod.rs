@@ -129,14 +129,6 @@ impl<'a> Trainer<'a> {
         self.split.train.len().div_ceil(self.cfg.batch_size)
     }
 
-    /// Training images each epoch skips: a last batch of one image when batch norm
-    /// is on a linear layer (PyTorch raises "Expected more than 1 value per channel
-    /// when training"); the epoch's train figures leave it out.
-    pub fn skipped_images(&mut self) -> usize {
-        let (_, run) = self.parts(self.history.len() + 1);
-        run.order.len() - run.trained_images()
-    }
-
     /// The crew and what its steps borrow of the run, for epoch `epoch`.
     fn parts(&mut self, epoch: usize) -> (&mut Crew, Run<'_>) {
         let run = Run {

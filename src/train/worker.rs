@@ -211,10 +211,9 @@ impl Run<'_> {
         (step * b, b.min(self.order.len() - step * b))
     }
 
-    /// Whether batch `step` is skipped: batch norm on a linear layer cannot train on
-    /// one image (PyTorch: "Expected more than 1 value per channel when training").
+    /// Whether batch `step` is skipped (see [`crate::nn::Arch::trains_on`]).
     pub(super) fn skips(&self, step: usize) -> bool {
-        self.batch(step).1 < 2 && self.model.arch.batch_norm_1d()
+        !self.model.arch.trains_on(self.batch(step).1)
     }
 
     /// Images the epoch trains on: all but those of skipped batches.
