@@ -200,7 +200,16 @@ impl TrainConfig {
     /// Every key of a config as experiment files and `--variant` write it, derived
     /// from its serialized form (with the optional fields set, so none is left out).
     pub fn keys() -> Vec<String> {
+        // Every optional field set, so that keys left out of default records count too.
         let full = TrainConfig {
+            conv: vec![ConvSpec {
+                channels: 1,
+                kernel: 1,
+                stride: 1,
+                pad: 0,
+            }],
+            pool: Pool::Avg,
+            norm: Norm::Layer,
             nesterov: true,
             limit_train: Some(1),
             limit_test: Some(1),
@@ -521,7 +530,9 @@ mod tests {
         let err = toml::from_str::<TrainConfig>("learning_rate = 0.1").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
         let keys = TrainConfig::keys();
-        assert_eq!(keys.len(), 21, "{keys:?}");
-        assert!(keys.iter().any(|k| k == "val_split") && keys.iter().any(|k| k == "nesterov"));
+        assert_eq!(keys.len(), 24, "{keys:?}");
+        for k in ["val_split", "nesterov", "conv", "pool", "norm"] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
     }
 }
