@@ -41,7 +41,8 @@ pub(super) struct Crew {
 impl Crew {
     /// Workers for `cfg.threads` threads of batches of `cfg.batch_size` rows of `model`.
     pub(super) fn new(model: &Mlp, cfg: &TrainConfig) -> Crew {
-        // Batch norm needs the whole batch's statistics in one pass: one worker.
+        // Batch norm needs the whole batch's statistics in one pass: one worker (so no
+        // split first layer either, which needs the bias batch norm's maps lack).
         let threads = if model.arch.batch_norm() {
             1
         } else {
