@@ -524,6 +524,8 @@ fn bench(b: BenchCmd) -> Result<()> {
         dataset: b.data.dataset,
         ..Default::default()
     })?;
+    // A bad layer spec is named before the data is loaded.
+    model.validate()?;
     let plan = run::bench::BenchPlan {
         model,
         data_dir: b.data.data_dir.as_deref(),
