@@ -5,15 +5,17 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actlab::config::TrainConfig;
 use actlab::data::npz::{self, Array, Inputs};
 use actlab::data::{DatasetName, Split};
 use actlab::model_io::{self, ModelMeta};
-use actlab::nn::{Activation, InputBuf, Mlp, Workspace};
+use actlab::nn::{InputBuf, Mlp, Workspace};
 use actlab::train::{EpochFigures, Progress};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+mod experiment;
+mod options;
 
 /// Rows per forward pass in `predict_proba`.
 const BATCH: usize = 256;
@@ -72,7 +74,7 @@ fn labels(y: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
 }
 
 /// The data `train` was given: a dataset name, an .npz path or four arrays.
-fn load_data(
+pub(crate) fn load_data(
     data: &Bound<'_, PyAny>,
     data_dir: Option<PathBuf>,
 ) -> PyResult<(Split, Option<PathBuf>)> {
@@ -154,15 +156,16 @@ impl Progress for PyProgress<'_> {
 /// Train one run: `config` is a JSON object of TrainConfig fields. Returns the
 /// record (JSON) and the model.
 #[pyfunction]
-#[pyo3(signature = (config, data, data_dir=None, on_epoch=None))]
+#[pyo3(signature = (config, data, data_dir=None, on_epoch=None, define=Default::default()))]
 fn train(
     py: Python<'_>,
     config: &str,
     data: &Bound<'_, PyAny>,
     data_dir: Option<PathBuf>,
     on_epoch: Option<Py<PyAny>>,
+    define: std::collections::BTreeMap<String, String>,
 ) -> PyResult<(String, Model)> {
-    let mut cfg: TrainConfig = serde_json::from_str(config).map_err(value_error)?;
+    let mut cfg = options::config(config, &options::formulas(&define)?, true)?;
     let (full, file) = load_data(data, data_dir)?;
     if full.name == DatasetName::File {
         cfg.dataset = DatasetName::File;
@@ -294,10 +297,16 @@ fn load(path: PathBuf) -> PyResult<Model> {
     Ok(Model { mlp, meta })
 }
 
-/// f(x) and f'(x) of an activation (a built-in name such as "gelu" or "elu:0.5").
+/// f(x) and f'(x) of an activation (a built-in name such as "gelu" or "elu:0.5", or a
+/// name of `define`).
 #[pyfunction]
-fn activation_values(name: &str, x: Vec<f32>) -> PyResult<(Vec<f32>, Vec<f32>)> {
-    let a: Activation = name.parse().map_err(value_error)?;
+#[pyo3(signature = (name, x, define=Default::default()))]
+fn activation_values(
+    name: &str,
+    x: Vec<f32>,
+    define: std::collections::BTreeMap<String, String>,
+) -> PyResult<(Vec<f32>, Vec<f32>)> {
+    let a = options::activation(name, &options::formulas(&define)?)?;
     let f: Vec<f32> = x.iter().map(|&v| a.value(v)).collect();
     let df = x
         .iter()
@@ -313,6 +322,9 @@ fn _actlab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(activation_values, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::compare, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::exercise, m)?)?;
+    m.add_class::<experiment::Outcome>()?;
     m.add_class::<Model>()?;
     Ok(())
 }
