@@ -201,6 +201,14 @@ impl TrainConfig {
     /// from its serialized form (with the optional fields set, so none is left out).
     pub fn keys() -> Vec<String> {
         let full = TrainConfig {
+            conv: vec![ConvSpec {
+                channels: 1,
+                kernel: 1,
+                stride: 1,
+                pad: 0,
+            }],
+            pool: Pool::Avg,
+            norm: Norm::Layer,
             nesterov: true,
             limit_train: Some(1),
             limit_test: Some(1),
@@ -446,7 +454,9 @@ mod tests {
         let err = toml::from_str::<TrainConfig>("learning_rate = 0.1").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
         let keys = TrainConfig::keys();
-        assert_eq!(keys.len(), 21, "{keys:?}");
-        assert!(keys.iter().any(|k| k == "val_split") && keys.iter().any(|k| k == "nesterov"));
+        assert_eq!(keys.len(), 24, "{keys:?}");
+        for k in ["val_split", "nesterov", "conv", "pool", "norm"] {
+            assert!(keys.iter().any(|known| known == k), "{k} in {keys:?}");
+        }
     }
 }

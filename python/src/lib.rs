@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use actlab::data::npz::{self, Array, Inputs};
 use actlab::data::{DatasetName, Split};
 use actlab::model_io::{self, ModelMeta};
-use actlab::nn::{InputBuf, Mlp, Workspace};
+use actlab::nn::{Mlp, Workspace};
 use actlab::train::{EpochFigures, Progress};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError};
@@ -207,6 +207,9 @@ fn train(
     ))
 }
 
+/// One parameter tensor: its PyTorch name, shape and flat values.
+type NamedArray<'py> = (String, Vec<usize>, Bound<'py, PyArray1<f32>>);
+
 /// A trained network with what it was trained on.
 #[pyclass(module = "actlab._actlab")]
 struct Model {
@@ -247,7 +250,7 @@ impl Model {
         let k = self.mlp.arch.classes();
         let probs = py.detach(|| {
             let mut ws = Workspace::new(&self.mlp, BATCH, false);
-            let mut input = InputBuf::default();
+            let mut input = self.mlp.input_buf();
             let mut out = Vec::with_capacity(n * k);
             for chunk in x.chunks(BATCH * width) {
                 let m = chunk.len() / width;
@@ -262,10 +265,7 @@ impl Model {
     }
 
     /// Parameters with PyTorch's names and shapes: name -> (shape, flat values).
-    fn state_items<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(String, Vec<usize>, Bound<'py, PyArray1<f32>>)>> {
+    fn state_items<'py>(&self, py: Python<'py>) -> PyResult<Vec<NamedArray<'py>>> {
         Ok(model_io::named_params(&self.mlp.arch, &self.mlp.params)
             .into_iter()
             .map(|(n, s, v)| (n, s, PyArray1::from_vec(py, v)))

@@ -124,3 +124,44 @@ def test_ctrl_c_stops_a_comparison_and_it_resumes(tmp_path):
         actlab.compare(["relu", "tanh"], seeds=1, data=data, epochs=1000, batch_size=8, out=tmp_path / "c", jobs=1)
     timer.cancel()
     assert (tmp_path / "c" / "experiment.json").exists()
+
+
+def test_up_to_256_classes_train_and_more_are_refused_in_one_line():
+    rng = np.random.RandomState(0)
+    x = rng.rand(600, 6).astype(np.float32)
+    y = np.arange(600) % 256
+    r = actlab.train((x, y, x[:100], y[:100]), epochs=1)
+    assert r.model.predict_proba(x[:2]).shape == (2, 256)
+    with pytest.raises(ValueError, match=r"y_train\[256\] = 256: labels must be class numbers 0..K-1 with K at most 256"):
+        actlab.train((x, np.arange(600) % 257, x[:100], y[:100]), epochs=1)
+
+
+def test_to_torch_gives_the_same_outputs(tmp_path):
+    torch = pytest.importorskip("torch", reason="to_torch() needs PyTorch, an optional dependency")
+    d = np.load(DIGITS)
+    cases = [dict(activation="quick_gelu", define=QUICK_GELU), dict(activation=["tanh", "prelu"], output="softmax"),
+             dict(conv="4:3", norm="layer", activation="silu")]
+    for kwargs in cases:
+        model = actlab.train(DIGITS, epochs=2, **kwargs).model
+        net = model.to_torch()
+        x = torch.tensor(d["x_test"].reshape(len(d["x_test"]), -1) / 255.0, dtype=torch.float32)
+        with torch.no_grad():
+            y = net(x).numpy()
+        theirs = np.exp(y) if model.meta["output"] == "log_softmax" else y
+        np.testing.assert_allclose(theirs, model.predict_proba(d["x_test"]), atol=1e-5)
+
+
+def test_to_torch_without_torch_says_how_to_install_it(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("No module named 'torch'")
+        return real(name, *args, **kwargs)
+
+    model = actlab.train(DIGITS, epochs=1).model
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(ImportError, match="pip install torch"):
+        model.to_torch()
