@@ -200,6 +200,7 @@ impl TrainConfig {
     /// Every key of a config as experiment files and `--variant` write it, derived
     /// from its serialized form (with the optional fields set, so none is left out).
     pub fn keys() -> Vec<String> {
+        // Every optional field set, so that keys left out of default records count too.
         let full = TrainConfig {
             conv: vec![ConvSpec {
                 channels: 1,
@@ -456,7 +457,7 @@ mod tests {
         let keys = TrainConfig::keys();
         assert_eq!(keys.len(), 24, "{keys:?}");
         for k in ["val_split", "nesterov", "conv", "pool", "norm"] {
-            assert!(keys.iter().any(|known| known == k), "{k} in {keys:?}");
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
     }
 }

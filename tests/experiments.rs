@@ -241,3 +241,20 @@ fn the_depth_matrix_expands_to_the_36_hand_written_variants() {
     assert_eq!(names(&matrix), names(&blocks));
     assert_eq!(matrix, blocks);
 }
+
+#[test]
+fn every_experiment_file_parses_and_validates() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("experiments").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let exp = actlab::experiment::Experiment::from_toml(&text, &path.to_string_lossy())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!exp.variants.is_empty(), "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} experiment files found");
+}

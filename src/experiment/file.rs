@@ -349,6 +349,7 @@ impl Experiment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::spec::{Norm, Pool};
 
     #[test]
     fn every_key_is_blamed_at_its_line_and_column() {
@@ -381,6 +382,26 @@ mod tests {
         let e = err("[define]\nq = \"x *\"\n[[variant]]\nactivation = \"q\"");
         assert!(
             e.starts_with("x.toml: line 2, column 1: [define] --define q=x *"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn conv_pool_and_norm_are_keys_of_a_file() {
+        let text = "[base]\nconv = [\"6:5:1:2\", \"16:5\"]\npool = \"avg\"\nnorm = \"layer\"\nhidden = [120, 84]\n[[variant]]\nactivation = \"tanh\"";
+        let exp = Experiment::from_toml(text, "x.toml").unwrap();
+        let c = &exp.variants[0].config;
+        assert_eq!(c.conv.len(), 2);
+        assert_eq!(
+            (c.conv[0].channels, c.conv[0].pad, c.conv[1].kernel),
+            (6, 2, 5)
+        );
+        assert_eq!((c.pool, c.norm), (Pool::Avg, Norm::Layer));
+        let e = Experiment::from_toml("[base]\npool = \"mx\"\n[[variant]]\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml: line 2, column 8: [base]: pool: "),
             "{e}"
         );
     }
