@@ -1,4 +1,5 @@
-// actlab demo: draw a digit, see each model's input, prediction and hidden layers.
+// actlab demo: draw a digit, see each model's input, prediction, conv feature maps and
+// hidden layers.
 // The preparation is `actlab predict`'s (src/predict.rs), step for step, with the same
 // float32 arithmetic where it rounds; activations come as formula trees (never code).
 "use strict";
@@ -84,23 +85,88 @@ function ev(n, x) {
 function prepareModel(m) {
   m.W = m.layers.map((l) => floats(l.w));
   m.B = m.layers.map((l) => floats(l.b));
+  for (const c of m.convs) { c.W = floats(c.w); c.B = floats(c.b); }
+  for (const n of m.norms) if (n) {
+    n.W = floats(n.w); n.B = floats(n.b);
+    if (n.kind === "batch") { n.mean = floats(n.mean); n.var = floats(n.var); }
+  }
 }
 
-// Hidden activations (with derivatives) and class probabilities for 784 pixels.
+// A conv layer on a c_in x h x w map (zero padding; weight [c_out, c_in, k, k]).
+function conv2d(c, x) {
+  const { c_in, c_out, k, stride, pad, h, iw, oh, ow } = c, y = new Float64Array(c_out * oh * ow);
+  for (let o = 0; o < c_out; o++) for (let oy = 0; oy < oh; oy++) for (let ox = 0; ox < ow; ox++) {
+    let s = c.B.length ? c.B[o] : 0;
+    for (let ci = 0; ci < c_in; ci++) for (let ky = 0; ky < k; ky++) {
+      const iy = oy * stride - pad + ky;
+      if (iy < 0 || iy >= h) continue;
+      for (let kx = 0; kx < k; kx++) {
+        const ix = ox * stride - pad + kx;
+        if (ix >= 0 && ix < iw) s += c.W[((o * c_in + ci) * k + ky) * k + kx] * x[(ci * h + iy) * iw + ix];
+      }
+    }
+    y[(o * oh + oy) * ow + ox] = s;
+  }
+  return y;
+}
+
+// 2x2 pooling, stride 2, floored; max takes the first maximum (a NaN wins), as pool.rs.
+function pool2(kind, x, c, h, w) {
+  const ph = Math.floor(h / 2), pw = Math.floor(w / 2), y = new Float64Array(c * ph * pw);
+  for (let ch = 0; ch < c; ch++) for (let py = 0; py < ph; py++) for (let px = 0; px < pw; px++) {
+    const at = (dy, dx) => x[(ch * h + 2 * py + dy) * w + 2 * px + dx];
+    const v = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+    let r = v[0];
+    if (kind === "avg") r = (v[0] + v[1] + v[2] + v[3]) / 4;
+    else for (const u of v.slice(1)) if (u > r || Number.isNaN(u)) r = u;
+    y[(ch * ph + py) * pw + px] = r;
+  }
+  return y;
+}
+
+// A hidden layer's norm in evaluation mode on c channels of s values (null: none):
+// batch norm with its running statistics, layer norm (GroupNorm(1, c)) over all c * s.
+function normalise(n, x, c, s) {
+  if (!n) return x;
+  const eps = 1e-5, y = new Float64Array(x.length);
+  let mean = 0, varr = 0;
+  if (n.kind !== "batch") {
+    for (const v of x) mean += v;
+    mean /= x.length;
+    for (const v of x) varr += (v - mean) * (v - mean);
+    varr /= x.length;
+  }
+  for (let ch = 0; ch < c; ch++) {
+    const [mu, v] = n.kind === "batch" ? [n.mean[ch], n.var[ch]] : [mean, varr];
+    const scale = n.W[ch] / Math.sqrt(v + eps);
+    for (let i = 0; i < s; i++) y[ch * s + i] = (x[ch * s + i] - mu) * scale + n.B[ch];
+  }
+  return y;
+}
+
+// Each conv layer's feature maps, the fully connected hidden activations (with
+// derivatives) and class probabilities for 784 pixels.
 function forward(m, pixels) {
   let x = Float64Array.from(pixels, (p) => f32(p / 255));
-  const hidden = [];
+  const maps = [], hidden = [], nc = m.convs.length;
+  m.convs.forEach((c, k) => {
+    const z = normalise(m.norms[k], conv2d(c, x), c.c_out, c.oh * c.ow), act = m.acts[k];
+    const a = z.map((v) => ev(act.expr, v)[0]);
+    maps.push({ a, c: c.c_out, h: c.oh, w: c.ow });
+    x = c.pool ? pool2(c.pool, a, c.c_out, c.oh, c.ow) : a;
+  });
   for (let l = 0; l < m.W.length; l++) {
-    const n_in = m.sizes[l], n_out = m.sizes[l + 1], W = m.W[l], B = m.B[l];
-    const z = new Float64Array(n_out);
+    const n_in = x.length, n_out = m.sizes[l + 1], W = m.W[l], B = m.B[l];
+    let z = new Float64Array(n_out);
     for (let j = 0; j < n_out; j++) {
-      let s = B[j];
+      let s = B.length ? B[j] : 0;
       const row = j * n_in;
       for (let i = 0; i < n_in; i++) if (x[i] !== 0) s += W[row + i] * x[i];
       z[j] = s;
     }
-    if (l === m.W.length - 1) return { hidden, probs: probabilities(m.output, z), out: z };
-    const act = m.acts[l], a = new Float64Array(n_out), d = new Float64Array(n_out);
+    if (l === m.W.length - 1) return { maps, hidden, probs: probabilities(m.output, z), out: z };
+    z = normalise(m.norms[nc + l], z, n_out, 1);
+    const act = m.acts[nc + l], a = new Float64Array(n_out), d = new Float64Array(n_out);
     for (let j = 0; j < n_out; j++) [a[j], d[j]] = ev(act.expr, z[j]);
     hidden.push({ a, d });
     x = a;
@@ -288,8 +354,19 @@ function show(m, card, res, prepared) {
     bar.querySelector("b").textContent = prepared.ink ? (100 * res.probs[c]).toFixed(1) + "%" : "";
     bar.classList.toggle("top", c === best && prepared.ink);
   });
+  card.querySelectorAll(".maps").forEach((box, k) => {
+    const { a, h, w } = res.maps[k], scale = Math.max(1e-9, ...Array.from(a, Math.abs));
+    box.querySelectorAll("canvas").forEach((cv, ch) => {
+      const c2 = cv.getContext("2d"), img = c2.createImageData(w, h);
+      for (let i = 0; i < h * w; i++) {
+        const [r, g, b] = colour(a[ch * h * w + i], scale).match(/\d+/g).map(Number);
+        img.data.set([r, g, b, 255], 4 * i);
+      }
+      c2.putImageData(img, 0, 0);
+    });
+  });
   card.querySelectorAll(".strip").forEach((strip, l) => {
-    const { a, d } = res.hidden[l], act = m.acts[l];
+    const { a, d } = res.hidden[l], act = m.acts[m.convs.length + l];
     const scale = Math.max(1e-9, ...Array.from(a, Math.abs));
     let sat = 0, off = 0;
     strip.querySelectorAll("span").forEach((cell, j) => {
@@ -368,7 +445,10 @@ function stroke() {
   pad.dispatchEvent(new PointerEvent("pointerup", at(...path[path.length - 1])));
   const prepared = update();
   const preds = MODELS.map((m) => ({ name: m.name, probs: forward(m, prepared.pixels).probs }));
-  document.getElementById("stroke").textContent = JSON.stringify({ preds, png: pad.toDataURL("image/png") });
+  // How many feature-map canvases show something (not all white), as drawn.
+  const maps = Array.from(document.querySelectorAll("canvas.fmap"));
+  const shown = maps.filter((cv) => cv.getContext("2d").getImageData(0, 0, cv.width, cv.height).data.some((v) => v < 250)).length;
+  document.getElementById("stroke").textContent = JSON.stringify({ preds, maps: maps.length, shown, png: pad.toDataURL("image/png") });
 }
 
 MODELS.forEach(prepareModel);

@@ -730,3 +730,48 @@ fn memory_is_bounded_before_it_is_spent() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && err.contains("with 2 jobs"), "{err}");
 }
+
+#[test]
+fn exercise_proposals_that_break_its_rule_are_refused() {
+    let d = small();
+    let rule = "\"architecture unchanged\"";
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--try", "relu/log_softmax/nll+hidden=256"],
+            vec![
+                "--try 'relu/log_softmax/nll+hidden=256'",
+                "+hidden=[256]",
+                rule,
+            ],
+        ),
+        (vec!["--try", "tanh+lr=0.01"], vec!["+lr=0.01", rule]),
+        (
+            vec!["--try", "relu", "--hidden", "256"],
+            vec!["--hidden:", rule, "--try"],
+        ),
+        (vec!["--lr", "0.01"], vec!["--lr:", rule]),
+        (
+            vec!["--try", "relu", "--dropout", "0.3"],
+            vec!["--dropout with --try", rule],
+        ),
+        (
+            vec!["--try", "relu", "--dataset", "fashion-mnist"],
+            vec!["--try", "MNIST"],
+        ),
+        (
+            vec!["--try", "rleu"],
+            vec!["--try 'rleu'", "did you mean 'relu'"],
+        ),
+        (
+            vec!["--try", "qg"],
+            vec!["unknown activation 'qg'", "--define"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let mut c = actlab();
+        c.arg("exercise").args(&args).arg("--data-dir").arg(&d.0);
+        c.arg("--out").arg(d.join("o"));
+        fails(&mut c, &needles);
+        assert!(!d.join("o").exists(), "{args:?} started training");
+    }
+}

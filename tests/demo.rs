@@ -74,9 +74,10 @@ fn assert_close(page: &Value, want: &[f64], what: &str) -> f64 {
     worst
 }
 
-/// Two models trained briefly: sigmoid everywhere, and a formula + PReLU net.
+/// Four models trained briefly: sigmoid everywhere, a formula + PReLU net, and two
+/// conv nets (LeNet-5 with max pooling; layer norm with average pooling).
 fn models(dir: &TempDir) -> Vec<PathBuf> {
-    let specs: [&[&str]; 2] = [
+    let specs: [&[&str]; 4] = [
         &[
             "--activation",
             "sigmoid",
@@ -90,6 +91,19 @@ fn models(dir: &TempDir) -> Vec<PathBuf> {
             "qg=x * sigmoid(1.702 * x)",
             "--activation",
             "qg,prelu",
+        ],
+        &["--model", "lenet5"],
+        &[
+            "--conv",
+            "4:5:1:2,6:3",
+            "--pool",
+            "avg",
+            "--norm",
+            "layer",
+            "--hidden",
+            "32",
+            "--activation",
+            "tanh",
         ],
     ];
     specs
@@ -190,6 +204,14 @@ fn the_page_predicts_as_actlab_predict_does() {
             &format!("model {m}, the stroke"),
         );
     }
+
+    // Every conv layer's maps are drawn: LeNet-5's 6 + 16 and the other net's 4 + 6.
+    assert_eq!(stroke["maps"], 32, "{}", stroke["maps"]);
+    assert!(
+        stroke["shown"].as_u64().unwrap() > 16,
+        "{}",
+        stroke["shown"]
+    );
 
     // The drawn page, as a screenshot: the pad's ink, bars and strips, not a blank page.
     let shot = dir.join("shot.png");

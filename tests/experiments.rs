@@ -115,6 +115,56 @@ fn exercise_table_has_rows_columns_and_verdicts() {
     }
 }
 
+/// A learner's proposal runs beside "before" and is graded on the exercise's goals, in
+/// the terminal and in report.html; claims that do not reproduce say in which direction.
+#[test]
+fn exercise_grades_a_proposal_in_the_terminal_and_the_report() {
+    let out = TempDir::new("exercise-try");
+    let mut args = vec!["exercise", "--try", "relu/log_softmax/nll"];
+    args.extend(SMALL);
+    let text = run_ok(&args, &out.0);
+    assert!(text.contains("try relu/log_softmax/nll "), "no row: {text}");
+    let grade = text
+        .lines()
+        .find(|l| l.starts_with("try relu/log_softmax/nll: "))
+        .unwrap_or_else(|| panic!("no grade: {text}"));
+    // One seed cannot show the gap goal: the grade says so unless a goal was missed.
+    assert!(
+        grade.contains(": FAIL — misses")
+            || grade.contains(": not shown — \"overfitting reduced (smaller gap)\" undecided; one seed gives no interval (use --seeds 3)"),
+        "{grade}"
+    );
+    for goal in [
+        "architecture unchanged\": yes",
+        "validation accuracy above 90%",
+        "overfitting reduced",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("try relu/log_softmax/nll, goal") && l.contains(goal)),
+            "{goal}: {text}"
+        );
+    }
+    let claims: Vec<&str> = text.lines().filter(|l| l.starts_with("claim ")).collect();
+    assert_eq!(claims.len(), 2, "{text}");
+    for c in claims {
+        assert!(
+            c.contains("reproduces — measured")
+                || c.contains("is above the claimed")
+                || c.contains("is below the claimed"),
+            "{c}"
+        );
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("try relu/log_softmax/nll: <span class="),
+        "{html}"
+    );
+    assert!(out
+        .join("runs/try_relu_log_softmax_nll/seed-0.json")
+        .exists());
+}
+
 #[test]
 fn jobs_do_not_change_results_and_shards_merge_to_the_same_summary() {
     let one = TempDir::new("jobs1");

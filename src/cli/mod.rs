@@ -115,6 +115,14 @@ struct ExerciseCmd {
     epochs: usize,
     #[command(flatten)]
     limits: Limits,
+    /// Grade your own answer: ACTIVATION/OUTPUT/LOSS (e.g. tanh/log_softmax/nll; missing
+    /// parts keep before's; activations may be formulas from --define) runs beside
+    /// "before" over the seeds and is graded on the exercise's goals. Repeatable. Only
+    /// activations, output and loss may change.
+    #[arg(long = "try", value_name = "ACT/OUTPUT/LOSS")]
+    tries: Vec<String>,
+    #[command(flatten)]
+    defines: Defines,
 }
 
 #[derive(Args, Debug)]
@@ -241,7 +249,7 @@ pub fn main() -> Result<()> {
     let (cli, matches) = parse()?;
     match cli.command {
         Command::Train(c) => train(c, &matches),
-        Command::Exercise(c) => exercise(c),
+        Command::Exercise(c) => exercise(c, &matches),
         Command::Compare(c) => compare(c, &matches),
         Command::Run(c) => run_file(c),
         Command::Merge(c) => {
@@ -311,9 +319,40 @@ fn parse() -> Result<(Cli, clap::ArgMatches)> {
             ) {
                 e.exit();
             }
+            if let Some(line) = fixed_by_the_exercise(&e) {
+                bail!("{line}");
+            }
             bail!("{}", help::one_line(&e));
         }
     }
+}
+
+/// For `actlab exercise` given a model or training flag (--hidden, --lr, ...): the
+/// exercise's rule and where activations, output and loss go instead.
+fn fixed_by_the_exercise(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument
+        || std::env::args().nth(1).as_deref() != Some("exercise")
+    {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split('=').next().unwrap_or(arg);
+    let model = <ModelArgs as clap::Args>::augment_args(clap::Command::new("model"));
+    let known = model
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        // How a run is executed or recorded is not the exercise's to fix.
+        .filter(|l| !["seed", "threads", "no-diagnostics"].contains(l))
+        .any(|l| flag == format!("--{l}"));
+    known.then(|| {
+        format!(
+            "{flag}: {}; give activations, output and loss as --try ACT/OUTPUT/LOSS, or change other settings with actlab compare",
+            crate::experiment::proposal::RULE
+        )
+    })
 }
 
 /// The run-setting flags (model, optimiser, data selection) given on the command line
@@ -359,7 +398,27 @@ fn train(c: TrainCmd, matches: &clap::ArgMatches) -> Result<()> {
     run::train_command(&cfg, &io)
 }
 
-fn exercise(c: ExerciseCmd) -> Result<()> {
+/// Settings a graded proposal (`exercise --try`) must not change, given on the command
+/// line: the bonus's dropout, and another dataset (the 90% goal is MNIST's).
+fn refuse_with_try(c: &ExerciseCmd, matches: &clap::ArgMatches) -> Result<()> {
+    let Some(sub) = matches.subcommand_matches("exercise") else {
+        return Ok(());
+    };
+    if c.tries.is_empty() {
+        return Ok(());
+    }
+    let rule = crate::experiment::proposal::RULE;
+    if given(sub, "dropout") {
+        bail!("--dropout with --try: {rule}; drop --dropout");
+    }
+    if c.data.data_file.is_some() || c.data.dataset != DatasetName::Mnist {
+        bail!("--try grades against the exercise's goals, set for MNIST: drop --dataset and --data-file (or use actlab compare on other data)");
+    }
+    Ok(())
+}
+
+fn exercise(c: ExerciseCmd, matches: &clap::ArgMatches) -> Result<()> {
+    refuse_with_try(&c, matches)?;
     c.exp.memory.apply();
     let base = TrainConfig {
         dataset: c.data.dataset,
@@ -372,7 +431,8 @@ fn exercise(c: ExerciseCmd) -> Result<()> {
     .with_data_file(c.data.data_file.clone());
     let mut how = c.exp.options;
     let seeds = how.seeds.take().map_or(vec![0], |s| s.0);
-    let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds);
+    let exp = crate::experiment::Experiment::exercise(&base, c.dropout, seeds)
+        .with_proposals(&c.tries, &c.defines.formulas()?)?;
     // The exercise's few models are kept for demo.html: sigmoid and ReLU side by side.
     how.save_models = true;
     run::experiment_command(&exp, &how, c.data.data_dir.as_deref())

@@ -7,6 +7,7 @@ pub mod file;
 pub mod folders;
 pub mod jobs;
 pub mod matrix;
+pub mod proposal;
 pub mod stats;
 pub mod tune;
 

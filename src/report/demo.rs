@@ -1,6 +1,7 @@
 //! `demo.html`: one self-contained page (no network, scripts inline) with a drawing
-//! pad and, per model side by side, the 28x28 input it sees, its ten probabilities and
-//! each hidden layer's activations, updated as you draw.
+//! pad and, per model side by side, the 28x28 input it sees, its ten probabilities,
+//! each conv layer's feature maps and each fully connected hidden layer's activations,
+//! updated as you draw (conv, pooling and norm layers run as in evaluation mode).
 //!
 //! The page's script (`assets/demo.js`) prepares the drawing exactly as `actlab
 //! predict` does and runs the forward pass on the embedded weights; activations travel
@@ -14,6 +15,9 @@ use serde_json::{json, Value};
 use super::markup::esc;
 use super::ReportError;
 use crate::data::Dataset;
+use crate::nn::arch::Arch;
+use crate::nn::pool::PoolKind;
+use crate::nn::spec::Norm;
 use crate::nn::{portable, Mlp};
 
 const SCRIPT: &str = include_str!("../../assets/demo.js");
@@ -44,6 +48,8 @@ canvas.input { width: 84px; height: 84px; image-rendering: pixelated; border: 1p
 .strip span { flex: 1; min-width: 1px; }
 .strip span.sat { box-shadow: inset 0 -6px 0 #d62728; } .strip span.off { box-shadow: inset 0 -6px 0 #333; }
 .legend { font-size: .75rem; color: #555; max-width: 280px; }
+.maps { display: flex; flex-wrap: wrap; gap: 2px; }
+canvas.fmap { width: 32px; height: 32px; image-rendering: pixelated; border: 1px solid #ccc; }
 .legend i { display: inline-block; width: 12px; height: 10px; vertical-align: middle; }
 "#;
 
@@ -82,7 +88,7 @@ fn model_json(d: &DemoModel<'_>) -> Value {
     let layers: Vec<Value> = (1..=arch.layers())
         .map(|l| json!({"w": tensor(format!("fc{l}.weight")), "b": tensor(format!("fc{l}.bias"))}))
         .collect();
-    let acts: Vec<Value> = (0..arch.layers() - 1)
+    let acts: Vec<Value> = (0..arch.hidden())
         .map(|l| {
             // A PReLU runs with its trained slope.
             let a = d.model.activation(l);
@@ -97,12 +103,58 @@ fn model_json(d: &DemoModel<'_>) -> Value {
         .collect();
     json!({
         "name": d.name,
+        "convs": convs_json(arch, &tensor),
+        "norms": norms_json(d.model, &tensor),
         "sizes": arch.sizes,
         "output": arch.output.to_string(),
         "class_names": d.class_names,
         "layers": layers,
         "acts": acts,
     })
+}
+
+/// Each conv layer's weight [c_out, c_in, k, k], bias (empty before batch norm), shape
+/// on its input and the pool after it ("max", "avg" or null).
+fn convs_json(arch: &Arch, tensor: &dyn Fn(String) -> String) -> Vec<Value> {
+    let plan = arch.conv_plan().map(|p| p.layers).unwrap_or_default();
+    plan.iter()
+        .enumerate()
+        .map(|(k, (s, pool))| {
+            json!({
+                "w": tensor(format!("conv{}.weight", k + 1)),
+                "b": tensor(format!("conv{}.bias", k + 1)),
+                "c_in": s.c_in, "c_out": s.c_out, "k": s.k, "stride": s.stride, "pad": s.pad,
+                "h": s.h, "iw": s.w, "oh": s.out_h(), "ow": s.out_w(),
+                "pool": pool.map(|p| match p.kind {
+                    PoolKind::Max => "max",
+                    PoolKind::Avg => "avg",
+                }),
+            })
+        })
+        .collect()
+}
+
+/// Each hidden layer's norm in evaluation mode, or null: its kind, weight and bias,
+/// and for batch norm the running mean and variance it normalises with.
+fn norms_json(model: &Mlp, tensor: &dyn Fn(String) -> String) -> Vec<Value> {
+    let kind = match model.arch.norm {
+        Norm::None => return vec![Value::Null; model.arch.hidden()],
+        Norm::Layer => "layer",
+        Norm::Batch => "batch",
+    };
+    (0..model.arch.hidden())
+        .map(|i| {
+            // Every hidden layer has the norm, so batch norm i keeps stats i.
+            let stats = model.stats.get(i);
+            json!({
+                "kind": kind,
+                "w": tensor(format!("norm{}.weight", i + 1)),
+                "b": tensor(format!("norm{}.bias", i + 1)),
+                "mean": stats.map(|s| f32_b64(&s.mean)),
+                "var": stats.map(|s| f32_b64(&s.var)),
+            })
+        })
+        .collect()
 }
 
 /// JSON safe inside a <script> element: `<`, `>` and `&` (which only occur inside
@@ -138,12 +190,30 @@ fn card(k: usize, d: &DemoModel<'_>) -> String {
         ));
     }
     h.push_str("</div>");
+    let plan = arch.conv_plan().map(|p| p.layers).unwrap_or_default();
+    for (k, (s, _)) in plan.iter().enumerate() {
+        let map = format!(
+            "<canvas class=\"fmap\" width=\"{}\" height=\"{}\"></canvas>",
+            s.out_w(),
+            s.out_h()
+        );
+        h.push_str(&format!(
+            "<div class=\"layer\"><span>conv {} ({} maps {}×{}, {})</span></div><div class=\"maps\">{}</div>",
+            k + 1,
+            s.c_out,
+            s.out_h(),
+            s.out_w(),
+            esc(&arch.activations[k].to_string()),
+            map.repeat(s.c_out)
+        ));
+    }
     for l in 0..arch.layers() - 1 {
         let width = arch.sizes[l + 1];
+        let hidden = arch.conv.len() + l;
         h.push_str(&format!(
             "<div class=\"layer\"><span>hidden {} ({width} units, {})</span><em></em></div><div class=\"strip\">{}</div>",
-            l + 1,
-            esc(&arch.activations[l].to_string()),
+            hidden + 1,
+            esc(&arch.activations[hidden].to_string()),
             "<span></span>".repeat(width)
         ));
     }
@@ -165,7 +235,7 @@ pub fn page(models: &[DemoModel<'_>], samples: Option<&Dataset>) -> String {
     let cards: String = models.iter().enumerate().map(|(k, d)| card(k, d)).collect();
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>actlab demo</title><style>{CSS}</style></head><body>\
-         <h1>Draw a digit</h1><p class=\"sub\">Each model sees your drawing as <code>actlab predict</code> prepares an image (cropped, fitted to 20×20, centred by mass in 28×28) and shows its ten probabilities and every hidden unit, coloured by its activation (blue positive, red negative).</p>\
+         <h1>Draw a digit</h1><p class=\"sub\">Each model sees your drawing as <code>actlab predict</code> prepares an image (cropped, fitted to 20×20, centred by mass in 28×28) and shows its ten probabilities, each conv layer's feature maps and every hidden unit, coloured by its activation (blue positive, red negative).</p>\
          <div class=\"main\"><div class=\"padbox\"><canvas id=\"pad\" width=\"280\" height=\"280\"></canvas><br><button id=\"clear\">Clear</button>\
          <p class=\"legend\"><i style=\"box-shadow: inset 0 -6px 0 #d62728\"></i> saturated: derivative below 19% of its peak (sigmoid, tanh, ...); <i style=\"box-shadow: inset 0 -6px 0 #333\"></i> inactive: zero derivative (ReLU off, ...).</p></div>\
          <div class=\"models\">{cards}</div></div><pre id=\"selftest\" hidden></pre><pre id=\"stroke\" hidden></pre>\

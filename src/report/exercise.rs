@@ -1,9 +1,11 @@
 //! The exercise's before/after table: measured figures beside the exercise's claims,
 //! and a plain verdict per task goal.
 
+use super::grade;
 use super::summary::{cell, ExperimentSummary, Spread, Unit, VariantSummary};
 use super::table::{Align, Table};
-use crate::experiment::stats::{difference, Summary};
+use crate::experiment::proposal::is_proposal;
+use crate::experiment::stats::Summary;
 
 /// What the exercise says a variant gives: (train acc, val acc, val loss).
 pub fn claim(name: &str) -> Option<(f64, f64, f64)> {
@@ -70,130 +72,51 @@ fn mean(s: Option<Summary>) -> Option<f64> {
     s.map(|s| s.mean)
 }
 
-/// One line per task goal and per claim, saying what was measured.
+/// One line per task goal and per claim, saying what was measured; then each
+/// learner's proposal (`--try`) graded on the same goals.
 pub fn verdicts(s: &ExperimentSummary) -> Vec<String> {
     let before = find(s, "before");
     let after = find(s, "after");
     let bonus = s.variants.iter().find(|v| v.name.starts_with("bonus"));
-    let mut out = Vec::new();
     let name = s.compared_name();
-    out.extend(goal_accuracy(after, name));
-    out.extend(goal_gap(before, after, bonus));
-    out.extend(goal_architecture(s));
+    let mut out = Vec::new();
+    out.extend(after.map(|a| grade::accuracy(a, name).line()));
+    out.extend(
+        before
+            .zip(after)
+            .and_then(|(b, a)| grade::gap(b, a, bonus))
+            .map(|g| g.line()),
+    );
+    let all: Vec<&VariantSummary> = by_index(s);
+    out.extend(grade::architecture(&all).map(|g| g.line()));
     out.extend(
         [before, after]
             .into_iter()
             .flatten()
             .filter_map(|v| claim_line(v, name)),
     );
+    if let Some(before) = before {
+        for v in all.iter().filter(|v| is_proposal(&v.name)) {
+            out.extend(grade::proposal(s, before, v));
+        }
+    }
     out
 }
 
-fn yes(b: bool) -> &'static str {
-    if b {
-        "yes"
+/// How `measured` stands against `claimed`: "matches" within `tolerance`, otherwise
+/// "is above/below the claimed".
+fn against(measured: f64, claimed: f64, tolerance: f64) -> &'static str {
+    if (measured - claimed).abs() <= tolerance {
+        "matches"
+    } else if measured > claimed {
+        "is above the claimed"
     } else {
-        "NO"
+        "is below the claimed"
     }
 }
 
-/// Goal: "after" above 90% accuracy on the compared split, `name` (the exercise's
-/// "validation" is its test set; NO, with the reason, when every seed of "after"
-/// diverged).
-fn goal_accuracy(after: Option<&VariantSummary>, name: &str) -> Option<String> {
-    let after = after?;
-    let Some(acc) = mean(after.compared_acc()) else {
-        return Some(format!(
-            "goal \"validation accuracy above 90%\": NO — every seed of after diverged (NaN/inf loss: seeds {:?}), so it has no accuracy",
-            after.diverged_seeds
-        ));
-    };
-    Some(format!(
-        "goal \"validation accuracy above 90%\": {} — after reaches {:.2}% {name} acc",
-        yes(acc > 0.90),
-        acc * 100.0
-    ))
-}
-
-/// Goal: a smaller train-val gap after than before (and with dropout), judged by the
-/// 95% interval of the gap's change paired by seed: "not shown" when it includes 0 or
-/// when one seed gives no interval.
-fn goal_gap(
-    before: Option<&VariantSummary>,
-    after: Option<&VariantSummary>,
-    bonus: Option<&VariantSummary>,
-) -> Option<String> {
-    let (before, after) = (before?, after?);
-    let (gb, ga) = (mean(before.gap)?, mean(after.gap)?);
-    let verdict = match gap_change(before, after) {
-        Some((lo, hi)) if hi < 0.0 => format!(
-            "yes — the gap shrank by {:.2} to {:.2} pt (95% interval over seeds)",
-            -hi * 100.0,
-            -lo * 100.0
-        ),
-        Some((lo, hi)) if lo > 0.0 => format!(
-            "NO — the gap grew by {:.2} to {:.2} pt (95% interval over seeds)",
-            lo * 100.0,
-            hi * 100.0
-        ),
-        Some((lo, hi)) => format!(
-            "not shown — its change over seeds, {:+.2} to {:+.2} pt (95%), includes 0",
-            lo * 100.0,
-            hi * 100.0
-        ),
-        None => "not shown — one seed gives no interval (use --seeds 3)".into(),
-    };
-    let mut line = format!(
-        "goal \"overfitting reduced (smaller gap)\": {verdict}; gap {:+.2} pt before, {:+.2} pt after",
-        gb * 100.0,
-        ga * 100.0
-    );
-    if gb.abs() < 0.02 {
-        line.push_str(&format!(
-            "; but \"before\" barely overfits ({:+.2} pt), so there was little to reduce",
-            gb * 100.0
-        ));
-    }
-    if let Some(gd) = bonus.and_then(|b| mean(b.gap)) {
-        line.push_str(&format!("; with dropout {:+.2} pt", gd * 100.0));
-    }
-    Some(line)
-}
-
-/// The 95% interval of after's gap minus before's, paired by seed (None with fewer
-/// than two common seeds).
-fn gap_change(before: &VariantSummary, after: &VariantSummary) -> Option<(f64, f64)> {
-    let pairs: Vec<(f64, f64)> = after
-        .gap_by_seed
-        .iter()
-        .filter_map(|(seed, a)| Some((*a, *before.gap_by_seed.get(seed)?)))
-        .collect();
-    if pairs.len() < 2 {
-        return None;
-    }
-    let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-    let d = difference(&a, &b, &pairs)?;
-    Some((d.lo, d.hi))
-}
-
-/// Goal: every variant has the same layer sizes.
-fn goal_architecture(s: &ExperimentSummary) -> Option<String> {
-    let sizes: Vec<&Vec<usize>> = s.variants.iter().map(|v| &v.sizes).collect();
-    let first = sizes.first()?;
-    let same = sizes.iter().all(|x| x == first);
-    let dims: Vec<String> = first.iter().map(|d| d.to_string()).collect();
-    Some(format!(
-        "goal \"architecture unchanged\": {} — every variant is {}",
-        yes(same),
-        if same {
-            dims.join("-")
-        } else {
-            "not the same size".into()
-        }
-    ))
-}
-
-/// The exercise's claim for `v` beside what was measured on the compared split, `name`.
+/// The exercise's claim for `v` beside what was measured on the compared split, `name`,
+/// saying for each figure that does not reproduce in which direction it is off.
 fn claim_line(v: &VariantSummary, name: &str) -> Option<String> {
     let (ct, cv, cl) = claim(&v.name)?;
     let (t, a, l) = (
@@ -202,17 +125,40 @@ fn claim_line(v: &VariantSummary, name: &str) -> Option<String> {
         mean(v.compared_loss())?,
     );
     // Within 2 points of accuracy and 0.05 of loss counts as reproduced.
-    let off = (a - cv).abs() > 0.02 || (t - ct).abs() > 0.02 || (l - cl).abs() > 0.05;
+    let figures = [
+        (
+            format!("{name} {:.2}%", a * 100.0),
+            against(a, cv, 0.02),
+            format!("{:.0}%", cv * 100.0),
+        ),
+        (
+            format!("train {:.2}%", t * 100.0),
+            against(t, ct, 0.02),
+            format!("{:.0}%", ct * 100.0),
+        ),
+        (
+            format!("{name} loss {l:.4}"),
+            against(l, cl, 0.05),
+            format!("{cl:.2}"),
+        ),
+    ];
+    let off = figures.iter().any(|(_, how, _)| *how != "matches");
+    let measured: Vec<String> = figures
+        .iter()
+        .map(|(m, how, c)| format!("{m} {how} {c}"))
+        .collect();
     Some(format!(
-        "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured train {:.2}%, {name} {:.2}%, {name} loss {:.4}",
+        "claim \"{}: train {:.0}%, val {:.0}%, val loss {:.2}\": {} — measured {}",
         v.name,
         ct * 100.0,
         cv * 100.0,
         cl,
-        if off { "does NOT reproduce" } else { "reproduces" },
-        t * 100.0,
-        a * 100.0,
-        l
+        if off {
+            "does NOT reproduce"
+        } else {
+            "reproduces"
+        },
+        measured.join(", ")
     ))
 }
 
@@ -366,8 +312,9 @@ pub(crate) mod tests {
         ];
         let v = verdicts(&summarise(&exp, &recs));
         assert!(
-            v.iter()
-                .any(|l| l.contains("after: train 95%") && l.contains("does NOT reproduce")),
+            v.iter().any(|l| l.contains("after: train 95%")
+                && l.contains("does NOT reproduce — measured test 91.00% matches 91%")
+                && l.contains("test loss 0.1000 is below the claimed 0.25")),
             "{v:?}"
         );
         let mut dead = record("after", 2, 0, 0.0, 0.0);
@@ -453,7 +400,7 @@ pub(crate) mod tests {
         );
         assert!(v[2].contains("784-128-64-10"), "{v:?}");
         assert!(
-            v[3].contains("does NOT reproduce") && v[3].contains("test 96.70%"),
+            v[3].contains("does NOT reproduce — measured test 96.70% is above the claimed 85%"),
             "{v:?}"
         );
         let text = table(&s).to_text();

@@ -31,7 +31,7 @@ td.l { white-space: normal; min-width: 8rem; }
 table.st1 .s0 { box-shadow: 2px 0 0 #ddd; }
 .toggles { display: flex; flex-wrap: wrap; gap: .2rem .8rem; font-size: .8rem; margin: .4rem 0; } .toggles label { white-space: nowrap; cursor: pointer; }
 .toggles i { display: inline-block; width: 1.4rem; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: .25rem; }
-ul.verdicts li { margin: .2rem 0; } .yes { color: #0a7a3e; font-weight: bold; } .no { color: #b3261e; font-weight: bold; }
+ul.verdicts li { margin: .2rem 0; } .yes { color: #0a7a3e; font-weight: bold; } .no { color: #b3261e; font-weight: bold; } .ns { color: #8a5a00; font-weight: bold; }
 figure { margin: 1rem 0; } figcaption { color: #555; font-size: .85rem; }
 svg { max-width: 100%; height: auto; }
 .grid { display: flex; flex-wrap: wrap; gap: 1rem; } .grid figure { margin: 0; }
@@ -44,6 +44,13 @@ fn verdict_html(line: &str) -> String {
     let e = esc(line);
     e.replacen(": yes —", ": <span class=\"yes\">yes</span> —", 1)
         .replacen(": NO —", ": <span class=\"no\">NO</span> —", 1)
+        .replacen(": PASS —", ": <span class=\"yes\">PASS</span> —", 1)
+        .replacen(": FAIL —", ": <span class=\"no\">FAIL</span> —", 1)
+        .replacen(
+            ": not shown —",
+            ": <span class=\"ns\">not shown</span> —",
+            1,
+        )
         .replacen(
             ": reproduces —",
             ": <span class=\"yes\">reproduces</span> —",

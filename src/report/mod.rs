@@ -8,6 +8,7 @@ pub mod demo;
 pub mod depth;
 pub mod exercise;
 pub mod forest;
+pub mod grade;
 pub mod html;
 pub mod markup;
 pub mod runs_csv;

@@ -75,7 +75,8 @@ fn class_names(d: DatasetName) -> Vec<String> {
     d.class_names(d.shape().classes)
 }
 
-/// "[784, 128, 64, 10] relu/log_softmax on mnist": what a model is, for its card.
+/// "[784, 128, 64, 10] relu/log_softmax on mnist" (with "conv 6:5:1:2,16:5 pool max
+/// norm none + " before it for a conv net): what a model is, for its card.
 fn describe(model: &Mlp, meta: &ModelMeta) -> String {
     let mut acts: Vec<String> = model
         .arch
@@ -84,8 +85,20 @@ fn describe(model: &Mlp, meta: &ModelMeta) -> String {
         .map(|a| a.to_string())
         .collect();
     acts.dedup();
+    let arch = &model.arch;
+    // A conv net: its conv layers, pool and norm before the fully connected widths.
+    let conv = if arch.conv.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "conv {} pool {} norm {} + ",
+            crate::nn::spec::ConvSpec::list_to_string(&arch.conv),
+            arch.pool,
+            arch.norm
+        )
+    };
     format!(
-        "{:?} {}/{} on {}",
+        "{conv}{:?} {}/{} on {}",
         model.arch.sizes,
         acts.join(","),
         model.arch.output,
