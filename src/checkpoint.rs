@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::TrainConfig;
-use crate::model_io::{bail, invalid, read_tensors, tensors_to_bytes, Result};
+use crate::model_io::{
+    bail, buffer_tensors, invalid, read_tensors, stats_from, typed_tensors_to_bytes, Result, Values,
+};
+use crate::nn::norm::RunningStats;
 use crate::nn::{Mlp, Optimizer, Rng};
 use crate::store::records::EpochStats;
 use crate::train::Trainer;
@@ -19,6 +22,8 @@ pub struct Checkpoint {
     pub cfg: TrainConfig,
     /// Parameters at the end of the last completed epoch.
     pub params: Vec<f32>,
+    /// Batch norm's running statistics then (saved as `norm{i}.running_mean`, ...).
+    pub stats: Vec<RunningStats>,
     /// Optimiser first moments / momentum buffer.
     pub m: Vec<f32>,
     /// Optimiser second moments (empty for SGD).
@@ -56,6 +61,7 @@ impl Checkpoint {
         Checkpoint {
             cfg: tr.cfg.clone(),
             params: tr.model.params.clone(),
+            stats: tr.model.stats.clone(),
             m: tr.opt.m.clone(),
             v: tr.opt.v.clone(),
             t: tr.opt.t,
@@ -94,14 +100,19 @@ impl Checkpoint {
         if let Some(o) = &self.origin {
             meta.insert("origin".into(), json(o)?);
         }
-        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![
-            ("params".into(), vec![self.params.len()], &self.params),
-            ("optim.m".into(), vec![self.m.len()], &self.m),
+        let mut tensors: Vec<(String, Vec<usize>, Values<'_>)> = vec![
+            (
+                "params".into(),
+                vec![self.params.len()],
+                Values::F32(&self.params),
+            ),
+            ("optim.m".into(), vec![self.m.len()], Values::F32(&self.m)),
         ];
         if !self.v.is_empty() {
-            tensors.push(("optim.v".into(), vec![self.v.len()], &self.v));
+            tensors.push(("optim.v".into(), vec![self.v.len()], Values::F32(&self.v)));
         }
-        let bytes = tensors_to_bytes(&tensors, &meta)?;
+        tensors.extend(buffer_tensors(&self.cfg.arch(), &self.stats));
+        let bytes = typed_tensors_to_bytes(&tensors, &meta)?;
         Ok(crate::store::write_file(path, &bytes)?)
     }
 
@@ -133,6 +144,7 @@ impl Checkpoint {
         let origin = meta.optional("origin")?;
         let mut c = Checkpoint {
             params: f.get(&path, "params")?.data.clone(),
+            stats: stats_from(&f, &path, &cfg.arch(), "")?,
             m: f.get(&path, "optim.m")?.data.clone(),
             v: f.tensors
                 .get("optim.v")
@@ -205,7 +217,8 @@ impl Checkpoint {
 
     /// A trainer that continues from this state on `split`.
     pub fn into_trainer(self, split: &crate::data::Split) -> Trainer<'_> {
-        let model = Mlp::from_params(self.cfg.arch(), self.params);
+        let mut model = Mlp::from_params(self.cfg.arch(), self.params);
+        model.stats = self.stats;
         let mut tr = Trainer::with_state(self.cfg, split, model, self.rng);
         tr.opt = Optimizer {
             cfg: tr.opt.cfg,

@@ -266,14 +266,6 @@ impl TrainConfig {
                 "--activation: no hidden layers to apply it to".into(),
             ));
         }
-        // The engine trains batch norm exactly (tests/parity_conv.rs), but models and
-        // checkpoints do not yet carry its running statistics: a saved or resumed
-        // model would evaluate with fresh ones, a silently wrong number.
-        if self.norm == crate::nn::spec::Norm::Batch {
-            return Err(ConfigError(
-                "--norm batch: saved models and checkpoints do not yet keep batch norm's running statistics; use --norm layer or none for now".into(),
-            ));
-        }
         Ok(())
     }
 
@@ -323,6 +315,12 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(ConfigError(
                 "--batch-size 0: must be at least 1 (e.g. 64)".into(),
+            ));
+        }
+        // Every batch would be skipped (see the trainer's one-image batches).
+        if !self.arch().trains_on(self.batch_size) {
+            return Err(ConfigError(
+                "--batch-size 1 with --norm batch: batch norm on a linear layer needs at least 2 images per batch; use --batch-size 2 or more, or --norm layer".into(),
             ));
         }
         if self.epochs == 0 {
@@ -384,9 +382,38 @@ impl TrainConfig {
         (floats * 4 + data + order).min(u64::MAX as u128) as u64
     }
 
-    /// One-line warnings about pairings that run but make little sense.
+    /// One-line warnings about pairings that run but make little sense, or settings
+    /// that cannot take effect.
     pub fn warnings(&self) -> Vec<String> {
-        self.loss.pairing_warning(self.output).into_iter().collect()
+        let mut w: Vec<String> = self.loss.pairing_warning(self.output).into_iter().collect();
+        // The trainer's crew (train/step.rs) gives batch norm one worker.
+        if self.threads > 1 && self.arch().batch_norm() {
+            w.push(format!(
+                "--threads {} with --norm batch: batch statistics need the whole batch in one pass, so training runs on 1 thread (the same numbers as --threads 1)",
+                self.threads
+            ));
+        }
+        w
+    }
+
+    /// [`TrainConfig::warnings`], and for a run on `n_train` training images a last
+    /// batch of each epoch that cannot train (see [`crate::nn::Arch::trains_on`]).
+    pub fn warnings_for(&self, n_train: usize) -> Vec<String> {
+        let mut w = self.warnings();
+        let last = n_train % self.batch_size.max(1);
+        if last > 0 && !self.arch().trains_on(last) {
+            w.push(format!(
+                "each epoch's last batch has {last} image, which batch norm on a linear layer cannot train on (PyTorch: \"Expected more than 1 value per channel when training\"); it is skipped and left out of the train figures. Change --batch-size or --limit-train to train on it"
+            ));
+        }
+        w
+    }
+
+    /// The training images a run uses out of `available`: `--limit-train`, less the
+    /// held-out `--val-split`.
+    pub fn train_images(&self, available: usize) -> usize {
+        let n = self.limit_train.unwrap_or(usize::MAX).min(available);
+        n.saturating_sub(self.val_split.unwrap_or(0))
     }
 }
 
@@ -402,6 +429,54 @@ mod tests {
         assert_eq!(c.arch().n_params(), 109_386);
         assert_eq!(c.label(), "relu/log_softmax/nll");
         assert!(c.warnings().is_empty());
+    }
+
+    /// Batch norm on a linear layer: a last batch of one image is warned about, a
+    /// batch size of 1 refused, two threads said to train as one; conv-only batch
+    /// norm (BatchNorm2d) trains on one image.
+    #[test]
+    fn batch_norm_warnings_and_refusals() {
+        let bn = TrainConfig {
+            norm: crate::nn::spec::Norm::Batch,
+            batch_size: 8,
+            ..Default::default()
+        };
+        assert!(bn.validate().is_ok() && bn.warnings().is_empty());
+        assert!(bn.warnings_for(16).is_empty() && bn.warnings_for(18).is_empty());
+        let w = bn.warnings_for(17);
+        assert!(
+            w.len() == 1 && w[0].contains("last batch has 1 image"),
+            "{w:?}"
+        );
+        let conv_only = TrainConfig {
+            conv: crate::nn::spec::ConvSpec::parse_list("4:5").unwrap(),
+            hidden: Vec::new(),
+            ..bn.clone()
+        };
+        assert!(conv_only.warnings_for(17).is_empty());
+        let one = TrainConfig {
+            batch_size: 1,
+            ..bn.clone()
+        };
+        assert!(one
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--batch-size 1"));
+        let two = TrainConfig {
+            threads: 2,
+            ..bn.clone()
+        };
+        assert!(two.warnings()[0].contains("runs on 1 thread"));
+        let limited = TrainConfig {
+            limit_train: Some(100),
+            val_split: Some(10),
+            ..bn
+        };
+        assert_eq!(
+            (limited.train_images(60000), limited.train_images(50)),
+            (90, 40)
+        );
     }
 
     #[test]

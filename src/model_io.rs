@@ -7,6 +7,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::nn::{Arch, Mlp};
 
+mod buffers;
+pub use buffers::{buffer_tensors, stats_from};
+
 /// A model or checkpoint file that cannot be read, written or used, in one line
 /// naming the file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,9 @@ pub struct Tensor {
     pub shape: Vec<usize>,
     /// Row-major values.
     pub data: Vec<f32>,
+    /// An integer tensor's exact values (empty for float dtypes): `data` rounds
+    /// beyond 2^24.
+    pub ints: Vec<i64>,
 }
 
 /// Everything in a safetensors file: tensors by name and the string metadata.
@@ -67,6 +73,22 @@ impl TensorFile {
                 have.join(", ")
             )
         })
+    }
+}
+
+/// An integer tensor's exact values; empty for float dtypes.
+fn to_i64(view: &TensorView<'_>) -> Vec<i64> {
+    let d = view.data();
+    match view.dtype() {
+        Dtype::I64 => d
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect(),
+        Dtype::I32 => d
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -118,6 +140,7 @@ pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<TensorFile> {
             Tensor {
                 shape: view.shape().to_vec(),
                 data,
+                ints: to_i64(&view),
             },
         );
     }
@@ -168,20 +191,46 @@ pub fn read_tensors(path: &Path) -> Result<TensorFile> {
     parse_tensors(&bytes, path)
 }
 
+/// A tensor's values to write: f32, or int64 (PyTorch's dtype of `num_batches_tracked`).
+#[derive(Debug, Clone, Copy)]
+pub enum Values<'a> {
+    /// 32-bit floats.
+    F32(&'a [f32]),
+    /// 64-bit integers.
+    I64(&'a [i64]),
+}
+
+impl Values<'_> {
+    fn dtype_and_bytes(&self) -> (Dtype, Vec<u8>) {
+        match self {
+            Values::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Values::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        }
+    }
+}
+
 /// Serialise f32 tensors (name, shape, values) with metadata into safetensors bytes.
 pub fn tensors_to_bytes(
     tensors: &[(String, Vec<usize>, &[f32])],
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
+    let typed: Vec<_> = (tensors.iter())
+        .map(|(n, s, v)| (n.clone(), s.clone(), Values::F32(v)))
         .collect();
+    typed_tensors_to_bytes(&typed, metadata)
+}
+
+/// Serialise tensors of any [`Values`] type with metadata into safetensors bytes.
+pub fn typed_tensors_to_bytes(
+    tensors: &[(String, Vec<usize>, Values<'_>)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let bytes: Vec<(Dtype, Vec<u8>)> = tensors.iter().map(|t| t.2.dtype_and_bytes()).collect();
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            TensorView::new(Dtype::F32, shape.clone(), b)
+        .map(|((name, shape, _), (dtype, b))| {
+            TensorView::new(*dtype, shape.clone(), b)
                 .map(|v| (name.clone(), v))
                 .map_err(|e| invalid!("tensor {name}: {e}"))
         })
@@ -206,14 +255,16 @@ pub fn named_params(arch: &Arch, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f
         .collect()
 }
 
-/// Write a model's weights (fc1.weight [out, in], fc1.bias, ...) atomically.
+/// Write a model's weights (fc1.weight [out, in], fc1.bias, ...) and batch norm's
+/// running statistics (norm{i}.running_mean, ...) atomically: PyTorch's state dict.
 pub fn save_weights(path: &Path, model: &Mlp, metadata: &BTreeMap<String, String>) -> Result<()> {
     let named = named_params(&model.arch, &model.params);
-    let views: Vec<(String, Vec<usize>, &[f32])> = named
+    let mut views: Vec<(String, Vec<usize>, Values<'_>)> = named
         .iter()
-        .map(|(n, shape, v)| (n.clone(), shape.clone(), v.as_slice()))
+        .map(|(n, shape, v)| (n.clone(), shape.clone(), Values::F32(v)))
         .collect();
-    let bytes = tensors_to_bytes(&views, metadata)?;
+    views.extend(buffer_tensors(&model.arch, &model.stats));
+    let bytes = typed_tensors_to_bytes(&views, metadata)?;
     Ok(crate::store::write_file(path, &bytes)?)
 }
 
@@ -433,7 +484,10 @@ pub fn model_from_file(
         bail!("{}: {e}", path.display());
     }
     let params = params_from(file, path, &arch, "")?;
-    Ok((Mlp::from_params(arch, params), meta))
+    let stats = stats_from(file, path, &arch, "")?;
+    let mut model = Mlp::from_params(arch, params);
+    model.stats = stats;
+    Ok((model, meta))
 }
 
 /// The description actlab stores in the safetensors metadata, if any.

@@ -11,8 +11,7 @@ use std::path::Path;
 
 use common::tolerance::{check_close, check_scaled, optim_of};
 
-use actlab::model_io::{params_from, read_tensors, TensorFile};
-use actlab::nn::norm::RunningStats;
+use actlab::model_io::{params_from, read_tensors, stats_from, TensorFile};
 use actlab::nn::spec::ConvSpec;
 use actlab::nn::{
     Activation, Arch, Input, Loss, Mlp, OptimConfig, Optimizer, TrainInput, Workspace,
@@ -63,20 +62,9 @@ fn load(case: &Value, file: &TensorFile, path: &Path, prefix: &str) -> Mlp {
         case["name"]
     );
     let params = params_from(file, path, &arch, prefix).unwrap();
+    let stats = stats_from(file, path, &arch, prefix).unwrap();
     let mut m = Mlp::from_params(arch, params);
-    for (k, (b, _)) in buffers.iter().enumerate() {
-        let get = |w: &str| {
-            file.get(path, &format!("{prefix}{b}.{w}"))
-                .unwrap()
-                .data
-                .clone()
-        };
-        m.stats[k] = RunningStats {
-            mean: get("running_mean"),
-            var: get("running_var"),
-            batches_tracked: get("num_batches_tracked")[0] as i64,
-        };
-    }
+    m.stats = stats;
     m
 }
 
@@ -255,4 +243,89 @@ fn conv_and_norm_cases_match_pytorch() {
         checked.push(case["name"].as_str().unwrap().to_string());
     }
     assert_eq!(checked.len(), 14, "cases checked: {checked:?}");
+}
+
+/// The two trainer cases through the command line: the case's initial state
+/// (`--init-from`, running statistics included), the first 13 MNIST training images in
+/// order, batches of 8 with a final partial batch, 2 epochs of Adam; the saved model
+/// (parameters, running statistics, batch counts) must equal PyTorch's `train.*`.
+#[test]
+fn cli_training_runs_with_conv_and_norm_layers_match_pytorch() {
+    let dir = common::fixtures_of("torch-parity-3");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let cases: Vec<&Value> = (m["cases"].as_array().unwrap().iter())
+        .filter(|c| !c["train"].is_null())
+        .collect();
+    let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["trainer-lenet-bn", "trainer-mlp-ln"]);
+    for case in cases {
+        cli_trainer_case(case, &dir);
+    }
+}
+
+/// A case's network as `actlab train` options.
+fn cli_options(case: &Value) -> Vec<String> {
+    let list = |k: &str| {
+        (case[k].as_array().unwrap().iter())
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut args = Vec::new();
+    if !case["conv"].as_array().unwrap().is_empty() {
+        args.extend(["--conv".to_string(), list("conv")]);
+    }
+    for (opt, key) in [("--hidden", "hidden"), ("--activation", "act")] {
+        args.extend([opt.to_string(), list(key)]);
+    }
+    for (opt, key) in [("--pool", "pool"), ("--norm", "norm")] {
+        args.extend([opt.to_string(), case[key].as_str().unwrap().to_string()]);
+    }
+    args
+}
+
+fn cli_trainer_case(case: &Value, dir: &Path) {
+    let name = case["name"].as_str().unwrap();
+    let t = &case["train"];
+    assert_eq!(
+        (t["limit_train"].as_u64(), t["batch_size"].as_u64()),
+        (Some(13), Some(8)),
+        "{name}"
+    );
+    assert_eq!(
+        (t["epochs"].as_u64(), t["optimizer"].as_str()),
+        (Some(2), Some("adam"))
+    );
+    let path = dir.join(case["file"].as_str().unwrap());
+    let out = common::TempDir::new("parity-conv-trainer");
+    let model = out.join("model.safetensors");
+    common::run_ok(
+        common::actlab()
+            .arg("train")
+            .args(cli_options(case))
+            .args(["--no-shuffle", "--no-diagnostics", "--limit-train", "13"])
+            .args(["--batch-size", "8", "--epochs", "2", "--limit-test", "10"])
+            .args(["--lr", &t["lr"].to_string(), "--init-from"])
+            .arg(&path)
+            .arg("--out")
+            .arg(out.join("run"))
+            .arg("--save")
+            .arg(&model),
+    );
+    let f = read_tensors(&path).unwrap();
+    let got = load(case, &read_tensors(&model).unwrap(), &model, "");
+    let want = load(case, &f, &path, "train.");
+    assert_state(&format!("{name} train."), &got, &want);
+    let init = load(case, &f, &path, "");
+    assert_ne!(
+        init.params, want.params,
+        "{name}: training moved the parameters"
+    );
+    if let Some(s) = want.stats.first() {
+        assert_eq!(
+            s.batches_tracked, 4,
+            "{name}: 2 batches in each of 2 epochs"
+        );
+    }
 }

@@ -166,6 +166,13 @@ impl Arch {
         self.norm == Norm::Batch && self.sizes.len() > 2
     }
 
+    /// Whether a training batch of `rows` images can train: batch norm on a linear
+    /// layer cannot normalise one value per channel (PyTorch raises "Expected more
+    /// than 1 value per channel when training"), so such a batch is skipped.
+    pub fn trains_on(&self, rows: usize) -> bool {
+        rows >= 2 || !self.batch_norm_1d()
+    }
+
     /// Shape of linear layer `l` (the first reads the flattened conv output).
     pub fn shape(&self, l: usize) -> LinearShape {
         let fan_in = if l == 0 {

@@ -123,10 +123,10 @@ impl Mlp {
         &self.layers
     }
 
-    /// Whether the first layer needs its input dense (a conv layer, or a linear one
-    /// without a bias): the sparse kernels serve a plain first linear layer only.
+    /// Whether the first layer needs its input dense (a conv layer): the sparse
+    /// kernels serve a first linear layer, with a bias or without (before batch norm).
     pub fn dense_input(&self) -> bool {
-        !matches!(self.layers[0], Layer::Linear { b: Some(_), .. })
+        !matches!(self.layers[0], Layer::Linear { .. })
     }
 
     /// A buffer for this network's first-layer input: dense rows when the first
@@ -228,13 +228,10 @@ impl Mlp {
     fn first_forward(&self, ws: &mut Workspace, x: Input<'_>, n: usize, train: bool) {
         assert!(n <= ws.cap, "{n} rows for a workspace of {}", ws.cap);
         let width = self.arch.sizes[0];
-        if let Layer::Linear {
-            shape,
-            w,
-            b: Some(b),
-        } = self.layers[0]
-        {
-            let (wt, bias) = (&self.params[w..b], &self.params[b..b + shape.fan_out]);
+        if let Layer::Linear { shape, w, b } = self.layers[0] {
+            let wt = &self.params[w..w + shape.fan_in * shape.fan_out];
+            // No bias (before batch norm): an empty one, which every kernel skips.
+            let bias = b.map_or(&[][..], |b| &self.params[b..b + shape.fan_out]);
             let y = ws.output_of_mut(0, n);
             return match x {
                 Input::Dense { x, .. } => shape.forward(wt, bias, &x[..n * shape.fan_in], n, y),
@@ -353,7 +350,7 @@ impl Trace<'_> {
 
 impl Mlp {
     /// Layer 0's parameter gradients from its output gradient `dy`: a linear map
-    /// with a bias reads its input in any form, any other first layer dense rows.
+    /// reads its input in any form, any other first layer dense rows.
     fn first_backward(
         &self,
         mut ctx: Ctx,
@@ -363,18 +360,17 @@ impl Mlp {
         grads: &mut [f32],
     ) {
         let n = ctx.n;
-        if let Layer::Linear {
-            shape,
-            w,
-            b: Some(b),
-        } = self.layers[0]
-        {
-            let (dw, rest) = grads[w..].split_at_mut(b - w);
-            let db = &mut rest[..shape.fan_out];
+        if let Layer::Linear { shape, w, b } = self.layers[0] {
+            let end = w + shape.fan_in * shape.fan_out;
+            let (dw, rest) = grads[w..].split_at_mut(end - w);
+            let db = match b {
+                Some(b) => &mut rest[b - end..b - end + shape.fan_out],
+                None => &mut [][..],
+            };
             return match input {
                 TrainInput::Dense { x, .. } => {
                     let x = &x[..n * shape.fan_in];
-                    shape.backward(&self.params[w..b], x, dy, n, dw, db, None)
+                    shape.backward(&self.params[w..end], x, dy, n, dw, db, None)
                 }
                 TrainInput::Sparse(cols) => {
                     cols.weight_grad_sorted(dy, shape.fan_out, dw, db, false)
@@ -509,6 +505,11 @@ mod tests {
 
     impl Fixture {
         fn new() -> Fixture {
+            Self::with(crate::nn::spec::Norm::None)
+        }
+
+        /// With `norm` after each hidden layer (batch norm: a first layer without a bias).
+        fn with(norm: crate::nn::spec::Norm) -> Fixture {
             let (n, width) = (6, 40);
             let a = arch(
                 vec![width, 70, 8, 3],
@@ -516,6 +517,7 @@ mod tests {
                 OutputFn::LogSoftmax,
                 0.0,
             );
+            let a = crate::nn::Arch { norm, ..a };
             let bytes: Vec<u8> = (0..n * width)
                 .map(|i| if i % 5 == 0 { (i % 251) as u8 } else { 0 })
                 .collect();
@@ -571,12 +573,25 @@ mod tests {
     }
 
     /// The sparse first layer (from dense rows or from bytes) gives the dense path's
-    /// outputs and gradients; Auto picks it for mostly-zero batches only.
+    /// outputs and gradients, with a bias and without (before batch norm); Auto picks
+    /// it for mostly-zero batches only.
     #[test]
     fn sparse_and_dense_first_layers_agree() {
+        use crate::nn::spec::Norm;
         // The sparse kernels need AVX2+FMA: at the CPU's tier whatever ACTLAB_SIMD says.
         let _tier = crate::simd::force(crate::simd::detected());
-        let f = Fixture::new();
+        for norm in [Norm::None, Norm::Batch] {
+            sparse_and_dense_agree(&Fixture::with(norm));
+        }
+        let mut buf = InputBuf::default();
+        let dense = vec![0.5; 6 * 40];
+        assert!(
+            matches!(buf.dense_train(&dense, 6, 40), TrainInput::Dense { .. }),
+            "a dense batch runs dense"
+        );
+    }
+
+    fn sparse_and_dense_agree(f: &Fixture) {
         let (dense_out, dense_grads, used) = f.train(FirstLayer::Dense, 0);
         assert!(!used);
         for (policy, input) in [(FirstLayer::Sparse, 0), (FirstLayer::Auto, 1)] {
@@ -591,12 +606,6 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
-        let mut buf = InputBuf::default();
-        let dense = vec![0.5; 6 * 40];
-        assert!(
-            matches!(buf.dense_train(&dense, 6, 40), TrainInput::Dense { .. }),
-            "a dense batch runs dense"
-        );
     }
 
     /// Lists give the bytes' bits in training; evaluation reads the lists directly

@@ -95,19 +95,9 @@ impl BatchNorm {
         }
         saved.mean.resize(self.c, 0.0);
         saved.invstd.resize(self.c, 0.0);
-        for ch in 0..self.c {
-            // As PyTorch's CPU kernel: sums in f64, the mean rounded to f32, then the
-            // sum of squared f32 deviations in f64, kept as f32.
-            let sum: f64 = (0..n)
-                .flat_map(|i| &x[self.span(i, ch)])
-                .map(|&v| v as f64)
-                .sum();
-            let mean = (sum / count as f64) as f32;
-            let var_sum = (0..n)
-                .flat_map(|i| &x[self.span(i, ch)])
-                .map(|&v| ((v - mean) * (v - mean)) as f64)
-                .sum::<f64>() as f32;
-            saved.mean[ch] = mean;
+        let var_sums = self.moments(x, n, &mut saved.mean);
+        for (ch, &var_sum) in var_sums.iter().enumerate() {
+            let mean = saved.mean[ch];
             saved.invstd[ch] = (1.0 / (var_sum as f64 / count as f64 + EPS).sqrt()) as f32;
             let (rm, rv) = (&mut running.mean[ch], &mut running.var[ch]);
             *rm = (MOMENTUM * mean as f64 + (1.0 - MOMENTUM) * *rm as f64) as f32;
@@ -117,6 +107,39 @@ impl BatchNorm {
         running.batches_tracked += 1;
         self.apply(x, n, (weight, bias), &saved.mean, &saved.invstd, y);
         Ok(())
+    }
+
+    /// Each channel's mean (into `mean`) and sum of squared deviations, as PyTorch's
+    /// CPU kernel: sums in f64, the mean rounded to f32, then the sum of squared f32
+    /// deviations in f64, kept as f32. Each channel's terms are added in sample order
+    /// either way; BatchNorm1d's [n, c] rows are read row by row (contiguous).
+    fn moments(&self, x: &[f32], n: usize, mean: &mut [f32]) -> Vec<f32> {
+        let count = (n * self.s) as f64;
+        let mut sums = vec![0.0f64; self.c];
+        if self.s == 1 {
+            for row in x[..n * self.c].chunks_exact(self.c) {
+                sums.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+            }
+            mean.iter_mut()
+                .zip(&sums)
+                .for_each(|(m, &s)| *m = (s / count) as f32);
+            sums.fill(0.0);
+            for row in x[..n * self.c].chunks_exact(self.c) {
+                for ((a, &v), &m) in sums.iter_mut().zip(row).zip(&*mean) {
+                    *a += ((v - m) * (v - m)) as f64;
+                }
+            }
+            return sums.iter().map(|&s| s as f32).collect();
+        }
+        (0..self.c)
+            .map(|ch| {
+                let values = || (0..n).flat_map(move |i| &x[self.span(i, ch)]);
+                let sum: f64 = values().map(|&v| v as f64).sum();
+                let m = (sum / count) as f32;
+                mean[ch] = m;
+                values().map(|&v| ((v - m) * (v - m)) as f64).sum::<f64>() as f32
+            })
+            .collect()
     }
 
     /// Eval mode: normalise with the running statistics.
@@ -147,6 +170,19 @@ impl BatchNorm {
         invstd: &[f32],
         y: &mut [f32],
     ) {
+        if self.s == 1 {
+            let alpha: Vec<f32> = invstd.iter().zip(weight).map(|(&i, &w)| i * w).collect();
+            let beta: Vec<f32> = (bias.iter().zip(mean).zip(&alpha))
+                .map(|((&b, &m), &a)| b - m * a)
+                .collect();
+            let rows = x[..n * self.c].chunks_exact(self.c);
+            for (yr, xr) in y[..n * self.c].chunks_exact_mut(self.c).zip(rows) {
+                for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(&alpha).zip(&beta) {
+                    *o = v * a + b;
+                }
+            }
+            return;
+        }
         for ch in 0..self.c {
             let alpha = invstd[ch] * weight[ch];
             let beta = bias[ch] - mean[ch] * alpha;
@@ -174,28 +210,68 @@ impl BatchNorm {
         dx: &mut [f32],
     ) {
         let count = (n * self.s) as f64;
+        let (sums, dots) = self.grad_sums(x, dy, n, &saved.mean);
+        // Per channel: (mean, k, grad_mean, scale) of dx's formula.
+        let mut terms = Vec::with_capacity(self.c);
         for ch in 0..self.c {
-            let (mean, invstd) = (saved.mean[ch], saved.invstd[ch]);
-            let (mut sum, mut dot) = (0.0f64, 0.0f64);
-            for i in 0..n {
-                let r = self.span(i, ch);
-                for (&v, &g) in x[r.clone()].iter().zip(&dy[r]) {
-                    sum += g as f64;
-                    dot += ((v - mean) * g) as f64;
-                }
-            }
+            let (mean, invstd, sum, dot) = (saved.mean[ch], saved.invstd[ch], sums[ch], dots[ch]);
             dweight[ch] = (dot * invstd as f64) as f32;
             dbias[ch] = sum as f32;
             let k = (dot * invstd as f64 * invstd as f64 / count) as f32;
             let grad_mean = (sum / count) as f32;
-            let scale = invstd * weight[ch];
+            terms.push((mean, k, grad_mean, invstd * weight[ch]));
+        }
+        let dx_of = |g: f32, v: f32, (mean, k, grad_mean, scale): (f32, f32, f32, f32)| {
+            (g - grad_mean - (v - mean) * k) * scale
+        };
+        if self.s == 1 {
+            let rows = x[..n * self.c]
+                .chunks_exact(self.c)
+                .zip(dy.chunks_exact(self.c));
+            for (d, (x, g)) in dx[..n * self.c].chunks_exact_mut(self.c).zip(rows) {
+                for (((d, &v), &g), &t) in d.iter_mut().zip(x).zip(g).zip(&terms) {
+                    *d = dx_of(g, v, t);
+                }
+            }
+            return;
+        }
+        for (ch, &t) in terms.iter().enumerate() {
             for i in 0..n {
                 let r = self.span(i, ch);
                 for ((d, &v), &g) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-                    *d = (g - grad_mean - (v - mean) * k) * scale;
+                    *d = dx_of(g, v, t);
                 }
             }
         }
+    }
+
+    /// Per channel, sum(dy) and sum((x - mean) * dy) in f64, each channel's terms in
+    /// sample order either way; BatchNorm1d's [n, c] rows row by row (contiguous).
+    fn grad_sums(&self, x: &[f32], dy: &[f32], n: usize, mean: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (mut sums, mut dots) = (vec![0.0f64; self.c], vec![0.0f64; self.c]);
+        if self.s == 1 {
+            let rows = x[..n * self.c]
+                .chunks_exact(self.c)
+                .zip(dy.chunks_exact(self.c));
+            for (x, g) in rows {
+                let acc = sums.iter_mut().zip(dots.iter_mut());
+                for (((s, d), (&v, &g)), &m) in acc.zip(x.iter().zip(g)).zip(mean) {
+                    *s += g as f64;
+                    *d += ((v - m) * g) as f64;
+                }
+            }
+            return (sums, dots);
+        }
+        for ch in 0..self.c {
+            for i in 0..n {
+                let r = self.span(i, ch);
+                for (&v, &g) in x[r.clone()].iter().zip(&dy[r]) {
+                    sums[ch] += g as f64;
+                    dots[ch] += ((v - mean[ch]) * g) as f64;
+                }
+            }
+        }
+        (sums, dots)
     }
 }
 

@@ -103,7 +103,8 @@ fn load_splits(
             at_once,
             Some(&v.name),
         )?;
-        for w in v.config.warnings() {
+        let available = splits[&v.config.dataset].train.len();
+        for w in v.config.warnings_for(v.config.train_images(available)) {
             eprintln!("warning: variant '{}': {w}", v.name);
         }
     }

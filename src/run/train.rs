@@ -122,7 +122,7 @@ pub fn train_command(cfg: &TrainConfig, io: &TrainIo) -> Result<()> {
         data_dir: Some(absolute(&full.dir)),
         save: io.save.as_deref().map(absolute),
     };
-    for w in cfg.warnings() {
+    for w in cfg.warnings_for(split.train.len()) {
         eprintln!("warning: {w}");
     }
     if let Some(note) = untrusted_save(ckpt.as_ref(), io) {
@@ -309,6 +309,7 @@ fn trainer<'a>(
     if let Some(f) = init_from {
         let file = crate::model_io::read_tensors(f)?;
         tr.model.params = crate::model_io::params_from(&file, f, &tr.model.arch, "")?;
+        tr.model.stats = crate::model_io::stats_from(&file, f, &tr.model.arch, "")?;
     }
     Ok(tr)
 }

@@ -172,6 +172,8 @@ impl<'a> Trainer<'a> {
         progress.epoch_start(epoch, steps);
         let t0 = Instant::now();
         let (crew, mut run) = self.parts(epoch);
+        // A skipped batch (see `Run::skips`) is not in the epoch's train figures.
+        let n_train = run.trained_images().max(1) as f64;
         let (loss_sum, correct) = crew.epoch(&mut run, progress, stop)?;
         let seconds = t0.elapsed().as_secs_f64();
         if let Some(r) = &mut self.recorder {
@@ -183,7 +185,6 @@ impl<'a> Trainer<'a> {
         let val = self.split.val.is_some().then(|| self.validate().metrics);
         let test = test_eval.metrics;
         self.last_test = Some((epoch, test_eval, wrong));
-        let n_train = self.split.train.len() as f64;
         let stats = EpochFigures {
             epoch,
             train: crate::eval::Metrics {

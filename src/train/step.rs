@@ -41,7 +41,8 @@ pub(super) struct Crew {
 impl Crew {
     /// Workers for `cfg.threads` threads of batches of `cfg.batch_size` rows of `model`.
     pub(super) fn new(model: &Mlp, cfg: &TrainConfig) -> Crew {
-        // Batch norm needs the whole batch's statistics in one pass: one worker.
+        // Batch norm needs the whole batch's statistics in one pass: one worker (so no
+        // split first layer either, which needs the bias batch norm's maps lack).
         let threads = if model.arch.batch_norm() {
             1
         } else {
@@ -196,10 +197,8 @@ impl Crew {
     /// divergence.
     fn train_step(&mut self, run: &mut Run, step: usize) -> Result<(f64, usize), Divergence> {
         let batch = run.batch(step);
-        if batch.1 < 2 && run.model.arch.batch_norm_1d() {
-            eprintln!(
-                "warning: skipped a training batch of 1 image: batch norm on a linear layer needs more than 1 value per channel"
-            );
+        if run.skips(step) {
+            // The command layer warns once (`Trainer::skipped_images`).
             return Ok((0.0, 0));
         }
         self.pass_workers(run, batch);

@@ -211,6 +211,20 @@ impl Run<'_> {
         (step * b, b.min(self.order.len() - step * b))
     }
 
+    /// Whether batch `step` is skipped (see [`crate::nn::Arch::trains_on`]).
+    pub(super) fn skips(&self, step: usize) -> bool {
+        !self.model.arch.trains_on(self.batch(step).1)
+    }
+
+    /// Images the epoch trains on: all but those of skipped batches.
+    pub(super) fn trained_images(&self) -> usize {
+        let skipped: usize = (0..self.per_epoch())
+            .filter(|&s| self.skips(s))
+            .map(|s| self.batch(s).1)
+            .sum();
+        self.order.len() - skipped
+    }
+
     /// The 1-based number of step `step` (0-based) of this epoch over the whole run.
     pub(super) fn global_step(&self, step: usize) -> usize {
         (self.epoch - 1) * self.per_epoch() + step + 1
