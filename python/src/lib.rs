@@ -207,8 +207,8 @@ fn train(
     ))
 }
 
-/// One parameter tensor: its PyTorch name, shape and flat values.
-type NamedArray<'py> = (String, Vec<usize>, Bound<'py, PyArray1<f32>>);
+/// One tensor of a state dict: its PyTorch name, shape and flat values.
+type NamedArray<'py> = (String, Vec<usize>, Bound<'py, PyAny>);
 
 /// A trained network with what it was trained on.
 #[pyclass(module = "actlab._actlab")]
@@ -264,12 +264,22 @@ impl Model {
         PyArray1::from_vec(py, probs).reshape(vec![n, k])
     }
 
-    /// Parameters with PyTorch's names and shapes: name -> (shape, flat values).
+    /// Parameters and batch norm's running statistics with PyTorch's names and
+    /// shapes: name -> (shape, flat values; float32, or int64 for a batch count).
     fn state_items<'py>(&self, py: Python<'py>) -> PyResult<Vec<NamedArray<'py>>> {
-        Ok(model_io::named_params(&self.mlp.arch, &self.mlp.params)
+        let params = model_io::named_params(&self.mlp.arch, &self.mlp.params)
             .into_iter()
-            .map(|(n, s, v)| (n, s, PyArray1::from_vec(py, v)))
-            .collect())
+            .map(|(n, s, v)| (n, s, PyArray1::from_vec(py, v).into_any()));
+        let buffers = model_io::buffer_tensors(&self.mlp.arch, &self.mlp.stats)
+            .into_iter()
+            .map(|(n, s, v)| {
+                let values = match v {
+                    model_io::Values::F32(v) => PyArray1::from_slice(py, v).into_any(),
+                    model_io::Values::I64(v) => PyArray1::from_slice(py, v).into_any(),
+                };
+                (n, s, values)
+            });
+        Ok(params.chain(buffers).collect())
     }
 
     /// Save as safetensors with the model.json beside it, as `actlab train --save` does.

@@ -140,7 +140,7 @@ def test_to_torch_gives_the_same_outputs(tmp_path):
     torch = pytest.importorskip("torch", reason="to_torch() needs PyTorch, an optional dependency")
     d = np.load(DIGITS)
     cases = [dict(activation="quick_gelu", define=QUICK_GELU), dict(activation=["tanh", "prelu"], output="softmax"),
-             dict(conv="4:3", norm="layer", activation="silu")]
+             dict(conv="4:3", norm="layer", activation="silu"), dict(conv="4:3", norm="batch", hidden=[32])]
     for kwargs in cases:
         model = actlab.train(DIGITS, epochs=2, **kwargs).model
         net = model.to_torch()
@@ -149,6 +149,13 @@ def test_to_torch_gives_the_same_outputs(tmp_path):
             y = net(x).numpy()
         theirs = np.exp(y) if model.meta["output"] == "log_softmax" else y
         np.testing.assert_allclose(theirs, model.predict_proba(d["x_test"]), atol=1e-5)
+
+
+def test_batch_norm_statistics_are_in_the_state_dict():
+    sd = actlab.train(DIGITS, epochs=1, norm="batch").model.state_dict()
+    assert sd["norm1.running_mean"].shape == (128,) and sd["norm1.running_var"].dtype == np.float32
+    assert sd["norm2.num_batches_tracked"].dtype == np.int64 and sd["norm2.num_batches_tracked"].shape == ()
+    assert sd["norm2.num_batches_tracked"] > 0 and "fc1.bias" not in sd
 
 
 def test_to_torch_without_torch_says_how_to_install_it(monkeypatch):
