@@ -39,6 +39,21 @@ fn family_key(c: &TrainConfig) -> String {
     serde_json::to_string(&key).unwrap_or_default()
 }
 
+/// A family's row name: activation, init and norm ("sigmoid (torch init, batch norm)");
+/// when that is already `taken` by a family differing in another option, its number too.
+fn family_name(c: &TrainConfig, number: usize, taken: impl Fn(&str) -> bool) -> String {
+    let norm = match c.norm {
+        crate::nn::spec::Norm::None => String::new(),
+        n => format!(", {n} norm"),
+    };
+    let name = format!("{} ({} init{norm})", c.activation[0], c.init);
+    if taken(&name) {
+        format!("{name} #{number}")
+    } else {
+        name
+    }
+}
+
 /// Families with at least two depths, in order of first appearance.
 fn families(records: &[RunRecord]) -> Vec<Family<'_>> {
     let mut out: Vec<(String, Family<'_>)> = Vec::new();
@@ -47,10 +62,10 @@ fn families(records: &[RunRecord]) -> Vec<Family<'_>> {
         let i = match out.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                let c = &r.config;
-                let name = format!("{} ({} init)", c.activation[0], c.init);
                 let fam = Family {
-                    name,
+                    name: family_name(&r.config, out.len() + 1, |n| {
+                        out.iter().any(|(_, f)| f.name == n)
+                    }),
                     by_depth: BTreeMap::new(),
                 };
                 out.push((key, fam));
@@ -253,5 +268,23 @@ mod tests {
         };
         assert_eq!(family_key(&a), family_key(&b));
         assert_ne!(family_key(&a), family_key(&c));
+    }
+
+    #[test]
+    fn family_names_tell_norms_and_other_differences_apart() {
+        let plain = TrainConfig::default();
+        let batch = TrainConfig {
+            norm: crate::nn::spec::Norm::Batch,
+            ..plain.clone()
+        };
+        assert_eq!(family_name(&plain, 1, |_| false), "relu (torch init)");
+        assert_eq!(
+            family_name(&batch, 2, |_| false),
+            "relu (torch init, batch norm)"
+        );
+        assert_eq!(
+            family_name(&plain, 3, |n| n == "relu (torch init)"),
+            "relu (torch init) #3"
+        );
     }
 }
