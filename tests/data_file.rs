@@ -93,6 +93,24 @@ fn standardised_features_train_and_resume() {
 }
 
 #[test]
+fn a_comparison_on_8x8_digits_and_on_features_writes_its_report() {
+    // The misclassified-image grids draw 28x28 images: they indexed past an 8x8 digit.
+    for (name, file) in [("digits", "digits.npz"), ("features", "breast_cancer.npz")] {
+        let d = TempDir::new(name);
+        let mut c = actlab();
+        c.args(["compare", "--activation", "relu,tanh", "--epochs", "1"])
+            .arg("--data-file")
+            .arg(fixture(file))
+            .arg("--out")
+            .arg(&d.0);
+        ok(&mut c);
+        let html = std::fs::read_to_string(d.0.join("report.html")).unwrap();
+        assert!(html.contains("relu/log_softmax/nll"), "{name}");
+        assert!(!html.contains("misclassified test images"), "{name}");
+    }
+}
+
+#[test]
 fn bad_files_get_one_line_and_exit_2() {
     let d = TempDir::new("badnpz");
     let cases = [

@@ -5,15 +5,17 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actlab::config::TrainConfig;
 use actlab::data::npz::{self, Array, Inputs};
 use actlab::data::{DatasetName, Split};
 use actlab::model_io::{self, ModelMeta};
-use actlab::nn::{Activation, InputBuf, Mlp, Workspace};
+use actlab::nn::{Mlp, Workspace};
 use actlab::train::{EpochFigures, Progress};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+mod experiment;
+mod options;
 
 /// Rows per forward pass in `predict_proba`.
 const BATCH: usize = 256;
@@ -72,7 +74,7 @@ fn labels(y: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
 }
 
 /// The data `train` was given: a dataset name, an .npz path or four arrays.
-fn load_data(
+pub(crate) fn load_data(
     data: &Bound<'_, PyAny>,
     data_dir: Option<PathBuf>,
 ) -> PyResult<(Split, Option<PathBuf>)> {
@@ -154,15 +156,16 @@ impl Progress for PyProgress<'_> {
 /// Train one run: `config` is a JSON object of TrainConfig fields. Returns the
 /// record (JSON) and the model.
 #[pyfunction]
-#[pyo3(signature = (config, data, data_dir=None, on_epoch=None))]
+#[pyo3(signature = (config, data, data_dir=None, on_epoch=None, define=Default::default()))]
 fn train(
     py: Python<'_>,
     config: &str,
     data: &Bound<'_, PyAny>,
     data_dir: Option<PathBuf>,
     on_epoch: Option<Py<PyAny>>,
+    define: std::collections::BTreeMap<String, String>,
 ) -> PyResult<(String, Model)> {
-    let mut cfg: TrainConfig = serde_json::from_str(config).map_err(value_error)?;
+    let mut cfg = options::config(config, &options::formulas(&define)?, true)?;
     let (full, file) = load_data(data, data_dir)?;
     if full.name == DatasetName::File {
         cfg.dataset = DatasetName::File;
@@ -204,6 +207,9 @@ fn train(
     ))
 }
 
+/// One tensor of a state dict: its PyTorch name, shape and flat values.
+type NamedArray<'py> = (String, Vec<usize>, Bound<'py, PyAny>);
+
 /// A trained network with what it was trained on.
 #[pyclass(module = "actlab._actlab")]
 struct Model {
@@ -244,7 +250,7 @@ impl Model {
         let k = self.mlp.arch.classes();
         let probs = py.detach(|| {
             let mut ws = Workspace::new(&self.mlp, BATCH, false);
-            let mut input = InputBuf::default();
+            let mut input = self.mlp.input_buf();
             let mut out = Vec::with_capacity(n * k);
             for chunk in x.chunks(BATCH * width) {
                 let m = chunk.len() / width;
@@ -258,15 +264,22 @@ impl Model {
         PyArray1::from_vec(py, probs).reshape(vec![n, k])
     }
 
-    /// Parameters with PyTorch's names and shapes: name -> (shape, flat values).
-    fn state_items<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(String, Vec<usize>, Bound<'py, PyArray1<f32>>)>> {
-        Ok(model_io::named_params(&self.mlp.arch, &self.mlp.params)
+    /// Parameters and batch norm's running statistics with PyTorch's names and
+    /// shapes: name -> (shape, flat values; float32, or int64 for a batch count).
+    fn state_items<'py>(&self, py: Python<'py>) -> PyResult<Vec<NamedArray<'py>>> {
+        let params = model_io::named_params(&self.mlp.arch, &self.mlp.params)
             .into_iter()
-            .map(|(n, s, v)| (n, s, PyArray1::from_vec(py, v)))
-            .collect())
+            .map(|(n, s, v)| (n, s, PyArray1::from_vec(py, v).into_any()));
+        let buffers = model_io::buffer_tensors(&self.mlp.arch, &self.mlp.stats)
+            .into_iter()
+            .map(|(n, s, v)| {
+                let values = match v {
+                    model_io::Values::F32(v) => PyArray1::from_slice(py, v).into_any(),
+                    model_io::Values::I64(v) => PyArray1::from_slice(py, v).into_any(),
+                };
+                (n, s, values)
+            });
+        Ok(params.chain(buffers).collect())
     }
 
     /// Save as safetensors with the model.json beside it, as `actlab train --save` does.
@@ -294,10 +307,16 @@ fn load(path: PathBuf) -> PyResult<Model> {
     Ok(Model { mlp, meta })
 }
 
-/// f(x) and f'(x) of an activation (a built-in name such as "gelu" or "elu:0.5").
+/// f(x) and f'(x) of an activation (a built-in name such as "gelu" or "elu:0.5", or a
+/// name of `define`).
 #[pyfunction]
-fn activation_values(name: &str, x: Vec<f32>) -> PyResult<(Vec<f32>, Vec<f32>)> {
-    let a: Activation = name.parse().map_err(value_error)?;
+#[pyo3(signature = (name, x, define=Default::default()))]
+fn activation_values(
+    name: &str,
+    x: Vec<f32>,
+    define: std::collections::BTreeMap<String, String>,
+) -> PyResult<(Vec<f32>, Vec<f32>)> {
+    let a = options::activation(name, &options::formulas(&define)?)?;
     let f: Vec<f32> = x.iter().map(|&v| a.value(v)).collect();
     let df = x
         .iter()
@@ -313,6 +332,9 @@ fn _actlab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(activation_values, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::compare, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::exercise, m)?)?;
+    m.add_class::<experiment::Outcome>()?;
     m.add_class::<Model>()?;
     Ok(())
 }

@@ -89,8 +89,10 @@ def test_bad_arrays_raise_with_the_clis_message(digits, change, error, needle):
 
 
 def test_bad_options_raise_value_errors():
-    with pytest.raises(ValueError, match="unknown field `lrr`"):
+    with pytest.raises(ValueError, match=r"unknown keyword 'lrr' \(did you mean 'lr'\?\)"):
         actlab.train(DIGITS, lrr=1)
+    with pytest.raises(ValueError, match="lr=\"fast\""):
+        actlab.train(DIGITS, lr="fast")
     with pytest.raises(ValueError, match="did you mean 'relu6'"):
         actlab.train(DIGITS, activation="reluu")
     with pytest.raises(ValueError, match="batch"):

@@ -427,6 +427,10 @@ fn mistakes(charts_dir: &Path, records: &[RunRecord], data: Option<&Split>) -> R
     let Some(split) = data else {
         return Ok("<p>(Misclassified-image grids need the dataset: run <code>actlab report DIR --data-dir ...</code>.)</p>".into());
     };
+    // The grids draw 28x28 byte images; other data (features, 8x8 digits) has none.
+    if split.shape.image != Some([crate::data::SIDE; 2]) || !split.shape.bytes {
+        return Ok(String::new());
+    }
     let names = class_names(records);
     let mut h = String::new();
     for (i, name, rs) in &by_variant(records) {

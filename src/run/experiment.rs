@@ -69,7 +69,7 @@ const EXPERIMENT_RESULTS: [&str; 3] = ["experiment.json", "runs", "summary.json"
 
 /// The output folder (`--out` or a new `runs/<time>-<name>`), locked and checked for
 /// earlier results.
-fn claim_out(exp: &Experiment, how: &Options) -> Result<OutDir> {
+pub fn claim_out(exp: &Experiment, how: &Options) -> Result<OutDir> {
     let existing = match (how.resume, how.overwrite) {
         (true, _) => Existing::Resume,
         (false, true) => Existing::Overwrite,
