@@ -337,8 +337,11 @@ pub fn activations_on(model: &Mlp, data: &Dataset) -> Vec<Vec<f32>> {
     }
     let mut ws = Workspace::new(model, n, false);
     forward_all(model, &mut ws, data);
-    (0..model.arch.activations.len())
-        .map(|l| ws.output_of(model.hidden_at(l).1, n).to_vec())
+    // Conv layers first, as the activations are listed (a conv layer's rows are its
+    // maps, C x H x W).
+    let layers = diag_layers(model);
+    (layers.iter().take(model.arch.activations.len()))
+        .map(|l| ws.output_of(l.act, n).to_vec())
         .collect()
 }
 
@@ -419,6 +422,10 @@ mod tests {
         let want = sum_of_squares(&grads[conv1.weight.0..conv1.weight.1]).sqrt();
         assert_eq!(norms[0], want);
         assert_eq!(conv1.weight.1 - conv1.weight.0, 4 * 25);
+        // The activations TensorBoard draws: each hidden layer's, conv maps included.
+        let acts = activations_on(&m, &data(3));
+        let widths: Vec<usize> = acts.iter().map(|a| a.len() / 3).collect();
+        assert_eq!(widths, [4 * 28 * 28, 3 * 10 * 10, 12]);
     }
 
     #[test]
