@@ -254,7 +254,7 @@ impl ConvShape {
         (col, tmp): (&mut [f32], &mut [f32]),
         kept: Option<&[f32]>,
     ) {
-        let (il, ol, pixels, patch) = (self.in_len(), self.out_len(), self.pixels(), self.patch());
+        let (ol, pixels, patch) = (self.out_len(), self.pixels(), self.patch());
         dweight[..self.weights()].fill(0.0);
         let (dyt, dcol) = tmp.split_at_mut(GROUP * pixels * self.c_out);
         for g0 in (0..n).step_by(GROUP) {
@@ -262,14 +262,7 @@ impl ConvShape {
             let ld = gs * pixels;
             let col: &[f32] = match kept {
                 Some(k) => &k[g0 * patch * pixels..(g0 + gs) * patch * pixels],
-                None => {
-                    let col = &mut col[..patch * ld];
-                    for g in 0..gs {
-                        let img = g0 + g;
-                        self.im2col(&x[img * il..(img + 1) * il], col, ld, g * pixels);
-                    }
-                    col
-                }
+                None => self.group_columns(x, g0, gs, col),
             };
             // dyt[o, (g, p)] = dy[g0 + g, o, p]: the group's gradient in the columns' order.
             let dyt = &mut dyt[..self.c_out * ld];
@@ -287,27 +280,53 @@ impl ConvShape {
                 gemm_strided(patch, ld, self.c_out, a, b, (dweight, (1, patch)), true);
             }
             if let Some(dx) = dx.as_deref_mut() {
-                let dcol = &mut dcol[..patch * ld];
-                // dcol[r, (g, p)] = sum_o weight[o, r] dyt[o, (g, p)]
-                gemm(
-                    patch,
-                    self.c_out,
-                    ld,
-                    weight,
-                    (1, patch),
-                    dyt,
-                    (ld, 1),
-                    dcol,
-                    false,
-                );
-                for g in 0..gs {
-                    let img = g0 + g;
-                    self.col2im(dcol, ld, g * pixels, &mut dx[img * il..(img + 1) * il]);
-                }
+                self.input_grad(weight, dyt, (g0, gs), dcol, dx);
             }
         }
         if let Some(db) = dbias {
             self.bias_gradient(dy, n, db);
+        }
+    }
+
+    /// The columns of images g0..g0+gs side by side, built in `col`.
+    fn group_columns<'a>(&self, x: &[f32], g0: usize, gs: usize, col: &'a mut [f32]) -> &'a [f32] {
+        let (il, pixels) = (self.in_len(), self.pixels());
+        let ld = gs * pixels;
+        let col = &mut col[..self.patch() * ld];
+        for g in 0..gs {
+            let img = g0 + g;
+            self.im2col(&x[img * il..(img + 1) * il], col, ld, g * pixels);
+        }
+        col
+    }
+
+    /// dx of images g0..g0+gs = col2im(weight^T · dyt), through the scratch `dcol`.
+    fn input_grad(
+        &self,
+        weight: &[f32],
+        dyt: &[f32],
+        (g0, gs): (usize, usize),
+        dcol: &mut [f32],
+        dx: &mut [f32],
+    ) {
+        let (il, pixels, patch) = (self.in_len(), self.pixels(), self.patch());
+        let ld = gs * pixels;
+        let dcol = &mut dcol[..patch * ld];
+        // dcol[r, (g, p)] = sum_o weight[o, r] dyt[o, (g, p)]
+        gemm(
+            patch,
+            self.c_out,
+            ld,
+            weight,
+            (1, patch),
+            dyt,
+            (ld, 1),
+            dcol,
+            false,
+        );
+        for g in 0..gs {
+            let img = g0 + g;
+            self.col2im(dcol, ld, g * pixels, &mut dx[img * il..(img + 1) * il]);
         }
     }
 
