@@ -182,7 +182,7 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
     /// True label, for test-set indices.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<u8>,
+    pub label: Option<crate::data::Label>,
     /// Whether the image was inverted (light background).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inverted: Option<bool>,
