@@ -216,13 +216,8 @@ impl ModelArgs {
     /// The conv layers and hidden widths, from --model, --conv and --hidden.
     fn layers(&self) -> Result<(Vec<ConvSpec>, Vec<usize>)> {
         let (mut conv, mut hidden) = (Vec::new(), self.hidden.clone());
-        match self.model.as_deref() {
-            None => {}
-            Some("lenet5") => {
-                conv = ConvSpec::parse_list("6:5:1:2,16:5")?;
-                hidden = vec![120, 84];
-            }
-            Some(other) => anyhow::bail!("unknown --model '{other}'; use lenet5"),
+        if let Some(name) = &self.model {
+            (conv, hidden) = crate::nn::spec::named_model(name)?;
         }
         if let Some(spec) = &self.conv {
             conv = ConvSpec::parse_list(spec)?;
