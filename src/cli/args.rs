@@ -100,7 +100,7 @@ pub struct DataArgs {
     pub dataset: DatasetName,
     /// Your own data instead: an .npz holding x_train, y_train, x_test, y_test (Keras's
     /// mnist.npz layout); uint8 (N, H, W) images are read as byte / 255, float32/float64
-    /// (N, D) features as they are, labels are integers 0..K-1.
+    /// (N, D) features as they are, labels are integers 0..K-1 (K at most 1,000).
     #[arg(long, value_name = "FILE.npz", conflicts_with = "dataset")]
     pub data_file: Option<PathBuf>,
 }
