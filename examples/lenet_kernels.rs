@@ -70,6 +70,8 @@ struct ConvStage {
     idx: Vec<u32>,
     grads: [Vec<f32>; 5],
     col: (Vec<f32>, Vec<f32>),
+    /// The columns the forward pass keeps for the backward pass.
+    kept: Vec<f32>,
 }
 
 impl ConvStage {
@@ -93,16 +95,19 @@ impl ConvStage {
             q: vec![0.0; pl],
             idx: vec![0; pl],
             grads,
-            col: (vec![0.0; conv.col_len()], vec![0.0; conv.col_len()]),
+            col: (vec![0.0; conv.col_len()], vec![0.0; conv.tmp_len(true)]),
+            kept: vec![0.0; N * conv.image_col_len()],
             conv,
             pool,
         }
     }
 
     fn forward(&mut self, x: &[f32], clock: &mut Clock, name: &'static str) {
+        let scratch = (&mut self.col.0[..], &mut self.col.1[..]);
+        let keep = Some(&mut self.kept[..]);
         clock.time(name, || {
             self.conv
-                .forward(&self.w, Some(&self.b), x, N, &mut self.z, &mut self.col.0)
+                .forward(&self.w, Some(&self.b), x, N, &mut self.z, scratch, keep)
         });
         clock.time("activations", || RELU.forward(&self.z, &mut self.a));
         clock.time("pool forward", || {
@@ -123,8 +128,17 @@ impl ConvStage {
         clock.time("activations", || RELU.backward(&self.z, &self.a, da, dz));
         let scratch = (&mut self.col.0[..], &mut self.col.1[..]);
         clock.time(name, || {
-            self.conv
-                .backward(&self.w, x, dz, N, dw, Some(db), dx, scratch)
+            self.conv.backward(
+                &self.w,
+                x,
+                dz,
+                N,
+                dw,
+                Some(db),
+                dx,
+                scratch,
+                Some(&self.kept),
+            )
         });
     }
 }

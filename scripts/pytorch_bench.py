@@ -12,6 +12,15 @@ images. With --actlab-json (the file `actlab bench --json` writes) it prints the
 
 With --threads 2 it times PyTorch on two threads; compare it with
 `actlab bench --threads 2 --json bench2.json`.
+
+With --model lenet5 it trains LeNet-5 as `actlab bench --model lenet5` does
+(conv1 6x5x5 padding 2, ReLU, 2x2 max pool, conv2 16x5x5, ReLU, pool, flatten,
+fc 400-120-84-10); --pool avg, --norm batch (BatchNorm2d/1d after each hidden conv
+or linear layer, which then has no bias) and --norm layer (GroupNorm(1, C) /
+LayerNorm) as in actlab.
+
+    python3 scripts/pytorch_bench.py --data-dir data/mnist --model lenet5 \
+        --actlab-json bench-lenet5.json
 """
 import argparse
 import gzip
@@ -42,17 +51,43 @@ def find(d, stem):
     raise SystemExit(f"{d}: missing {stem}(.gz)")
 
 
+def norm_layer(kind, c, conv):
+    """The norm after a hidden layer of c channels/units, as actlab's --norm."""
+    if kind == "batch":
+        return nn.BatchNorm2d(c) if conv else nn.BatchNorm1d(c)
+    if kind == "layer":
+        return nn.GroupNorm(1, c) if conv else nn.LayerNorm(c)
+    return nn.Identity()
+
+
 class Net(nn.Module):
-    def __init__(self):
+    """actlab's layers: conv (spec C:K:S:P) + norm + ReLU + pool each, then linear +
+    norm + ReLU for each hidden width, then the output layer and LogSoftmax."""
+
+    def __init__(self, conv=(), pool="max", norm="none", hidden=(128, 64)):
         super().__init__()
-        self.fc1 = nn.Linear(784, 128)
-        self.fc2 = nn.Linear(128, 64)
-        self.fc3 = nn.Linear(64, 10)
+        layers, c, side = [], 1, 28
+        for (out, k, s, p) in conv:
+            layers += [nn.Conv2d(c, out, k, s, p, bias=norm != "batch"),
+                       norm_layer(norm, out, True), nn.ReLU()]
+            c, side = out, (side + 2 * p - k) // s + 1
+            if pool != "none":
+                layers.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
+                side //= 2
+        layers.append(nn.Flatten(1))
+        width = c * side * side
+        for h in hidden:
+            layers += [nn.Linear(width, h, bias=norm != "batch"), norm_layer(norm, h, False),
+                       nn.ReLU()]
+            width = h
+        layers += [nn.Linear(width, 10), nn.LogSoftmax(dim=1)]
+        self.body = nn.Sequential(*layers)
+        self.image = bool(conv)
 
     def forward(self, x):
-        x = torch.relu(self.fc1(x))
-        x = torch.relu(self.fc2(x))
-        return torch.log_softmax(self.fc3(x), dim=1)
+        if self.image:
+            x = x.view(-1, 1, 28, 28)
+        return self.body(x)
 
 
 def main():
@@ -61,6 +96,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--actlab-json")
+    ap.add_argument("--model", choices=["mlp", "lenet5"], default="mlp")
+    ap.add_argument("--pool", choices=["max", "avg", "none"], default="max")
+    ap.add_argument("--norm", choices=["none", "batch", "layer"], default="none")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -68,7 +106,11 @@ def main():
     ys = torch.tensor(idx(find(a.data_dir, "train-labels-idx1-ubyte")), dtype=torch.long)
     xt = torch.tensor(idx(find(a.data_dir, "t10k-images-idx3-ubyte")).reshape(-1, 784), dtype=torch.float32) / 255
     yt = torch.tensor(idx(find(a.data_dir, "t10k-labels-idx1-ubyte")), dtype=torch.long)
-    model = Net()
+    if a.model == "lenet5":
+        model = Net(conv=[(6, 5, 1, 2), (16, 5, 1, 0)], pool=a.pool, norm=a.norm,
+                    hidden=(120, 84))
+    else:
+        model = Net(norm=a.norm)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.NLLLoss()
     times = []
@@ -82,18 +124,24 @@ def main():
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - t)
+    model.eval()
     with torch.no_grad():
         t = time.perf_counter()
-        acc = (model(xt).argmax(1) == yt).float().mean().item()
-        model(xs)
+        # In blocks of 1000 images (actlab takes 256 at a time): LeNet-5's activations for all
+        # 60,000 images at once would take gigabytes.
+        def run(x):
+            return torch.cat([model(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+        acc = (run(xt).argmax(1) == yt).float().mean().item()
+        run(xs)
         eval_s = time.perf_counter() - t
     best = min(times)
-    print(f"pytorch {torch.__version__}: {best:.3f} s/epoch (best of {a.epochs}), "
+    print(f"pytorch {torch.__version__}, {a.model} (pool {a.pool}, norm {a.norm}): {best:.3f} s/epoch (best of {a.epochs}), "
           f"eval of 70000 images {eval_s:.3f}s, val acc {acc * 100:.2f}%, {a.threads} thread(s)")
     if a.actlab_json:
         with open(a.actlab_json) as f:
             ours = json.load(f)
         relu = next(r for r in ours["activations"] if r["activation"] == "relu")
+        print(f"actlab model: {ours.get('model', 'hidden 128,64')}")
         if ours.get("threads", 1) != a.threads:
             print(f"warning: {a.actlab_json} was measured with {ours.get('threads')} thread(s), "
                   f"PyTorch here with {a.threads}: run `actlab bench --threads {a.threads} --json ...`")

@@ -375,11 +375,36 @@ impl TrainConfig {
         let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
         let rows = batch + 500 + 1000; // training batch, evaluation batch, sample
         let width = self.shape().width as u128;
-        let floats = params * copies + rows * (widths * 5 + width);
+        let floats = params * copies + rows * (widths * 5 + width) + self.conv_floats(rows);
         let n_train = self.limit_train.unwrap_or(n_train).min(n_train) as u128;
         let data = self.limit_train.map_or(0, |_| n_train * (width + 1));
         let order = n_train * 4;
         (floats * 4 + data + order).min(u64::MAX as u128) as u64
+    }
+
+    /// The conv layers' share of `memory_estimate`, in floats, for `rows` images
+    /// (training, evaluation and diagnostic batches): their weights (as many copies as
+    /// the linear ones), each image's maps (conv, norm, activation and pool outputs,
+    /// with gradients, in the training and evaluation workspaces), the training batch's
+    /// kept im2col columns, and each thread's column scratch.
+    fn conv_floats(&self, rows: u128) -> u128 {
+        let Ok(plan) = self.arch().conv_plan() else {
+            return 0;
+        };
+        let threads = self.threads.max(1) as u128;
+        let copies = 4 + threads + 3;
+        let batch = self.batch_size as u128;
+        let norm = u128::from(self.norm != Norm::None);
+        (plan.layers.iter())
+            .map(|(conv, pool)| {
+                let params = (conv.weights() + 2 * conv.c_out) as u128;
+                let pooled = pool.map_or(0, |p| p.out_len()) as u128;
+                let maps = conv.out_len() as u128 * (2 + norm) + pooled;
+                let cols = batch * conv.image_col_len() as u128;
+                let scratch = threads * (conv.col_len() + conv.tmp_len(true)) as u128;
+                params * copies + rows * maps * 3 + cols + scratch
+            })
+            .sum()
     }
 
     /// One-line warnings about pairings that run but make little sense, or settings
@@ -477,6 +502,31 @@ mod tests {
             (limited.train_images(60000), limited.train_images(50)),
             (90, 40)
         );
+    }
+
+    #[test]
+    fn the_memory_estimate_counts_conv_maps_and_columns() {
+        let mlp = TrainConfig {
+            hidden: vec![120, 84],
+            ..Default::default()
+        };
+        let lenet = TrainConfig {
+            conv: ConvSpec::parse_list("6:5:1:2,16:5").unwrap(),
+            ..mlp.clone()
+        };
+        let big = TrainConfig {
+            batch_size: 4096,
+            ..lenet.clone()
+        };
+        let (m, l, b) = (
+            mlp.memory_estimate(60_000),
+            lenet.memory_estimate(60_000),
+            big.memory_estimate(60_000),
+        );
+        // conv1's outputs alone: 6 x 28 x 28 floats per image of the 1,500 rows.
+        assert!(l > m + 1500 * 6 * 28 * 28 * 4, "{l} vs {m}");
+        // The kept columns of conv1: 25 x 784 floats per image of the batch.
+        assert!(b > l + 4000 * 25 * 784 * 4, "{b} vs {l}");
     }
 
     #[test]

@@ -6,11 +6,16 @@
 //! - saturated (sigmoid, tanh): the unit's derivative is below 19% of its peak, i.e. a
 //!   sigmoid output outside [0.05, 0.95] or a tanh output outside [-0.9, 0.9];
 //! - dead (ReLU): the unit outputs 0 for every image of the held sample.
+//!
+//! A conv layer counts as one layer whose units are its channels: its gradient norm is
+//! its kernel's, a channel is dead when it outputs 0 at every pixel of every sample
+//! image, and its saturated share counts (channel, pixel, image) triples.
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::batch::images_range;
 use crate::data::Dataset;
+use crate::nn::layer::Layer;
 use crate::nn::{Activation, Mlp, Workspace};
 
 /// Steps between gradient-norm samples.
@@ -20,7 +25,7 @@ pub const SAMPLE: usize = 1000;
 /// A unit is saturated when its derivative is below this share of the peak derivative.
 pub const SATURATION: f32 = 0.19;
 
-/// One epoch's layer statistics (one entry per linear layer; hidden-only fields are
+/// One epoch's layer statistics (one entry per conv or linear layer; hidden-only fields are
 /// `None` for the output layer or where the activation has no such notion).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochDiag {
@@ -46,7 +51,7 @@ pub struct EpochDiag {
 /// Everything diagnostic about one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Diagnostics {
-    /// Layer names, fc1..fcL.
+    /// Layer names: conv1..convK (if any), then fc1..fcL.
     pub layers: Vec<String>,
     /// Steps between gradient samples.
     pub grad_every: usize,
@@ -103,13 +108,71 @@ fn is_saturated(a: &Activation, x: f32, y: f32) -> bool {
     }
 }
 
-/// Whether unit `u` of a layer `w` wide has no gradient for any row: dead.
-fn is_dead(a: &Activation, z: &[f32], h: &[f32], w: usize, u: usize) -> bool {
-    let mut rows = z.chunks_exact(w).zip(h.chunks_exact(w));
+/// Whether unit `u` (a conv layer's channel: `pixels` values per row) of a layer
+/// `w` units wide has no gradient for any row: dead.
+fn is_dead(a: &Activation, (z, h): (&[f32], &[f32]), w: usize, pixels: usize, u: usize) -> bool {
+    let row = w * pixels;
+    let (lo, hi) = (u * pixels, (u + 1) * pixels);
+    let mut rows = z.chunks_exact(row).zip(h.chunks_exact(row));
     match a {
-        Activation::Relu => rows.all(|(_, y)| y[u] <= 0.0),
-        _ => rows.all(|(x, y)| a.derivative(x[u], y[u]) == 0.0),
+        Activation::Relu => rows.all(|(_, y)| y[lo..hi].iter().all(|&y| y <= 0.0)),
+        _ => rows.all(|(x, y)| {
+            let units = x[lo..hi].iter().zip(&y[lo..hi]);
+            units.into_iter().all(|(&x, &y)| a.derivative(x, y) == 0.0)
+        }),
     }
+}
+
+/// A layer the diagnostics report on: a conv or linear layer and the activation (or
+/// output function) after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagLayer {
+    /// "conv1", "fc1", ...
+    pub name: String,
+    /// Its weight's range in the parameters.
+    pub weight: (usize, usize),
+    /// Its place in the layer list.
+    pub map: usize,
+    /// The place of the activation (or output function) after it.
+    pub act: usize,
+    /// Units: a conv layer's channels, a linear layer's width.
+    pub units: usize,
+    /// Values per unit and image: a conv layer's output pixels, else 1.
+    pub pixels: usize,
+}
+
+/// The conv layers, then the linear ones, in order.
+pub fn diag_layers(model: &Mlp) -> Vec<DiagLayer> {
+    let layers = model.layers();
+    let (mut convs, mut fcs) = (0, 0);
+    let mut out = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let (name, weight, units, pixels) = match l {
+            Layer::Conv { shape, w, .. } => {
+                convs += 1;
+                let (c, h, wd) = shape.out_dims();
+                (format!("conv{convs}"), (*w, w + shape.weights()), c, h * wd)
+            }
+            Layer::Linear { shape, w, .. } => {
+                fcs += 1;
+                let end = w + shape.fan_in * shape.fan_out;
+                (format!("fc{fcs}"), (*w, end), shape.fan_out, 1)
+            }
+            _ => continue,
+        };
+        let act = (layers.iter().enumerate().skip(i + 1))
+            .find(|(_, x)| matches!(x, Layer::Activation { .. } | Layer::Output(_)))
+            .map_or(i + 1, |(j, _)| j);
+        out.push(DiagLayer {
+            name,
+            weight,
+            map: i,
+            act,
+            units,
+            pixels,
+        });
+    }
+    out
 }
 
 fn mean_std(v: &[f32]) -> (f64, f64) {
@@ -122,13 +185,11 @@ fn mean_std(v: &[f32]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// L2 norm of each layer's weight gradient in a flat gradient vector.
+/// L2 norm of each layer's weight gradient (conv layers first) in a flat gradient
+/// vector.
 pub fn grad_norms(model: &Mlp, grads: &[f32]) -> Vec<f64> {
-    (0..model.arch.layers())
-        .map(|l| {
-            let (w, b) = model.offsets_of(l);
-            sum_of_squares(&grads[w..b]).sqrt()
-        })
+    (diag_layers(model).iter())
+        .map(|l| sum_of_squares(&grads[l.weight.0..l.weight.1]).sqrt())
         .collect()
 }
 
@@ -158,7 +219,7 @@ pub fn layer_stats(
     epoch: usize,
     grad_norm: Vec<Option<f64>>,
 ) -> EpochDiag {
-    let layers = model.arch.layers();
+    let layers = diag_layers(model);
     let mut d = EpochDiag {
         epoch,
         grad_norm,
@@ -169,13 +230,11 @@ pub fn layer_stats(
         saturated: Vec::new(),
         dead: Vec::new(),
     };
-    for l in 0..layers {
-        let w = model.arch.sizes[l + 1];
-        let (lin, f) = model.hidden_at(l);
-        let (m, s) = mean_std(ws.output_of(lin, n));
+    for (l, dl) in layers.iter().enumerate() {
+        let (m, s) = mean_std(ws.output_of(dl.map, n));
         d.pre_mean.push(m);
         d.pre_std.push(s);
-        if l + 1 == layers {
+        if l + 1 == layers.len() {
             d.act_mean.push(None);
             d.act_std.push(None);
             d.saturated.push(None);
@@ -183,7 +242,8 @@ pub fn layer_stats(
             continue;
         }
         let act = &model.arch.activations[l];
-        let (z, h) = (ws.output_of(lin, n), ws.output_of(f, n));
+        // The activation's own input: the map's output, or its norm's.
+        let (z, h) = (ws.output_of(dl.act - 1, n), ws.output_of(dl.act, n));
         let (m, s) = mean_std(h);
         d.act_mean.push(Some(m));
         d.act_std.push(Some(s));
@@ -192,7 +252,8 @@ pub fn layer_stats(
             sat.count() as f64 / h.len().max(1) as f64
         }));
         d.dead.push(act.can_die().then(|| {
-            let dead = (0..w).filter(|&u| is_dead(act, z, h, w, u)).count();
+            let (w, px) = (dl.units, dl.pixels);
+            let dead = (0..w).filter(|&u| is_dead(act, (z, h), w, px, u)).count();
             dead as f64 / w as f64
         }));
     }
@@ -215,9 +276,7 @@ impl Recorder {
         let n = SAMPLE.min(data.len());
         Recorder {
             diag: Diagnostics {
-                layers: (1..=model.arch.layers())
-                    .map(|l| format!("fc{l}"))
-                    .collect(),
+                layers: diag_layers(model).into_iter().map(|l| l.name).collect(),
                 grad_every: GRAD_EVERY,
                 ..Default::default()
             },
@@ -251,7 +310,7 @@ impl Recorder {
     pub fn end_epoch(&mut self, model: &Mlp, epoch: usize) {
         let samples =
             &self.diag.grad_norms[self.epoch_first_sample.min(self.diag.grad_norms.len())..];
-        let layers = model.arch.layers();
+        let layers = self.diag.layers.len();
         let grad_norm: Vec<Option<f64>> = (0..layers)
             .map(|l| {
                 (!samples.is_empty())
@@ -278,8 +337,11 @@ pub fn activations_on(model: &Mlp, data: &Dataset) -> Vec<Vec<f32>> {
     }
     let mut ws = Workspace::new(model, n, false);
     forward_all(model, &mut ws, data);
-    (0..model.arch.activations.len())
-        .map(|l| ws.output_of(model.hidden_at(l).1, n).to_vec())
+    // Conv layers first, as the activations are listed (a conv layer's rows are its
+    // maps, C x H x W).
+    let layers = diag_layers(model);
+    (layers.iter().take(model.arch.activations.len()))
+        .map(|l| ws.output_of(l.act, n).to_vec())
         .collect()
 }
 
@@ -328,6 +390,42 @@ mod tests {
                 .collect(),
             (0..n).map(|i| (i % 10) as crate::data::Label).collect(),
         )
+    }
+
+    /// A conv net: one entry per conv and linear layer, named as in the state dict; a
+    /// channel whose bias is far below its inputs' reach is dead, the others are not;
+    /// the gradient norms cover the conv kernels.
+    #[test]
+    fn conv_layers_report_dead_channels_and_kernel_gradients() {
+        let cfg = crate::config::TrainConfig {
+            conv: crate::nn::spec::ConvSpec::parse_list("4:5:1:2,3:5").unwrap(),
+            hidden: vec![12],
+            ..Default::default()
+        };
+        let mut m = Mlp::new(cfg.arch(), Init::Torch, &mut Rng::seed_from_u64(0));
+        let Layer::Conv { b: Some(b), .. } = m.layers()[0] else {
+            panic!("conv1 first, with a bias")
+        };
+        m.params[b + 1] = -1000.0;
+        let mut r = Recorder::new(&m, &data(20));
+        assert_eq!(r.diag.layers, ["conv1", "conv2", "fc1", "fc2"]);
+        r.end_epoch(&m, 1);
+        let e = &r.diag.epochs[0];
+        assert_eq!(e.dead.len(), 4);
+        assert_eq!(e.dead[0], Some(0.25), "channel 2 of 4 is dead");
+        assert_eq!(e.dead[3], None);
+        let grads: Vec<f32> = (0..m.params.len()).map(|i| (i % 7) as f32).collect();
+        let norms = grad_norms(&m, &grads);
+        let conv1 = &diag_layers(&m)[0];
+        assert_eq!(norms.len(), 4);
+        assert_eq!((conv1.units, conv1.pixels), (4, 28 * 28));
+        let want = sum_of_squares(&grads[conv1.weight.0..conv1.weight.1]).sqrt();
+        assert_eq!(norms[0], want);
+        assert_eq!(conv1.weight.1 - conv1.weight.0, 4 * 25);
+        // The activations TensorBoard draws: each hidden layer's, conv maps included.
+        let acts = activations_on(&m, &data(3));
+        let widths: Vec<usize> = acts.iter().map(|a| a.len() / 3).collect();
+        assert_eq!(widths, [4 * 28 * 28, 3 * 10 * 10, 12]);
     }
 
     #[test]

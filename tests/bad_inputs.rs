@@ -600,6 +600,11 @@ fn damaged_images_and_offsets_get_one_correct_line() {
         actlab().args(["bench", "--scaling", "0"]),
         &["--scaling 0", "2 or more"],
     );
+    // Named before any data is read or any epoch timed.
+    fails(
+        actlab().args(["bench", "--conv", "6:40", "--data-dir", "/nonexistent"]),
+        &["conv layer 1", "40x40", "28x28"],
+    );
 }
 
 #[test]

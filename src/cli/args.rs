@@ -121,9 +121,9 @@ pub struct ExperimentArgs {
     pub memory: Memory,
 }
 
-/// The model and how to train it.
+/// The network's layers: the same options in `train`, `compare` and `bench`.
 #[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
+pub struct LayerArgs {
     /// Fully connected hidden layer widths, comma-separated (after flattening the
     /// conv layers' output in (C, H, W) order).
     #[arg(long, value_delimiter = ',', default_value = "128,64", value_parser = help::whole)]
@@ -145,6 +145,13 @@ pub struct ModelArgs {
     /// explicit --conv or --pool wins).
     #[arg(long, value_name = "lenet5")]
     pub model: Option<String>,
+}
+
+/// The model and how to train it.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub layers: LayerArgs,
     #[arg(long, value_delimiter = ',', default_value = "relu", help = help::activation())]
     pub activation: Vec<String>,
     #[command(flatten)]
@@ -212,9 +219,9 @@ pub struct Limits {
     pub val_split: Option<usize>,
 }
 
-impl ModelArgs {
+impl LayerArgs {
     /// The conv layers and hidden widths, from --model, --conv and --hidden.
-    fn layers(&self) -> Result<(Vec<ConvSpec>, Vec<usize>)> {
+    fn widths(&self) -> Result<(Vec<ConvSpec>, Vec<usize>)> {
         let (mut conv, mut hidden) = (Vec::new(), self.hidden.clone());
         if let Some(name) = &self.model {
             (conv, hidden) = crate::nn::spec::named_model(name)?;
@@ -225,19 +232,32 @@ impl ModelArgs {
         Ok((conv, hidden))
     }
 
+    /// `base` with these layers: conv layers, pool, norm and hidden widths.
+    pub fn apply(&self, base: TrainConfig) -> Result<TrainConfig> {
+        let (conv, hidden) = self.widths()?;
+        Ok(TrainConfig {
+            conv,
+            pool: self.pool.as_deref().unwrap_or("max").parse()?,
+            norm: self.norm.parse()?,
+            hidden,
+            ..base
+        })
+    }
+}
+
+impl ModelArgs {
     /// The run configuration these options describe, with the formulas they define.
     pub fn config(&self, dataset: DatasetName) -> Result<(TrainConfig, Formulas)> {
         let formulas = self.defines.formulas()?;
-        let (conv, hidden) = self.layers()?;
-        let pool = self.pool.as_deref().unwrap_or("max").parse()?;
+        let layers = self.layers.apply(TrainConfig::default())?;
         let config = TrainConfig {
             dataset,
             data_file: None,
             data_shape: None,
-            conv,
-            pool,
-            norm: self.norm.parse()?,
-            hidden,
+            conv: layers.conv,
+            pool: layers.pool,
+            norm: layers.norm,
+            hidden: layers.hidden,
             activation: resolve(&self.activation, &formulas)?,
             output: self.output,
             loss: self.loss,

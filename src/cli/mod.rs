@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 mod args;
 mod help;
 
-use args::{DataArgs, DataDir, Defines, ExperimentArgs, FallbackArgs, Limits, Memory, ModelArgs};
+use args::{
+    DataArgs, DataDir, Defines, ExperimentArgs, FallbackArgs, LayerArgs, Limits, Memory, ModelArgs,
+};
 
 use crate::config::TrainConfig;
 use crate::data::DatasetName;
@@ -225,6 +227,8 @@ struct TrainCmd {
 struct BenchCmd {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    layers: LayerArgs,
     /// Activations to time (comma-separated; see `train --help` for the names).
     #[arg(long, value_delimiter = ',', default_value = "relu")]
     activation: Vec<String>,
@@ -513,8 +517,14 @@ fn bench(b: BenchCmd) -> Result<()> {
         bail!("--scaling {n}: it compares N parallel jobs with one; use 2 or more");
     }
     let activations = args::resolve(&b.activation, &b.defines.formulas()?)?;
-    let plan = run::bench::BenchPlan {
+    let model = b.layers.apply(crate::config::TrainConfig {
         dataset: b.data.dataset,
+        ..Default::default()
+    })?;
+    // A bad layer spec is named before the data is loaded.
+    model.validate()?;
+    let plan = run::bench::BenchPlan {
+        model,
         data_dir: b.data.data_dir.as_deref(),
         activations: &activations,
         epochs: b.epochs,
@@ -606,6 +616,34 @@ mod tests {
         let e = try_parse(&["train", "--loss", "nlll"]).unwrap_err();
         assert!(e.contains("did you mean 'nll'"), "{e}");
         assert_eq!(e.lines().count(), 1);
+    }
+
+    /// `bench` reads the layers as `train` does: the same config from the same flags.
+    #[test]
+    fn bench_takes_the_layers_train_takes() {
+        let flags = ["--model", "lenet5", "--pool", "avg", "--norm", "layer"];
+        let bench = [&["bench"][..], &flags].concat();
+        let Command::Bench(b) = try_parse(&bench).unwrap().command else {
+            panic!("not bench");
+        };
+        let train = [&["train"][..], &flags].concat();
+        let Command::Train(t) = try_parse(&train).unwrap().command else {
+            panic!("not train");
+        };
+        let base = crate::config::TrainConfig::default();
+        let got = b.layers.apply(base).unwrap();
+        let (want, _) = t.model.config(DatasetName::Mnist).unwrap();
+        assert_eq!(
+            (&got.conv, got.pool, got.norm, &got.hidden),
+            (&want.conv, want.pool, want.norm, &want.hidden)
+        );
+        assert_eq!(got.hidden, [120, 84]);
+        assert_eq!(got.conv.len(), 2);
+        let Command::Bench(b) = try_parse(&["bench", "--model", "lenet9"]).unwrap().command else {
+            panic!("not bench");
+        };
+        let e = b.layers.apply(Default::default()).unwrap_err().to_string();
+        assert_eq!(e, "unknown --model 'lenet9'; use lenet5");
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct LayerAux {
     /// A batch norm's running statistics, as the pass starts (the network's) and as
     /// a training pass leaves them.
     pub running: Option<RunningStats>,
+    /// A conv layer's columns of a training pass's images, for its backward pass
+    /// (empty after an evaluation pass).
+    pub cols: Vec<f32>,
 }
 
 /// What one layer's forward or backward pass reads and writes besides its data.
@@ -272,7 +275,16 @@ pub(super) fn conv_forward(
 ) {
     let weight = &c.params[w..w + shape.weights()];
     let b = b.map(|b| &c.params[b..b + shape.c_out]);
-    shape.forward(weight, b, x, c.n, y, c.col.0);
+    let keep = if c.train {
+        // Kept for the backward pass, which would otherwise build them again.
+        c.aux.cols.resize(c.n * shape.image_col_len(), 0.0);
+        Some(&mut c.aux.cols[..])
+    } else {
+        c.aux.cols.clear();
+        None
+    };
+    let scratch = (&mut *c.col.0, &mut *c.col.1);
+    shape.forward(weight, b, x, c.n, y, scratch, keep);
 }
 
 /// dweight, dbias (if any) and dx (unless `dx` is empty).
@@ -289,7 +301,8 @@ pub(super) fn conv_backward(
     let dx = (!dx.is_empty()).then_some(dx);
     let weight = &c.params[w..end];
     let scratch = (&mut *c.col.0, &mut *c.col.1);
-    shape.backward(weight, x, dy, c.n, dw, db, dx, scratch);
+    let kept = (c.aux.cols.len() == c.n * shape.image_col_len()).then_some(&c.aux.cols[..]);
+    shape.backward(weight, x, dy, c.n, dw, db, dx, scratch, kept);
 }
 
 /// Batch norm (train mode: the batch's statistics, the running ones updated; eval:

@@ -7,7 +7,7 @@
 //! asked, dx [n, in].
 
 /// C[m, n] = A[m, k] * B[k, n] (+ C if `accumulate`), with row and column strides for
-/// each operand so that transposes cost nothing.
+/// each operand so that transposes cost nothing; C row-major.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(super) fn gemm(
@@ -15,10 +15,24 @@ pub(super) fn gemm(
     k: usize,
     n: usize,
     a: &[f32],
-    (rsa, csa): (usize, usize),
+    sa: (usize, usize),
     b: &[f32],
-    (rsb, csb): (usize, usize),
+    sb: (usize, usize),
     c: &mut [f32],
+    accumulate: bool,
+) {
+    gemm_strided(m, k, n, (a, sa), (b, sb), (c, (n, 1)), accumulate);
+}
+
+/// `gemm` with C's strides too (the conv layers write transposed products).
+#[inline]
+pub(super) fn gemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, (rsa, csa)): (&[f32], (usize, usize)),
+    (b, (rsb, csb)): (&[f32], (usize, usize)),
+    (c, (rsc, csc)): (&mut [f32], (usize, usize)),
     accumulate: bool,
 ) {
     if m == 0 || n == 0 {
@@ -26,7 +40,7 @@ pub(super) fn gemm(
     }
     assert!(a.len() > (m - 1) * rsa + k.saturating_sub(1) * csa || k == 0);
     assert!(b.len() > k.saturating_sub(1) * rsb + (n - 1) * csb || k == 0);
-    assert!(c.len() >= m * n);
+    assert!(c.len() > (m - 1) * rsc + (n - 1) * csc);
     let beta = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: the asserts above keep every index the kernel touches inside the slices.
     unsafe {
@@ -43,8 +57,8 @@ pub(super) fn gemm(
             csb as isize,
             beta,
             c.as_mut_ptr(),
-            n as isize,
-            1,
+            rsc as isize,
+            csc as isize,
         );
     }
 }

@@ -8,7 +8,8 @@
 //!   mask[i]  [n, w_i]   dropout multipliers, 0 or 1/(1-p) (dropout layers only)
 //!   aux[i]              what layer i keeps for its backward pass (norm moments, max
 //!                       pool positions, batch norm running statistics)
-//!   col                 [c_in k k, oh ow] x 2: conv columns and their gradient
+//!   col                 a group's conv columns [c_in k k, g oh ow], and its outputs
+//!                       by channel (+ in training the columns' gradient)
 
 use rand::Rng as _;
 
@@ -28,7 +29,7 @@ pub struct Workspace {
     pub(super) mask: Vec<Vec<f32>>,
     /// What each layer keeps between its passes.
     pub(super) aux: Vec<LayerAux>,
-    /// Conv scratch: one image's columns and their gradient.
+    /// Conv scratch: a group's columns, and its outputs (+ the columns' gradient).
     pub(super) col: (Vec<f32>, Vec<f32>),
     /// Random draws for one layer's dropout mask.
     draws: Vec<u32>,
@@ -62,13 +63,12 @@ impl Workspace {
         };
         let widest = widths.iter().copied().max().unwrap_or(0);
         let has_dropout = train && dropout.iter().any(Option::is_some);
-        let col = (layers.iter())
+        let (col, tmp) = (layers.iter())
             .map(|l| match l {
-                Layer::Conv { shape, .. } => shape.col_len(),
-                _ => 0,
+                Layer::Conv { shape, .. } => (shape.col_len(), shape.tmp_len(train)),
+                _ => (0, 0),
             })
-            .max()
-            .unwrap_or(0);
+            .fold((0, 0), |(c, t), (c2, t2)| (c.max(c2), t.max(t2)));
         Workspace {
             cap,
             out: (layers.iter().zip(&widths))
@@ -79,7 +79,7 @@ impl Workspace {
                 .map(|(p, &w)| buf(w, train && p.is_some()))
                 .collect(),
             aux: vec![LayerAux::default(); layers.len()],
-            col: (vec![0.0; col], vec![0.0; if train { col } else { 0 }]),
+            col: (vec![0.0; col], vec![0.0; tmp]),
             draws: vec![0; if has_dropout { cap * widest } else { 0 }],
             dropout,
         }

@@ -296,7 +296,7 @@ fn unit_tables(records: &[RunRecord]) -> (UnitBars, Table) {
         }
         let mut bars = Vec::new();
         for s in &stats {
-            let fc = format!("fc{}", s.layer + 1);
+            let fc = s.name.clone();
             if s.hidden {
                 // Not measured for this activation (neither saturating nor able to die):
                 // the chart says n/a instead of drawing 0%.

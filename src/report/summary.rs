@@ -674,8 +674,10 @@ fn csv_head(i: usize, v: &VariantSummary, ranked: bool) -> String {
 /// Last-epoch statistics of one layer, averaged over a variant's seeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerStats {
-    /// 0-based layer (fc1 is 0).
+    /// 0-based layer (conv layers first, then fc1).
     pub layer: usize,
+    /// Its name as the diagnostics record it: conv1.., fc1...
+    pub name: String,
     /// True for hidden layers (the ones with an activation).
     pub hidden: bool,
     /// Weight-gradient norm.
@@ -700,6 +702,9 @@ pub fn layer_stats(runs: &[&RunRecord]) -> Vec<LayerStats> {
         return Vec::new();
     };
     let hidden = d0.dead.len().saturating_sub(1);
+    let names: Vec<String> = (runs.iter())
+        .find_map(|r| r.diagnostics.as_ref().map(|d| d.layers.clone()))
+        .unwrap_or_default();
     let avg = |f: &dyn Fn(&crate::diagnostics::EpochDiag) -> Option<f64>| -> Option<f64> {
         let v: Vec<f64> = ds.iter().filter_map(|d| f(d)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -707,6 +712,10 @@ pub fn layer_stats(runs: &[&RunRecord]) -> Vec<LayerStats> {
     (0..d0.grad_norm.len())
         .map(|l| LayerStats {
             layer: l,
+            name: names
+                .get(l)
+                .cloned()
+                .unwrap_or_else(|| format!("fc{}", l + 1)),
             hidden: l < hidden,
             grad_norm: avg(&|d| d.grad_norm.get(l).copied().flatten()),
             pre: (

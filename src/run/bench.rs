@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::data::{self, DatasetName};
+use crate::data;
 use crate::eval::Evaluator;
 use crate::nn::{Activation, FirstLayer};
 use crate::train::{Silent, Trainer};
@@ -40,12 +40,13 @@ pub struct ActivationBench {
     pub all_epochs: Vec<f64>,
     /// Training images per second in the fastest epoch.
     pub images_per_second: f64,
-    /// 6 x parameters x images / seconds, in GFLOP/s.
+    /// 6 x parameters x images / seconds, in GFLOP/s (for a conv net far below its
+    /// real rate: a conv weight is used at every pixel).
     pub gflops_equivalent: f64,
     /// Test accuracy after the timed epochs (a sanity check that it learned).
     #[serde(alias = "val_acc")]
     pub test_acc: f64,
-    /// The first layer's kernel: "sparse", "dense", or "dense (reference)".
+    /// The first layer's kernel: "sparse", "dense", "dense (reference)" or "conv".
     pub first_layer: String,
 }
 
@@ -54,6 +55,9 @@ pub struct ActivationBench {
 pub struct BenchReport {
     /// actlab version.
     pub actlab_version: String,
+    /// The layers timed: conv layers, pool and norm (when any), hidden widths.
+    #[serde(default)]
+    pub model: String,
     /// Threads per run.
     pub threads: usize,
     /// Seconds to find, read and decode the dataset.
@@ -63,8 +67,9 @@ pub struct BenchReport {
     pub nonzero_share: f64,
     /// Seconds to evaluate all train + test images (70,000 for MNIST), best of 3.
     pub eval_seconds: f64,
-    /// The same with the dense first layer (the reference).
-    pub eval_dense_seconds: f64,
+    /// The same with the dense first layer (the reference; none for a conv net,
+    /// whose first layer has one kernel).
+    pub eval_dense_seconds: Option<f64>,
     /// The first activation's epoch with the dense first layer: the reference loop
     /// over matrixmultiply that the sparse path is measured against, in the same run.
     pub reference: Option<ActivationBench>,
@@ -150,8 +155,9 @@ pub fn peak_rss_mb() -> Option<f64> {
 /// What `actlab bench` measures.
 #[derive(Debug, Clone)]
 pub struct BenchPlan<'a> {
-    /// Dataset to train on.
-    pub dataset: DatasetName,
+    /// The dataset and layers to train (conv, pool, norm, hidden); the activation,
+    /// epochs and threads come from the fields below.
+    pub model: TrainConfig,
     /// Folder with --data-dir semantics.
     pub data_dir: Option<&'a Path>,
     /// Activations to time.
@@ -167,15 +173,9 @@ pub struct BenchPlan<'a> {
 /// Time the default model with each activation.
 pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
     let t0 = Instant::now();
-    let split = data::load(plan.dataset, plan.data_dir)?;
+    let split = data::load(plan.model.dataset, plan.data_dir)?;
     let load_seconds = t0.elapsed().as_secs_f64();
-    let _first = Trainer::new(
-        TrainConfig {
-            dataset: plan.dataset,
-            ..TrainConfig::default()
-        },
-        &split,
-    );
+    let _first = Trainer::new(plan.model.clone(), &split);
     let startup_seconds = crate::process_seconds();
     let nonzero_share = describe(plan, &split, load_seconds);
     let timed = time_activations(plan, &split)?;
@@ -195,6 +195,7 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
     }
     let report = BenchReport {
         actlab_version: env!("CARGO_PKG_VERSION").into(),
+        model: model_name(&plan.model),
         threads: plan.threads,
         load_seconds,
         nonzero_share,
@@ -206,11 +207,13 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
         startup_seconds,
         jobs_scaling,
     };
+    let dense = (report.eval_dense_seconds)
+        .map(|d| format!(" ({d:.3}s with the dense first layer)"))
+        .unwrap_or_default();
     println!(
-        "evaluation of {} images: {:.3}s ({:.3}s with the dense first layer); start-up to the first step {:.3}s; peak memory {:.0} MB",
+        "evaluation of {} images: {:.3}s{dense}; start-up to the first step {:.3}s; peak memory {:.0} MB",
         n_images,
         report.eval_seconds,
-        report.eval_dense_seconds,
         report.startup_seconds,
         report.peak_rss_mb.unwrap_or(f64::NAN)
     );
@@ -222,11 +225,16 @@ pub fn run(plan: &BenchPlan<'_>) -> Result<BenchReport> {
 fn describe(plan: &BenchPlan<'_>, split: &data::Split, load_seconds: f64) -> f64 {
     println!(
         "loaded {} ({} + {} images) in {load_seconds:.3}s",
-        plan.dataset,
+        plan.model.dataset,
         split.train.len(),
         split.test.len()
     );
     let nonzero_share = nonzero_share(split.train.images());
+    println!("model: {}", model_name(&plan.model));
+    if !plan.model.conv.is_empty() {
+        println!("SIMD tier: {} (ACTLAB_SIMD lowers it)", crate::simd::tier());
+        return nonzero_share;
+    }
     println!(
         "{:.1}% of the training pixels are non-zero; the first layer runs sparse at or below {:.0}%{}",
         nonzero_share * 100.0,
@@ -237,16 +245,37 @@ fn describe(plan: &BenchPlan<'_>, split: &data::Split, load_seconds: f64) -> f64
     nonzero_share
 }
 
+/// The layers of `cfg` in words: "conv 6:5:1:2,16:5, pool max, hidden 120,84".
+fn model_name(cfg: &TrainConfig) -> String {
+    let hidden = cfg.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+    let mut parts = Vec::new();
+    if !cfg.conv.is_empty() {
+        let conv = crate::nn::spec::ConvSpec::list_to_string(&cfg.conv);
+        parts.push(format!("conv {conv}, pool {}", cfg.pool));
+    }
+    if !cfg.norm.is_default() {
+        parts.push(format!("norm {}", cfg.norm));
+    }
+    parts.push(format!("hidden {}", hidden.join(",")));
+    parts.join(", ")
+}
+
 /// Each activation's epoch (the first also with the dense first layer, the
-/// reference) and the evaluation time with either first layer.
-type Timed = (Vec<ActivationBench>, Option<ActivationBench>, (f64, f64));
+/// reference, for an MLP) and the evaluation time (with either first layer).
+type Timed = (
+    Vec<ActivationBench>,
+    Option<ActivationBench>,
+    (f64, Option<f64>),
+);
 
 fn time_activations(plan: &BenchPlan<'_>, split: &data::Split) -> Result<Timed> {
     let mut results = Vec::new();
-    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, f64::INFINITY);
+    let (mut eval_seconds, mut eval_dense_seconds) = (f64::INFINITY, None);
     let mut reference = None;
+    // A conv net's first layer is a conv layer: no sparse kernel to compare.
+    let mlp = plan.model.conv.is_empty();
     for act in plan.activations {
-        if reference.is_none() {
+        if reference.is_none() && mlp {
             let (r, _) = time_activation(plan, act, split, FirstLayer::Dense)?;
             println!("{r}");
             reference = Some(r);
@@ -254,7 +283,8 @@ fn time_activations(plan: &BenchPlan<'_>, split: &data::Split) -> Result<Timed> 
         let (r, tr) = time_activation(plan, act, split, FirstLayer::Auto)?;
         if results.is_empty() {
             eval_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Auto);
-            eval_dense_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Dense);
+            eval_dense_seconds =
+                mlp.then(|| time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Dense));
         }
         match &reference {
             Some(d) if d.activation == r.activation => println!(
@@ -281,11 +311,10 @@ fn time_activation<'a>(
     first_layer: FirstLayer,
 ) -> Result<(ActivationBench, Trainer<'a>)> {
     let cfg = TrainConfig {
-        dataset: plan.dataset,
         activation: vec![act.clone()],
         threads: plan.threads,
         epochs: plan.epochs,
-        ..TrainConfig::default()
+        ..plan.model.clone()
     };
     cfg.validate()?;
     let stop = AtomicBool::new(false);
@@ -313,6 +342,7 @@ fn time_activation<'a>(
         gflops_equivalent: 6.0 * tr.model.params.len() as f64 * n / best / 1e9,
         test_acc,
         first_layer: match (first_layer, sparse) {
+            _ if !plan.model.conv.is_empty() => "conv",
             (FirstLayer::Dense, _) => "dense (reference)",
             (_, true) => "sparse",
             (_, false) => "dense",
