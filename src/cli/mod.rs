@@ -643,7 +643,7 @@ mod tests {
             panic!("not bench");
         };
         let e = b.layers.apply(Default::default()).unwrap_err().to_string();
-        assert_eq!(e, "unknown --model 'lenet9'; use lenet5");
+        assert_eq!(e, "unknown model 'lenet9'; use one of lenet5");
     }
 
     #[test]
