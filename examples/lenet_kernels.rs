@@ -200,7 +200,13 @@ impl Dense {
         }
     }
 
-    fn backward(&mut self, x: &[f32], t: &[u8], dx: &mut [f32], clock: &mut Clock) {
+    fn backward(
+        &mut self,
+        x: &[f32],
+        t: &[actlab::data::Label],
+        dx: &mut [f32],
+        clock: &mut Clock,
+    ) {
         clock.time("output and loss", || {
             Loss::Nll.grad(&self.a[2], t, 10, N, &mut self.da[2]);
             OutputFn::LogSoftmax.backward(&self.a[2], &self.da[2], &mut self.dz[2], 10);
@@ -233,7 +239,7 @@ fn main() {
     let mut c2 = ConvStage::new(2, c1.pool.out_dims(), 16);
     let mut dense = Dense::new(c2.pool.out_len());
     let x: Vec<f32> = values(N * 784, 9, 1.0).iter().map(|v| v.max(0.0)).collect();
-    let t: Vec<u8> = (0..N).map(|i| (i % 10) as u8).collect();
+    let t: Vec<actlab::data::Label> = (0..N).map(|i| (i % 10) as actlab::data::Label).collect();
     let mut clock = Clock::default();
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     for _ in 0..batches {

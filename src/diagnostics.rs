@@ -388,7 +388,7 @@ mod tests {
             (0..n * crate::data::PIXELS)
                 .map(|i| (i * 37 % 256) as u8)
                 .collect(),
-            (0..n).map(|i| (i % 10) as u8).collect(),
+            (0..n).map(|i| (i % 10) as crate::data::Label).collect(),
         )
     }
 

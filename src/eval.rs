@@ -9,6 +9,17 @@ use crate::nn::{ByteRows, InputBuf, Loss, Mlp, RowSource, Workspace};
 /// Rows per evaluation batch: large enough for efficient matrix products, small enough for cache.
 const EVAL_BATCH: usize = 256;
 
+/// The most classes whose K x K confusion matrix is kept in records, drawn in reports
+/// and printed by `eval`: at 1,000 classes it would be a million cells per run (megabytes
+/// of JSON, an unreadable chart). Above it per-class accuracy and the most confused
+/// pairs still are kept and shown.
+pub const CONFUSION_MAX_CLASSES: usize = 100;
+
+/// Whether a `classes`-class confusion matrix is small enough to keep and show.
+pub fn shows_confusion(classes: usize) -> bool {
+    classes <= CONFUSION_MAX_CLASSES
+}
+
 /// Loss and accuracy over a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {

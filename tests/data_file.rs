@@ -117,6 +117,10 @@ fn bad_files_get_one_line_and_exit_2() {
         ("bad-object.npz", "x_train holds Python objects"),
         ("bad-missing.npz", "no array 'y_test'"),
         ("bad-float-labels.npz", "labels must be integers"),
+        (
+            "too-many-classes.npz",
+            "y_train[1000] = 1000: labels must be class numbers 0..K-1 with K at most 1000",
+        ),
         ("DATA-FILES.md", "not an .npz file"),
         ("no-such.npz", "cannot read"),
     ];
@@ -137,4 +141,68 @@ fn bad_files_get_one_line_and_exit_2() {
             "{file}: {err}"
         );
     }
+}
+
+#[test]
+fn a_thousand_classes_train_and_keep_no_confusion_matrix() {
+    let d = TempDir::new("k1000");
+    let (out, model) = (d.0.join("run"), d.0.join("m.safetensors"));
+    let mut c = actlab();
+    c.args(["train", "--epochs", "2", "--data-file"])
+        .arg(fixture("classes-1000.npz"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--save")
+        .arg(&model);
+    ok(&mut c);
+    let r = record(&out);
+    assert_eq!(r["config"]["data_shape"]["classes"], 1000);
+    assert!(r["final_test"]["loss"].as_f64().unwrap().is_finite());
+    // A million-cell matrix would swamp the record; per-class accuracy stays.
+    assert!(r["test_confusion"].is_null(), "{}", r["test_confusion"]);
+    let per_class = r["diagnostics"]["per_class_acc"].as_array().unwrap();
+    assert_eq!(per_class.len(), 1000);
+    let eval = ok(actlab().arg("eval").arg(&model));
+    assert!(eval.contains("no confusion matrix: 1000 classes"), "{eval}");
+    let json = ok(actlab().arg("eval").arg(&model).arg("--json"));
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(j["confusion"].is_null());
+    assert_eq!(j["per_class_accuracy"].as_array().unwrap().len(), 1000);
+}
+
+#[test]
+fn three_hundred_classes_learn_and_the_report_stays_small() {
+    let d = TempDir::new("k300");
+    let mut c = actlab();
+    c.args(["compare", "--activation", "relu,tanh", "--epochs", "10"])
+        .arg("--data-file")
+        .arg(fixture("classes-300.npz"))
+        .arg("--out")
+        .arg(&d.0);
+    ok(&mut c);
+    let html = std::fs::read_to_string(d.0.join("report.html")).unwrap();
+    assert!(
+        html.contains("300 classes: the per-class table and confusion matrices are left out"),
+        "no note on the left-out tables"
+    );
+    assert!(html.len() < 400_000, "report.html is {} bytes", html.len());
+    let charts: Vec<String> = std::fs::read_dir(d.0.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !charts.iter().any(|n| n.starts_with("confusion")),
+        "{charts:?}"
+    );
+    let summary = std::fs::read_to_string(d.0.join("summary.md")).unwrap();
+    assert!(
+        summary.len() < 50_000,
+        "summary.md is {} bytes",
+        summary.len()
+    );
+    // Well-separated clusters: far above chance (1/300) after 10 epochs.
+    let table = std::fs::read_to_string(d.0.join("summary.csv")).unwrap();
+    let best = table.lines().nth(1).unwrap_or_default();
+    let acc: f64 = best.split(',').nth(6).unwrap_or("").parse().unwrap_or(0.0);
+    assert!(acc > 0.5, "test accuracy {acc} on 300 classes: {best}");
 }

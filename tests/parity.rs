@@ -94,7 +94,7 @@ fn run_steps(
     model: &Mlp,
     case: &Case,
     x: &[f32],
-    t: &[u8],
+    t: &[actlab::data::Label],
     cfg: OptimConfig,
     steps: usize,
 ) -> Vec<f32> {
@@ -209,14 +209,14 @@ fn all_cases_match_pytorch() {
 }
 
 /// A fixture's input batch and its target classes.
-fn batch_of(f: &actlab::model_io::TensorFile, path: &Path) -> (Vec<f32>, Vec<u8>) {
+fn batch_of(f: &actlab::model_io::TensorFile, path: &Path) -> (Vec<f32>, Vec<actlab::data::Label>) {
     let x = f.get(path, "input").unwrap().data.clone();
     let t = f
         .get(path, "target")
         .unwrap()
         .data
         .iter()
-        .map(|&v| v as u8)
+        .map(|&v| v as actlab::data::Label)
         .collect();
     (x, t)
 }

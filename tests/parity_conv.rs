@@ -70,7 +70,12 @@ fn load(case: &Value, file: &TensorFile, path: &Path, prefix: &str) -> Mlp {
 
 /// One training pass: (outputs, gradients in PyTorch's layout); the running
 /// statistics it moved are kept in `m`.
-fn train_pass(m: &mut Mlp, x: &[f32], t: &[u8], loss: Loss) -> (Vec<f32>, Vec<f32>) {
+fn train_pass(
+    m: &mut Mlp,
+    x: &[f32],
+    t: &[actlab::data::Label],
+    loss: Loss,
+) -> (Vec<f32>, Vec<f32>) {
     let n = t.len();
     let mut ws = Workspace::new(m, n, true);
     let mut grads = vec![f32::NAN; m.params.len()];
@@ -100,7 +105,14 @@ fn assert_gradient(what: &str, got: &[f32], want: &[f32]) {
 }
 
 /// `steps` optimiser steps on the batch through the engine's optimiser.
-fn run_steps(m: &mut Mlp, x: &[f32], t: &[u8], loss: Loss, cfg: OptimConfig, steps: usize) {
+fn run_steps(
+    m: &mut Mlp,
+    x: &[f32],
+    t: &[actlab::data::Label],
+    loss: Loss,
+    cfg: OptimConfig,
+    steps: usize,
+) {
     let mut opt = Optimizer::new(cfg, m.params.len());
     for _ in 0..steps {
         let (_, grads) = train_pass(m, x, t, loss);
@@ -158,8 +170,8 @@ fn check_case(case: &Value, dir: &Path) {
     let path = dir.join(case["file"].as_str().unwrap());
     let f = read_tensors(&path).unwrap();
     let x = f.get(&path, "input").unwrap().data.clone();
-    let t: Vec<u8> = (f.get(&path, "target").unwrap().data.iter())
-        .map(|&v| v as u8)
+    let t: Vec<actlab::data::Label> = (f.get(&path, "target").unwrap().data.iter())
+        .map(|&v| v as actlab::data::Label)
         .collect();
     let (n, loss): (usize, Loss) = (t.len(), case["loss"].as_str().unwrap().parse().unwrap());
     let mut net = load(case, &f, &path, "");
@@ -188,7 +200,11 @@ fn check_case(case: &Value, dir: &Path) {
 
 /// 3 Adam and 3 SGD steps from the initial state against adam3.* and sgd3.*, and the
 /// eval-mode output after the Adam steps against eval3.output.
-fn check_steps(case: &Value, (f, path): (&TensorFile, &Path), (x, t): (&[f32], &[u8])) {
+fn check_steps(
+    case: &Value,
+    (f, path): (&TensorFile, &Path),
+    (x, t): (&[f32], &[actlab::data::Label]),
+) {
     let name = case["name"].as_str().unwrap();
     let loss: Loss = case["loss"].as_str().unwrap().parse().unwrap();
     for (prefix, key) in [("adam3.", "adam"), ("sgd3.", "sgd")] {

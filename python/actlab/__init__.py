@@ -212,13 +212,16 @@ class Comparison:
 class Exercise:
     """The results of :func:`exercise`: ``table`` (one row per variant in the
     exercise's order, measured figures beside the exercise's claims), ``verdicts``
-    (one line per goal and claim), ``runs``, ``notes`` and ``out``."""
+    (one line per goal and claim), ``grades`` (each ``try_`` proposal's variant name,
+    "try ACT/OUTPUT/LOSS", to its grade lines: first PASS, FAIL or "not shown", then
+    one per goal), ``runs``, ``notes`` and ``out``."""
 
     out: Path
     table: Any
     runs: Any
     verdicts: list
     notes: list
+    grades: dict
 
     @property
     def report(self) -> Path:
@@ -322,8 +325,10 @@ def compare(
 def exercise(
     seeds: Union[int, Sequence[int]] = 1,
     epochs: int = 5,
-    dropout: float = 0.2,
+    dropout: Optional[float] = None,
     *,
+    try_: Optional[Sequence[str]] = None,
+    define: Optional[dict] = None,
     data: Union[str, os.PathLike, tuple] = "mnist",
     data_dir: Optional[Union[str, os.PathLike]] = None,
     val_split: Optional[int] = None,
@@ -338,13 +343,21 @@ def exercise(
 ) -> Exercise:
     """``actlab exercise``: the exercise's "before" (sigmoid/sigmoid/cross-entropy),
     its logits reading, "after" (ReLU/log-softmax/NLL) and the dropout bonus, over
-    ``seeds``; measured figures beside the exercise's claims, with verdicts."""
+    ``seeds``; measured figures beside the exercise's claims, with verdicts.
+    ``try_=["tanh/log_softmax/nll", ...]`` (the CLI's ``--try``; ``try`` is a Python
+    keyword) adds each proposal, graded on the exercise's goals in ``.grades``;
+    ``define`` names formula activations proposals may use. ``dropout`` is the bonus
+    variant's (0.2 when not given; not with ``try_``)."""
+    if isinstance(try_, str):
+        try_ = [try_]
+    tries = list(try_ or [])
     base = {"epochs": epochs, "val_split": val_split, "limit_train": limit_train, "limit_test": limit_test}
-    each, bar = _follow(_runs_of(seeds, 4), progress, on_run)
-    command = _command("exercise", seeds=seeds, dropout=dropout, **base)
+    each, bar = _follow(_runs_of(seeds, 4 + len(tries)), progress, on_run)
+    command = _command("exercise", seeds=seeds, dropout=dropout, try_=try_, define=define, **base)
     try:
         outcome = _actlab.exercise(
-            _config(base), float(dropout), _seed_spec(seeds), _data(data), _path(data_dir),
+            _config(base), None if dropout is None else float(dropout), tries, _defines(define),
+            _seed_spec(seeds), _data(data), _path(data_dir),
             _how(jobs, out, resume, overwrite, True), command, each,
         )
     finally:
@@ -356,7 +369,8 @@ def exercise(
     claims = {name: (a, b, c) for name, a, b, c in outcome.claims}
     for i, col in enumerate(["claim_train_acc", "claim_val_acc", "claim_val_loss"]):
         table[col] = [claims[v][i] if v in claims else float("nan") for v in table["variant"]]
-    return Exercise(folder, table, runs, list(outcome.verdicts), list(outcome.notes))
+    grades = {name: list(lines) for name, lines in outcome.grades}
+    return Exercise(folder, table, runs, list(outcome.verdicts), list(outcome.notes), grades)
 
 
 def load(path: Union[str, os.PathLike]) -> Model:

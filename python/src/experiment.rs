@@ -12,6 +12,7 @@ use std::time::Duration;
 use actlab::config::TrainConfig;
 use actlab::data::{DatasetName, Split};
 use actlab::experiment::jobs::{execute, workers, write_spec, Options, Watch};
+use actlab::experiment::proposal::is_proposal;
 use actlab::experiment::{parse_seeds, tune, Experiment, Job, ReportKind};
 use actlab::report::html::{write_report, Page};
 use actlab::report::summary::{summarise, ExperimentSummary};
@@ -76,6 +77,9 @@ pub struct Outcome {
     notes: Vec<String>,
     /// The exercise's claims per variant: (name, train acc, val acc, val loss).
     claims: Vec<(String, f64, f64, f64)>,
+    /// Each proposal (`try_=`) graded: its variant name and its grade lines (the
+    /// first PASS, FAIL or "not shown", then one per goal).
+    grades: Vec<(String, Vec<String>)>,
 }
 
 /// A finished run, for the Python callback.
@@ -258,8 +262,25 @@ fn outcome(out: PathBuf, summary: &ExperimentSummary) -> Outcome {
             actlab::report::exercise::claim(&v.name).map(|(a, b, c)| (v.name.clone(), a, b, c))
         })
         .collect();
+    let before = summary.variants.iter().find(|v| v.name == "before");
+    let grades = before
+        .map(|b| {
+            summary
+                .variants
+                .iter()
+                .filter(|v| is_proposal(&v.name))
+                .map(|v| {
+                    (
+                        v.name.clone(),
+                        actlab::report::grade::proposal(summary, b, v),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Outcome {
         out,
+        grades,
         verdicts: match summary.report {
             ReportKind::Exercise => actlab::report::exercise::verdicts(summary),
             ReportKind::Compare => Vec::new(),
@@ -320,12 +341,14 @@ pub fn compare(
 
 /// `actlab exercise`: the before/after (and dropout bonus) over `seeds`.
 #[pyfunction]
-#[pyo3(signature = (base, dropout, seed_spec, data, data_dir, how, command, on_run=None))]
+#[pyo3(signature = (base, dropout, tries, define, seed_spec, data, data_dir, how, command, on_run=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn exercise(
     py: Python<'_>,
     base: &str,
-    dropout: f32,
+    dropout: Option<f32>,
+    tries: Vec<String>,
+    define: BTreeMap<String, String>,
     seed_spec: &str,
     data: &Bound<'_, PyAny>,
     data_dir: Option<PathBuf>,
@@ -333,9 +356,19 @@ pub fn exercise(
     command: &str,
     on_run: Option<Py<PyAny>>,
 ) -> PyResult<Outcome> {
-    let cfg = options::config(base, &Default::default(), true)?;
+    if dropout.is_some() && !tries.is_empty() {
+        // As the CLI: the bonus's dropout is part of the exercise as posed.
+        return Err(value_error(format!(
+            "dropout with try_: {}; drop dropout",
+            actlab::experiment::proposal::RULE
+        )));
+    }
+    let formulas = options::formulas(&define)?;
+    let cfg = options::config(base, &formulas, true)?;
     let (cfg, split) = with_data(cfg, data, data_dir)?;
-    let exp = Experiment::exercise(&cfg, dropout, seeds(seed_spec)?);
+    let exp = Experiment::exercise(&cfg, dropout.unwrap_or(0.2), seeds(seed_spec)?)
+        .with_proposals(&tries, &formulas)
+        .map_err(value_error)?;
     // As the CLI does: the exercise's few models are kept for demo.html.
     let (out, summary, _, _) = run(py, exp, split, how.options(true)?, command, on_run)?;
     Ok(outcome(out, &summary))

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use actlab::config::TrainConfig;
 use actlab::experiment::table_to_config;
 use actlab::nn::formula::Formulas;
+use actlab::nn::spec::named_model;
 use actlab::nn::Activation;
 use pyo3::exceptions::PyValueError;
 use pyo3::PyResult;
@@ -65,12 +66,25 @@ fn check_key(key: &str, value: &toml::Value, keys: &[String], formulas: &Formula
 /// formulas it may name; with `validate`, every rule of `TrainConfig::validate` checked
 /// (a comparison's base lists several activations and is checked per variant).
 pub fn config(json: &str, formulas: &Formulas, validate: bool) -> PyResult<TrainConfig> {
-    let table = table_of(json)?;
+    let mut table = table_of(json)?;
+    let model = table.remove("model");
+    let explicit_conv = table.contains_key("conv");
     let keys = TrainConfig::keys();
     for (key, value) in &table {
         check_key(key, value, &keys, formulas)?;
     }
-    let cfg = table_to_config(table, formulas).map_err(value_error)?;
+    let mut cfg = table_to_config(table, formulas).map_err(value_error)?;
+    if let Some(model) = model {
+        // As the CLI's --model: the named layers replace hidden; an explicit conv wins.
+        let name = model.as_str().ok_or_else(|| {
+            value_error(format!("model={model}: give a name, e.g. model=\"lenet5\""))
+        })?;
+        let (conv, hidden) = named_model(name).map_err(value_error)?;
+        cfg.hidden = hidden;
+        if !explicit_conv {
+            cfg.conv = conv;
+        }
+    }
     if validate {
         cfg.validate().map_err(value_error)?;
     }

@@ -76,7 +76,7 @@ def test_model_predicts_saves_and_loads(run, digits, tmp_path):
         (lambda d: (d[0], d[1].astype(np.float32), d[2], d[3]), TypeError, "integer class labels"),
         (lambda d: (d[0].astype(np.int32), d[1], d[2], d[3]), TypeError, "uint8 images or float32"),
         (lambda d: (d[0][:0], d[1][:0], d[2], d[3]), ValueError, "empty"),
-        (lambda d: (d[0], d[1] + 300, d[2], d[3]), ValueError, "labels must be class numbers"),
+        (lambda d: (d[0], d[1] + 1000, d[2], d[3]), ValueError, "labels must be class numbers"),
         (lambda d: (np.where(np.arange(64).reshape(8, 8) == 3, np.nan, d[0].astype(np.float32)), d[1], d[2].astype(np.float32), d[3]),
          ValueError, "x_train[0, 3] is NaN"),
         (lambda d: (d[0], d[1], d[2][:, :4], d[3]), ValueError, "same width"),

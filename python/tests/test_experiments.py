@@ -126,14 +126,47 @@ def test_ctrl_c_stops_a_comparison_and_it_resumes(tmp_path):
     assert (tmp_path / "c" / "experiment.json").exists()
 
 
-def test_up_to_256_classes_train_and_more_are_refused_in_one_line():
+def test_up_to_1000_classes_train_and_more_are_refused_in_one_line():
     rng = np.random.RandomState(0)
-    x = rng.rand(600, 6).astype(np.float32)
-    y = np.arange(600) % 256
-    r = actlab.train((x, y, x[:100], y[:100]), epochs=1)
-    assert r.model.predict_proba(x[:2]).shape == (2, 256)
-    with pytest.raises(ValueError, match=r"y_train\[256\] = 256: labels must be class numbers 0..K-1 with K at most 256"):
-        actlab.train((x, np.arange(600) % 257, x[:100], y[:100]), epochs=1)
+    x = rng.rand(2000, 6).astype(np.float32)
+    y = np.arange(2000) % 1000
+    r = actlab.train((x, y, x[:1000], y[:1000]), epochs=1)
+    assert r.model.predict_proba(x[:2]).shape == (2, 1000)
+    assert r.record["test_confusion"] is None, "no million-cell matrix in the record"
+    assert len(r.record["diagnostics"]["per_class_acc"]) == 1000
+    with pytest.raises(ValueError, match=r"y_train\[1000\] = 1000: labels must be class numbers 0..K-1 with K at most 1000"):
+        actlab.train((x, np.arange(2000) % 1001, x[:100], y[:100]), epochs=1)
+
+
+MNIST_SMALL = {"limit_train": 1000, "limit_test": 200, "epochs": 1}
+
+
+def test_exercise_grades_proposals_given_as_try_(tmp_path):
+    e = actlab.exercise(try_=["tanh/log_softmax/nll"], out=tmp_path / "ex", **MNIST_SMALL)
+    assert "try tanh/log_softmax/nll" in list(e.table["variant"])
+    lines = e.grades["try tanh/log_softmax/nll"]
+    assert lines[0].split(": ", 1)[1].split(" ")[0] in {"PASS", "FAIL", "not"}, lines
+    assert any("architecture unchanged" in l for l in lines[1:]), lines
+    assert len(e.runs) == 5
+
+
+def test_exercise_try_refuses_what_the_cli_refuses(tmp_path):
+    with pytest.raises(ValueError, match="architecture unchanged"):
+        actlab.exercise(try_=["relu+lr=0.01"], out=tmp_path / "a", **MNIST_SMALL)
+    with pytest.raises(ValueError, match="drop dropout"):
+        actlab.exercise(try_=["tanh"], dropout=0.3, out=tmp_path / "b", **MNIST_SMALL)
+    with pytest.raises(ValueError, match="set for MNIST"):
+        actlab.exercise(try_=["tanh"], data=DIGITS, epochs=1, out=tmp_path / "c")
+
+
+def test_model_lenet5_is_a_keyword_of_train_and_compare(tmp_path):
+    r = actlab.train(model="lenet5", **MNIST_SMALL)
+    assert r.record["config"]["conv"] == ["6:5:1:2", "16:5:1:0"]
+    assert r.record["config"]["hidden"] == [120, 84]
+    c = actlab.compare(["relu"], seeds=1, model="lenet5", out=tmp_path / "c", **MNIST_SMALL)
+    assert len(c.runs) == 1
+    with pytest.raises(ValueError, match="unknown model 'lenet6'; use one of lenet5"):
+        actlab.train(model="lenet6", **MNIST_SMALL)
 
 
 def test_to_torch_gives_the_same_outputs(tmp_path):

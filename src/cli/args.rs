@@ -100,7 +100,7 @@ pub struct DataArgs {
     pub dataset: DatasetName,
     /// Your own data instead: an .npz holding x_train, y_train, x_test, y_test (Keras's
     /// mnist.npz layout); uint8 (N, H, W) images are read as byte / 255, float32/float64
-    /// (N, D) features as they are, labels are integers 0..K-1.
+    /// (N, D) features as they are, labels are integers 0..K-1 (K at most 1,000).
     #[arg(long, value_name = "FILE.npz", conflicts_with = "dataset")]
     pub data_file: Option<PathBuf>,
 }
@@ -223,13 +223,8 @@ impl LayerArgs {
     /// The conv layers and hidden widths, from --model, --conv and --hidden.
     fn widths(&self) -> Result<(Vec<ConvSpec>, Vec<usize>)> {
         let (mut conv, mut hidden) = (Vec::new(), self.hidden.clone());
-        match self.model.as_deref() {
-            None => {}
-            Some("lenet5") => {
-                conv = ConvSpec::parse_list("6:5:1:2,16:5")?;
-                hidden = vec![120, 84];
-            }
-            Some(other) => anyhow::bail!("unknown --model '{other}'; use lenet5"),
+        if let Some(name) = &self.model {
+            (conv, hidden) = crate::nn::spec::named_model(name)?;
         }
         if let Some(spec) = &self.conv {
             conv = ConvSpec::parse_list(spec)?;

@@ -15,7 +15,7 @@ pub static PIXEL_VALUES: [f32; 256] = {
 };
 
 /// The labels of the images at `indices`.
-pub fn labels(data: &Dataset, indices: &[u32], y: &mut [u8]) {
+pub fn labels(data: &Dataset, indices: &[u32], y: &mut [super::Label]) {
     for (&i, label) in indices.iter().zip(y.iter_mut()) {
         *label = data.labels[i as usize];
     }
@@ -66,7 +66,7 @@ mod tests {
         bytes[2 * PIXELS + 5] = 51;
         let d = Dataset::new(bytes, vec![7, 8, 9]);
         let mut x = vec![-1.0; 2 * PIXELS];
-        let mut y = [0u8; 2];
+        let mut y = [0; 2];
         images(&d, &[2, 1], &mut x);
         labels(&d, &[2, 1], &mut y);
         assert_eq!(y, [9, 8]);

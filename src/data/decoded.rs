@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{hex, Dataset, DatasetName, Split, PIXELS};
+use super::{hex, Dataset, DatasetName, Label, Split, PIXELS};
 use crate::atomic::write_atomic;
 
 /// Set to any value to neither read nor write the decoded cache.
@@ -31,9 +31,15 @@ fn crc(train: &Dataset, test: &Dataset) -> u32 {
     let mut h = crc32fast::Hasher::new();
     for d in [train, test] {
         h.update(d.images());
-        h.update(&d.labels);
+        h.update(&label_bytes(d));
     }
     h.finalize()
+}
+
+/// The labels as stored in the cache: one byte each (only MNIST-shaped splits with
+/// labels 0..9 are cached, so the file format is the one written before labels widened).
+fn label_bytes(d: &Dataset) -> Vec<u8> {
+    d.labels.iter().map(|&l| l as u8).collect()
 }
 
 /// Identity of the four source files: path, size and two fast checksums (CRC-32C and
@@ -118,8 +124,9 @@ pub fn read(name: DatasetName, dir: &Path, key: &str) -> Option<Split> {
         f.read_exact(&mut v).ok()?;
         Some(v)
     };
-    let train = Dataset::new(take(header.n_train * PIXELS)?, take(header.n_train)?);
-    let test = Dataset::new(take(header.n_test * PIXELS)?, take(header.n_test)?);
+    let widen = |v: Vec<u8>| v.into_iter().map(Label::from).collect();
+    let train = Dataset::new(take(header.n_train * PIXELS)?, widen(take(header.n_train)?));
+    let test = Dataset::new(take(header.n_test * PIXELS)?, widen(take(header.n_test)?));
     if crc(&train, &test) != header.crc32 || train.labels.iter().chain(&test.labels).any(|&l| l > 9)
     {
         eprintln!("warning: the decoded-data cache for {name} is damaged; rebuilding it from the source files");
@@ -166,7 +173,7 @@ pub fn write(split: &Split, key: &str) {
     out.extend_from_slice(&h);
     for d in [&split.train, &split.test] {
         out.extend_from_slice(d.images());
-        out.extend_from_slice(&d.labels);
+        out.extend_from_slice(&label_bytes(d));
     }
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);

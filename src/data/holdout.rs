@@ -11,7 +11,7 @@ const HOLDOUT_SEED: u64 = 0x7661_6c5f_7370_6c74;
 
 /// Images per class to hold out so the counts sum to `n` and follow the class
 /// proportions of `labels` (largest remainder; ties go to the lower class).
-pub fn quotas(labels: &[u8], n: usize) -> Vec<usize> {
+pub fn quotas(labels: &[super::Label], n: usize) -> Vec<usize> {
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
     let mut count = vec![0usize; classes];
     for &l in labels {
@@ -40,7 +40,7 @@ pub fn quotas(labels: &[u8], n: usize) -> Vec<usize> {
 }
 
 /// Indices (ascending) of the `n` images to hold out of a set with these labels.
-pub fn stratified(labels: &[u8], n: usize) -> Vec<usize> {
+pub fn stratified(labels: &[super::Label], n: usize) -> Vec<usize> {
     let quota = quotas(labels, n);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(HOLDOUT_SEED);
     let mut chosen = Vec::with_capacity(n);
@@ -63,12 +63,12 @@ pub fn stratified(labels: &[u8], n: usize) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    fn labels(n: usize) -> Vec<u8> {
+    fn labels(n: usize) -> Vec<crate::data::Label> {
         // Uneven classes: class c has roughly (c + 1) shares.
         (0..n)
             .map(|i| {
                 let r = (i * 7919) % 55;
-                (0..10).find(|&c| r < (c + 1) * (c + 2) / 2).unwrap_or(9) as u8
+                (0..10).find(|&c| r < (c + 1) * (c + 2) / 2).unwrap_or(9) as crate::data::Label
             })
             .collect()
     }
@@ -79,7 +79,7 @@ mod tests {
         let held = stratified(&l, 600);
         assert_eq!(held.len(), 600);
         assert!(held.windows(2).all(|w| w[0] < w[1]), "distinct, ascending");
-        for c in 0..10u8 {
+        for c in 0..10 {
             let all = l.iter().filter(|&&x| x == c).count() as f64 / 6000.0;
             let got = held.iter().filter(|&&i| l[i] == c).count() as f64 / 600.0;
             // Largest remainder: off by at most one image per class.
@@ -96,7 +96,7 @@ mod tests {
         for n in [0, 1, 7, 10, 99, 1000, 1233] {
             let q = quotas(&l, n);
             assert_eq!(q.iter().sum::<usize>(), n, "n = {n}");
-            for c in 0..10u8 {
+            for c in 0..10 {
                 assert!(q[c as usize] <= l.iter().filter(|&&x| x == c).count());
             }
         }

@@ -84,8 +84,11 @@ pub struct Shape {
     pub bytes: bool,
 }
 
-/// The most classes a dataset may have (labels are kept in one byte each).
-pub const MAX_CLASSES: usize = 256;
+/// One row's class number, 0..K-1 (two bytes: K may reach `MAX_CLASSES`).
+pub type Label = u16;
+
+/// The most classes a dataset may have (the promise of `--data-file`).
+pub const MAX_CLASSES: usize = 1000;
 
 impl DatasetName {
     /// The name as used on the command line, in folders and in records.
@@ -189,19 +192,19 @@ pub struct Dataset {
     /// Inputs per row.
     width: usize,
     /// One label 0..K-1 per row.
-    pub labels: Vec<u8>,
+    pub labels: Vec<Label>,
     /// Each image's non-zero pixels, listed at first use (None: too dense to pay).
     nonzero: std::sync::OnceLock<Option<nonzero::NonZero>>,
 }
 
 impl Dataset {
     /// MNIST-shaped images (`labels.len() * PIXELS` bytes, row-major) with their labels.
-    pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Dataset {
+    pub fn new(images: Vec<u8>, labels: Vec<Label>) -> Dataset {
         Dataset::from_rows(Rows::Bytes(images), PIXELS, labels)
     }
 
     /// Rows of `width` inputs each with their labels.
-    pub fn from_rows(rows: Rows, width: usize, labels: Vec<u8>) -> Dataset {
+    pub fn from_rows(rows: Rows, width: usize, labels: Vec<Label>) -> Dataset {
         debug_assert_eq!(
             match &rows {
                 Rows::Bytes(b) => b.len(),
@@ -457,6 +460,7 @@ fn load_pair(images: &Path, labels: &Path) -> Result<(Dataset, [String; 2]), Dat
             n_labels: labs.len(),
         });
     }
+    let labs = labs.into_iter().map(Label::from).collect();
     Ok((Dataset::new(imgs, labs), [isha, lsha]))
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use npyz::{DType, NpyFile, TypeChar};
 use sha2::{Digest, Sha256};
 
-use super::{hex, DataError, Dataset, DatasetName, Rows, Shape, Split, MAX_CLASSES};
+use super::{hex, DataError, Dataset, DatasetName, Label, Rows, Shape, Split, MAX_CLASSES};
 
 /// The four arrays an `.npz` must hold.
 pub const KEYS: [&str; 4] = ["x_train", "y_train", "x_test", "y_test"];
@@ -197,7 +197,8 @@ fn dataset(xn: &str, yn: &str, x: Inputs, y: &[i64], width: usize) -> Result<Dat
             Rows::Floats(a.values)
         }
     };
-    let labels = y.iter().map(|&l| l as u8).collect();
+    // In range: checked against MAX_CLASSES above, which fits in a Label.
+    let labels = y.iter().map(|&l| l as Label).collect();
     Ok(Dataset::from_rows(rows, width, labels))
 }
 
@@ -410,8 +411,11 @@ mod tests {
         assert!(e.contains("different dtypes"), "{e}");
         let e = err(ok(), vec![0, 0], ok(), vec![0, 0]);
         assert!(e.contains("two classes"), "{e}");
-        let e = err(ok(), vec![0, 300], ok(), vec![0, 1]);
-        assert!(e.contains("at most 256"), "{e}");
+        let e = err(ok(), vec![0, 1000], ok(), vec![0, 1]);
+        assert_eq!(
+            e,
+            "y_train[1] = 1000: labels must be class numbers 0..K-1 with K at most 1000"
+        );
     }
 
     #[test]

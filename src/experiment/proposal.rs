@@ -79,6 +79,10 @@ impl Experiment {
             .find(|v| v.name == "before")
             .map(|v| v.config.clone())
             .ok_or("--try grades against the exercise's \"before\"; use it with actlab exercise")?;
+        // The 90% goal and the claims are MNIST's.
+        if before.dataset != crate::data::DatasetName::Mnist || before.data_file.is_some() {
+            return Err("--try grades against the exercise's goals, set for MNIST: drop --dataset and --data-file (or use actlab compare on other data)".into());
+        }
         for spec in specs {
             self.variants.push(parse(spec, &before, formulas)?);
         }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use super::names::unknown_name;
 use super::output::{log_softmax_row, OutputFn};
+use crate::data::Label;
 
 /// Training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +41,7 @@ fn clamped_log(v: f32) -> f32 {
 
 impl Loss {
     /// Sum over the rows of each row's loss (divide by the row count for the mean).
-    pub fn sum(self, y: &[f32], targets: &[u8], classes: usize) -> f64 {
+    pub fn sum(self, y: &[f32], targets: &[Label], classes: usize) -> f64 {
         let mut total = 0.0f64;
         let mut scratch = vec![0.0f32; classes];
         for (row, &t) in y.chunks_exact(classes).zip(targets) {
@@ -75,7 +76,7 @@ impl Loss {
     }
 
     /// dL/dy of the batch-mean loss over `batch` rows, written into `dy`.
-    pub fn grad(self, y: &[f32], targets: &[u8], classes: usize, batch: usize, dy: &mut [f32]) {
+    pub fn grad(self, y: &[f32], targets: &[Label], classes: usize, batch: usize, dy: &mut [f32]) {
         let inv_b = 1.0 / batch as f32;
         let inv_bc = 1.0 / (batch * classes) as f32;
         for ((row, d), &t) in y
@@ -169,7 +170,7 @@ mod tests {
     #[test]
     fn grad_matches_finite_differences() {
         let y = [0.2f32, 0.5, 0.1, 0.7, 0.3, 0.6];
-        let targets = [1u8, 2];
+        let targets: [Label; 2] = [1, 2];
         for loss in [Loss::Nll, Loss::CrossEntropy, Loss::Mse, Loss::Bce] {
             let mut dy = [0.0; 6];
             loss.grad(&y, &targets, 3, 2, &mut dy);

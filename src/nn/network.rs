@@ -19,6 +19,7 @@ use super::loss::Loss;
 use super::norm::RunningStats;
 use super::workspace::Workspace;
 use super::Rng;
+use crate::data::Label;
 
 /// A network: its architecture, its parameters, its buffers and its layers.
 #[derive(Debug, Clone)]
@@ -301,7 +302,14 @@ impl Trace<'_> {
     /// over (the pass's rows may be a slice of it). Without the first layer's input,
     /// its weight and bias gradients are left untouched and the gradient at its
     /// output is left in the workspace ([`Workspace::grad_of`] of layer 0).
-    pub fn backward(self, net: &Mlp, targets: &[u8], batch: usize, loss: Loss, grads: &mut [f32]) {
+    pub fn backward(
+        self,
+        net: &Mlp,
+        targets: &[Label],
+        batch: usize,
+        loss: Loss,
+        grads: &mut [f32],
+    ) {
         let n = self.n;
         let Workspace {
             cap,
@@ -405,7 +413,7 @@ mod tests {
     }
 
     /// The batch-mean loss of a training pass with the masks already in `ws`.
-    fn loss_of(m: &Mlp, ws: &mut Workspace, x: &[f32], t: &[u8], loss: Loss) -> f64 {
+    fn loss_of(m: &Mlp, ws: &mut Workspace, x: &[f32], t: &[Label], loss: Loss) -> f64 {
         let trace = m.forward_train(ws, TrainInput::Dense { x, n: 2 });
         loss.sum(trace.outputs(), t, 3) / 2.0
     }
@@ -416,7 +424,7 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let x = [0.1, 0.9, 0.3, 0.0, 0.7, 0.5, 0.2, 0.8, 1.0, 0.4];
-        let t = [2u8, 0];
+        let t: [Label; 2] = [2, 0];
         let cases = [
             (Activation::Relu, OutputFn::LogSoftmax, Loss::Nll, 0.0),
             (

@@ -92,6 +92,22 @@ impl ConvSpec {
     }
 }
 
+/// The models that have a name (`--model`, Python's `model=`).
+pub const NAMED_MODELS: &str = "lenet5";
+
+/// A named model's conv layers and hidden widths: lenet5 is
+/// `--conv 6:5:1:2,16:5 --pool max --hidden 120,84` (max pooling is the default).
+pub fn named_model(name: &str) -> Result<(Vec<ConvSpec>, Vec<usize>), SpecError> {
+    match name {
+        "lenet5" => Ok((ConvSpec::parse_list("6:5:1:2,16:5")?, vec![120, 84])),
+        other => Err(SpecError::Choice {
+            what: "model",
+            text: other.to_string(),
+            choices: NAMED_MODELS,
+        }),
+    }
+}
+
 impl TryFrom<String> for ConvSpec {
     type Error = SpecError;
     fn try_from(s: String) -> Result<Self, SpecError> {

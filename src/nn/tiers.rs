@@ -295,7 +295,7 @@ fn the_portable_tier_runs_the_dense_first_layer() {
             }
         })
         .collect();
-    let t = [0u8, 1, 2, 0, 1, 2];
+    let t: [crate::data::Label; 6] = [0, 1, 2, 0, 1, 2];
     let run = |policy: FirstLayer| {
         let mut ws = Workspace::new(&m, n, true);
         let mut input = InputBuf::new(policy);

@@ -359,6 +359,16 @@ fn class_names(records: &[RunRecord]) -> Vec<String> {
 fn per_class(records: &[RunRecord]) -> String {
     let groups = by_variant(records);
     let names = class_names(records);
+    let mut h = String::from("<h2>Per-class accuracy and confusions</h2>");
+    if !crate::eval::shows_confusion(names.len()) {
+        // A row per class and a K x K chart per variant would bury the page.
+        h.push_str(&format!(
+            "<p>{} classes: the per-class table and confusion matrices are left out above {} classes; each record's <code>diagnostics.per_class_acc</code> and <code>most_confused</code> hold them.</p>",
+            names.len(),
+            crate::eval::CONFUSION_MAX_CLASSES
+        ));
+        return h;
+    }
     let mut headers = vec!["class".to_string()];
     headers.extend(groups.iter().map(|g| g.1.clone()));
     let hs: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
@@ -377,7 +387,6 @@ fn per_class(records: &[RunRecord]) -> String {
         }
         per.row(row);
     }
-    let mut h = String::from("<h2>Per-digit accuracy and confusions</h2>");
     h.push_str("<p>Test accuracy per class (mean over seeds):</p>");
     h.push_str(&table_html(&per));
     h

@@ -94,7 +94,8 @@ struct EvalJson<'a> {
     loss: f64,
     loss_fn: String,
     per_class_accuracy: Vec<f64>,
-    confusion: &'a [Vec<u32>],
+    /// Left out (null) above `CONFUSION_MAX_CLASSES` classes.
+    confusion: Option<&'a [Vec<u32>]>,
     most_confused: Vec<(usize, usize, u32)>,
 }
 
@@ -121,7 +122,7 @@ pub fn eval_command(
             loss: e.metrics.loss,
             loss_fn: meta.loss.to_string(),
             per_class_accuracy: e.per_class_acc(),
-            confusion: &e.confusion,
+            confusion: crate::eval::shows_confusion(e.confusion.len()).then_some(&e.confusion[..]),
             most_confused: e.most_confused(10),
         };
         println!("{}", serde_json::to_string_pretty(&j)?);
@@ -148,6 +149,23 @@ fn print_class_tables(e: &crate::eval::Evaluation, classes: &[String]) {
         t.row(vec![classes[c].to_string(), n.to_string(), pct(*acc)]);
     }
     print!("\n{}", t.to_text());
+    if crate::eval::shows_confusion(classes.len()) {
+        print_confusion(e, classes);
+    } else {
+        println!(
+            "\n(no confusion matrix: {} classes, more than {})",
+            classes.len(),
+            crate::eval::CONFUSION_MAX_CLASSES
+        );
+    }
+    println!("\nmost confused (true -> predicted: count):");
+    for (t, p, n) in e.most_confused(5) {
+        println!("  {} -> {}: {n}", classes[t], classes[p]);
+    }
+}
+
+/// The confusion matrix as a text table, rows true, columns predicted.
+fn print_confusion(e: &crate::eval::Evaluation, classes: &[String]) {
     let mut headers = vec!["true \\ predicted".to_string()];
     headers.extend((0..classes.len()).map(|c| c.to_string()));
     let hs: Vec<&str> = headers.iter().map(|s| s.as_str()).collect();
@@ -163,10 +181,6 @@ fn print_class_tables(e: &crate::eval::Evaluation, classes: &[String]) {
         cm.row(cells);
     }
     print!("\nconfusion matrix\n{}", cm.to_text());
-    println!("\nmost confused (true -> predicted: count):");
-    for (t, p, n) in e.most_confused(5) {
-        println!("  {} -> {}: {n}", classes[t], classes[p]);
-    }
 }
 
 /// One prediction.
@@ -182,7 +196,7 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
     /// True label, for test-set indices.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<u8>,
+    pub label: Option<crate::data::Label>,
     /// Whether the image was inverted (light background).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inverted: Option<bool>,

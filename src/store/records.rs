@@ -223,7 +223,8 @@ impl RunRecord {
                 d.most_confused = f.test.most_confused(10);
                 d.mistakes = crate::diagnostics::pick_mistakes(&f.mistakes, &d.most_confused);
             }
-            r.test_confusion = Some(f.test.confusion);
+            let classes = f.test.confusion.len();
+            r.test_confusion = crate::eval::shows_confusion(classes).then_some(f.test.confusion);
         }
         r.wall_seconds = t0.elapsed().as_secs_f64();
         r

@@ -286,7 +286,7 @@ mod tests {
         let images = (0..n * PIXELS)
             .map(|i| ((i * 7919 + i / PIXELS * 31) % 251) as u8)
             .collect();
-        let labels = (0..n).map(|i| (i * 3 % 10) as u8).collect();
+        let labels = (0..n).map(|i| (i * 3 % 10) as crate::data::Label).collect();
         let d = Dataset::new(images, labels);
         Split {
             name: DatasetName::Mnist,

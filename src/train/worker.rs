@@ -7,7 +7,7 @@
 
 use super::Divergence;
 use crate::config::TrainConfig;
-use crate::data::{batch, Dataset};
+use crate::data::{batch, Dataset, Label};
 use crate::diagnostics::Recorder;
 use crate::nn::{InputBuf, Loss, Mlp, Optimizer, Rng, TrainInput, Workspace};
 
@@ -18,7 +18,7 @@ pub(super) struct Worker {
     pub(super) input: InputBuf,
     pub(super) grads: Vec<f32>,
     /// Labels of the worker's rows.
-    pub(super) y: Vec<u8>,
+    pub(super) y: Vec<Label>,
     /// (loss sum, correct count) of its rows in the current step.
     pub(super) result: (f64, usize),
 }
@@ -107,7 +107,7 @@ fn pass(
     model: &Mlp,
     ws: &mut Workspace,
     x: Option<TrainInput>,
-    y: &[u8],
+    y: &[Label],
     n: usize,
     loss: Loss,
     grads: &mut [f32],
@@ -174,7 +174,7 @@ pub(super) fn add_grads<'g>(sum: &mut [f32], others: impl Iterator<Item = &'g [f
 }
 
 /// Loss sum and correct count of `out` ([rows, classes]) against labels `y`.
-pub(super) fn score(out: &[f32], y: &[u8], loss: Loss) -> (f64, usize) {
+pub(super) fn score(out: &[f32], y: &[Label], loss: Loss) -> (f64, usize) {
     let c = out.len() / y.len().max(1);
     let correct = out
         .chunks_exact(c)

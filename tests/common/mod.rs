@@ -163,7 +163,8 @@ pub fn write_small_mnist(dir: &std::path::Path, n_train: usize, n_test: usize) {
         img.extend_from_slice(d.images());
         let mut lab = vec![0, 0, 8, 1];
         lab.extend_from_slice(&(n as u32).to_be_bytes());
-        lab.extend_from_slice(&d.labels);
+        // MNIST labels are 0..9: each fits the IDX file's one byte.
+        lab.extend(d.labels.iter().map(|&l| l as u8));
         std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), img).unwrap();
         std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), lab).unwrap();
     };
