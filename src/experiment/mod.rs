@@ -290,9 +290,9 @@ pub fn apply_overrides(
     table_to_config(table, &known)
 }
 
-/// Activation and hidden lists accept "a,b" as well as TOML arrays.
+/// Activation, hidden and conv lists accept "a,b" as well as TOML arrays.
 pub(crate) fn parse_value(key: &str, v: &str) -> toml::Value {
-    let list_key = matches!(key, "activation" | "hidden");
+    let list_key = matches!(key, "activation" | "hidden" | "conv");
     if list_key && !v.trim_start().starts_with('[') {
         let items = v.split(',').map(|p| parse_value("", p.trim()));
         return toml::Value::Array(items.collect());
@@ -645,6 +645,14 @@ mod tests {
         let v = parse_variant("relu,tanh+hidden=256,128", &base, &Formulas::default()).unwrap();
         assert_eq!(v.config.hidden, vec![256, 128]);
         assert_eq!(v.config.activation.len(), 2);
+        let v = parse_variant(
+            "tanh+conv=6:5:1:2,16:5+pool=avg",
+            &base,
+            &Formulas::default(),
+        )
+        .unwrap();
+        assert_eq!((v.config.conv.len(), v.config.conv[1].kernel), (2, 5));
+        assert_eq!(v.config.pool, crate::nn::spec::Pool::Avg);
         assert!(
             parse_variant("rleu/log_softmax/nll", &base, &Formulas::default())
                 .unwrap_err()

@@ -633,6 +633,66 @@ mod tests {
         assert_eq!(tick(0.0), "0");
     }
 
+    /// The y tick labels of a one-panel SVG (numbers left of the plot): (y, label),
+    /// each once (plotters may draw the same label twice in the same place).
+    fn y_labels(svg: &str) -> Vec<(f64, String)> {
+        let attr = |t: &str, name: &str| -> Option<f64> {
+            let i = t.find(&format!(" {name}=\""))? + name.len() + 3;
+            t[i..].split('"').next()?.parse().ok()
+        };
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let (x, y) = (attr(t, "x")?, attr(t, "y")?);
+                let label = t.split('>').nth(1)?.split('<').next()?.trim().to_string();
+                let number = label.parse::<f64>().is_ok();
+                (x < 76.0 && number).then_some((y, label))
+            })
+            .fold(Vec::new(), |mut out, l| {
+                if !out.contains(&l) {
+                    out.push(l);
+                }
+                out
+            })
+    }
+
+    /// On a log axis of any span, no two tick labels are closer than a line of text.
+    #[test]
+    fn log_axis_labels_never_overlap() {
+        let dir = std::env::temp_dir().join(format!("actlab-logticks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (lo, hi) in [
+            (0.5, 1.0),
+            (0.05, 1.0),
+            (1e-3, 2.0),
+            (1e-14, 1.0),
+            (0.3, 40.0),
+        ] {
+            let band = Band {
+                name: "v".into(),
+                index: 0,
+                x: vec![1.0, 2.0],
+                mean: vec![lo, hi],
+                lo: vec![lo, hi],
+                hi: vec![lo, hi],
+            };
+            let panels = vec![("t".to_string(), vec![band])];
+            let svg = line_panels(&dir, "log", &panels, "epoch", "loss", true).unwrap();
+            let mut ys: Vec<(f64, String)> = y_labels(&svg);
+            assert!(ys.len() >= 2, "{lo}..{hi}: too few labels {ys:?}");
+            ys.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for w in ys.windows(2) {
+                assert!(
+                    w[1].0 - w[0].0 >= 12.0,
+                    "{lo}..{hi}: {:?} and {:?} crowd",
+                    w[0],
+                    w[1]
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn bands_average_over_seeds() {
         let b = band_from(
