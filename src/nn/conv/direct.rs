@@ -26,6 +26,8 @@ const L: usize = 16;
 const QB: usize = 2;
 /// Positions per block of the correlation: grids are rounded up to it.
 const STEP: usize = L * QB;
+/// Taps per block of the gradients.
+const TB: usize = 5;
 
 /// The padded grid of one correlation.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +91,7 @@ pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
     let fwd = f.c_in * f.plane() + f.c_out * f.qv();
     match train {
-        true => fwd + f.c_in * f.plane() + s.weights() * L,
+        true => fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
         false => fwd,
     }
 }
@@ -130,6 +132,7 @@ pub(super) fn backward(
     let (xp, rest) = scratch.split_at_mut(f.c_in * f.plane());
     let (dyq, rest) = rest.split_at_mut(f.c_out * f.qv());
     let (dxp, rest) = rest.split_at_mut(f.c_in * f.plane());
+    let (stage, rest) = rest.split_at_mut(TB * f.qv());
     let lanes = &mut rest[..s.weights() * L];
     lanes.fill(0.0);
     let (il, ol) = (s.in_len(), s.out_len());
@@ -138,7 +141,7 @@ pub(super) fn backward(
         on_grid(&dy[img * ol..(img + 1) * ol], &f, dyq);
         weight_lanes(xp, dyq, &f, lanes);
         if let Some(dx) = dx.as_deref_mut() {
-            input_scatter(dyq, weight, &f, dxp);
+            input_scatter(dyq, weight, &f, dxp, stage);
             interior(dxp, &f, s.pad, &mut dx[img * il..(img + 1) * il]);
         }
     }
@@ -201,9 +204,8 @@ fn interior(dxp: &[f32], g: &Grid, p: usize, dx: &mut [f32]) {
 /// gradient scattered onto the padded planes, five taps at a time (a partial block
 /// repeats its last tap and drops it). Each tap's sum over channels is one chain;
 /// the planes take the taps in a fixed order.
-fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32]) {
-    crate::simd_dispatch!((dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32]) {
-        const TB: usize = 5;
+fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
+    crate::simd_dispatch!((dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
         let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
         dxp[..g.c_in * plane].fill(0.0);
         for c in 0..g.c_in {
@@ -228,10 +230,17 @@ fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32]) {
                         tap!(3);
                         tap!(4);
                     }
-                    for (acc, &sh) in a.iter().zip(&shift).take(kk - t0) {
-                        for (v, &add) in dxc[q0 + sh..q0 + sh + STEP].iter_mut().zip(acc) {
-                            *v += add;
-                        }
+                    for (u, acc) in a.iter().enumerate() {
+                        stage[u * qv + q0..][..STEP].copy_from_slice(acc);
+                    }
+                }
+                // Added tap by tap over the whole grid, not block by block: the five
+                // taps' blocks overlap, and reading a block just written one value
+                // over stalls the loads on the stores.
+                for (u, &sh) in shift.iter().enumerate().take(kk - t0) {
+                    let add = &stage[u * qv..(u + 1) * qv];
+                    for (v, &add) in dxc[sh..sh + qv].iter_mut().zip(add) {
+                        *v += add;
                     }
                 }
             }
@@ -354,7 +363,6 @@ fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
 // Inlined into the calling tier's function, so compiled with its features.
 #[inline(always)]
 fn weight_lanes_wide(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
-    const TB: usize = 5;
     let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
     for o0 in (0..g.c_out).step_by(2) {
         let o1 = (o0 + 1).min(g.c_out - 1);
