@@ -286,6 +286,9 @@ impl BatchNorm {
             }
             return;
         }
+        if self.s == 0 {
+            return; // no values (a map the spec check refuses to build)
+        }
         // Sample by sample: one stream through x and y (eval batches are large).
         let (weight, bias) = affine;
         let planes = x.chunks_exact(self.s).zip(y.chunks_exact_mut(self.s));
