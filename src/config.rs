@@ -411,15 +411,7 @@ impl TrainConfig {
     /// One-line warnings about pairings that run but make little sense, or settings
     /// that cannot take effect.
     pub fn warnings(&self) -> Vec<String> {
-        let mut w: Vec<String> = self.loss.pairing_warning(self.output).into_iter().collect();
-        // The trainer's crew (train/step.rs) gives batch norm one worker.
-        if self.threads > 1 && self.arch().batch_norm() {
-            w.push(format!(
-                "--threads {} with --norm batch: batch statistics need the whole batch in one pass, so training runs on 1 thread (the same numbers as --threads 1)",
-                self.threads
-            ));
-        }
-        w
+        self.loss.pairing_warning(self.output).into_iter().collect()
     }
 
     /// [`TrainConfig::warnings`], and for a run on `n_train` training images a last
@@ -493,7 +485,10 @@ mod tests {
             threads: 2,
             ..bn.clone()
         };
-        assert!(two.warnings()[0].contains("runs on 1 thread"));
+        assert!(
+            two.warnings().is_empty(),
+            "batch norm trains on every thread"
+        );
         let limited = TrainConfig {
             limit_train: Some(100),
             val_split: Some(10),

@@ -1,6 +1,7 @@
 //! Batch norm end to end through the command line: running statistics saved with the
 //! model and the checkpoint, read back by `eval` and `--resume` (bit-identical to an
-//! uninterrupted run), a batch of one image skipped with a warning, `--threads 2`.
+//! uninterrupted run), a batch of one image skipped with a warning, `--threads` 2
+//! and 3 against one.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::path::Path;
 
 use actlab::model_io::{load_model, read_tensors, save_model, stats_from};
 use actlab::nn::norm::RunningStats;
+use common::tolerance::check_close;
 use common::{actlab, fails, json_of, run_ok_with_stderr, TempDir};
 
 /// A small batch-norm MLP run on the first `n` MNIST training images.
@@ -67,9 +69,18 @@ fn a_saved_model_keeps_its_running_statistics_and_eval_uses_them() {
 
 #[test]
 fn a_resumed_batch_norm_run_matches_an_uninterrupted_one() {
+    resumed_matches_uninterrupted("1");
+}
+
+#[test]
+fn a_resumed_batch_norm_run_on_two_threads_matches_an_uninterrupted_one() {
+    resumed_matches_uninterrupted("2");
+}
+
+fn resumed_matches_uninterrupted(threads: &str) {
     let d = TempDir::new("bn-resume");
     let (straight, cut) = (d.join("straight"), d.join("cut"));
-    let limit = ["--limit-test", "300"];
+    let limit = ["--limit-test", "300", "--threads", threads];
     run_ok_with_stderr(
         bn_train(&straight, 600, 3)
             .args(limit)
@@ -149,16 +160,89 @@ fn a_batch_of_one_image_is_skipped_with_one_warning() {
     );
 }
 
-#[test]
-fn two_threads_with_batch_norm_train_as_one_and_say_so() {
+/// The losses of two runs' records, epoch by epoch (train, then test).
+fn losses(run: &Path) -> Vec<f32> {
+    let r = json_of(&run.join("record.json"));
+    let history = r["history"].as_array().unwrap();
+    let of = |e: &serde_json::Value, k: &str| e[k]["loss"].as_f64().unwrap() as f32;
+    history
+        .iter()
+        .flat_map(|e| [of(e, "train"), of(e, "test")])
+        .collect()
+}
+
+/// Every tensor of two saved models, bit for bit.
+fn same_tensors(a: &Path, b: &Path) {
+    let (fa, fb) = (read_tensors(a).unwrap(), read_tensors(b).unwrap());
+    let mut names: Vec<_> = fa.tensors.keys().collect();
+    names.sort();
+    assert_eq!(names.len(), fb.tensors.len());
+    for name in names {
+        assert_eq!(fa.tensors[name], fb.tensors[name], "{name}");
+    }
+}
+
+/// Batch norm on 2 and 3 threads (the split batch's statistics added across the
+/// workers; a last batch of 4 leaves the third worker no rows) gives the numbers of
+/// one thread within the parity tolerance, with no warning, and the same bits on
+/// every run with the same thread count.
+fn threads_match_one(what: &str, train: impl Fn(&Path) -> std::process::Command) {
     let d = TempDir::new("bn-threads");
-    let (one, two) = (d.join("one"), d.join("two"));
-    let limit = ["--limit-test", "300", "--threads"];
-    run_ok_with_stderr(bn_train(&one, 300, 1).args(limit).arg("1"));
-    let (_, err) = run_ok_with_stderr(bn_train(&two, 300, 1).args(limit).arg("2"));
-    assert!(err.contains("--threads 2 with --norm batch"), "{err}");
-    assert_eq!(
-        common::record_without_timings(&one.join("record.json")).history,
-        common::record_without_timings(&two.join("record.json")).history,
-    );
+    let run = |name: &str, threads: &str| {
+        let out = d.join(name);
+        let mut c = train(&out);
+        c.args(["--limit-test", "100", "--threads", threads, "--save"])
+            .arg(d.join(&format!("{name}.safetensors")));
+        let (_, err) = run_ok_with_stderr(&mut c);
+        assert!(!err.contains("warning"), "{what}: {err}");
+        out
+    };
+    let one = losses(&run("one", "1"));
+    for threads in ["2", "3"] {
+        let (a, b) = (
+            run(&format!("a{threads}"), threads),
+            run(&format!("b{threads}"), threads),
+        );
+        let got = losses(&a);
+        let (rel, floor) = (1e-4, 1e-5);
+        check_close(
+            &format!("{what} --threads {threads}"),
+            &got,
+            &one,
+            rel,
+            floor,
+        )
+        .unwrap();
+        assert_eq!(
+            common::record_without_timings(&a.join("record.json")),
+            common::record_without_timings(&b.join("record.json")),
+            "{what}: two runs on {threads} threads differ"
+        );
+        let file = |name: &str| d.join(&format!("{name}{threads}.safetensors"));
+        same_tensors(&file("a"), &file("b"));
+    }
+}
+
+#[test]
+fn an_mlp_with_batch_norm_trains_on_threads_as_on_one() {
+    threads_match_one("MLP", |out| bn_train(out, 304, 2));
+}
+
+#[test]
+fn lenet5_with_batch_norm_trains_on_threads_as_on_one() {
+    threads_match_one("LeNet-5", |out| {
+        let mut c = actlab();
+        c.args(["train", "--model", "lenet5", "--norm", "batch"])
+            .args([
+                "--limit-train",
+                "154",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "50",
+            ])
+            .arg("--out")
+            .arg(out);
+        c
+    });
 }

@@ -154,8 +154,8 @@ impl Arch {
         self.conv.is_empty()
     }
 
-    /// Whether any hidden layer has batch norm (its statistics need the whole batch
-    /// on one worker).
+    /// Whether any hidden layer has batch norm (its statistics need the whole batch:
+    /// a split batch's workers meet, see `norm::Exchange`).
     pub fn batch_norm(&self) -> bool {
         self.norm == Norm::Batch && self.hidden() > 0
     }

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use super::activation::Activation;
 use super::conv::ConvShape;
 use super::linear::LinearShape;
-use super::norm::{BatchNorm, LayerNorm, Moments, RunningStats};
+use super::norm::{BatchNorm, LayerNorm, Moments, RunningStats, Seat};
 use super::output::OutputFn;
 use super::pool::PoolShape;
 
@@ -121,6 +121,9 @@ pub struct Ctx<'a> {
     pub aux: &'a mut LayerAux,
     /// Scratch for a conv layer's columns and their gradient.
     pub col: (&'a mut [f32], &'a mut [f32]),
+    /// Where batch norm meets the other workers of a split batch (None: the batch is
+    /// all here).
+    pub seat: Option<&'a mut Seat>,
 }
 
 impl Layer {
@@ -322,10 +325,12 @@ pub(super) fn norm_forward(c: &mut Ctx, kind: NormKind, w: usize, x: &[f32], y: 
             }
             // One value per channel cannot train (the trainer skips such batches);
             // evaluation mode is the one defined output left.
-            if bn
-                .forward_train(x, c.n, affine, running, &mut aux.moments, y)
-                .is_err()
-            {
+            let moments = &mut aux.moments;
+            let trained = match c.seat.as_deref_mut() {
+                None => bn.forward_train(x, c.n, affine, running, moments, y),
+                Some(seat) => bn.forward_train_shared(x, c.n, affine, running, moments, y, seat),
+            };
+            if trained.is_err() {
                 bn.forward_eval(x, c.n, affine, running, y);
             }
         }
@@ -345,7 +350,10 @@ pub(super) fn norm_backward(
     let weight = &c.params[w..w + ch];
     let m = &c.aux.moments;
     match kind {
-        NormKind::Batch(bn) => bn.backward(x, dy, c.n, weight, m, (dw, db), dx),
+        NormKind::Batch(bn) => match c.seat.as_deref_mut() {
+            None => bn.backward(x, dy, c.n, weight, m, (dw, db), dx),
+            Some(seat) => bn.backward_shared((x, dy, dx), c.n, weight, m, (dw, db), seat),
+        },
         NormKind::Layer(l) => l.backward(x, dy, c.n, weight, m, (dw, db), dx),
     }
 }

@@ -201,6 +201,38 @@ impl Mlp {
         Trace { ws, input: None, n }
     }
 
+    /// A training pass over no rows, for a worker whose share of a split batch is
+    /// empty: only batch norm's meetings with the other workers, with zero sums, in
+    /// the order a pass over rows has them (forward, then backward). Its gradients
+    /// stay zero.
+    pub fn sit_out(&self, ws: &mut Workspace, grads: &mut [f32]) {
+        if ws.seat.is_none() {
+            return;
+        }
+        self.load_stats(ws);
+        let Workspace { aux, col, seat, .. } = ws;
+        let norms: Vec<usize> = (self.layers.iter().enumerate())
+            .filter(|(_, l)| matches!(l, Layer::Norm { stats: Some(_), .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let backward = norms.iter().rev().map(|&i| (i, true));
+        for (i, back) in norms.iter().map(|&i| (i, false)).chain(backward) {
+            let mut c = Ctx {
+                params: &self.params,
+                n: 0,
+                mask: &[],
+                train: true,
+                aux: &mut aux[i],
+                col: (&mut col.0, &mut col.1),
+                seat: seat.as_mut(),
+            };
+            match back {
+                false => self.layers[i].forward(&mut c, &[], &mut []),
+                true => self.layers[i].backward(&mut c, &[], &[], &[], &mut [], grads),
+            }
+        }
+    }
+
     /// The network's running statistics into the workspace's batch-norm layers, where
     /// a pass reads (and a training pass updates) them.
     fn load_stats(&self, ws: &mut Workspace) {
@@ -244,7 +276,13 @@ impl Mlp {
             panic!("this network's first layer reads dense input (InputBuf policy Dense)")
         };
         let cap = ws.cap.max(1);
-        let Workspace { out, aux, col, .. } = ws;
+        let Workspace {
+            out,
+            aux,
+            col,
+            seat,
+            ..
+        } = ws;
         let y = &mut out[0];
         let len = n * (y.len() / cap);
         let mut c = Ctx {
@@ -254,6 +292,7 @@ impl Mlp {
             train,
             aux: &mut aux[0],
             col: (&mut col.0, &mut col.1),
+            seat: seat.as_mut(),
         };
         self.layers[0].forward(&mut c, &x[..n * width], &mut y[..len]);
     }
@@ -267,6 +306,7 @@ impl Mlp {
             mask,
             aux,
             col,
+            seat,
             ..
         } = ws;
         let mut src = 0;
@@ -284,6 +324,7 @@ impl Mlp {
                 train,
                 aux: &mut aux[i],
                 col: (&mut col.0, &mut col.1),
+                seat: seat.as_mut(),
             };
             layer.forward(&mut c, x, &mut y[..len]);
             src = i;
@@ -318,6 +359,7 @@ impl Trace<'_> {
             mask,
             aux,
             col,
+            seat,
             ..
         } = self.ws;
         let rows = |v: &[f32]| n * (v.len() / (*cap).max(1));
@@ -334,6 +376,7 @@ impl Trace<'_> {
                 train: true,
                 aux: &mut aux[i],
                 col: (&mut col.0, &mut col.1),
+                seat: seat.as_mut(),
             };
             let (x, y) = (&out[i - 1], &out[i]);
             let (gb, ga) = grad.split_at_mut(i);
@@ -351,6 +394,7 @@ impl Trace<'_> {
             train: true,
             aux: &mut aux[0],
             col: (&mut col.0, &mut col.1),
+            seat: seat.as_mut(),
         };
         net.first_backward(ctx, input, &out[0][..dy.len()], dy, grads);
     }

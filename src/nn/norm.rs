@@ -9,6 +9,10 @@
 //! norm keeps [`Moments`] per sample (over c * s values). Backward takes dy [n, c, s]
 //! and gives dweight, dbias [c] (overwritten) and dx [n, c, s], in train mode.
 
+mod shared;
+
+pub use shared::{Exchange, PoisonOnPanic, Seat};
+
 /// PyTorch's default epsilon (a double there, added in f64 where PyTorch does).
 pub const EPS: f64 = 1e-5;
 /// PyTorch's default momentum of the running statistics.

@@ -14,6 +14,7 @@
 use rand::Rng as _;
 
 use super::layer::{Layer, LayerAux};
+use super::norm::Seat;
 use super::{Mlp, Rng};
 
 /// Buffers for one batch; a training workspace also holds gradients and masks.
@@ -35,6 +36,9 @@ pub struct Workspace {
     draws: Vec<u32>,
     /// Probability of each dropout layer (None for other layers).
     dropout: Vec<Option<f32>>,
+    /// Where batch norm meets the other workers when a training batch is split
+    /// across threads (None: every batch is all in this workspace).
+    pub seat: Option<Seat>,
 }
 
 impl Workspace {
@@ -82,6 +86,7 @@ impl Workspace {
             col: (vec![0.0; col], vec![0.0; tmp]),
             draws: vec![0; if has_dropout { cap * widest } else { 0 }],
             dropout,
+            seat: None,
         }
     }
 

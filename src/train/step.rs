@@ -18,12 +18,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::split_layer::SplitFirst;
 use super::worker::{add_grads, check, sample_masks, worker_rows, Run, Worker};
 use super::{Divergence, Progress};
 use crate::config::TrainConfig;
+use crate::nn::norm::{Exchange, Seat};
 use crate::nn::Mlp;
 
 /// The workers, one per thread, and the strategies that run a step on them.
@@ -41,14 +42,9 @@ pub(super) struct Crew {
 impl Crew {
     /// Workers for `cfg.threads` threads of batches of `cfg.batch_size` rows of `model`.
     pub(super) fn new(model: &Mlp, cfg: &TrainConfig) -> Crew {
-        // Batch norm needs the whole batch's statistics in one pass: one worker (so no
-        // split first layer either, which needs the bias batch norm's maps lack).
-        let threads = if model.arch.batch_norm() {
-            1
-        } else {
-            cfg.threads.max(1)
-        };
-        let rows = cfg.batch_size.div_ceil(threads);
+        let bn = model.arch.batch_norm();
+        let mut threads = cfg.threads.max(1);
+        let rows = |threads: usize| cfg.batch_size.div_ceil(threads);
         // Without a pool (one thread, or none could start) the workers run in turn and
         // give the same numbers.
         let pool = (threads > 1)
@@ -60,12 +56,26 @@ impl Crew {
             })
             .flatten()
             .map(Arc::new);
+        // Batch norm's workers meet mid-pass, so they need a thread each: without the
+        // pool, one worker takes the whole batch.
+        if bn && pool.is_none() {
+            threads = 1;
+        }
+        // The split first layer writes a bias, which the maps before batch norm lack.
         let split = match pool {
-            Some(_) if !model.dense_input() => SplitFirst::new(threads, model, cfg.batch_size),
+            Some(_) if !model.dense_input() && !bn => {
+                SplitFirst::new(threads, model, cfg.batch_size)
+            }
             _ => SplitFirst::default(),
         };
+        let exchange = (bn && threads > 1).then(|| Exchange::new(threads));
+        let workers = (0..threads).map(|k| {
+            let mut w = Worker::new(model, rows(threads));
+            w.ws.seat = exchange.clone().map(|e| Seat::new(e, k));
+            w
+        });
         Crew {
-            workers: (0..threads).map(|_| Worker::new(model, rows)).collect(),
+            workers: workers.collect(),
             pool,
             split,
             dense: model.dense_input(),
@@ -123,6 +133,20 @@ impl Crew {
                 .iter_mut()
                 .enumerate()
                 .for_each(|(k, w)| run(k, w)),
+            // Batch norm's workers wait for each other mid-pass: each on a thread of
+            // its own (a broadcast runs once on every thread of the pool; a parallel
+            // iterator may run two workers in turn on one thread, and the first would
+            // wait for the second forever).
+            Some(pool) if self.workers[0].ws.seat.is_some() => {
+                let workers: Vec<_> = self.workers.iter_mut().map(Mutex::new).collect();
+                pool.broadcast(|ctx| {
+                    let k = ctx.index();
+                    let mut w = workers[k].lock().unwrap_or_else(PoisonError::into_inner);
+                    let seat = w.ws.seat.as_ref().map(Seat::exchange);
+                    let _poison = seat.as_deref().map(Exchange::poison_on_panic);
+                    run(k, &mut w)
+                });
+            }
             Some(pool) => pool.install(|| {
                 use rayon::prelude::*;
                 self.workers

@@ -36,12 +36,14 @@ impl Worker {
     }
 
     /// The labels of rows `pick` of `data`, and how many; None (with no gradient
-    /// and no loss) when the worker has no rows in this batch.
-    fn labels(&mut self, data: &crate::data::Dataset, pick: &[u32]) -> Option<usize> {
+    /// and no loss) when the worker has no rows in this batch (it still meets the
+    /// other workers where batch norm does, see [`Mlp::sit_out`]).
+    fn labels(&mut self, model: &Mlp, data: &Dataset, pick: &[u32]) -> Option<usize> {
         let m = pick.len();
         if m == 0 {
             self.grads.fill(0.0);
             self.result = (0.0, 0);
+            model.sit_out(&mut self.ws, &mut self.grads);
             return None;
         }
         batch::labels(data, pick, &mut self.y[..m]);
@@ -58,7 +60,7 @@ impl Worker {
         n: usize,
         loss: Loss,
     ) {
-        let Some(m) = self.labels(data, pick) else {
+        let Some(m) = self.labels(model, data, pick) else {
             return;
         };
         let source = crate::eval::byte_rows(data);
@@ -86,7 +88,7 @@ impl Worker {
         n: usize,
         loss: Loss,
     ) {
-        let Some(m) = self.labels(data, pick) else {
+        let Some(m) = self.labels(model, data, pick) else {
             return;
         };
         self.result = pass(
