@@ -14,13 +14,18 @@
 //! [`Seat`]) keeps the serial kernels of `norm.rs` and their bits.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::{apply_rows, block_grad_sums, dx_block, finish, groups, Channel, Terms};
 use super::{BatchNorm, Moments, NormError, RunningStats, BLOCK, GROUP};
 
-/// Spins before a waiting worker starts yielding its core (about 100 µs).
-const SPINS: u32 = 1 << 16;
+/// Spins before a waiting worker goes to sleep (a few microseconds: the workers of a
+/// step usually arrive close together; on a busy machine the one awaited may not be
+/// running, and a sleeping waiter gives it the core).
+const SPINS: u32 = 1 << 11;
+/// How often a sleeping worker looks whether another one panicked.
+const POLL: Duration = Duration::from_millis(50);
 
 /// Where the workers of one training step meet: a slot of partial sums per worker
 /// and a barrier.
@@ -33,6 +38,11 @@ pub struct Exchange {
     slots: [Vec<Mutex<Vec<f64>>>; 2],
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    /// Workers asleep (or about to sleep) on `wake`.
+    sleepers: AtomicUsize,
+    /// Where waiters sleep after spinning.
+    sleep: Mutex<()>,
+    wake: Condvar,
     /// Set when a worker panicked: the others stop waiting and panic too.
     poisoned: AtomicBool,
 }
@@ -46,31 +56,47 @@ impl Exchange {
             slots: [set(), set()],
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
             poisoned: AtomicBool::new(false),
         })
     }
 
-    /// Wait until every worker arrives (what each wrote before is then seen by all).
+    /// Wait until every worker arrives (what each wrote before is then seen by all):
+    /// spin a little, then sleep.
     fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.workers {
             self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            // Either a sleeper counted itself before this load, and is woken, or it
+            // reads the new generation before it sleeps (both sides SeqCst).
+            if self.sleepers.load(Ordering::SeqCst) > 0 {
+                drop(self.sleep.lock().unwrap_or_else(PoisonError::into_inner));
+                self.wake.notify_all();
+            }
             return;
         }
-        let mut spins = 0;
-        while self.generation.load(Ordering::Acquire) == generation {
-            assert!(
-                !self.poisoned.load(Ordering::Relaxed),
-                "another worker of this batch-norm step panicked"
-            );
-            if spins < SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+        let passed = || self.generation.load(Ordering::SeqCst) != generation;
+        for _ in 0..SPINS {
+            if passed() {
+                return;
             }
+            std::hint::spin_loop();
         }
+        let mut guard = self.sleep.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        while !passed() {
+            if self.poisoned.load(Ordering::Relaxed) {
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                drop(guard);
+                panic!("another worker of this batch-norm step panicked");
+            }
+            let woken = self.wake.wait_timeout(guard, POLL);
+            guard = woken.unwrap_or_else(PoisonError::into_inner).0;
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// A guard that poisons the exchange if its thread unwinds while holding it, so
