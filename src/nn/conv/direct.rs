@@ -20,6 +20,8 @@
 
 use super::ConvShape;
 
+mod channels;
+
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
 const L: usize = 16;
 /// Vectors along q per block of the correlation.
@@ -92,7 +94,7 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
-    let fwd = f.c_in * f.plane() + f.c_out * f.qv();
+    let fwd = f.c_in * f.plane() + (f.c_out * f.qv()).max(s.weights());
     match train {
         true => GROUP * fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
         false => fwd,
@@ -110,8 +112,17 @@ pub(super) fn forward(
 ) {
     let g = Grid::forward(s);
     let (xp, rest) = scratch.split_at_mut(g.c_in * g.plane());
-    let out = &mut rest[..g.c_out * g.qv()];
     let (il, ol) = (s.in_len(), s.out_len());
+    if channels::runs(&g) {
+        let wt = &mut rest[..s.weights()];
+        channels::transpose(weight, &g, wt);
+        for img in 0..n {
+            pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
+            channels::forward(xp, wt, &g, bias, &mut y[img * ol..(img + 1) * ol]);
+        }
+        return;
+    }
+    let out = &mut rest[..g.c_out * g.qv()];
     for img in 0..n {
         pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
         correlate(xp, weight, &g, out);
@@ -523,6 +534,40 @@ mod tests {
                         "{s:?} {what}[{i}]: {g} vs {e}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The channel-lane forward pass (16 or 32 channels on AVX-512) gives the grid's
+    /// bits: the same chain per output.
+    #[test]
+    fn channel_lanes_give_the_grid_bits() {
+        for (i, o, k, p) in [
+            ((6, 14, 14), 16, 5, 0),
+            ((3, 7, 23), 32, 3, 1),
+            ((2, 5, 4), 16, 2, 2),
+        ] {
+            let s = ConvShape::new(1, i, o, k, 1, p).unwrap();
+            let g = Grid::forward(&s);
+            let (w, b, x) = (
+                values(s.weights(), 31),
+                values(o, 32),
+                values(s.in_len(), 33),
+            );
+            let mut xp = vec![0.0; g.c_in * g.plane()];
+            pad(&x, (s.h, s.w), s.pad, &g, &mut xp);
+            let mut out = vec![0.0; g.c_out * g.qv()];
+            correlate(&xp, &w, &g, &mut out);
+            let mut want = vec![0.0; s.out_len()];
+            unpad(&out, &g, Some(&b), &mut want);
+            let mut wt = vec![0.0; s.weights()];
+            channels::transpose(&w, &g, &mut wt);
+            for (tier, got) in each_tier(|| {
+                let mut y = vec![f32::NAN; s.out_len()];
+                channels::forward(&xp, &wt, &g, Some(&b), &mut y);
+                y
+            }) {
+                assert!(got == want, "{s:?} at {tier}");
             }
         }
     }
