@@ -94,9 +94,12 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
-    let fwd = f.c_in * f.plane() + (f.c_out * f.qv()).max(s.weights());
+    let fwd = f.c_in * f.plane() + s.weights();
     match train {
-        true => GROUP * fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
+        true => {
+            let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
+            fwd + group + f.c_in * f.plane() + s.weights() * L + TB * f.qv()
+        }
         false => fwd,
     }
 }
@@ -122,11 +125,9 @@ pub(super) fn forward(
         }
         return;
     }
-    let out = &mut rest[..g.c_out * g.qv()];
     for img in 0..n {
         pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
-        correlate(xp, weight, &g, out);
-        unpad(out, &g, bias, &mut y[img * ol..(img + 1) * ol]);
+        correlate(xp, weight, &g, bias, &mut y[img * ol..(img + 1) * ol]);
     }
 }
 
@@ -191,17 +192,23 @@ fn pad(x: &[f32], (h, w): (usize, usize), p: usize, g: &Grid, xp: &mut [f32]) {
     }
 }
 
-/// Grid outputs [c_out, qv] into y [c_out, oh, ow], adding the bias.
-fn unpad(out: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
-    let qv = g.qv();
-    for (o, plane) in y.chunks_exact_mut(g.oh * g.ow).enumerate() {
-        let b = bias.map_or(0.0, |b| b[o]);
-        let src = &out[o * qv..(o + 1) * qv];
-        for (dst, row) in plane.chunks_exact_mut(g.ow).zip(src.chunks(g.wp)) {
-            for (v, &t) in dst.iter_mut().zip(row) {
-                *v = t + b;
+/// The outputs of one block of grid positions q0..q0 + STEP into their channel's
+/// plane [oh, ow] (the thrown-away positions skipped), adding the bias.
+#[inline(always)]
+fn store_block(acc: &[f32; STEP], q0: usize, g: &Grid, bias: f32, plane: &mut [f32]) {
+    let end = (q0 + STEP).min(g.oh * g.wp);
+    let mut q = q0;
+    while q < end {
+        let (row, col) = (q / g.wp, q % g.wp);
+        let stop = ((row + 1) * g.wp).min(end);
+        if col < g.ow {
+            let n = (g.ow - col).min(stop - q);
+            let dst = &mut plane[row * g.ow + col..][..n];
+            for (v, &a) in dst.iter_mut().zip(&acc[q - q0..]) {
+                *v = a + bias;
             }
         }
+        q = stop;
     }
 }
 
@@ -341,17 +348,18 @@ fn sum_lanes(lane: &[f32]) -> f32 {
 }
 
 /// out[o, q] = sum over taps of weight[o, tap] * xp[c, q + i * wp + j], for all
-/// output channels and q < qv, in blocks of output channels.
-fn correlate(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
-    crate::simd_dispatch!((xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
+/// output channels and q < qv, in blocks of output channels; y [c_out, oh, ow] gets
+/// the outputs on the grid, plus the bias.
+fn correlate(xp: &[f32], weight: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
+    crate::simd_dispatch!((xp: &[f32], weight: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
         // Enough accumulators to cover the multiply-add's latency, as many as the
         // registers hold: 32 with AVX-512, 16 (half as wide) with AVX2.
         let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
         match g.c_out {
-            c if wide && c % 6 == 0 => correlate_blocks::<6>(xp, weight, g, out),
-            _ if wide => correlate_blocks::<4>(xp, weight, g, out),
-            c if c % 3 == 0 => correlate_blocks::<3>(xp, weight, g, out),
-            _ => correlate_blocks::<2>(xp, weight, g, out),
+            c if wide && c % 6 == 0 => correlate_blocks::<6>(xp, weight, g, bias, y),
+            _ if wide => correlate_blocks::<4>(xp, weight, g, bias, y),
+            c if c % 3 == 0 => correlate_blocks::<3>(xp, weight, g, bias, y),
+            _ => correlate_blocks::<2>(xp, weight, g, bias, y),
         }
     })
 }
@@ -360,8 +368,14 @@ fn correlate(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
 /// channel and drops the repeats).
 // Inlined into the calling tier's function, so compiled with its features.
 #[inline(always)]
-fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
-    let (plane, qv, patch) = (g.plane(), g.qv(), g.patch());
+fn correlate_blocks<const OB: usize>(
+    xp: &[f32],
+    weight: &[f32],
+    g: &Grid,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let (plane, qv, patch, pixels) = (g.plane(), g.qv(), g.patch(), g.oh * g.ow);
     for o0 in (0..g.c_out).step_by(OB) {
         let rows: [&[f32]; OB] = std::array::from_fn(|b| {
             let o = (o0 + b).min(g.c_out - 1);
@@ -385,7 +399,9 @@ fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: 
                 }
             }
             for (b, acc) in acc.iter().enumerate().take(g.c_out - o0) {
-                out[(o0 + b) * qv + q0..][..STEP].copy_from_slice(acc);
+                let o = o0 + b;
+                let bias = bias.map_or(0.0, |b| b[o]);
+                store_block(acc, q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
             }
         }
     }
@@ -605,10 +621,8 @@ mod tests {
             );
             let mut xp = vec![0.0; g.c_in * g.plane()];
             pad(&x, (s.h, s.w), s.pad, &g, &mut xp);
-            let mut out = vec![0.0; g.c_out * g.qv()];
-            correlate(&xp, &w, &g, &mut out);
-            let mut want = vec![0.0; s.out_len()];
-            unpad(&out, &g, Some(&b), &mut want);
+            let mut want = vec![f32::NAN; s.out_len()];
+            correlate(&xp, &w, &g, Some(&b), &mut want);
             let mut wt = vec![0.0; s.weights()];
             channels::transpose(&w, &g, &mut wt);
             for (tier, got) in each_tier(|| {
