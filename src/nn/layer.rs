@@ -275,7 +275,7 @@ pub(super) fn conv_forward(
 ) {
     let weight = &c.params[w..w + shape.weights()];
     let b = b.map(|b| &c.params[b..b + shape.c_out]);
-    let keep = if c.train {
+    let keep = if c.train && shape.keeps_columns() {
         // Kept for the backward pass, which would otherwise build them again.
         c.aux.cols.resize(c.n * shape.image_col_len(), 0.0);
         Some(&mut c.aux.cols[..])

@@ -1,0 +1,439 @@
+//! Stride-1 convolution without im2col: each image is zero-padded once, and every
+//! kernel tap is then a shifted read of the padded planes.
+//!
+//! Shapes (one image at a time): x [c_in, h, w] is copied into xp [c_in, plane] where
+//! a plane holds the padded image [hp, wp] (hp = h + 2p, wp = w + 2p) row after row,
+//! then zeros. Outputs are computed on the padded grid: position q = oy * wp + ox for
+//! q < qv (a multiple of `STEP`), and
+//!   out[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c, q + i * wp + j],
+//! which is y[o, oy, ox] wherever ox < ow and oy < oh (the other positions are thrown
+//! away). So each tap is a contiguous, unaligned read of `STEP` values, and the
+//! products run in SIMD lanes along q with no copies of the image per tap.
+//!
+//! The input gradient is the same correlation of dy padded by k - 1 - p with the
+//! weights turned 180 degrees and transposed ([c_in, c_out, k, k]); the weight
+//! gradient is a dot product along q of dy on the grid with each shifted plane.
+//! Every output is one chain of fused multiply-adds in a fixed order, so the bits are
+//! the same at every SIMD tier; this path needs FMA to be fast, so the portable tier
+//! keeps im2col.
+
+use super::ConvShape;
+
+/// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
+const L: usize = 16;
+/// Vectors along q per block of the correlation.
+const QB: usize = 2;
+/// Positions per block of the correlation: grids are rounded up to it.
+const STEP: usize = L * QB;
+
+/// The padded grid of one correlation.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    /// Channels of the padded input.
+    c_in: usize,
+    /// Channels of the output.
+    c_out: usize,
+    /// Kernel size.
+    k: usize,
+    /// Padded input height and width.
+    hp: usize,
+    /// Padded input width: the grid's row length.
+    wp: usize,
+    /// Output height and width on the grid (valid outputs: ox < ow).
+    oh: usize,
+    /// Output width.
+    ow: usize,
+}
+
+impl Grid {
+    /// The grid of `shape`'s forward pass (padding p).
+    fn forward(s: &ConvShape) -> Self {
+        let (hp, wp) = (s.h + 2 * s.pad, s.w + 2 * s.pad);
+        let (c_in, c_out, k, oh, ow) = (s.c_in, s.c_out, s.k, s.out_h(), s.out_w());
+        Grid {
+            c_in,
+            c_out,
+            k,
+            hp,
+            wp,
+            oh,
+            ow,
+        }
+    }
+
+    /// The grid of `shape`'s input gradient: dy [c_out, oh, ow] padded by k - 1 - p
+    /// gives dx [c_in, h, w].
+    fn input_grad(s: &ConvShape) -> Self {
+        let e = s.k - 1 - s.pad;
+        let (hp, wp) = (s.out_h() + 2 * e, s.out_w() + 2 * e);
+        let (c_in, c_out, k) = (s.c_out, s.c_in, s.k);
+        Grid {
+            c_in,
+            c_out,
+            k,
+            hp,
+            wp,
+            oh: s.h,
+            ow: s.w,
+        }
+    }
+
+    /// Grid positions computed per output channel: oh * wp rounded up to `STEP`.
+    fn qv(&self) -> usize {
+        (self.oh * self.wp).div_ceil(STEP) * STEP
+    }
+
+    /// Values per padded input plane: the image, then zeros for the reads of the last
+    /// block's thrown-away positions.
+    fn plane(&self) -> usize {
+        self.hp * self.wp + STEP + self.k
+    }
+
+    /// Taps per output channel: c_in * k * k.
+    fn patch(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+}
+
+/// Whether `shape` runs here: stride 1, padding below the kernel (so the input
+/// gradient's padding k - 1 - p is not negative), and a tier with FMA.
+pub(super) fn runs(shape: &ConvShape) -> bool {
+    shape.stride == 1 && shape.pad < shape.k && crate::simd::tier() >= crate::simd::Tier::Avx2
+}
+
+/// Scratch values the forward (or, with `train`, also the backward) pass needs.
+pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
+    let f = Grid::forward(s);
+    let fwd = f.c_in * f.plane() + f.c_out * f.qv();
+    if !train || !runs_shape(s) {
+        return fwd;
+    }
+    let b = Grid::input_grad(s);
+    let flipped = s.weights();
+    let lanes = s.weights() * L;
+    fwd + b.c_in * b.plane() + b.c_out * b.qv() + flipped + lanes
+}
+
+/// `runs` without the tier: the shapes whose backward grids exist.
+fn runs_shape(s: &ConvShape) -> bool {
+    s.stride == 1 && s.pad < s.k
+}
+
+/// y = conv(x, weight) + bias for `n` images, image by image.
+pub(super) fn forward(
+    s: &ConvShape,
+    (weight, bias): (&[f32], Option<&[f32]>),
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let g = Grid::forward(s);
+    let (xp, rest) = scratch.split_at_mut(g.c_in * g.plane());
+    let out = &mut rest[..g.c_out * g.qv()];
+    let (il, ol) = (s.in_len(), s.out_len());
+    for img in 0..n {
+        pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
+        correlate(xp, weight, &g, out);
+        unpad(out, &g, bias, &mut y[img * ol..(img + 1) * ol]);
+    }
+}
+
+/// dweight (and dx if given) for `n` images; dweight is overwritten.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward(
+    s: &ConvShape,
+    weight: &[f32],
+    x: &[f32],
+    dy: &[f32],
+    n: usize,
+    dweight: &mut [f32],
+    mut dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    let (f, b) = (Grid::forward(s), Grid::input_grad(s));
+    let (xp, rest) = scratch.split_at_mut(f.c_in * f.plane());
+    let (dyq, rest) = rest.split_at_mut(f.c_out * f.qv());
+    let (dyp, rest) = rest.split_at_mut(b.c_in * b.plane());
+    let (dxq, rest) = rest.split_at_mut(b.c_out * b.qv());
+    let (flipped, rest) = rest.split_at_mut(s.weights());
+    let lanes = &mut rest[..s.weights() * L];
+    flip(weight, s, flipped);
+    lanes.fill(0.0);
+    let (il, ol) = (s.in_len(), s.out_len());
+    for img in 0..n {
+        let dy = &dy[img * ol..(img + 1) * ol];
+        pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &f, xp);
+        on_grid(dy, &f, dyq);
+        weight_lanes(xp, dyq, &f, lanes);
+        if let Some(dx) = dx.as_deref_mut() {
+            pad(dy, (f.oh, f.ow), s.k - 1 - s.pad, &b, dyp);
+            correlate(dyp, flipped, &b, dxq);
+            unpad(dxq, &b, None, &mut dx[img * il..(img + 1) * il]);
+        }
+    }
+    for (d, lane) in dweight[..s.weights()].iter_mut().zip(lanes.chunks_exact(L)) {
+        *d = sum_lanes(lane);
+    }
+}
+
+/// A [c, h, w] image into the grid's padded planes (zeros around and after).
+fn pad(x: &[f32], (h, w): (usize, usize), p: usize, g: &Grid, xp: &mut [f32]) {
+    let plane = g.plane();
+    xp[..g.c_in * plane].fill(0.0);
+    for (c, src) in x.chunks_exact(h * w).enumerate() {
+        let dst = &mut xp[c * plane..(c + 1) * plane];
+        for (r, row) in src.chunks_exact(w).enumerate() {
+            let at = (r + p) * g.wp + p;
+            dst[at..at + w].copy_from_slice(row);
+        }
+    }
+}
+
+/// Grid outputs [c_out, qv] into y [c_out, oh, ow], adding the bias.
+fn unpad(out: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
+    let qv = g.qv();
+    for (o, plane) in y.chunks_exact_mut(g.oh * g.ow).enumerate() {
+        let b = bias.map_or(0.0, |b| b[o]);
+        let src = &out[o * qv..(o + 1) * qv];
+        for (dst, row) in plane.chunks_exact_mut(g.ow).zip(src.chunks(g.wp)) {
+            for (v, &t) in dst.iter_mut().zip(row) {
+                *v = t + b;
+            }
+        }
+    }
+}
+
+/// dy [c_out, oh, ow] laid on the forward grid [c_out, qv], zeros elsewhere.
+fn on_grid(dy: &[f32], g: &Grid, dyq: &mut [f32]) {
+    let qv = g.qv();
+    dyq[..g.c_out * qv].fill(0.0);
+    for (o, plane) in dy.chunks_exact(g.oh * g.ow).enumerate() {
+        for (r, row) in plane.chunks_exact(g.ow).enumerate() {
+            let at = o * qv + r * g.wp;
+            dyq[at..at + g.ow].copy_from_slice(row);
+        }
+    }
+}
+
+/// flipped[c, o, i, j] = weight[o, c, k-1-i, k-1-j]: the input gradient's weights.
+fn flip(weight: &[f32], s: &ConvShape, flipped: &mut [f32]) {
+    let k = s.k;
+    for o in 0..s.c_out {
+        for c in 0..s.c_in {
+            for t in 0..k * k {
+                let (i, j) = (t / k, t % k);
+                let src = ((o * s.c_in + c) * k + (k - 1 - i)) * k + (k - 1 - j);
+                flipped[((c * s.c_out + o) * k + i) * k + j] = weight[src];
+            }
+        }
+    }
+}
+
+/// The 16 lanes of one weight's gradient summed in a fixed order (pairwise).
+fn sum_lanes(lane: &[f32]) -> f32 {
+    let mut v = [0.0f32; L];
+    v.copy_from_slice(lane);
+    let mut w = L;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            v[i] += v[i + w];
+        }
+    }
+    v[0]
+}
+
+/// out[o, q] = sum over taps of weight[o, tap] * xp[c, q + i * wp + j], for all
+/// output channels and q < qv, in blocks of output channels.
+fn correlate(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
+    crate::simd_dispatch!((xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
+        // Enough accumulators to cover the multiply-add's latency, as many as the
+        // registers hold: 32 with AVX-512, 16 (half as wide) with AVX2.
+        let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
+        match g.c_out {
+            c if wide && c % 6 == 0 => correlate_blocks::<6>(xp, weight, g, out),
+            _ if wide => correlate_blocks::<4>(xp, weight, g, out),
+            c if c % 3 == 0 => correlate_blocks::<3>(xp, weight, g, out),
+            _ => correlate_blocks::<2>(xp, weight, g, out),
+        }
+    })
+}
+
+/// `correlate` with `OB` output channels per block (a partial block repeats its last
+/// channel and drops the repeats).
+// Inlined into the calling tier's function, so compiled with its features.
+#[inline(always)]
+fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
+    let (plane, qv, patch) = (g.plane(), g.qv(), g.patch());
+    for o0 in (0..g.c_out).step_by(OB) {
+        let rows: [&[f32]; OB] = std::array::from_fn(|b| {
+            let o = (o0 + b).min(g.c_out - 1);
+            &weight[o * patch..(o + 1) * patch]
+        });
+        for q0 in (0..qv).step_by(STEP) {
+            let mut acc = [[0.0f32; STEP]; OB];
+            for c in 0..g.c_in {
+                let xc = &xp[c * plane..(c + 1) * plane];
+                for i in 0..g.k {
+                    let (line, taps) = (q0 + i * g.wp, (c * g.k + i) * g.k);
+                    for j in 0..g.k {
+                        let xs = block(&xc[line + j..]);
+                        for (acc, row) in acc.iter_mut().zip(&rows) {
+                            let w = row[taps + j];
+                            for (a, &v) in acc.iter_mut().zip(xs) {
+                                *a = v.mul_add(w, *a);
+                            }
+                        }
+                    }
+                }
+            }
+            for (b, acc) in acc.iter().enumerate().take(g.c_out - o0) {
+                out[(o0 + b) * qv + q0..][..STEP].copy_from_slice(acc);
+            }
+        }
+    }
+}
+
+/// lanes[o, tap, l] += the sum over q = l (mod 16) of dyq[o, q] * xp[c, q + shift]
+/// (shift = i * wp + j): the weight gradient of one image, kept in lanes until the
+/// batch is done.
+/// Four output channels at a time (a partial block repeats its last channel and
+/// drops the repeats), each in two vectors along q (two chains, added at the end).
+fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
+    crate::simd_dispatch!((xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
+        let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
+        for o0 in (0..g.c_out).step_by(4) {
+            let row = |b: usize| {
+                let o = (o0 + b).min(g.c_out - 1);
+                &dyq[o * qv..(o + 1) * qv]
+            };
+            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+            for c in 0..g.c_in {
+                let xc = &xp[c * plane..(c + 1) * plane];
+                for t in 0..kk {
+                    let (i, j) = (t / g.k, t % g.k);
+                    let shift = i * g.wp + j;
+                    // Named accumulators: the compiler keeps them in registers.
+                    let (mut a0, mut a1, mut a2, mut a3) = ([0.0f32; STEP], [0.0; STEP], [0.0; STEP], [0.0; STEP]);
+                    for q0 in (0..qv).step_by(STEP) {
+                        let xs = block(&xc[q0 + shift..]);
+                        fma_into(&mut a0, xs, block(&r0[q0..]));
+                        fma_into(&mut a1, xs, block(&r1[q0..]));
+                        fma_into(&mut a2, xs, block(&r2[q0..]));
+                        fma_into(&mut a3, xs, block(&r3[q0..]));
+                    }
+                    for (b, acc) in [a0, a1, a2, a3].iter().enumerate().take(g.c_out - o0) {
+                        let at = ((o0 + b) * patch + c * kk + t) * L;
+                        for (l, lane) in lanes[at..at + L].iter_mut().enumerate() {
+                            *lane += acc[l] + acc[L + l];
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// acc += x * d lane by lane, one rounding each.
+#[inline(always)]
+fn fma_into(acc: &mut [f32; STEP], x: &[f32; STEP], d: &[f32; STEP]) {
+    for l in 0..STEP {
+        acc[l] = x[l].mul_add(d[l], acc[l]);
+    }
+}
+
+/// The `STEP` values at the start of `v` as an array, so the kernels' loops over them
+/// have a known length (they vectorise, with no bounds checks).
+#[inline(always)]
+fn block(v: &[f32]) -> &[f32; STEP] {
+    v.first_chunk().expect("the grids hold whole blocks")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::conv::tests::values;
+    use crate::simd::{each_tier, with_tier, Tier};
+
+    /// Stride-1 shapes around the blocks: channel counts of 1, 3, 4, 6 and 16 (every
+    /// block size), padding 0 to k - 1, grids shorter and longer than one block.
+    fn shapes() -> Vec<ConvShape> {
+        [
+            ((1, 28, 28), 6, 5, 2),
+            ((6, 14, 14), 16, 5, 0),
+            ((2, 7, 6), 3, 3, 2),
+            ((3, 5, 9), 4, 2, 1),
+            ((16, 3, 3), 1, 1, 0),
+        ]
+        .into_iter()
+        .map(|(i, o, k, p)| ConvShape::new(1, i, o, k, 1, p).unwrap())
+        .collect()
+    }
+
+    /// y, dweight and dx of the direct path for 3 images.
+    fn run(s: &ConvShape) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = 3;
+        let (w, b) = (values(s.weights(), 21), values(s.c_out, 22));
+        let (x, dy) = (values(n * s.in_len(), 23), values(n * s.out_len(), 24));
+        let mut scratch = vec![f32::NAN; scratch_len(s, true)];
+        let mut y = vec![f32::NAN; n * s.out_len()];
+        forward(s, (&w, Some(&b)), &x, n, &mut y, &mut scratch);
+        let (mut dw, mut dx) = (vec![f32::NAN; w.len()], vec![f32::NAN; x.len()]);
+        backward(s, &w, &x, &dy, n, &mut dw, Some(&mut dx), &mut scratch);
+        (y, dw, dx)
+    }
+
+    /// The same bits at every tier (the portable copies round each multiply-add once
+    /// too), and the im2col path's values (portable tier) within rounding.
+    #[test]
+    fn the_same_bits_at_every_tier_and_the_values_of_im2col() {
+        for s in shapes() {
+            let all = each_tier(|| run(&s));
+            for (tier, got) in &all {
+                assert!(got == &all[0].1, "{s:?}: {tier} differs from portable");
+            }
+            let n = 3;
+            let (w, b) = (values(s.weights(), 21), values(s.c_out, 22));
+            let (x, dy) = (values(n * s.in_len(), 23), values(n * s.out_len(), 24));
+            let want = with_tier(Tier::Portable, || {
+                assert!(!runs(&s), "the portable tier keeps im2col");
+                let (mut col, mut tmp) = (vec![0.0; s.col_len()], vec![0.0; s.tmp_len(true)]);
+                let mut y = vec![0.0; n * s.out_len()];
+                s.forward(&w, Some(&b), &x, n, &mut y, (&mut col, &mut tmp), None);
+                let (mut dw, mut dx) = (vec![0.0; w.len()], vec![0.0; x.len()]);
+                let scratch = (&mut col[..], &mut tmp[..]);
+                s.backward(&w, &x, &dy, n, &mut dw, None, Some(&mut dx), scratch, None);
+                (y, dw, dx)
+            });
+            let got = &all[0].1;
+            // A weight's gradient sums n * oh * ow products of values near 1 in
+            // another order: its rounding grows with that count.
+            let terms = (n * s.out_h() * s.out_w()) as f32;
+            for (what, g, e, tol) in [
+                ("y", &got.0, &want.0, 1e-5),
+                ("dw", &got.1, &want.1, 1e-7 * terms + 1e-5),
+                ("dx", &got.2, &want.2, 1e-5),
+            ] {
+                for (i, (g, e)) in g.iter().zip(e).enumerate() {
+                    assert!(
+                        (g - e).abs() <= tol * (1.0 + e.abs()),
+                        "{s:?} {what}[{i}]: {g} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Only stride 1 with padding below the kernel runs here, and only with FMA.
+    #[test]
+    fn strides_and_wide_padding_keep_im2col() {
+        let strided = ConvShape::new(1, (1, 8, 8), 2, 3, 2, 1).unwrap();
+        let wide_pad = ConvShape::new(1, (1, 8, 8), 2, 3, 1, 3).unwrap();
+        let plain = ConvShape::new(1, (1, 8, 8), 2, 3, 1, 1).unwrap();
+        for (tier, (a, b, c)) in each_tier(|| (runs(&strided), runs(&wide_pad), runs(&plain))) {
+            assert!(!a && !b, "at {tier}");
+            assert_eq!(c, tier >= Tier::Avx2, "at {tier}");
+        }
+    }
+}
