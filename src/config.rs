@@ -373,7 +373,9 @@ impl TrainConfig {
         let threads = self.threads.max(1) as u128;
         let batch = self.batch_size as u128;
         let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
-        let rows = batch + 500 + 1000; // training batch, evaluation batch, sample
+                                      // The training batch, an evaluation batch per thread (256 rows, with room;
+                                      // see `eval`), and the diagnostics' sample.
+        let rows = batch + 500 * threads + 1000;
         let width = self.shape().width as u128;
         let floats = params * copies + rows * (widths * 5 + width) + self.conv_floats(rows);
         let n_train = self.limit_train.unwrap_or(n_train).min(n_train) as u128;
@@ -527,6 +529,13 @@ mod tests {
         assert!(l > m + 1500 * 6 * 28 * 28 * 4, "{l} vs {m}");
         // The kept columns of conv1: 25 x 784 floats per image of the batch.
         assert!(b > l + 4000 * 25 * 784 * 4, "{b} vs {l}");
+        // Each thread evaluates a batch of 256 images in its own buffers.
+        let two = TrainConfig {
+            threads: 2,
+            ..lenet
+        }
+        .memory_estimate(60_000);
+        assert!(two > l + 256 * 6 * 28 * 28 * 4, "{two} vs {l}");
     }
 
     #[test]
