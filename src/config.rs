@@ -372,10 +372,10 @@ impl TrainConfig {
         let widths: u128 = sizes[1..].iter().sum();
         let threads = self.threads.max(1) as u128;
         let batch = self.batch_size as u128;
-        let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
-                                      // The training batch, an evaluation batch per thread (256 rows, with room;
-                                      // see `eval`), and the diagnostics' sample.
+        // The training batch, an evaluation batch per thread (256 rows, with room; see
+        // `eval`), and the diagnostics' sample.
         let rows = batch + 500 * threads + 1000;
+        let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
         let width = self.shape().width as u128;
         let floats = params * copies + rows * (widths * 5 + width) + self.conv_floats(rows);
         let n_train = self.limit_train.unwrap_or(n_train).min(n_train) as u128;
@@ -388,7 +388,7 @@ impl TrainConfig {
     /// (training, evaluation and diagnostic batches): their weights (as many copies as
     /// the linear ones), each image's maps (conv, norm, activation and pool outputs,
     /// with gradients, in the training and evaluation workspaces), the training batch's
-    /// kept im2col columns, and each thread's column scratch.
+    /// kept im2col columns (layers on the im2col path), and each thread's scratch.
     fn conv_floats(&self, rows: u128) -> u128 {
         let Ok(plan) = self.arch().conv_plan() else {
             return 0;
@@ -402,7 +402,8 @@ impl TrainConfig {
                 let params = (conv.weights() + 2 * conv.c_out) as u128;
                 let pooled = pool.map_or(0, |p| p.out_len()) as u128;
                 let maps = conv.out_len() as u128 * (2 + norm) + pooled;
-                let cols = batch * conv.image_col_len() as u128;
+                let kept = u128::from(conv.keeps_columns());
+                let cols = kept * batch * conv.image_col_len() as u128;
                 let scratch = threads * (conv.col_len() + conv.tmp_len(true)) as u128;
                 params * copies + rows * maps * 3 + cols + scratch
             })
@@ -520,22 +521,36 @@ mod tests {
             batch_size: 4096,
             ..lenet.clone()
         };
-        let (m, l, b) = (
-            mlp.memory_estimate(60_000),
-            lenet.memory_estimate(60_000),
-            big.memory_estimate(60_000),
-        );
-        // conv1's outputs alone: 6 x 28 x 28 floats per image of the 1,500 rows.
-        assert!(l > m + 1500 * 6 * 28 * 28 * 4, "{l} vs {m}");
+        let estimates = || {
+            (
+                mlp.memory_estimate(60_000),
+                lenet.memory_estimate(60_000),
+                big.memory_estimate(60_000),
+            )
+        };
+        let all = crate::simd::each_tier(estimates);
+        let (_, (_, l0, b0)) = all[0];
         // The kept columns of conv1: 25 x 784 floats per image of the batch.
-        assert!(b > l + 4000 * 25 * 784 * 4, "{b} vs {l}");
+        let columns = 4000 * 25 * 784 * 4;
+        assert!(
+            b0 > l0 + columns,
+            "{b0} vs {l0} on the portable tier (im2col)"
+        );
+        for (tier, (m, l, b)) in all {
+            // conv1's outputs alone: 6 x 28 x 28 floats per image of the 1,500 rows.
+            assert!(l > m + 1500 * 6 * 28 * 28 * 4, "{l} vs {m} at {tier}");
+            // The direct path (from avx2 on) keeps no columns.
+            if tier >= crate::simd::Tier::Avx2 {
+                assert!(b - l + columns < b0 - l0, "{b} vs {l} at {tier}");
+            }
+        }
         // Each thread evaluates a batch of 256 images in its own buffers.
         let two = TrainConfig {
             threads: 2,
-            ..lenet
+            ..lenet.clone()
         }
         .memory_estimate(60_000);
-        assert!(two > l + 256 * 6 * 28 * 28 * 4, "{two} vs {l}");
+        assert!(two > l0 + 256 * 6 * 28 * 28 * 4, "{two} vs {l0}");
     }
 
     #[test]

@@ -354,16 +354,21 @@ impl ConvShape {
         // One f32 sum per channel over images and pixels in order: the bias gradient
         // of a conv before GroupNorm is a small difference of large sums, and this is
         // the order whose rounding PyTorch's values show (an f64 sum misses by 1%).
-        // The channels' sums run side by side, so their chains overlap.
-        let (ol, pixels) = (self.out_len(), self.pixels());
-        let db = &mut db[..self.c_out];
-        db.fill(0.0);
-        for img in dy[..n * ol].chunks_exact(ol) {
-            for p in 0..pixels {
-                for (o, d) in db.iter_mut().enumerate() {
-                    *d += img[o * pixels + p];
+        // Eight channels' sums run side by side in registers, so their chains overlap
+        // (a partial block repeats its last channel and drops the repeats).
+        let (ol, pixels, c_out) = (self.out_len(), self.pixels(), self.c_out);
+        for o0 in (0..c_out).step_by(8) {
+            let at: [usize; 8] = std::array::from_fn(|b| (o0 + b).min(c_out - 1) * pixels);
+            let mut acc = [0.0f32; 8];
+            for img in dy[..n * ol].chunks_exact(ol) {
+                for p in 0..pixels {
+                    for (a, &at) in acc.iter_mut().zip(&at) {
+                        *a += img[at + p];
+                    }
                 }
             }
+            let keep = (c_out - o0).min(8);
+            db[o0..o0 + keep].copy_from_slice(&acc[..keep]);
         }
     }
 

@@ -10,12 +10,13 @@
 //! away). So each tap is a contiguous, unaligned read of `STEP` values, and the
 //! products run in SIMD lanes along q with no copies of the image per tap.
 //!
-//! The input gradient is the same correlation of dy padded by k - 1 - p with the
-//! weights turned 180 degrees and transposed ([c_in, c_out, k, k]); the weight
-//! gradient is a dot product along q of dy on the grid with each shifted plane.
-//! Every output is one chain of fused multiply-adds in a fixed order, so the bits are
-//! the same at every SIMD tier; this path needs FMA to be fast, so the portable tier
-//! keeps im2col.
+//! Backward, dy is laid on the same grid (dyq [c_out, qv], zeros at the thrown-away
+//! positions): the weight gradient is a dot product along q of dyq with each shifted
+//! plane, and the input gradient is scattered back onto padded planes,
+//! dxp[c, q + i * wp + j] += weight[o, c, i, j] * dyq[o, q], whose inside is dx.
+//! Every value is summed by fused multiply-adds in a fixed order, so the bits are the
+//! same at every SIMD tier; this path needs FMA to be fast, so the portable tier keeps
+//! im2col.
 
 use super::ConvShape;
 
@@ -25,6 +26,8 @@ const L: usize = 16;
 const QB: usize = 2;
 /// Positions per block of the correlation: grids are rounded up to it.
 const STEP: usize = L * QB;
+/// Taps per block of the gradients.
+const TB: usize = 5;
 
 /// The padded grid of one correlation.
 #[derive(Debug, Clone, Copy)]
@@ -61,23 +64,6 @@ impl Grid {
         }
     }
 
-    /// The grid of `shape`'s input gradient: dy [c_out, oh, ow] padded by k - 1 - p
-    /// gives dx [c_in, h, w].
-    fn input_grad(s: &ConvShape) -> Self {
-        let e = s.k - 1 - s.pad;
-        let (hp, wp) = (s.out_h() + 2 * e, s.out_w() + 2 * e);
-        let (c_in, c_out, k) = (s.c_out, s.c_in, s.k);
-        Grid {
-            c_in,
-            c_out,
-            k,
-            hp,
-            wp,
-            oh: s.h,
-            ow: s.w,
-        }
-    }
-
     /// Grid positions computed per output channel: oh * wp rounded up to `STEP`.
     fn qv(&self) -> usize {
         (self.oh * self.wp).div_ceil(STEP) * STEP
@@ -95,28 +81,19 @@ impl Grid {
     }
 }
 
-/// Whether `shape` runs here: stride 1, padding below the kernel (so the input
-/// gradient's padding k - 1 - p is not negative), and a tier with FMA.
+/// Whether `shape` runs here: stride 1, and a tier with FMA.
 pub(super) fn runs(shape: &ConvShape) -> bool {
-    shape.stride == 1 && shape.pad < shape.k && crate::simd::tier() >= crate::simd::Tier::Avx2
+    shape.stride == 1 && crate::simd::tier() >= crate::simd::Tier::Avx2
 }
 
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
     let fwd = f.c_in * f.plane() + f.c_out * f.qv();
-    if !train || !runs_shape(s) {
-        return fwd;
+    match train {
+        true => fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
+        false => fwd,
     }
-    let b = Grid::input_grad(s);
-    let flipped = s.weights();
-    let lanes = s.weights() * L;
-    fwd + b.c_in * b.plane() + b.c_out * b.qv() + flipped + lanes
-}
-
-/// `runs` without the tier: the shapes whose backward grids exist.
-fn runs_shape(s: &ConvShape) -> bool {
-    s.stride == 1 && s.pad < s.k
 }
 
 /// y = conv(x, weight) + bias for `n` images, image by image.
@@ -151,25 +128,21 @@ pub(super) fn backward(
     mut dx: Option<&mut [f32]>,
     scratch: &mut [f32],
 ) {
-    let (f, b) = (Grid::forward(s), Grid::input_grad(s));
+    let f = Grid::forward(s);
     let (xp, rest) = scratch.split_at_mut(f.c_in * f.plane());
     let (dyq, rest) = rest.split_at_mut(f.c_out * f.qv());
-    let (dyp, rest) = rest.split_at_mut(b.c_in * b.plane());
-    let (dxq, rest) = rest.split_at_mut(b.c_out * b.qv());
-    let (flipped, rest) = rest.split_at_mut(s.weights());
+    let (dxp, rest) = rest.split_at_mut(f.c_in * f.plane());
+    let (stage, rest) = rest.split_at_mut(TB * f.qv());
     let lanes = &mut rest[..s.weights() * L];
-    flip(weight, s, flipped);
     lanes.fill(0.0);
     let (il, ol) = (s.in_len(), s.out_len());
     for img in 0..n {
-        let dy = &dy[img * ol..(img + 1) * ol];
         pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &f, xp);
-        on_grid(dy, &f, dyq);
+        on_grid(&dy[img * ol..(img + 1) * ol], &f, dyq);
         weight_lanes(xp, dyq, &f, lanes);
         if let Some(dx) = dx.as_deref_mut() {
-            pad(dy, (f.oh, f.ow), s.k - 1 - s.pad, &b, dyp);
-            correlate(dyp, flipped, &b, dxq);
-            unpad(dxq, &b, None, &mut dx[img * il..(img + 1) * il]);
+            input_scatter(dyq, weight, &f, dxp, stage);
+            interior(dxp, &f, s.pad, &mut dx[img * il..(img + 1) * il]);
         }
     }
     for (d, lane) in dweight[..s.weights()].iter_mut().zip(lanes.chunks_exact(L)) {
@@ -216,18 +189,63 @@ fn on_grid(dy: &[f32], g: &Grid, dyq: &mut [f32]) {
     }
 }
 
-/// flipped[c, o, i, j] = weight[o, c, k-1-i, k-1-j]: the input gradient's weights.
-fn flip(weight: &[f32], s: &ConvShape, flipped: &mut [f32]) {
-    let k = s.k;
-    for o in 0..s.c_out {
-        for c in 0..s.c_in {
-            for t in 0..k * k {
-                let (i, j) = (t / k, t % k);
-                let src = ((o * s.c_in + c) * k + (k - 1 - i)) * k + (k - 1 - j);
-                flipped[((c * s.c_out + o) * k + i) * k + j] = weight[src];
-            }
+/// dx [c_in, h, w] = the inside of the padded planes dxp (padding p cut off).
+fn interior(dxp: &[f32], g: &Grid, p: usize, dx: &mut [f32]) {
+    let (plane, w) = (g.plane(), g.wp - 2 * p);
+    for (c, dst) in dx.chunks_exact_mut((g.hp - 2 * p) * w).enumerate() {
+        for (r, row) in dst.chunks_exact_mut(w).enumerate() {
+            let at = c * plane + (r + p) * g.wp + p;
+            row.copy_from_slice(&dxp[at..at + w]);
         }
     }
+}
+
+/// dxp[c, q + shift(tap)] += sum over o of weight[o, c, tap] * dyq[o, q]: the input
+/// gradient scattered onto the padded planes, five taps at a time (a partial block
+/// repeats its last tap and drops it). Each tap's sum over channels is one chain;
+/// the planes take the taps in a fixed order.
+fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
+    crate::simd_dispatch!((dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
+        let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
+        dxp[..g.c_in * plane].fill(0.0);
+        for c in 0..g.c_in {
+            let dxc = &mut dxp[c * plane..(c + 1) * plane];
+            for t0 in (0..kk).step_by(TB) {
+                let tap: [usize; TB] = std::array::from_fn(|u| c * g.k * g.k + (t0 + u).min(kk - 1));
+                let shift = tap.map(|t| (t % kk / g.k) * g.wp + t % g.k);
+                for q0 in (0..qv).step_by(STEP) {
+                    // Named by constant indices only: the compiler keeps them in registers.
+                    let mut a = [[0.0f32; STEP]; TB];
+                    for o in 0..g.c_out {
+                        let d = block(&dyq[o * qv + q0..]);
+                        let w = &weight[o * patch..(o + 1) * patch];
+                        macro_rules! tap {
+                            ($u:literal) => {
+                                axpy_into(&mut a[$u], d, w[tap[$u]]);
+                            };
+                        }
+                        tap!(0);
+                        tap!(1);
+                        tap!(2);
+                        tap!(3);
+                        tap!(4);
+                    }
+                    for (u, acc) in a.iter().enumerate() {
+                        stage[u * qv + q0..][..STEP].copy_from_slice(acc);
+                    }
+                }
+                // Added tap by tap over the whole grid, not block by block: the five
+                // taps' blocks overlap, and reading a block just written one value
+                // over stalls the loads on the stores.
+                for (u, &sh) in shift.iter().enumerate().take(kk - t0) {
+                    let add = &stage[u * qv..(u + 1) * qv];
+                    for (v, &add) in dxc[sh..sh + qv].iter_mut().zip(add) {
+                        *v += add;
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// The 16 lanes of one weight's gradient summed in a fixed order (pairwise).
@@ -302,6 +320,9 @@ fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: 
 /// drops the repeats), each in two vectors along q (two chains, added at the end).
 fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
     crate::simd_dispatch!((xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
+        if crate::simd::tier() == crate::simd::Tier::Avx512 {
+            return weight_lanes_wide(xp, dyq, g, lanes);
+        }
         let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
         for o0 in (0..g.c_out).step_by(4) {
             let row = |b: usize| {
@@ -335,6 +356,62 @@ fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
     })
 }
 
+/// `weight_lanes` with the 32 registers of AVX-512: two output channels by five taps
+/// at a time (partial blocks repeat their last channel or tap and drop the repeats),
+/// so each read of dy serves five taps and each shifted read of x two channels. The
+/// same sums in the same order as the narrow version.
+// Inlined into the calling tier's function, so compiled with its features.
+#[inline(always)]
+fn weight_lanes_wide(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
+    let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
+    for o0 in (0..g.c_out).step_by(2) {
+        let o1 = (o0 + 1).min(g.c_out - 1);
+        let (r0, r1) = (&dyq[o0 * qv..(o0 + 1) * qv], &dyq[o1 * qv..(o1 + 1) * qv]);
+        for c in 0..g.c_in {
+            let xc = &xp[c * plane..(c + 1) * plane];
+            for t0 in (0..kk).step_by(TB) {
+                let shift: [usize; TB] = std::array::from_fn(|u| {
+                    let t = (t0 + u).min(kk - 1);
+                    (t / g.k) * g.wp + t % g.k
+                });
+                // Named by constant indices only: the compiler keeps them in registers.
+                let mut a = [[0.0f32; STEP]; 2 * TB];
+                for q0 in (0..qv).step_by(STEP) {
+                    let (d0, d1) = (block(&r0[q0..]), block(&r1[q0..]));
+                    macro_rules! tap {
+                        ($u:literal) => {
+                            let x = block(&xc[q0 + shift[$u]..]);
+                            fma_into(&mut a[2 * $u], x, d0);
+                            fma_into(&mut a[2 * $u + 1], x, d1);
+                        };
+                    }
+                    tap!(0);
+                    tap!(1);
+                    tap!(2);
+                    tap!(3);
+                    tap!(4);
+                }
+                for (u, pair) in a.chunks_exact(2).enumerate().take(kk - t0) {
+                    for (b, acc) in pair.iter().enumerate().take(g.c_out - o0) {
+                        let at = ((o0 + b) * patch + c * kk + t0 + u) * L;
+                        for (l, lane) in lanes[at..at + L].iter_mut().enumerate() {
+                            *lane += acc[l] + acc[L + l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// acc += d * w lane by lane, one rounding each.
+#[inline(always)]
+fn axpy_into(acc: &mut [f32; STEP], d: &[f32; STEP], w: f32) {
+    for l in 0..STEP {
+        acc[l] = d[l].mul_add(w, acc[l]);
+    }
+}
+
 /// acc += x * d lane by lane, one rounding each.
 #[inline(always)]
 fn fma_into(acc: &mut [f32; STEP], x: &[f32; STEP], d: &[f32; STEP]) {
@@ -357,7 +434,7 @@ mod tests {
     use crate::simd::{each_tier, with_tier, Tier};
 
     /// Stride-1 shapes around the blocks: channel counts of 1, 3, 4, 6 and 16 (every
-    /// block size), padding 0 to k - 1, grids shorter and longer than one block.
+    /// block size), padding 0 to beyond the kernel, grids shorter and longer than one block.
     fn shapes() -> Vec<ConvShape> {
         [
             ((1, 28, 28), 6, 5, 2),
@@ -365,6 +442,7 @@ mod tests {
             ((2, 7, 6), 3, 3, 2),
             ((3, 5, 9), 4, 2, 1),
             ((16, 3, 3), 1, 1, 0),
+            ((2, 4, 5), 5, 2, 3),
         ]
         .into_iter()
         .map(|(i, o, k, p)| ConvShape::new(1, i, o, k, 1, p).unwrap())
@@ -425,15 +503,14 @@ mod tests {
         }
     }
 
-    /// Only stride 1 with padding below the kernel runs here, and only with FMA.
+    /// Only stride 1 runs here (any padding), and only with FMA.
     #[test]
-    fn strides_and_wide_padding_keep_im2col() {
+    fn strides_keep_im2col() {
         let strided = ConvShape::new(1, (1, 8, 8), 2, 3, 2, 1).unwrap();
         let wide_pad = ConvShape::new(1, (1, 8, 8), 2, 3, 1, 3).unwrap();
-        let plain = ConvShape::new(1, (1, 8, 8), 2, 3, 1, 1).unwrap();
-        for (tier, (a, b, c)) in each_tier(|| (runs(&strided), runs(&wide_pad), runs(&plain))) {
-            assert!(!a && !b, "at {tier}");
-            assert_eq!(c, tier >= Tier::Avx2, "at {tier}");
+        for (tier, (a, b)) in each_tier(|| (runs(&strided), runs(&wide_pad))) {
+            assert!(!a, "at {tier}");
+            assert_eq!(b, tier >= Tier::Avx2, "at {tier}");
         }
     }
 }
