@@ -70,9 +70,33 @@ pub struct BatchNorm {
     pub s: usize,
 }
 
+/// Channels of BatchNorm2d summed side by side: their f64 chains are independent, so
+/// the adder's latency is hidden while each channel's terms are still added one by one
+/// in sample order (the bits of a channel-at-a-time loop).
+const GROUP: usize = 16;
+/// Features of BatchNorm1d's [n, c] rows summed per sweep (accumulators on the stack).
+const BLOCK: usize = 64;
+
+/// The group sizes channels are taken in: 16, then 8, 6, 4, 2 and 1 for the rest.
+fn groups(c: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut ch0 = 0;
+    std::iter::from_fn(move || {
+        let k = [GROUP, 8, 6, 4, 2, 1].into_iter().find(|&k| ch0 + k <= c)?;
+        ch0 += k;
+        Some((ch0 - k, k))
+    })
+}
+
+/// One channel's f32 results of the forward pass from its f64 sums.
+#[derive(Clone, Copy)]
+struct Channel {
+    mean: f32,
+    invstd: f32,
+}
+
 impl BatchNorm {
     /// Channel `ch`'s values of sample `i`.
-    #[inline]
+    #[inline(always)]
     fn span(&self, i: usize, ch: usize) -> std::ops::Range<usize> {
         (i * self.c + ch) * self.s..(i * self.c + ch + 1) * self.s
     }
@@ -95,51 +119,137 @@ impl BatchNorm {
         }
         saved.mean.resize(self.c, 0.0);
         saved.invstd.resize(self.c, 0.0);
-        let var_sums = self.moments(x, n, &mut saved.mean);
-        for (ch, &var_sum) in var_sums.iter().enumerate() {
-            let mean = saved.mean[ch];
-            saved.invstd[ch] = (1.0 / (var_sum as f64 / count as f64 + EPS).sqrt()) as f32;
-            let (rm, rv) = (&mut running.mean[ch], &mut running.var[ch]);
-            *rm = (MOMENTUM * mean as f64 + (1.0 - MOMENTUM) * *rm as f64) as f32;
-            let unbiased = var_sum as f64 / (count - 1) as f64;
-            *rv = (MOMENTUM * unbiased + (1.0 - MOMENTUM) * *rv as f64) as f32;
-        }
+        let (bn, saved) = (*self, (&mut saved.mean[..], &mut saved.invstd[..]));
+        let data = (&x[..n * self.c * self.s], &mut y[..n * self.c * self.s]);
+        train_kernel(bn, data, n, (weight, bias), running, saved);
         running.batches_tracked += 1;
-        self.apply(x, n, (weight, bias), &saved.mean, &saved.invstd, y);
         Ok(())
     }
 
-    /// Each channel's mean (into `mean`) and sum of squared deviations, as PyTorch's
-    /// CPU kernel: sums in f64, the mean rounded to f32, then the sum of squared f32
-    /// deviations in f64, kept as f32. Each channel's terms are added in sample order
-    /// either way; BatchNorm1d's [n, c] rows are read row by row (contiguous).
-    fn moments(&self, x: &[f32], n: usize, mean: &mut [f32]) -> Vec<f32> {
-        let count = (n * self.s) as f64;
-        let mut sums = vec![0.0f64; self.c];
+    /// The train-mode pass at this thread's SIMD tier: per group of channels (per block
+    /// of features for BatchNorm1d), the two sums, the statistics, then y.
+    #[inline(always)]
+    fn train_pass(
+        &self,
+        (x, y): (&[f32], &mut [f32]),
+        n: usize,
+        affine: (&[f32], &[f32]),
+        running: &mut RunningStats,
+        (mean, invstd): (&mut [f32], &mut [f32]),
+    ) {
+        let count = n * self.s;
         if self.s == 1 {
-            for row in x[..n * self.c].chunks_exact(self.c) {
-                sums.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
-            }
-            mean.iter_mut()
-                .zip(&sums)
-                .for_each(|(m, &s)| *m = (s / count) as f32);
-            sums.fill(0.0);
-            for row in x[..n * self.c].chunks_exact(self.c) {
-                for ((a, &v), &m) in sums.iter_mut().zip(row).zip(&*mean) {
-                    *a += ((v - m) * (v - m)) as f64;
+            for col in (0..self.c).step_by(BLOCK) {
+                let w = BLOCK.min(self.c - col);
+                let (mut sums, mut sq) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+                for row in x.chunks_exact(self.c) {
+                    let acc = sums[..w].iter_mut().zip(&row[col..col + w]);
+                    acc.for_each(|(a, &v)| *a += v as f64);
+                }
+                for (m, &s) in mean[col..col + w].iter_mut().zip(&sums) {
+                    *m = (s / count as f64) as f32;
+                }
+                for row in x.chunks_exact(self.c) {
+                    let acc = sq[..w].iter_mut().zip(&row[col..col + w]);
+                    for ((a, &v), &m) in acc.zip(&mean[col..col + w]) {
+                        *a += ((v - m) * (v - m)) as f64;
+                    }
+                }
+                for ch in col..col + w {
+                    let ch_sq = sq[ch - col] as f32;
+                    invstd[ch] = finish(count, mean[ch], ch_sq, running, ch);
                 }
             }
-            return sums.iter().map(|&s| s as f32).collect();
+            return apply_rows(self.c, x, affine, (mean, invstd), y);
         }
-        (0..self.c)
-            .map(|ch| {
-                let values = || (0..n).flat_map(move |i| &x[self.span(i, ch)]);
-                let sum: f64 = values().map(|&v| v as f64).sum();
-                let m = (sum / count) as f32;
-                mean[ch] = m;
-                values().map(|&v| ((v - m) * (v - m)) as f64).sum::<f64>() as f32
-            })
-            .collect()
+        for (ch0, k) in groups(self.c) {
+            let (mut sums, mut sq) = ([0.0f64; GROUP], [0.0f64; GROUP]);
+            self.sweep(k, (x, x), n, ch0, &mut |j, v, _| sums[j] += v as f64);
+            let m: [f32; GROUP] = std::array::from_fn(|j| (sums[j] / count as f64) as f32);
+            self.sweep(k, (x, x), n, ch0, &mut |j, v, _| {
+                sq[j] += ((v - m[j]) * (v - m[j])) as f64;
+            });
+            for j in 0..k {
+                let is = finish(count, m[j], sq[j] as f32, running, ch0 + j);
+                (mean[ch0 + j], invstd[ch0 + j]) = (m[j], is);
+                let at = Channel {
+                    mean: m[j],
+                    invstd: is,
+                };
+                self.apply_planes(x, n, ch0 + j, affine, at, y);
+            }
+        }
+    }
+
+    /// Calls `f(j, a, b)` with the values of channels ch0..ch0 + k (a size of [`groups`]) of
+    /// `a` and `b` [n, c, s], channel ch0 + j's in sample order, the k channels
+    /// interleaved position by position.
+    #[inline(always)]
+    fn sweep(
+        &self,
+        k: usize,
+        ab: (&[f32], &[f32]),
+        n: usize,
+        ch0: usize,
+        f: &mut impl FnMut(usize, f32, f32),
+    ) {
+        match k {
+            GROUP => self.sweep_k::<GROUP>(ab, n, ch0, f),
+            8 => self.sweep_k::<8>(ab, n, ch0, f),
+            6 => self.sweep_k::<6>(ab, n, ch0, f),
+            4 => self.sweep_k::<4>(ab, n, ch0, f),
+            2 => self.sweep_k::<2>(ab, n, ch0, f),
+            _ => self.sweep_k::<1>(ab, n, ch0, f),
+        }
+    }
+
+    /// [`Self::sweep`] for a group of `K` channels.
+    #[inline(always)]
+    fn sweep_k<const K: usize>(
+        &self,
+        (a, b): (&[f32], &[f32]),
+        n: usize,
+        ch0: usize,
+        f: &mut impl FnMut(usize, f32, f32),
+    ) {
+        let s = self.s;
+        for i in 0..n {
+            let at = (i * self.c + ch0) * s;
+            let (a, b) = (&a[at..at + K * s], &b[at..at + K * s]);
+            for pos in 0..s {
+                for j in 0..K {
+                    // SAFETY: j < K and pos < s, so j * s + pos < K * s, the length of
+                    // both slices (checked by the indexing above).
+                    let (u, v) = unsafe {
+                        let at = j * s + pos;
+                        (*a.get_unchecked(at), *b.get_unchecked(at))
+                    };
+                    f(j, u, v);
+                }
+            }
+        }
+    }
+
+    /// y = x * alpha + beta on channel `ch`'s planes, alpha = invstd * weight,
+    /// beta = bias - mean * alpha.
+    #[inline(always)]
+    fn apply_planes(
+        &self,
+        x: &[f32],
+        n: usize,
+        ch: usize,
+        (weight, bias): (&[f32], &[f32]),
+        at: Channel,
+        y: &mut [f32],
+    ) {
+        let alpha = at.invstd * weight[ch];
+        let beta = bias[ch] - at.mean * alpha;
+        for i in 0..n {
+            let r = self.span(i, ch);
+            for (o, &v) in y[r.clone()].iter_mut().zip(&x[r]) {
+                *o = v * alpha + beta;
+            }
+        }
     }
 
     /// Eval mode: normalise with the running statistics.
@@ -151,46 +261,43 @@ impl BatchNorm {
         running: &RunningStats,
         y: &mut [f32],
     ) {
-        // In f32, as PyTorch computes the eval-mode scale.
-        let invstd: Vec<f32> = running
-            .var
-            .iter()
-            .map(|&v| 1.0 / (v + EPS as f32).sqrt())
-            .collect();
-        self.apply(x, n, affine, &running.mean, &invstd, y);
+        let data = (&x[..n * self.c * self.s], &mut y[..n * self.c * self.s]);
+        eval_kernel(*self, data, affine, running);
     }
 
-    /// y = x * alpha + beta per channel, alpha = invstd * weight, beta = bias - mean * alpha.
-    fn apply(
+    /// The eval-mode pass at this thread's SIMD tier.
+    #[inline(always)]
+    fn eval_pass(
         &self,
-        x: &[f32],
-        n: usize,
-        (weight, bias): (&[f32], &[f32]),
-        mean: &[f32],
-        invstd: &[f32],
-        y: &mut [f32],
+        (x, y): (&[f32], &mut [f32]),
+        affine: (&[f32], &[f32]),
+        running: &RunningStats,
     ) {
+        // In f32, as PyTorch computes the eval-mode scale.
+        let invstd = |v: f32| 1.0 / (v + EPS as f32).sqrt();
         if self.s == 1 {
-            let alpha: Vec<f32> = invstd.iter().zip(weight).map(|(&i, &w)| i * w).collect();
-            let beta: Vec<f32> = (bias.iter().zip(mean).zip(&alpha))
-                .map(|((&b, &m), &a)| b - m * a)
-                .collect();
-            let rows = x[..n * self.c].chunks_exact(self.c);
-            for (yr, xr) in y[..n * self.c].chunks_exact_mut(self.c).zip(rows) {
-                for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(&alpha).zip(&beta) {
-                    *o = v * a + b;
-                }
+            let mut is = [0.0f32; BLOCK];
+            for col in (0..self.c).step_by(BLOCK) {
+                let w = BLOCK.min(self.c - col);
+                let var = &running.var[col..col + w];
+                is.iter_mut().zip(var).for_each(|(i, &v)| *i = invstd(v));
+                let stats = (&running.mean[col..col + w], &is[..w]);
+                apply_block(self.c, col, x, affine, stats, y);
             }
             return;
         }
-        for ch in 0..self.c {
-            let alpha = invstd[ch] * weight[ch];
-            let beta = bias[ch] - mean[ch] * alpha;
-            for i in 0..n {
-                let r = self.span(i, ch);
-                for (o, &v) in y[r.clone()].iter_mut().zip(&x[r]) {
-                    *o = v * alpha + beta;
-                }
+        if self.s == 0 {
+            return; // no values (a map the spec check refuses to build)
+        }
+        // Sample by sample: one stream through x and y (eval batches are large).
+        let (weight, bias) = affine;
+        let planes = x.chunks_exact(self.s).zip(y.chunks_exact_mut(self.s));
+        for (p, (x, y)) in planes.enumerate() {
+            let ch = p % self.c;
+            let alpha = invstd(running.var[ch]) * weight[ch];
+            let beta = bias[ch] - running.mean[ch] * alpha;
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v * alpha + beta;
             }
         }
     }
@@ -206,73 +313,214 @@ impl BatchNorm {
         n: usize,
         weight: &[f32],
         saved: &Moments,
-        (dweight, dbias): (&mut [f32], &mut [f32]),
+        grads: (&mut [f32], &mut [f32]),
         dx: &mut [f32],
     ) {
+        let len = n * self.c * self.s;
+        let data = (&x[..len], &dy[..len], &mut dx[..len]);
+        backward_kernel(*self, data, n, weight, saved, grads);
+    }
+
+    /// The backward pass at this thread's SIMD tier: per group of channels (block of
+    /// features), sum(dy) and sum((x - mean) * dy) in f64, then dx.
+    #[inline(always)]
+    fn backward_pass(
+        &self,
+        (x, dy, dx): (&[f32], &[f32], &mut [f32]),
+        n: usize,
+        weight: &[f32],
+        saved: &Moments,
+        (dweight, dbias): (&mut [f32], &mut [f32]),
+    ) {
         let count = (n * self.s) as f64;
-        let (sums, dots) = self.grad_sums(x, dy, n, &saved.mean);
-        // Per channel: (mean, k, grad_mean, scale) of dx's formula.
-        let mut terms = Vec::with_capacity(self.c);
-        for ch in 0..self.c {
-            let (mean, invstd, sum, dot) = (saved.mean[ch], saved.invstd[ch], sums[ch], dots[ch]);
+        let mut terms = [Terms::default(); BLOCK];
+        let mut term = |ch: usize, sum: f64, dot: f64| {
+            let (mean, invstd) = (saved.mean[ch], saved.invstd[ch]);
             dweight[ch] = (dot * invstd as f64) as f32;
             dbias[ch] = sum as f32;
-            let k = (dot * invstd as f64 * invstd as f64 / count) as f32;
-            let grad_mean = (sum / count) as f32;
-            terms.push((mean, k, grad_mean, invstd * weight[ch]));
-        }
-        let dx_of = |g: f32, v: f32, (mean, k, grad_mean, scale): (f32, f32, f32, f32)| {
-            (g - grad_mean - (v - mean) * k) * scale
+            Terms {
+                mean,
+                k: (dot * invstd as f64 * invstd as f64 / count) as f32,
+                grad_mean: (sum / count) as f32,
+                scale: invstd * weight[ch],
+            }
         };
         if self.s == 1 {
-            let rows = x[..n * self.c]
-                .chunks_exact(self.c)
-                .zip(dy.chunks_exact(self.c));
-            for (d, (x, g)) in dx[..n * self.c].chunks_exact_mut(self.c).zip(rows) {
-                for (((d, &v), &g), &t) in d.iter_mut().zip(x).zip(g).zip(&terms) {
-                    *d = dx_of(g, v, t);
+            for col in (0..self.c).step_by(BLOCK) {
+                let w = BLOCK.min(self.c - col);
+                let (sums, dots) = block_grad_sums(self.c, col, w, (x, dy), &saved.mean);
+                for j in 0..w {
+                    terms[j] = term(col + j, sums[j], dots[j]);
                 }
+                dx_block(self.c, col, (x, dy), &terms[..w], dx);
             }
             return;
         }
-        for (ch, &t) in terms.iter().enumerate() {
-            for i in 0..n {
-                let r = self.span(i, ch);
-                for ((d, &v), &g) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-                    *d = dx_of(g, v, t);
+        for (ch0, k) in groups(self.c) {
+            let (mut sums, mut dots) = ([0.0f64; GROUP], [0.0f64; GROUP]);
+            let m: [f32; GROUP] =
+                std::array::from_fn(|j| saved.mean.get(ch0 + j).map_or(0.0, |&m| m));
+            self.sweep(k, (x, dy), n, ch0, &mut |j, v, g| {
+                sums[j] += g as f64;
+                dots[j] += ((v - m[j]) * g) as f64;
+            });
+            for j in 0..k {
+                let t = term(ch0 + j, sums[j], dots[j]);
+                for i in 0..n {
+                    let r = self.span(i, ch0 + j);
+                    let src = x[r.clone()].iter().zip(&dy[r.clone()]);
+                    for (d, (&v, &g)) in dx[r].iter_mut().zip(src) {
+                        *d = t.dx(g, v);
+                    }
                 }
             }
         }
     }
+}
 
-    /// Per channel, sum(dy) and sum((x - mean) * dy) in f64, each channel's terms in
-    /// sample order either way; BatchNorm1d's [n, c] rows row by row (contiguous).
-    fn grad_sums(&self, x: &[f32], dy: &[f32], n: usize, mean: &[f32]) -> (Vec<f64>, Vec<f64>) {
-        let (mut sums, mut dots) = (vec![0.0f64; self.c], vec![0.0f64; self.c]);
-        if self.s == 1 {
-            let rows = x[..n * self.c]
-                .chunks_exact(self.c)
-                .zip(dy.chunks_exact(self.c));
-            for (x, g) in rows {
-                let acc = sums.iter_mut().zip(dots.iter_mut());
-                for (((s, d), (&v, &g)), &m) in acc.zip(x.iter().zip(g)).zip(mean) {
-                    *s += g as f64;
-                    *d += ((v - m) * g) as f64;
-                }
-            }
-            return (sums, dots);
-        }
-        for ch in 0..self.c {
-            for i in 0..n {
-                let r = self.span(i, ch);
-                for (&v, &g) in x[r.clone()].iter().zip(&dy[r]) {
-                    sums[ch] += g as f64;
-                    dots[ch] += ((v - mean[ch]) * g) as f64;
-                }
-            }
-        }
-        (sums, dots)
+/// One channel's constants of dx's formula.
+#[derive(Debug, Clone, Copy, Default)]
+struct Terms {
+    mean: f32,
+    k: f32,
+    grad_mean: f32,
+    scale: f32,
+}
+
+impl Terms {
+    /// dx of one value v with gradient g.
+    #[inline(always)]
+    fn dx(self, g: f32, v: f32) -> f32 {
+        (g - self.grad_mean - (v - self.mean) * self.k) * self.scale
     }
+}
+
+/// One channel's 1 / sqrt(var + eps) from its sum of squared deviations, as PyTorch
+/// computes it (f64), and the running statistics moved towards the batch's.
+#[inline(always)]
+fn finish(count: usize, mean: f32, sq: f32, running: &mut RunningStats, ch: usize) -> f32 {
+    let (rm, rv) = (&mut running.mean[ch], &mut running.var[ch]);
+    *rm = (MOMENTUM * mean as f64 + (1.0 - MOMENTUM) * *rm as f64) as f32;
+    let unbiased = sq as f64 / (count - 1) as f64;
+    *rv = (MOMENTUM * unbiased + (1.0 - MOMENTUM) * *rv as f64) as f32;
+    (1.0 / (sq as f64 / count as f64 + EPS).sqrt()) as f32
+}
+
+/// BatchNorm1d's y = x * alpha + beta on [n, c] rows, per feature.
+#[inline(always)]
+fn apply_rows(
+    c: usize,
+    x: &[f32],
+    affine: (&[f32], &[f32]),
+    (mean, invstd): (&[f32], &[f32]),
+    y: &mut [f32],
+) {
+    for col in (0..c).step_by(BLOCK) {
+        let w = BLOCK.min(c - col);
+        let stats = (&mean[col..col + w], &invstd[col..col + w]);
+        apply_block(c, col, x, affine, stats, y);
+    }
+}
+
+/// [`apply_rows`] on features col..col + mean.len() (at most [`BLOCK`]).
+#[inline(always)]
+fn apply_block(
+    c: usize,
+    col: usize,
+    x: &[f32],
+    (weight, bias): (&[f32], &[f32]),
+    (mean, invstd): (&[f32], &[f32]),
+    y: &mut [f32],
+) {
+    let w = mean.len();
+    let (mut alpha, mut beta) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    for j in 0..w {
+        alpha[j] = invstd[j] * weight[col + j];
+        beta[j] = bias[col + j] - mean[j] * alpha[j];
+    }
+    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        let ab = alpha[..w].iter().zip(&beta[..w]);
+        let rows = yr[col..col + w].iter_mut().zip(&xr[col..col + w]);
+        for ((o, &v), (&a, &b)) in rows.zip(ab) {
+            *o = v * a + b;
+        }
+    }
+}
+
+/// BatchNorm1d's sum(dy) and sum((x - mean) * dy) of features col..col + w (at most
+/// [`BLOCK`]) in f64, row by row.
+#[inline(always)]
+fn block_grad_sums(
+    c: usize,
+    col: usize,
+    w: usize,
+    (x, dy): (&[f32], &[f32]),
+    mean: &[f32],
+) -> ([f64; BLOCK], [f64; BLOCK]) {
+    let (mut sums, mut dots) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+    let mean = &mean[col..col + w];
+    for (xr, gr) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
+        let acc = sums[..w].iter_mut().zip(&mut dots[..w]);
+        let vals = xr[col..col + w].iter().zip(&gr[col..col + w]).zip(mean);
+        for ((s, d), ((&v, &g), &m)) in acc.zip(vals) {
+            *s += g as f64;
+            *d += ((v - m) * g) as f64;
+        }
+    }
+    (sums, dots)
+}
+
+/// BatchNorm1d's dx of features col..col + terms.len(), row by row.
+#[inline(always)]
+fn dx_block(c: usize, col: usize, (x, dy): (&[f32], &[f32]), terms: &[Terms], dx: &mut [f32]) {
+    let w = terms.len();
+    let rows = x.chunks_exact(c).zip(dy.chunks_exact(c));
+    for (d, (xr, gr)) in dx.chunks_exact_mut(c).zip(rows) {
+        let vals = xr[col..col + w].iter().zip(&gr[col..col + w]).zip(terms);
+        for (d, ((&v, &g), &t)) in d[col..col + w].iter_mut().zip(vals) {
+            *d = t.dx(g, v);
+        }
+    }
+}
+
+/// [`BatchNorm::train_pass`] compiled for each SIMD tier.
+fn train_kernel(
+    bn: BatchNorm,
+    data: (&[f32], &mut [f32]),
+    n: usize,
+    affine: (&[f32], &[f32]),
+    running: &mut RunningStats,
+    saved: (&mut [f32], &mut [f32]),
+) {
+    crate::simd_dispatch!((bn: BatchNorm, data: (&[f32], &mut [f32]), n: usize, affine: (&[f32], &[f32]), running: &mut RunningStats, saved: (&mut [f32], &mut [f32])) {
+        bn.train_pass(data, n, affine, running, saved)
+    })
+}
+
+/// [`BatchNorm::eval_pass`] compiled for each SIMD tier.
+fn eval_kernel(
+    bn: BatchNorm,
+    data: (&[f32], &mut [f32]),
+    affine: (&[f32], &[f32]),
+    running: &RunningStats,
+) {
+    crate::simd_dispatch!((bn: BatchNorm, data: (&[f32], &mut [f32]), affine: (&[f32], &[f32]), running: &RunningStats) {
+        bn.eval_pass(data, affine, running)
+    })
+}
+
+/// [`BatchNorm::backward_pass`] compiled for each SIMD tier.
+fn backward_kernel(
+    bn: BatchNorm,
+    data: (&[f32], &[f32], &mut [f32]),
+    n: usize,
+    weight: &[f32],
+    saved: &Moments,
+    grads: (&mut [f32], &mut [f32]),
+) {
+    crate::simd_dispatch!((bn: BatchNorm, data: (&[f32], &[f32], &mut [f32]), n: usize, weight: &[f32], saved: &Moments, grads: (&mut [f32], &mut [f32])) {
+        bn.backward_pass(data, n, weight, saved, grads)
+    })
 }
 
 /// Per-sample normalisation over all c * s values of a sample, with a weight and bias
@@ -508,3 +756,6 @@ mod tests {
             .is_ok());
     }
 }
+
+#[cfg(test)]
+mod reference;

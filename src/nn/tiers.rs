@@ -181,6 +181,43 @@ fn optimisers_give_the_same_bits_at_every_tier() {
     }
 }
 
+/// Batch norm's train-mode output, statistics, running statistics and gradients and
+/// its eval-mode output, for BatchNorm1d (blocks of features with a tail) and
+/// BatchNorm2d (groups of channels with the rest), concatenated.
+#[test]
+fn batch_norm_gives_the_same_bits_at_every_tier() {
+    use super::norm::{BatchNorm, Moments, RunningStats};
+    for (n, c, s) in [(7, 131, 1), (5, 23, 9), (3, 6, 49)] {
+        let bn = BatchNorm { c, s };
+        let len = n * c * s;
+        let x: Vec<f32> = noise(len, 7).iter().map(|v| v * 3.0 + 0.5).collect();
+        let (dy, w, b) = (noise(len, 8), noise(c, 9), noise(c, 10));
+        let outs = each_tier(|| {
+            let (mut run, mut saved) = (RunningStats::new(c), Moments::default());
+            let mut y = vec![0.0; len];
+            bn.forward_train(&x, n, (&w, &b), &mut run, &mut saved, &mut y)
+                .expect("more than one value per channel");
+            let (mut dw, mut db, mut dx) = (vec![0.0; c], vec![0.0; c], vec![0.0; len]);
+            bn.backward(&x, &dy, n, &w, &saved, (&mut dw, &mut db), &mut dx);
+            let mut eval = vec![0.0; len];
+            bn.forward_eval(&x, n, (&w, &b), &run, &mut eval);
+            let parts = [
+                y,
+                saved.mean,
+                saved.invstd,
+                run.mean,
+                run.var,
+                dw,
+                db,
+                dx,
+                eval,
+            ];
+            parts.concat()
+        });
+        same_at_every_tier(&format!("batch norm {n}x{c}x{s}"), outs);
+    }
+}
+
 /// A batch of `n` rows of `width` with about one value in five non-zero, as bytes.
 fn sparse_bytes(n: usize, width: usize) -> Vec<u8> {
     (0..n * width)

@@ -28,6 +28,9 @@ const QB: usize = 2;
 const STEP: usize = L * QB;
 /// Taps per block of the gradients.
 const TB: usize = 5;
+/// Images per pass of the weight gradient: its sums run on over the group's images
+/// before they are added to the lanes.
+const GROUP: usize = 8;
 
 /// The padded grid of one correlation.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +94,7 @@ pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
     let fwd = f.c_in * f.plane() + f.c_out * f.qv();
     match train {
-        true => fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
+        true => GROUP * fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
         false => fwd,
     }
 }
@@ -129,19 +132,33 @@ pub(super) fn backward(
     scratch: &mut [f32],
 ) {
     let f = Grid::forward(s);
-    let (xp, rest) = scratch.split_at_mut(f.c_in * f.plane());
-    let (dyq, rest) = rest.split_at_mut(f.c_out * f.qv());
-    let (dxp, rest) = rest.split_at_mut(f.c_in * f.plane());
+    let (xl, ql) = (f.c_in * f.plane(), f.c_out * f.qv());
+    let (xp, rest) = scratch.split_at_mut(GROUP * xl);
+    let (dyq, rest) = rest.split_at_mut(GROUP * ql);
+    let (dxp, rest) = rest.split_at_mut(xl);
     let (stage, rest) = rest.split_at_mut(TB * f.qv());
     let lanes = &mut rest[..s.weights() * L];
     lanes.fill(0.0);
     let (il, ol) = (s.in_len(), s.out_len());
-    for img in 0..n {
-        pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &f, xp);
-        on_grid(&dy[img * ol..(img + 1) * ol], &f, dyq);
-        weight_lanes(xp, dyq, &f, lanes);
-        if let Some(dx) = dx.as_deref_mut() {
-            input_scatter(dyq, weight, &f, dxp, stage);
+    for g0 in (0..n).step_by(GROUP) {
+        let gs = GROUP.min(n - g0);
+        for g in 0..gs {
+            let img = g0 + g;
+            let xp = &mut xp[g * xl..(g + 1) * xl];
+            pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &f, xp);
+            on_grid(
+                &dy[img * ol..(img + 1) * ol],
+                &f,
+                &mut dyq[g * ql..(g + 1) * ql],
+            );
+        }
+        weight_lanes(&xp[..gs * xl], &dyq[..gs * ql], &f, lanes);
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        for g in 0..gs {
+            let img = g0 + g;
+            input_scatter(&dyq[g * ql..(g + 1) * ql], weight, &f, dxp, stage);
             interior(dxp, &f, s.pad, &mut dx[img * il..(img + 1) * il]);
         }
     }
@@ -324,25 +341,28 @@ fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
             return weight_lanes_wide(xp, dyq, g, lanes);
         }
         let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
+        let images = xp.len() / (g.c_in * plane);
         for o0 in (0..g.c_out).step_by(4) {
-            let row = |b: usize| {
-                let o = (o0 + b).min(g.c_out - 1);
+            let row = |img: usize, b: usize| {
+                let o = img * g.c_out + (o0 + b).min(g.c_out - 1);
                 &dyq[o * qv..(o + 1) * qv]
             };
-            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
             for c in 0..g.c_in {
-                let xc = &xp[c * plane..(c + 1) * plane];
                 for t in 0..kk {
                     let (i, j) = (t / g.k, t % g.k);
                     let shift = i * g.wp + j;
                     // Named accumulators: the compiler keeps them in registers.
                     let (mut a0, mut a1, mut a2, mut a3) = ([0.0f32; STEP], [0.0; STEP], [0.0; STEP], [0.0; STEP]);
-                    for q0 in (0..qv).step_by(STEP) {
-                        let xs = block(&xc[q0 + shift..]);
-                        fma_into(&mut a0, xs, block(&r0[q0..]));
-                        fma_into(&mut a1, xs, block(&r1[q0..]));
-                        fma_into(&mut a2, xs, block(&r2[q0..]));
-                        fma_into(&mut a3, xs, block(&r3[q0..]));
+                    for img in 0..images {
+                        let xc = &xp[(img * g.c_in + c) * plane..][..plane];
+                        let (r0, r1, r2, r3) = (row(img, 0), row(img, 1), row(img, 2), row(img, 3));
+                        for q0 in (0..qv).step_by(STEP) {
+                            let xs = block(&xc[q0 + shift..]);
+                            fma_into(&mut a0, xs, block(&r0[q0..]));
+                            fma_into(&mut a1, xs, block(&r1[q0..]));
+                            fma_into(&mut a2, xs, block(&r2[q0..]));
+                            fma_into(&mut a3, xs, block(&r3[q0..]));
+                        }
                     }
                     for (b, acc) in [a0, a1, a2, a3].iter().enumerate().take(g.c_out - o0) {
                         let at = ((o0 + b) * patch + c * kk + t) * L;
@@ -364,11 +384,10 @@ fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
 #[inline(always)]
 fn weight_lanes_wide(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
     let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
+    let images = xp.len() / (g.c_in * plane);
     for o0 in (0..g.c_out).step_by(2) {
         let o1 = (o0 + 1).min(g.c_out - 1);
-        let (r0, r1) = (&dyq[o0 * qv..(o0 + 1) * qv], &dyq[o1 * qv..(o1 + 1) * qv]);
         for c in 0..g.c_in {
-            let xc = &xp[c * plane..(c + 1) * plane];
             for t0 in (0..kk).step_by(TB) {
                 let shift: [usize; TB] = std::array::from_fn(|u| {
                     let t = (t0 + u).min(kk - 1);
@@ -376,20 +395,25 @@ fn weight_lanes_wide(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
                 });
                 // Named by constant indices only: the compiler keeps them in registers.
                 let mut a = [[0.0f32; STEP]; 2 * TB];
-                for q0 in (0..qv).step_by(STEP) {
-                    let (d0, d1) = (block(&r0[q0..]), block(&r1[q0..]));
-                    macro_rules! tap {
-                        ($u:literal) => {
-                            let x = block(&xc[q0 + shift[$u]..]);
-                            fma_into(&mut a[2 * $u], x, d0);
-                            fma_into(&mut a[2 * $u + 1], x, d1);
-                        };
+                for img in 0..images {
+                    let xc = &xp[(img * g.c_in + c) * plane..][..plane];
+                    let r = |o: usize| &dyq[(img * g.c_out + o) * qv..][..qv];
+                    let (r0, r1) = (r(o0), r(o1));
+                    for q0 in (0..qv).step_by(STEP) {
+                        let (d0, d1) = (block(&r0[q0..]), block(&r1[q0..]));
+                        macro_rules! tap {
+                            ($u:literal) => {
+                                let x = block(&xc[q0 + shift[$u]..]);
+                                fma_into(&mut a[2 * $u], x, d0);
+                                fma_into(&mut a[2 * $u + 1], x, d1);
+                            };
+                        }
+                        tap!(0);
+                        tap!(1);
+                        tap!(2);
+                        tap!(3);
+                        tap!(4);
                     }
-                    tap!(0);
-                    tap!(1);
-                    tap!(2);
-                    tap!(3);
-                    tap!(4);
                 }
                 for (u, pair) in a.chunks_exact(2).enumerate().take(kk - t0) {
                     for (b, acc) in pair.iter().enumerate().take(g.c_out - o0) {
