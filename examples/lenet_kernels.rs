@@ -67,7 +67,7 @@ struct ConvStage {
     z: Vec<f32>,
     a: Vec<f32>,
     q: Vec<f32>,
-    idx: Vec<u32>,
+    idx: Vec<u8>,
     grads: [Vec<f32>; 5],
     col: (Vec<f32>, Vec<f32>),
     /// The columns the forward pass keeps for the backward pass.

@@ -372,8 +372,10 @@ impl TrainConfig {
         let widths: u128 = sizes[1..].iter().sum();
         let threads = self.threads.max(1) as u128;
         let batch = self.batch_size as u128;
+        // The training batch, an evaluation batch per thread (256 rows, with room; see
+        // `eval`), and the diagnostics' sample.
+        let rows = batch + 500 * threads + 1000;
         let copies = 4 + threads + 3; // params, grads per thread, m, v, checkpoint
-        let rows = batch + 500 + 1000; // training batch, evaluation batch, sample
         let width = self.shape().width as u128;
         let floats = params * copies + rows * (widths * 5 + width) + self.conv_floats(rows);
         let n_train = self.limit_train.unwrap_or(n_train).min(n_train) as u128;
@@ -537,6 +539,13 @@ mod tests {
                 assert!(b - l + columns < b0 - l0, "{b} vs {l} at {tier}");
             }
         }
+        // Each thread evaluates a batch of 256 images in its own buffers.
+        let two = TrainConfig {
+            threads: 2,
+            ..lenet.clone()
+        }
+        .memory_estimate(60_000);
+        assert!(two > l0 + 256 * 6 * 28 * 28 * 4, "{two} vs {l0}");
     }
 
     #[test]

@@ -85,8 +85,14 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Reusable buffers for evaluating one model architecture.
+/// Reusable buffers for evaluating one model architecture, on one or more threads.
 pub struct Evaluator {
+    /// One per thread: each evaluates its own run of whole batches.
+    lanes: Vec<Lane>,
+}
+
+/// One thread's buffers.
+struct Lane {
     ws: Workspace,
     input: InputBuf,
     /// The model's first layer reads dense rows only (a policy never overrides it).
@@ -95,52 +101,79 @@ pub struct Evaluator {
     pick: Vec<u32>,
 }
 
+/// What one lane found: each batch's loss sum (in batch order), the predicted class
+/// of each image, and the confusion counts.
+struct Tally<'p> {
+    sums: &'p mut [f64],
+    predicted: &'p mut [u32],
+    confusion: Vec<Vec<u32>>,
+}
+
 impl Evaluator {
-    /// Buffers for `model`'s architecture.
-    pub fn new(model: &Mlp) -> Self {
-        Evaluator {
-            ws: Workspace::new(model, EVAL_BATCH, false),
-            input: model.input_buf(),
-            dense: model.dense_input(),
-            pick: Vec::with_capacity(EVAL_BATCH),
-        }
+    /// Buffers for `model`'s architecture, for `threads` threads (at least one, at
+    /// most the cores: more would only hold more buffers, the figures are the same).
+    pub fn new(model: &Mlp, threads: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_lanes(model, threads.clamp(1, cores))
+    }
+
+    /// Buffers for exactly `lanes` threads (at least one).
+    fn with_lanes(model: &Mlp, lanes: usize) -> Self {
+        let lanes = (0..lanes.max(1))
+            .map(|_| Lane {
+                ws: Workspace::new(model, EVAL_BATCH, false),
+                input: model.input_buf(),
+                dense: model.dense_input(),
+                pick: Vec::with_capacity(EVAL_BATCH),
+            })
+            .collect();
+        Evaluator { lanes }
     }
 
     /// The same, with the first layer's kernel chosen (default: by each batch).
     pub fn with_first_layer(mut self, policy: crate::nn::FirstLayer) -> Self {
-        if !self.dense {
-            self.input.policy = policy;
+        for lane in self.lanes.iter_mut().filter(|l| !l.dense) {
+            lane.input.policy = policy;
         }
         self
     }
 
-    /// Evaluate `model` on all of `data`, optionally calling `each` with every row's outputs.
+    /// Evaluate `model` on all of `data`, optionally calling `each` with every
+    /// image's index and predicted class, in image order. The threads take runs of
+    /// whole batches and each batch's loss is summed alone, then the sums in batch
+    /// order: the figures are the same bits on any number of threads.
     pub fn run(
         &mut self,
         model: &Mlp,
         data: &Dataset,
         loss: Loss,
-        mut each: impl FnMut(usize, &[f32]),
+        mut each: impl FnMut(usize, usize),
     ) -> Evaluation {
         let c = model.arch.classes();
-        let mut confusion = vec![vec![0u32; c]; c];
-        let mut total = 0.0f64;
-        let mut start = 0;
-        while start < data.len() {
-            let n = EVAL_BATCH.min(data.len() - start);
-            self.pick.clear();
-            self.pick.extend(start as u32..(start + n) as u32);
-            let labels = &data.labels[start..start + n];
-            let dense = |x: &mut [f32]| batch::images_range(data, start, x);
-            let x = self.input.eval(byte_rows(data), &self.pick, dense);
-            let out = model.forward_eval(&mut self.ws, x);
-            total += loss.sum(out, labels, c);
-            for (i, (row, &t)) in out.chunks_exact(c).zip(labels).enumerate() {
-                confusion[t as usize][argmax(row)] += 1;
-                each(start + i, row);
-            }
-            start += n;
+        let batches = data.len().div_ceil(EVAL_BATCH);
+        let (mut sums, mut predicted) = (vec![0.0f64; batches], vec![0u32; data.len()]);
+        let lanes = self.lanes.len().min(batches).max(1);
+        let mut tallies = split(&mut sums, &mut predicted, lanes, c);
+        if let Some(((start, tally), rest)) = tallies.split_first_mut() {
+            let (mine, others) = self.lanes.split_at_mut(1);
+            std::thread::scope(|scope| {
+                for (lane, (start, tally)) in others.iter_mut().zip(rest) {
+                    scope.spawn(move || lane.run(model, data, loss, *start, tally));
+                }
+                mine[0].run(model, data, loss, *start, tally);
+            });
         }
+        let mut confusion = vec![vec![0u32; c]; c];
+        for (_, t) in &tallies {
+            for (row, add) in confusion.iter_mut().zip(&t.confusion) {
+                row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
+            }
+        }
+        drop(tallies);
+        for (i, &p) in predicted.iter().enumerate() {
+            each(i, p as usize);
+        }
+        let total: f64 = sums.iter().fold(0.0, |t, &s| t + s);
         let correct: u32 = (0..c).map(|i| confusion[i][i]).sum();
         let n = data.len().max(1) as f64;
         Evaluation {
@@ -149,6 +182,58 @@ impl Evaluator {
                 acc: correct as f64 / n,
             },
             confusion,
+        }
+    }
+}
+
+/// Each of `lanes` lanes' first image and tally: runs of whole batches, as even as
+/// they come, over the per-batch `sums` and per-image `predicted`.
+fn split<'p>(
+    mut sums: &'p mut [f64],
+    mut predicted: &'p mut [u32],
+    lanes: usize,
+    classes: usize,
+) -> Vec<(usize, Tally<'p>)> {
+    let batches = sums.len();
+    (0..lanes)
+        .map(|k| {
+            let first = k * batches / lanes;
+            let take = (k + 1) * batches / lanes - first;
+            let images = (take * EVAL_BATCH).min(predicted.len());
+            let (s, rest) = std::mem::take(&mut sums).split_at_mut(take);
+            let (p, more) = std::mem::take(&mut predicted).split_at_mut(images);
+            (sums, predicted) = (rest, more);
+            let tally = Tally {
+                sums: s,
+                predicted: p,
+                confusion: vec![vec![0u32; classes]; classes],
+            };
+            (first * EVAL_BATCH, tally)
+        })
+        .collect()
+}
+
+impl Lane {
+    /// Evaluate the images from `start` on, a batch per entry of `tally.sums`.
+    fn run(&mut self, model: &Mlp, data: &Dataset, loss: Loss, start: usize, tally: &mut Tally) {
+        let c = model.arch.classes();
+        let mut start = start;
+        let mut done = 0;
+        for sum in tally.sums.iter_mut() {
+            let n = EVAL_BATCH.min(data.len() - start);
+            self.pick.clear();
+            self.pick.extend(start as u32..(start + n) as u32);
+            let labels = &data.labels[start..start + n];
+            let dense = |x: &mut [f32]| batch::images_range(data, start, x);
+            let x = self.input.eval(byte_rows(data), &self.pick, dense);
+            let out = model.forward_eval(&mut self.ws, x);
+            *sum = loss.sum(out, labels, c);
+            let predicted = &mut tally.predicted[done..done + n];
+            for ((row, &t), p) in out.chunks_exact(c).zip(labels).zip(predicted) {
+                *p = argmax(row) as u32;
+                tally.confusion[t as usize][*p as usize] += 1;
+            }
+            (start, done) = (start + n, done + n);
         }
     }
 }
@@ -170,9 +255,9 @@ pub fn byte_rows(data: &Dataset) -> RowSource<'_> {
     }
 }
 
-/// Evaluate `model` on `data` (a convenience over [`Evaluator`]).
-pub fn evaluate(model: &Mlp, data: &Dataset, loss: Loss) -> Evaluation {
-    Evaluator::new(model).run(model, data, loss, |_, _| {})
+/// Evaluate `model` on `data` with `threads` threads (a convenience over [`Evaluator`]).
+pub fn evaluate(model: &Mlp, data: &Dataset, loss: Loss, threads: usize) -> Evaluation {
+    Evaluator::new(model, threads).run(model, data, loss, |_, _| {})
 }
 
 #[cfg(test)]
@@ -191,5 +276,38 @@ mod tests {
         assert_eq!(e.per_class_acc(), vec![5.0 / 6.0, 0.7, 0.0]);
         assert_eq!(e.most_confused(5), vec![(1, 0, 3), (0, 1, 1)]);
         assert_eq!(argmax(&[0.1, 0.5, 0.5, -1.0]), 1);
+    }
+
+    /// Every figure and every prediction are the same bits on 1, 2 and 3 threads,
+    /// over batches that do not divide evenly (700 images: 256, 256, 188).
+    #[test]
+    fn any_number_of_threads_gives_the_same_figures() {
+        use crate::config::TrainConfig;
+        use rand::SeedableRng;
+        let n = 700;
+        let images = (0..n * crate::data::PIXELS)
+            .map(|i| ((i * 7919 + i / 97 * 31) % 251) as u8)
+            .collect();
+        let labels = (0..n).map(|i| (i * 7 % 10) as crate::data::Label).collect();
+        let data = Dataset::new(images, labels);
+        let cfg = TrainConfig::default();
+        let model = Mlp::new(cfg.arch(), cfg.init, &mut crate::nn::Rng::seed_from_u64(5));
+        let runs: Vec<_> = (1..=3)
+            .map(|lanes| {
+                let mut seen = Vec::new();
+                let e =
+                    Evaluator::with_lanes(&model, lanes)
+                        .run(&model, &data, cfg.loss, |i, p| seen.push((i, p)));
+                (e, seen)
+            })
+            .collect();
+        let (one, seen) = &runs[0];
+        assert_eq!(seen.len(), n);
+        assert!(seen.iter().enumerate().all(|(k, &(i, _))| k == i));
+        assert!(one.metrics.loss > 0.0 && one.confusion.iter().flatten().sum::<u32>() == n as u32);
+        for (e, s) in &runs[1..] {
+            assert_eq!(e.metrics.loss.to_bits(), one.metrics.loss.to_bits());
+            assert_eq!((e, s), (one, seen));
+        }
     }
 }

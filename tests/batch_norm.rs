@@ -65,6 +65,18 @@ fn a_saved_model_keeps_its_running_statistics_and_eval_uses_them() {
     let reset = d.join("fresh.safetensors");
     save_model(&reset, &fresh, meta.config.as_ref().unwrap()).unwrap();
     assert_ne!(eval_json(&reset)["loss"], want["loss"]);
+    // Two threads evaluate their batches with the saved statistics: the same report.
+    let (two, _) =
+        run_ok_with_stderr(
+            actlab()
+                .arg("eval")
+                .arg(&model)
+                .args(["--json", "--threads", "2"]),
+        );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&two).unwrap(),
+        got
+    );
 }
 
 #[test]

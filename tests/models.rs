@@ -31,8 +31,8 @@ fn save_load_round_trip_gives_identical_predictions() {
     assert_eq!(loaded.params, model.params);
     assert_eq!(meta.activations, cfg.activations());
     assert_eq!(
-        evaluate(&loaded, &split.test, cfg.loss),
-        evaluate(&model, &split.test, cfg.loss)
+        evaluate(&loaded, &split.test, cfg.loss, 1),
+        evaluate(&model, &split.test, cfg.loss, 1)
     );
     // PyTorch names and [out, in] layouts.
     let f = read_tensors(&path).unwrap();

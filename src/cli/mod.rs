@@ -68,6 +68,9 @@ struct EvalCmd {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Threads to evaluate on (the figures are the same on any number).
+    #[arg(long, default_value_t = 1, value_parser = help::whole)]
+    threads: usize,
 }
 
 #[derive(Args, Debug)]
@@ -267,6 +270,7 @@ pub fn main() -> Result<()> {
             c.data.data_dir.as_deref(),
             &c.fallback.get(c.loss),
             c.json,
+            c.threads,
         ),
         Command::Predict(c) => run::inference::predict_command(
             &c.model,

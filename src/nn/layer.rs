@@ -97,8 +97,8 @@ impl NormKind {
 pub struct LayerAux {
     /// A norm's moments (per channel or per sample).
     pub moments: Moments,
-    /// A max pool's positions of the maxima [n, out].
-    pub argmax: Vec<u32>,
+    /// A max pool's choice in each window, 0-3 in row-major order [n, out].
+    pub argmax: Vec<u8>,
     /// A batch norm's running statistics, as the pass starts (the network's) and as
     /// a training pass leaves them.
     pub running: Option<RunningStats>,

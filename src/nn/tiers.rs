@@ -365,3 +365,29 @@ fn the_portable_tier_runs_the_dense_first_layer() {
         );
     }
 }
+
+/// Both pools on LeNet-5's maps (6 x 28 x 28 and 16 x 10 x 10; and an odd 5 x 9
+/// one), forward and backward, with ties from the rounding of the noise to steps.
+#[test]
+fn pooling_gives_the_same_bits_at_every_tier() {
+    use super::pool::{PoolKind, PoolShape};
+    for dims in [(6, 28, 28), (16, 10, 10), (2, 5, 9)] {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            let (n, s) = (3, PoolShape::new(1, kind, dims).expect("a valid pool"));
+            let x: Vec<f32> = noise(n * s.in_len(), 7)
+                .iter()
+                .map(|v| (v * 8.0).round())
+                .collect();
+            let dy = noise(n * s.out_len(), 8);
+            let outs = each_tier(|| {
+                let (mut y, mut which) = (vec![0.0; n * s.out_len()], vec![0; n * s.out_len()]);
+                let mut dx = vec![1.0; n * s.in_len()];
+                s.forward(&x, n, &mut y, &mut which);
+                s.backward(&dy, &which, n, &mut dx);
+                y.extend(dx);
+                y
+            });
+            same_at_every_tier(&format!("{kind:?} pool on {dims:?}"), outs);
+        }
+    }
+}

@@ -282,9 +282,22 @@ fn time_activations(plan: &BenchPlan<'_>, split: &data::Split) -> Result<Timed> 
         }
         let (r, tr) = time_activation(plan, act, split, FirstLayer::Auto)?;
         if results.is_empty() {
-            eval_seconds = time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Auto);
-            eval_dense_seconds =
-                mlp.then(|| time_evaluation(&tr.model, split, tr.cfg.loss, FirstLayer::Dense));
+            eval_seconds = time_evaluation(
+                &tr.model,
+                split,
+                tr.cfg.loss,
+                FirstLayer::Auto,
+                plan.threads,
+            );
+            eval_dense_seconds = mlp.then(|| {
+                time_evaluation(
+                    &tr.model,
+                    split,
+                    tr.cfg.loss,
+                    FirstLayer::Dense,
+                    plan.threads,
+                )
+            });
         }
         match &reference {
             Some(d) if d.activation == r.activation => println!(
@@ -352,17 +365,18 @@ fn time_activation<'a>(
     Ok((r, tr))
 }
 
-/// The fastest of 3 evaluations of all training and test images.
+/// The fastest of 3 evaluations of all training and test images on `threads` threads.
 fn time_evaluation(
     model: &crate::nn::Mlp,
     split: &crate::data::Split,
     loss: crate::nn::Loss,
     first_layer: FirstLayer,
+    threads: usize,
 ) -> f64 {
     (0..3)
         .map(|_| {
             let t = Instant::now();
-            let mut e = Evaluator::new(model).with_first_layer(first_layer);
+            let mut e = Evaluator::new(model, threads).with_first_layer(first_layer);
             let a = e.run(model, &split.train, loss, |_, _| {});
             let b = e.run(model, &split.test, loss, |_, _| {});
             std::hint::black_box((a, b));

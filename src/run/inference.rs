@@ -99,20 +99,21 @@ struct EvalJson<'a> {
     most_confused: Vec<(usize, usize, u32)>,
 }
 
-/// `actlab eval MODEL`: metrics on the test set.
+/// `actlab eval MODEL`: metrics on the test set, evaluated on `threads` threads.
 pub fn eval_command(
     path: &Path,
     dataset: Option<DatasetName>,
     data_dir: Option<&Path>,
     fb: &Fallback,
     json: bool,
+    threads: usize,
 ) -> Result<()> {
     let (model, meta) = load(path, fb)?;
     let name = dataset.unwrap_or(meta.dataset);
     let split = data_for(path, &meta, dataset, data_dir)?;
     super::warn_if_modified(&split);
     super::require_test_images(&split)?;
-    let e = evaluate(&model, &split.test, meta.loss);
+    let e = evaluate(&model, &split.test, meta.loss, threads);
     if json {
         let j = EvalJson {
             model: path.display().to_string(),

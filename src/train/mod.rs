@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::diagnostics::Recorder;
-use crate::eval::{argmax, Evaluation, Evaluator};
+use crate::eval::{Evaluation, Evaluator};
 use crate::nn::{Mlp, Optimizer, Rng};
 use step::Crew;
 use worker::Run;
@@ -218,28 +218,37 @@ impl<'a> Trainer<'a> {
     }
 
     /// Evaluate on the validation set (the held-out part, or the test set without
-    /// one). The evaluation buffers live only for the pass, so runs side by side hold
+    /// one), on the run's threads. The evaluation buffers live only for the pass, so runs side by side hold
     /// only what training needs.
     pub fn validate(&mut self) -> Evaluation {
         let val = self.split.validation();
-        Evaluator::new(&self.model).run(&self.model, val, self.cfg.loss, |_, _| {})
+        Evaluator::new(&self.model, self.cfg.threads).run(
+            &self.model,
+            val,
+            self.cfg.loss,
+            |_, _| {},
+        )
     }
 
     /// Evaluate on the test set.
     pub fn evaluate_test(&mut self) -> Evaluation {
-        Evaluator::new(&self.model).run(&self.model, &self.split.test, self.cfg.loss, |_, _| {})
+        Evaluator::new(&self.model, self.cfg.threads).run(
+            &self.model,
+            &self.split.test,
+            self.cfg.loss,
+            |_, _| {},
+        )
     }
 
     /// Evaluate on the test set, listing the mistakes as (index, true, predicted).
     fn test_pass(&mut self) -> (Evaluation, Mistakes) {
         let mut wrong = Vec::new();
         let labels = &self.split.test.labels;
-        let test = Evaluator::new(&self.model).run(
+        let test = Evaluator::new(&self.model, self.cfg.threads).run(
             &self.model,
             &self.split.test,
             self.cfg.loss,
-            |i, row| {
-                let p = argmax(row);
+            |i, p| {
                 if p != labels[i] as usize {
                     wrong.push((i, labels[i] as usize, p));
                 }
@@ -271,7 +280,12 @@ impl<'a> Trainer<'a> {
 
     /// Evaluate on the whole training set, in evaluation mode.
     pub fn evaluate_train(&mut self) -> Evaluation {
-        Evaluator::new(&self.model).run(&self.model, &self.split.train, self.cfg.loss, |_, _| {})
+        Evaluator::new(&self.model, self.cfg.threads).run(
+            &self.model,
+            &self.split.train,
+            self.cfg.loss,
+            |_, _| {},
+        )
     }
 }
 

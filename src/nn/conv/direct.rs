@@ -20,6 +20,8 @@
 
 use super::ConvShape;
 
+mod channels;
+
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
 const L: usize = 16;
 /// Vectors along q per block of the correlation.
@@ -92,9 +94,12 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
-    let fwd = f.c_in * f.plane() + f.c_out * f.qv();
+    let fwd = f.c_in * f.plane() + s.weights();
     match train {
-        true => GROUP * fwd + f.c_in * f.plane() + s.weights() * L + TB * f.qv(),
+        true => {
+            let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
+            fwd + group + f.c_in * f.plane() + s.weights() * L + TB * f.qv()
+        }
         false => fwd,
     }
 }
@@ -110,12 +115,19 @@ pub(super) fn forward(
 ) {
     let g = Grid::forward(s);
     let (xp, rest) = scratch.split_at_mut(g.c_in * g.plane());
-    let out = &mut rest[..g.c_out * g.qv()];
     let (il, ol) = (s.in_len(), s.out_len());
+    if channels::runs(&g) {
+        let wt = &mut rest[..s.weights()];
+        channels::transpose(weight, &g, wt);
+        for img in 0..n {
+            pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
+            channels::forward(xp, wt, &g, bias, &mut y[img * ol..(img + 1) * ol]);
+        }
+        return;
+    }
     for img in 0..n {
         pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
-        correlate(xp, weight, &g, out);
-        unpad(out, &g, bias, &mut y[img * ol..(img + 1) * ol]);
+        correlate(xp, weight, &g, bias, &mut y[img * ol..(img + 1) * ol]);
     }
 }
 
@@ -180,17 +192,23 @@ fn pad(x: &[f32], (h, w): (usize, usize), p: usize, g: &Grid, xp: &mut [f32]) {
     }
 }
 
-/// Grid outputs [c_out, qv] into y [c_out, oh, ow], adding the bias.
-fn unpad(out: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
-    let qv = g.qv();
-    for (o, plane) in y.chunks_exact_mut(g.oh * g.ow).enumerate() {
-        let b = bias.map_or(0.0, |b| b[o]);
-        let src = &out[o * qv..(o + 1) * qv];
-        for (dst, row) in plane.chunks_exact_mut(g.ow).zip(src.chunks(g.wp)) {
-            for (v, &t) in dst.iter_mut().zip(row) {
-                *v = t + b;
+/// The outputs of one block of grid positions q0..q0 + STEP into their channel's
+/// plane [oh, ow] (the thrown-away positions skipped), adding the bias.
+#[inline(always)]
+fn store_block(acc: &[f32; STEP], q0: usize, g: &Grid, bias: f32, plane: &mut [f32]) {
+    let end = (q0 + STEP).min(g.oh * g.wp);
+    let mut q = q0;
+    while q < end {
+        let (row, col) = (q / g.wp, q % g.wp);
+        let stop = ((row + 1) * g.wp).min(end);
+        if col < g.ow {
+            let n = (g.ow - col).min(stop - q);
+            let dst = &mut plane[row * g.ow + col..][..n];
+            for (v, &a) in dst.iter_mut().zip(&acc[q - q0..]) {
+                *v = a + bias;
             }
         }
+        q = stop;
     }
 }
 
@@ -223,7 +241,8 @@ fn interior(dxp: &[f32], g: &Grid, p: usize, dx: &mut [f32]) {
 /// the planes take the taps in a fixed order.
 fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
     crate::simd_dispatch!((dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
-        let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
+        let (plane, qv, kk) = (g.plane(), g.qv(), g.k * g.k);
+        let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
         dxp[..g.c_in * plane].fill(0.0);
         for c in 0..g.c_in {
             let dxc = &mut dxp[c * plane..(c + 1) * plane];
@@ -231,24 +250,19 @@ fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: 
                 let tap: [usize; TB] = std::array::from_fn(|u| c * g.k * g.k + (t0 + u).min(kk - 1));
                 let shift = tap.map(|t| (t % kk / g.k) * g.wp + t % g.k);
                 for q0 in (0..qv).step_by(STEP) {
-                    // Named by constant indices only: the compiler keeps them in registers.
-                    let mut a = [[0.0f32; STEP]; TB];
-                    for o in 0..g.c_out {
-                        let d = block(&dyq[o * qv + q0..]);
-                        let w = &weight[o * patch..(o + 1) * patch];
-                        macro_rules! tap {
-                            ($u:literal) => {
-                                axpy_into(&mut a[$u], d, w[tap[$u]]);
-                            };
+                    let mut put = |u0: usize, a: &[[f32; STEP]]| {
+                        for (u, acc) in a.iter().enumerate() {
+                            stage[(u0 + u) * qv + q0..][..STEP].copy_from_slice(acc);
                         }
-                        tap!(0);
-                        tap!(1);
-                        tap!(2);
-                        tap!(3);
-                        tap!(4);
-                    }
-                    for (u, acc) in a.iter().enumerate() {
-                        stage[u * qv + q0..][..STEP].copy_from_slice(acc);
+                    };
+                    // All five taps' accumulators fit AVX-512's registers; AVX2's hold
+                    // two at a time. The sums are the same either way.
+                    if wide {
+                        put(0, &five_tap_sums(dyq, weight, g, q0, tap));
+                    } else {
+                        put(0, &tap_sums(dyq, weight, g, q0, [tap[0], tap[1]]));
+                        put(2, &tap_sums(dyq, weight, g, q0, [tap[2], tap[3]]));
+                        put(4, &tap_sums(dyq, weight, g, q0, [tap[4]]));
                     }
                 }
                 // Added tap by tap over the whole grid, not block by block: the five
@@ -263,6 +277,60 @@ fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: 
             }
         }
     })
+}
+
+/// For each of `N` taps, the sum over output channels o of weight[o, tap] * dyq[o,
+/// q0..q0 + STEP], one chain per lane in channel order.
+// Inlined into the calling tier's function, so compiled with its features.
+#[inline(always)]
+fn tap_sums<const N: usize>(
+    dyq: &[f32],
+    weight: &[f32],
+    g: &Grid,
+    q0: usize,
+    tap: [usize; N],
+) -> [[f32; STEP]; N] {
+    let (qv, patch) = (g.qv(), g.patch());
+    let mut a = [[0.0f32; STEP]; N];
+    for o in 0..g.c_out {
+        let d = block(&dyq[o * qv + q0..]);
+        let w = &weight[o * patch..(o + 1) * patch];
+        for (acc, &t) in a.iter_mut().zip(&tap) {
+            axpy_into(acc, d, w[t]);
+        }
+    }
+    a
+}
+
+/// `tap_sums` of five taps written out: a loop over them left the accumulators in
+/// memory.
+// Inlined into the calling tier's function, so compiled with its features.
+#[inline(always)]
+fn five_tap_sums(
+    dyq: &[f32],
+    weight: &[f32],
+    g: &Grid,
+    q0: usize,
+    tap: [usize; 5],
+) -> [[f32; STEP]; 5] {
+    let (qv, patch) = (g.qv(), g.patch());
+    // Named by constant indices only: the compiler keeps them in registers.
+    let mut a = [[0.0f32; STEP]; 5];
+    for o in 0..g.c_out {
+        let d = block(&dyq[o * qv + q0..]);
+        let w = &weight[o * patch..(o + 1) * patch];
+        macro_rules! tap {
+            ($u:literal) => {
+                axpy_into(&mut a[$u], d, w[tap[$u]]);
+            };
+        }
+        tap!(0);
+        tap!(1);
+        tap!(2);
+        tap!(3);
+        tap!(4);
+    }
+    a
 }
 
 /// The 16 lanes of one weight's gradient summed in a fixed order (pairwise).
@@ -280,17 +348,18 @@ fn sum_lanes(lane: &[f32]) -> f32 {
 }
 
 /// out[o, q] = sum over taps of weight[o, tap] * xp[c, q + i * wp + j], for all
-/// output channels and q < qv, in blocks of output channels.
-fn correlate(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
-    crate::simd_dispatch!((xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
+/// output channels and q < qv, in blocks of output channels; y [c_out, oh, ow] gets
+/// the outputs on the grid, plus the bias.
+fn correlate(xp: &[f32], weight: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
+    crate::simd_dispatch!((xp: &[f32], weight: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
         // Enough accumulators to cover the multiply-add's latency, as many as the
         // registers hold: 32 with AVX-512, 16 (half as wide) with AVX2.
         let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
         match g.c_out {
-            c if wide && c % 6 == 0 => correlate_blocks::<6>(xp, weight, g, out),
-            _ if wide => correlate_blocks::<4>(xp, weight, g, out),
-            c if c % 3 == 0 => correlate_blocks::<3>(xp, weight, g, out),
-            _ => correlate_blocks::<2>(xp, weight, g, out),
+            c if wide && c % 6 == 0 => correlate_blocks::<6>(xp, weight, g, bias, y),
+            _ if wide => correlate_blocks::<4>(xp, weight, g, bias, y),
+            c if c % 3 == 0 => correlate_blocks::<3>(xp, weight, g, bias, y),
+            _ => correlate_blocks::<2>(xp, weight, g, bias, y),
         }
     })
 }
@@ -299,8 +368,14 @@ fn correlate(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
 /// channel and drops the repeats).
 // Inlined into the calling tier's function, so compiled with its features.
 #[inline(always)]
-fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: &mut [f32]) {
-    let (plane, qv, patch) = (g.plane(), g.qv(), g.patch());
+fn correlate_blocks<const OB: usize>(
+    xp: &[f32],
+    weight: &[f32],
+    g: &Grid,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let (plane, qv, patch, pixels) = (g.plane(), g.qv(), g.patch(), g.oh * g.ow);
     for o0 in (0..g.c_out).step_by(OB) {
         let rows: [&[f32]; OB] = std::array::from_fn(|b| {
             let o = (o0 + b).min(g.c_out - 1);
@@ -324,7 +399,9 @@ fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: 
                 }
             }
             for (b, acc) in acc.iter().enumerate().take(g.c_out - o0) {
-                out[(o0 + b) * qv + q0..][..STEP].copy_from_slice(acc);
+                let o = o0 + b;
+                let bias = bias.map_or(0.0, |b| b[o]);
+                store_block(acc, q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
             }
         }
     }
@@ -333,8 +410,9 @@ fn correlate_blocks<const OB: usize>(xp: &[f32], weight: &[f32], g: &Grid, out: 
 /// lanes[o, tap, l] += the sum over q = l (mod 16) of dyq[o, q] * xp[c, q + shift]
 /// (shift = i * wp + j): the weight gradient of one image, kept in lanes until the
 /// batch is done.
-/// Four output channels at a time (a partial block repeats its last channel and
-/// drops the repeats), each in two vectors along q (two chains, added at the end).
+/// Two output channels at a time (a partial block repeats its last channel and drops
+/// the repeats; AVX2's 16 registers hold their accumulators), each in two vectors
+/// along q (two chains, added at the end).
 fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
     crate::simd_dispatch!((xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
         if crate::simd::tier() == crate::simd::Tier::Avx512 {
@@ -342,7 +420,7 @@ fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
         }
         let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
         let images = xp.len() / (g.c_in * plane);
-        for o0 in (0..g.c_out).step_by(4) {
+        for o0 in (0..g.c_out).step_by(2) {
             let row = |img: usize, b: usize| {
                 let o = img * g.c_out + (o0 + b).min(g.c_out - 1);
                 &dyq[o * qv..(o + 1) * qv]
@@ -352,19 +430,17 @@ fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
                     let (i, j) = (t / g.k, t % g.k);
                     let shift = i * g.wp + j;
                     // Named accumulators: the compiler keeps them in registers.
-                    let (mut a0, mut a1, mut a2, mut a3) = ([0.0f32; STEP], [0.0; STEP], [0.0; STEP], [0.0; STEP]);
+                    let (mut a0, mut a1) = ([0.0f32; STEP], [0.0; STEP]);
                     for img in 0..images {
                         let xc = &xp[(img * g.c_in + c) * plane..][..plane];
-                        let (r0, r1, r2, r3) = (row(img, 0), row(img, 1), row(img, 2), row(img, 3));
+                        let (r0, r1) = (row(img, 0), row(img, 1));
                         for q0 in (0..qv).step_by(STEP) {
                             let xs = block(&xc[q0 + shift..]);
                             fma_into(&mut a0, xs, block(&r0[q0..]));
                             fma_into(&mut a1, xs, block(&r1[q0..]));
-                            fma_into(&mut a2, xs, block(&r2[q0..]));
-                            fma_into(&mut a3, xs, block(&r3[q0..]));
                         }
                     }
-                    for (b, acc) in [a0, a1, a2, a3].iter().enumerate().take(g.c_out - o0) {
+                    for (b, acc) in [a0, a1].iter().enumerate().take(g.c_out - o0) {
                         let at = ((o0 + b) * patch + c * kk + t) * L;
                         for (l, lane) in lanes[at..at + L].iter_mut().enumerate() {
                             *lane += acc[l] + acc[L + l];
@@ -523,6 +599,38 @@ mod tests {
                         "{s:?} {what}[{i}]: {g} vs {e}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The channel-lane forward pass (16 or 32 channels on AVX-512) gives the grid's
+    /// bits: the same chain per output.
+    #[test]
+    fn channel_lanes_give_the_grid_bits() {
+        for (i, o, k, p) in [
+            ((6, 14, 14), 16, 5, 0),
+            ((3, 7, 23), 32, 3, 1),
+            ((2, 5, 4), 16, 2, 2),
+        ] {
+            let s = ConvShape::new(1, i, o, k, 1, p).unwrap();
+            let g = Grid::forward(&s);
+            let (w, b, x) = (
+                values(s.weights(), 31),
+                values(o, 32),
+                values(s.in_len(), 33),
+            );
+            let mut xp = vec![0.0; g.c_in * g.plane()];
+            pad(&x, (s.h, s.w), s.pad, &g, &mut xp);
+            let mut want = vec![f32::NAN; s.out_len()];
+            correlate(&xp, &w, &g, Some(&b), &mut want);
+            let mut wt = vec![0.0; s.weights()];
+            channels::transpose(&w, &g, &mut wt);
+            for (tier, got) in each_tier(|| {
+                let mut y = vec![f32::NAN; s.out_len()];
+                channels::forward(&xp, &wt, &g, Some(&b), &mut y);
+                y
+            }) {
+                assert!(got == want, "{s:?} at {tier}");
             }
         }
     }
