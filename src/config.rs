@@ -452,7 +452,7 @@ mod tests {
     }
 
     /// Batch norm on a linear layer: a last batch of one image is warned about, a
-    /// batch size of 1 refused, two threads said to train as one; conv-only batch
+    /// batch size of 1 refused, two threads without a warning; conv-only batch
     /// norm (BatchNorm2d) trains on one image.
     #[test]
     fn batch_norm_warnings_and_refusals() {
