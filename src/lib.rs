@@ -10,12 +10,13 @@
 //!    [`model_io`] (model files), over
 //! 5. [`train`], [`eval`], [`diagnostics`], [`predict`] (image preparation), [`config`],
 //! 6. [`nn`] (the model) and [`data`] (datasets), with
-//! 7. [`atomic`], [`faults`] and [`simd`] (the SIMD tier kernels run at) as plain
-//!    utilities for every layer.
+//! 7. [`atomic`], [`barrier`] (where a run's threads meet), [`faults`] and [`simd`]
+//!    (the SIMD tier kernels run at) as plain utilities for every layer.
 
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod barrier;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

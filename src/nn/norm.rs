@@ -11,7 +11,7 @@
 
 mod shared;
 
-pub use shared::{Exchange, PoisonOnPanic, Seat};
+pub use shared::{Exchange, Seat};
 
 /// PyTorch's default epsilon (a double there, added in f64 where PyTorch does).
 pub const EPS: f64 = 1e-5;

@@ -5,31 +5,28 @@
 //! few microseconds goes to sleep: waking it costs more than a phase's work is worth,
 //! and when it wakes late the first thread runs its share too. Here the threads stay
 //! for the whole epoch, thread k always on part k and worker k, and meet at a
-//! spinning barrier between phases (yielding the core after a while, so a busy
-//! machine is not starved). Thread 0 also does the step's serial work between them.
+//! barrier between phases that spins, then sleeps after a while, so a busy machine is
+//! not starved (`crate::barrier`). Thread 0 also does the step's serial work between them.
 //!
 //! Each part and worker sits behind its own lock, taken once per phase without
 //! contention (the barrier orders the phases): safe code, no shared mutation.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::split_layer::{rest_start, update_rest, Part, SplitFirst};
 use super::worker::{add_grads, check, sample_masks, worker_rows, Run, Worker};
 use super::{Divergence, Progress};
+use crate::barrier::Barrier;
 use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
 
-/// Spins before a waiting thread starts yielding its core (about 100 µs).
+/// Spins before a waiting thread goes to sleep (about 100 µs).
 const SPINS: u32 = 1 << 16;
 
 /// A barrier for the threads of one run, with the step's orders from thread 0.
 struct Team {
-    threads: usize,
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    /// Set when a thread panicked: the others stop waiting and panic too.
-    poisoned: AtomicBool,
+    barrier: Barrier,
     /// Set by thread 0 before the barrier after phase A when the epoch ends early.
     stop: AtomicBool,
     /// This step's update, or None when it diverged (no update, then stop).
@@ -39,10 +36,7 @@ struct Team {
 impl Team {
     fn new(threads: usize) -> Team {
         Team {
-            threads,
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            poisoned: AtomicBool::new(false),
+            barrier: Barrier::new(threads, SPINS, "run"),
             stop: AtomicBool::new(false),
             update: Mutex::new(None),
         }
@@ -50,25 +44,7 @@ impl Team {
 
     /// Wait until every thread arrives (what each did before is then seen by all).
     fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            return;
-        }
-        let mut spins = 0;
-        while self.generation.load(Ordering::Acquire) == generation {
-            assert!(
-                !self.poisoned.load(Ordering::Relaxed),
-                "another thread of this run panicked"
-            );
-            if spins < SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        self.barrier.wait();
     }
 
     fn update(&self) -> Option<StepScalars> {
@@ -77,17 +53,6 @@ impl Team {
 
     fn set_update(&self, s: Option<StepScalars>) {
         *self.update.lock().unwrap_or_else(PoisonError::into_inner) = s;
-    }
-}
-
-/// Poisons the team if its thread unwinds, so no other thread waits for it forever.
-struct PoisonOnPanic<'t>(&'t Team);
-
-impl Drop for PoisonOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.poisoned.store(true, Ordering::Relaxed);
-        }
     }
 }
 
@@ -197,7 +162,7 @@ impl Shared<'_, '_> {
     /// the serial work between them. The lead returns (loss sum, correct count), or
     /// None if the run diverged or was stopped; the others return None.
     fn run(&self, k: usize, steps: usize, mut lead: Option<Lead>) -> Option<(f64, usize)> {
-        let _poison = PoisonOnPanic(&self.team);
+        let _poison = self.team.barrier.poison_on_panic();
         let mut total = (0.0f64, 0usize);
         for step in 0..steps {
             let batch = self.batch(step);

@@ -94,13 +94,15 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
+    // Forward: the padded image and the transposed weights. Backward: a group's padded
+    // images and dy grids, the input gradient's planes and staging, the lanes.
     let fwd = f.c_in * f.plane() + s.weights();
-    match train {
-        true => {
-            let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
-            fwd + group + f.c_in * f.plane() + s.weights() * L + TB * f.qv()
-        }
-        false => fwd,
+    let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
+    let bwd = group + f.c_in * f.plane() + TB * f.qv() + s.weights() * L;
+    if train {
+        fwd.max(bwd)
+    } else {
+        fwd
     }
 }
 

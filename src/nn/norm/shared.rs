@@ -13,38 +13,26 @@
 //! meets every time, with zero sums ([`crate::nn::Mlp::sit_out`]). One worker (no
 //! [`Seat`]) keeps the serial kernels of `norm.rs` and their bits.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{apply_rows, block_grad_sums, dx_block, finish, groups, Channel, Terms};
 use super::{BatchNorm, Moments, NormError, RunningStats, BLOCK, GROUP};
+use crate::barrier::{Barrier, PoisonOnPanic};
 
 /// Spins before a waiting worker goes to sleep (a few microseconds: the workers of a
 /// step usually arrive close together; on a busy machine the one awaited may not be
 /// running, and a sleeping waiter gives it the core).
 const SPINS: u32 = 1 << 11;
-/// How often a sleeping worker looks whether another one panicked.
-const POLL: Duration = Duration::from_millis(50);
 
 /// Where the workers of one training step meet: a slot of partial sums per worker
 /// and a barrier.
 #[derive(Debug)]
 pub struct Exchange {
-    workers: usize,
     /// Two sets of slots, for alternate meetings: a worker writing meeting r + 1's
     /// slot cannot overwrite meeting r's before every worker has read it (it passed
     /// meeting r + 1's barrier, which every worker reaches after reading).
     slots: [Vec<Mutex<Vec<f64>>>; 2],
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    /// Workers asleep (or about to sleep) on `wake`.
-    sleepers: AtomicUsize,
-    /// Where waiters sleep after spinning.
-    sleep: Mutex<()>,
-    wake: Condvar,
-    /// Set when a worker panicked: the others stop waiting and panic too.
-    poisoned: AtomicBool,
+    barrier: Barrier,
 }
 
 impl Exchange {
@@ -52,68 +40,20 @@ impl Exchange {
     pub fn new(workers: usize) -> Arc<Exchange> {
         let set = || (0..workers).map(|_| Mutex::new(Vec::new())).collect();
         Arc::new(Exchange {
-            workers,
             slots: [set(), set()],
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
-            sleep: Mutex::new(()),
-            wake: Condvar::new(),
-            poisoned: AtomicBool::new(false),
+            barrier: Barrier::new(workers, SPINS, "batch-norm step"),
         })
     }
 
-    /// Wait until every worker arrives (what each wrote before is then seen by all):
-    /// spin a little, then sleep.
+    /// Wait until every worker arrives (what each wrote before is then seen by all).
     fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.workers {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            // Either a sleeper counted itself before this load, and is woken, or it
-            // reads the new generation before it sleeps (both sides SeqCst).
-            if self.sleepers.load(Ordering::SeqCst) > 0 {
-                drop(self.sleep.lock().unwrap_or_else(PoisonError::into_inner));
-                self.wake.notify_all();
-            }
-            return;
-        }
-        let passed = || self.generation.load(Ordering::SeqCst) != generation;
-        for _ in 0..SPINS {
-            if passed() {
-                return;
-            }
-            std::hint::spin_loop();
-        }
-        let mut guard = self.sleep.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        while !passed() {
-            if self.poisoned.load(Ordering::Relaxed) {
-                self.sleepers.fetch_sub(1, Ordering::SeqCst);
-                drop(guard);
-                panic!("another worker of this batch-norm step panicked");
-            }
-            let woken = self.wake.wait_timeout(guard, POLL);
-            guard = woken.unwrap_or_else(PoisonError::into_inner).0;
-        }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.barrier.wait();
     }
 
     /// A guard that poisons the exchange if its thread unwinds while holding it, so
     /// no other worker waits for it forever.
     pub fn poison_on_panic(&self) -> PoisonOnPanic<'_> {
-        PoisonOnPanic(self)
-    }
-}
-
-/// Poisons an [`Exchange`] when dropped during a panic.
-pub struct PoisonOnPanic<'e>(&'e Exchange);
-
-impl Drop for PoisonOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.poisoned.store(true, Ordering::Relaxed);
-        }
+        self.barrier.poison_on_panic()
     }
 }
 
