@@ -20,6 +20,22 @@
 
 use super::ConvShape;
 
+/// `$body` for u = 0, 1, .. below `$t` (at most 8), each u a constant: loops over
+/// blocks of accumulators left them in memory.
+macro_rules! each {
+    ($t:expr, |$u:ident| $body:expr) => {
+        each!(@ $t, $u, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $t:expr, $u:ident, $body:expr, $($n:literal)*) => {
+        $(
+            if $n < $t {
+                let $u = $n;
+                $body;
+            }
+        )*
+    };
+}
+
 mod channels;
 
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
@@ -429,6 +445,7 @@ fn correlate_blocks<const OB: usize>(
     y: &mut [f32],
 ) {
     let (plane, qv, patch, pixels) = (g.plane(), g.qv(), g.patch(), g.oh * g.ow);
+    const { assert!(OB <= 8, "each! counts to 8") };
     for o0 in (0..g.c_out).step_by(OB) {
         let rows: [&[f32]; OB] = std::array::from_fn(|b| {
             let o = (o0 + b).min(g.c_out - 1);
@@ -442,20 +459,15 @@ fn correlate_blocks<const OB: usize>(
                     let (line, taps) = (q0 + i * g.wp, (c * g.k + i) * g.k);
                     for j in 0..g.k {
                         let xs = block(&xc[line + j..]);
-                        for (acc, row) in acc.iter_mut().zip(&rows) {
-                            let w = row[taps + j];
-                            for (a, &v) in acc.iter_mut().zip(xs) {
-                                *a = v.mul_add(w, *a);
-                            }
-                        }
+                        each!(OB, |b| axpy_into(&mut acc[b], xs, rows[b][taps + j]));
                     }
                 }
             }
-            for (b, acc) in acc.iter().enumerate().take(g.c_out - o0) {
+            each!(OB, |b| if b < g.c_out - o0 {
                 let o = o0 + b;
                 let bias = bias.map_or(0.0, |b| b[o]);
-                store_block(acc, q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
-            }
+                store_block(&acc[b], q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
+            });
         }
     }
 }

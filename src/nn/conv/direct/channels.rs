@@ -20,22 +20,6 @@ const PB: usize = 10;
 /// Kernel columns per block of the weight gradient.
 const COLS: usize = 5;
 
-/// `$body` for u = 0, 1, .. below `$t` (at most 8), each u a constant: a loop over
-/// the taps left the accumulators in memory.
-macro_rules! each {
-    ($t:expr, |$u:ident| $body:expr) => {
-        each!(@ $t, $u, $body, 0 1 2 3 4 5 6 7)
-    };
-    (@ $t:expr, $u:ident, $body:expr, $($n:literal)*) => {
-        $(
-            if $n < $t {
-                let $u = $n;
-                $body;
-            }
-        )*
-    };
-}
-
 /// Whether the backward pass runs here: whole vectors of channels, at every tier (the
 /// sums do not depend on it).
 pub(super) fn grads(g: &Grid) -> bool {
