@@ -20,11 +20,11 @@
 
 use super::ConvShape;
 
-/// `$body` for u = 0, 1, .. below `$t` (at most 8), each u a constant: loops over
+/// `$body` for u = 0, 1, .. below `$t` (at most 16), each u a constant: loops over
 /// blocks of accumulators left them in memory.
 macro_rules! each {
     ($t:expr, |$u:ident| $body:expr) => {
-        each!(@ $t, $u, $body, 0 1 2 3 4 5 6 7)
+        each!(@ $t, $u, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
     };
     (@ $t:expr, $u:ident, $body:expr, $($n:literal)*) => {
         $(
@@ -227,7 +227,7 @@ impl<'a> Sums<'a> {
         let weights = g.c_out * g.patch();
         let scratch = &mut scratch[..Self::len(g)];
         scratch.fill(0.0);
-        if channels::grads(g) {
+        if channels::runs(g) {
             let (dwt, dyt) = scratch.split_at_mut(weights);
             Sums::Channels { dwt, dyt }
         } else {
@@ -445,7 +445,7 @@ fn correlate_blocks<const OB: usize>(
     y: &mut [f32],
 ) {
     let (plane, qv, patch, pixels) = (g.plane(), g.qv(), g.patch(), g.oh * g.ow);
-    const { assert!(OB <= 8, "each! counts to 8") };
+    const { assert!(OB <= 16, "each! counts to 16") };
     for o0 in (0..g.c_out).step_by(OB) {
         let rows: [&[f32]; OB] = std::array::from_fn(|b| {
             let o = (o0 + b).min(g.c_out - 1);

@@ -15,21 +15,18 @@
 
 use super::{Grid, L};
 
-/// Output positions per block: ten accumulators of 16 lanes.
-const PB: usize = 10;
+/// Output positions per block of the forward pass on AVX-512: ten accumulators of 16
+/// lanes.
+const PB_WIDE: usize = 10;
+/// Output positions per block on AVX2 (two registers per 16 lanes).
+const PB_NARROW: usize = 5;
 /// Kernel columns per block of the weight gradient.
 const COLS: usize = 5;
 
-/// Whether the backward pass runs here: whole vectors of channels, at every tier (the
-/// sums do not depend on it).
-pub(super) fn grads(g: &Grid) -> bool {
-    g.c_out.is_multiple_of(L)
-}
-
-/// Whether the forward pass runs here: AVX-512 (its 32 registers) and whole vectors
-/// of channels.
+/// Whether these kernels run: whole vectors of channels, at every tier with FMA (the
+/// values do not depend on the tier).
 pub(super) fn runs(g: &Grid) -> bool {
-    g.c_out.is_multiple_of(L) && crate::simd::tier() == crate::simd::Tier::Avx512
+    g.c_out.is_multiple_of(L)
 }
 
 /// wt[tap, o] = weight[o, tap].
@@ -45,58 +42,70 @@ pub(super) fn transpose(weight: &[f32], g: &Grid, wt: &mut [f32]) {
 /// y = conv(xp, weight) + bias for one padded image.
 pub(super) fn forward(xp: &[f32], wt: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
     crate::simd_dispatch!((xp: &[f32], wt: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
-        let pixels = g.oh * g.ow;
-        for o0 in (0..g.c_out).step_by(L) {
-            for oy in 0..g.oh {
-                for ox0 in (0..g.ow).step_by(PB) {
-                    // The row's last block ends at its end (recomputing a few outputs
-                    // of the one before it, the same bits); a row shorter than a block
-                    // reads the zeros after it and drops those outputs.
-                    let start = ox0.min(g.ow.saturating_sub(PB));
-                    let a = block(xp, wt, g, o0, oy * g.wp + start);
-                    for (u, acc) in a.iter().enumerate().take(g.ow - start) {
-                        for (l, &v) in acc.iter().enumerate() {
-                            let o = o0 + l;
-                            y[o * pixels + oy * g.ow + start + u] = v + bias.map_or(0.0, |b| b[o]);
-                        }
+        if crate::simd::tier() == crate::simd::Tier::Avx512 {
+            forward_blocks::<PB_WIDE>(xp, wt, g, bias, y)
+        } else {
+            forward_blocks::<PB_NARROW>(xp, wt, g, bias, y)
+        }
+    })
+}
+
+/// `forward` in blocks of `PB` output positions along a row.
+// Inlined into the calling tier's function, so compiled with its features.
+#[inline(always)]
+fn forward_blocks<const PB: usize>(
+    xp: &[f32],
+    wt: &[f32],
+    g: &Grid,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let pixels = g.oh * g.ow;
+    for o0 in (0..g.c_out).step_by(L) {
+        for oy in 0..g.oh {
+            for ox0 in (0..g.ow).step_by(PB) {
+                // The row's last block ends at its end (recomputing a few outputs of the
+                // one before it, the same bits); a row shorter than a block reads the
+                // zeros after it and drops those outputs.
+                let start = ox0.min(g.ow.saturating_sub(PB));
+                let a = block::<PB>(xp, wt, g, o0, oy * g.wp + start);
+                for (u, acc) in a.iter().enumerate().take(g.ow - start) {
+                    for (l, &v) in acc.iter().enumerate() {
+                        let o = o0 + l;
+                        y[o * pixels + oy * g.ow + start + u] = v + bias.map_or(0.0, |b| b[o]);
                     }
                 }
             }
         }
-    })
+    }
 }
 
 /// The sums of channels o0..o0 + 16 at the `PB` positions from grid position `at`.
 // Inlined into the calling tier's function, so compiled with its features.
 #[inline(always)]
-fn block(xp: &[f32], wt: &[f32], g: &Grid, o0: usize, at: usize) -> [[f32; L]; PB] {
+fn block<const PB: usize>(
+    xp: &[f32],
+    wt: &[f32],
+    g: &Grid,
+    o0: usize,
+    at: usize,
+) -> [[f32; L]; PB] {
+    const { assert!(PB <= 16, "each! counts to 16") };
     let plane = g.plane();
     // Named by constant indices only: the compiler keeps them in registers.
     let mut a = [[0.0f32; L]; PB];
     for c in 0..g.c_in {
         for i in 0..g.k {
+            // One kernel row's inputs and weights, sliced once so that the taps' reads
+            // need no checks.
+            let xs = &xp[c * plane + at + i * g.wp..][..g.k - 1 + PB];
+            let ws = &wt[(c * g.k + i) * g.k * g.c_out + o0..][..(g.k - 1) * g.c_out + L];
             for j in 0..g.k {
-                let from = c * plane + at + i * g.wp + j;
-                let x: &[f32; PB] = xp[from..].first_chunk().expect("planes end in zeros");
-                let tap = (c * g.k + i) * g.k + j;
-                let w: &[f32; L] = wt[tap * g.c_out + o0..]
+                let x: &[f32; PB] = xs[j..].first_chunk().expect("planes end in zeros");
+                let w: &[f32; L] = ws[j * g.c_out..]
                     .first_chunk()
                     .expect("whole vectors of channels");
-                macro_rules! pos {
-                    ($u:literal) => {
-                        fma_lanes(&mut a[$u], x[$u], w);
-                    };
-                }
-                pos!(0);
-                pos!(1);
-                pos!(2);
-                pos!(3);
-                pos!(4);
-                pos!(5);
-                pos!(6);
-                pos!(7);
-                pos!(8);
-                pos!(9);
+                each!(PB, |u| fma_lanes(&mut a[u], x[u], w));
             }
         }
     }
@@ -169,7 +178,7 @@ fn weight_block<const R: usize>(
     (c, o0, i0, j0): (usize, usize, usize, usize),
     dwt: &mut [f32],
 ) -> usize {
-    const { assert!(R <= 8 && COLS <= 8, "each! counts to 8") };
+    const { assert!(R <= 16 && COLS <= 16, "each! counts to 16") };
     let (plane, kk, pixels) = (g.plane(), g.k * g.k, g.oh * g.ow);
     let images = xp.len() / (g.c_in * plane);
     let cols = (g.k - j0).min(COLS);
