@@ -37,15 +37,16 @@ macro_rules! each {
 }
 
 mod channels;
+mod images;
 
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
 const L: usize = 16;
+/// Taps per block of the weight gradient on the grid (AVX-512).
+const TB: usize = 5;
 /// Vectors along q per block of the correlation.
 const QB: usize = 2;
 /// Positions per block of the correlation: grids are rounded up to it.
 const STEP: usize = L * QB;
-/// Taps per block of the gradients.
-const TB: usize = 5;
 /// Images per pass of the weight gradient: its sums run on over the group's images
 /// before they are added to the lanes.
 const GROUP: usize = 8;
@@ -110,11 +111,12 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
-    // Forward: the padded image and the transposed weights. Backward: a group's padded
-    // images and dy grids, the input gradient's planes and staging, the lanes.
+    // Forward: the padded image and the transposed weights. Backward: the weight
+    // gradient's sums, then a group's padded images and dy grids, or the input
+    // gradient's group of dy and dx planes.
     let fwd = f.c_in * f.plane() + s.weights();
     let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
-    let bwd = group + f.c_in * f.plane() + TB * f.qv() + Sums::len(&f);
+    let bwd = Sums::len(&f) + group.max(images::scratch_len(&f));
     if train {
         fwd.max(bwd)
     } else {
@@ -158,16 +160,30 @@ pub(super) fn backward(
     dy: &[f32],
     n: usize,
     dweight: &mut [f32],
-    mut dx: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    let f = Grid::forward(s);
+    let (sums, rest) = scratch.split_at_mut(Sums::len(&f));
+    let mut sums = Sums::new(&f, sums);
+    weight_grad(s, (x, dy, n), &mut sums, rest);
+    sums.finish(&f, &mut dweight[..s.weights()]);
+    if let Some(dx) = dx {
+        input_grad(s, weight, (dy, n), dx, rest);
+    }
+}
+
+/// The weight gradient's sums over `n` images, a group of them at a time.
+fn weight_grad(
+    s: &ConvShape,
+    (x, dy, n): (&[f32], &[f32], usize),
+    sums: &mut Sums,
     scratch: &mut [f32],
 ) {
     let f = Grid::forward(s);
     let (xl, ql) = (f.c_in * f.plane(), f.c_out * f.qv());
     let (xp, rest) = scratch.split_at_mut(GROUP * xl);
-    let (dyq, rest) = rest.split_at_mut(GROUP * ql);
-    let (dxp, rest) = rest.split_at_mut(xl);
-    let (stage, rest) = rest.split_at_mut(TB * f.qv());
-    let mut sums = Sums::new(&f, rest);
+    let dyq = &mut rest[..GROUP * ql];
     let (il, ol) = (s.in_len(), s.out_len());
     for g0 in (0..n).step_by(GROUP) {
         let gs = GROUP.min(n - g0);
@@ -181,26 +197,39 @@ pub(super) fn backward(
                 &mut xp[g * xl..][..xl],
             );
             let dy = &dy[img * ol..][..ol];
-            on_grid(dy, &f, &mut dyq[g * ql..][..ql]);
-            if let Sums::Channels { dyt, .. } = &mut sums {
-                channels::transpose_dy(dy, &f, &mut dyt[g * ol..][..ol]);
+            match sums {
+                Sums::Lanes(_) => on_grid(dy, &f, &mut dyq[g * ql..][..ql]),
+                Sums::Channels { dyt, .. } => {
+                    channels::transpose_dy(dy, &f, &mut dyt[g * ol..][..ol])
+                }
             }
         }
-        match &mut sums {
+        match sums {
             Sums::Lanes(lanes) => weight_lanes(&xp[..gs * xl], &dyq[..gs * ql], &f, lanes),
             Sums::Channels { dwt, dyt } => {
                 channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], &f, dwt)
             }
         }
-        let Some(dx) = dx.as_deref_mut() else {
-            continue;
-        };
-        for g in 0..gs {
-            input_scatter(&dyq[g * ql..][..ql], weight, &f, dxp, stage);
-            interior(dxp, &f, s.pad, &mut dx[(g0 + g) * il..][..il]);
-        }
     }
-    sums.finish(&f, &mut dweight[..s.weights()]);
+}
+
+/// dx for `n` images, 16 at a time in the lanes (`images`).
+fn input_grad(
+    s: &ConvShape,
+    weight: &[f32],
+    (dy, n): (&[f32], usize),
+    dx: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let f = Grid::forward(s);
+    let (dyi, dxi) = scratch.split_at_mut(f.c_out * images::pixels(&f) * images::IMAGES);
+    let (il, ol) = (s.in_len(), s.out_len());
+    for g0 in (0..n).step_by(images::IMAGES) {
+        let gs = images::IMAGES.min(n - g0);
+        images::gather(&dy[g0 * ol..][..gs * ol], &f, dyi);
+        images::scatter(dyi, weight, &f, dxi);
+        images::spread(dxi, &f, s.pad, &mut dx[g0 * il..][..gs * il]);
+    }
 }
 
 /// Where the weight gradient is summed until the batch is done.
@@ -291,115 +320,6 @@ fn on_grid(dy: &[f32], g: &Grid, dyq: &mut [f32]) {
             dyq[at..at + g.ow].copy_from_slice(row);
         }
     }
-}
-
-/// dx [c_in, h, w] = the inside of the padded planes dxp (padding p cut off).
-fn interior(dxp: &[f32], g: &Grid, p: usize, dx: &mut [f32]) {
-    let (plane, w) = (g.plane(), g.wp - 2 * p);
-    for (c, dst) in dx.chunks_exact_mut((g.hp - 2 * p) * w).enumerate() {
-        for (r, row) in dst.chunks_exact_mut(w).enumerate() {
-            let at = c * plane + (r + p) * g.wp + p;
-            row.copy_from_slice(&dxp[at..at + w]);
-        }
-    }
-}
-
-/// dxp[c, q + shift(tap)] += sum over o of weight[o, c, tap] * dyq[o, q]: the input
-/// gradient scattered onto the padded planes, five taps at a time (a partial block
-/// repeats its last tap and drops it). Each tap's sum over channels is one chain;
-/// the planes take the taps in a fixed order.
-fn input_scatter(dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
-    crate::simd_dispatch!((dyq: &[f32], weight: &[f32], g: &Grid, dxp: &mut [f32], stage: &mut [f32]) {
-        let (plane, qv, kk) = (g.plane(), g.qv(), g.k * g.k);
-        let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
-        dxp[..g.c_in * plane].fill(0.0);
-        for c in 0..g.c_in {
-            let dxc = &mut dxp[c * plane..(c + 1) * plane];
-            for t0 in (0..kk).step_by(TB) {
-                let tap: [usize; TB] = std::array::from_fn(|u| c * g.k * g.k + (t0 + u).min(kk - 1));
-                let shift = tap.map(|t| (t % kk / g.k) * g.wp + t % g.k);
-                for q0 in (0..qv).step_by(STEP) {
-                    let mut put = |u0: usize, a: &[[f32; STEP]]| {
-                        for (u, acc) in a.iter().enumerate() {
-                            stage[(u0 + u) * qv + q0..][..STEP].copy_from_slice(acc);
-                        }
-                    };
-                    // All five taps' accumulators fit AVX-512's registers; AVX2's hold
-                    // two at a time. The sums are the same either way.
-                    if wide {
-                        put(0, &five_tap_sums(dyq, weight, g, q0, tap));
-                    } else {
-                        put(0, &tap_sums(dyq, weight, g, q0, [tap[0], tap[1]]));
-                        put(2, &tap_sums(dyq, weight, g, q0, [tap[2], tap[3]]));
-                        put(4, &tap_sums(dyq, weight, g, q0, [tap[4]]));
-                    }
-                }
-                // Added tap by tap over the whole grid, not block by block: the five
-                // taps' blocks overlap, and reading a block just written one value
-                // over stalls the loads on the stores.
-                for (u, &sh) in shift.iter().enumerate().take(kk - t0) {
-                    let add = &stage[u * qv..(u + 1) * qv];
-                    for (v, &add) in dxc[sh..sh + qv].iter_mut().zip(add) {
-                        *v += add;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// For each of `N` taps, the sum over output channels o of weight[o, tap] * dyq[o,
-/// q0..q0 + STEP], one chain per lane in channel order.
-// Inlined into the calling tier's function, so compiled with its features.
-#[inline(always)]
-fn tap_sums<const N: usize>(
-    dyq: &[f32],
-    weight: &[f32],
-    g: &Grid,
-    q0: usize,
-    tap: [usize; N],
-) -> [[f32; STEP]; N] {
-    let (qv, patch) = (g.qv(), g.patch());
-    let mut a = [[0.0f32; STEP]; N];
-    for o in 0..g.c_out {
-        let d = block(&dyq[o * qv + q0..]);
-        let w = &weight[o * patch..(o + 1) * patch];
-        for (acc, &t) in a.iter_mut().zip(&tap) {
-            axpy_into(acc, d, w[t]);
-        }
-    }
-    a
-}
-
-/// `tap_sums` of five taps written out: a loop over them left the accumulators in
-/// memory.
-// Inlined into the calling tier's function, so compiled with its features.
-#[inline(always)]
-fn five_tap_sums(
-    dyq: &[f32],
-    weight: &[f32],
-    g: &Grid,
-    q0: usize,
-    tap: [usize; 5],
-) -> [[f32; STEP]; 5] {
-    let (qv, patch) = (g.qv(), g.patch());
-    // Named by constant indices only: the compiler keeps them in registers.
-    let mut a = [[0.0f32; STEP]; 5];
-    for o in 0..g.c_out {
-        let d = block(&dyq[o * qv + q0..]);
-        let w = &weight[o * patch..(o + 1) * patch];
-        macro_rules! tap {
-            ($u:literal) => {
-                axpy_into(&mut a[$u], d, w[tap[$u]]);
-            };
-        }
-        tap!(0);
-        tap!(1);
-        tap!(2);
-        tap!(3);
-        tap!(4);
-    }
-    a
 }
 
 /// The 16 lanes of one weight's gradient summed in a fixed order (pairwise).
