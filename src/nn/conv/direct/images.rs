@@ -22,7 +22,7 @@ const P: usize = 2;
 /// Taps per block on AVX-512: ten accumulators.
 const TAPS_WIDE: usize = 5;
 /// Taps per block on AVX2 (two registers per 16 lanes) and the portable tier.
-const TAPS_NARROW: usize = 3;
+const TAPS_NARROW: usize = 2;
 
 /// Output positions of a group's dy, rounded up to whole blocks.
 pub(super) fn pixels(g: &Grid) -> usize {
