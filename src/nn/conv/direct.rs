@@ -41,8 +41,6 @@ mod images;
 
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
 const L: usize = 16;
-/// Taps per block of the weight gradient on the grid (AVX-512).
-const TB: usize = 5;
 /// Vectors along q per block of the correlation.
 const QB: usize = 2;
 /// Positions per block of the correlation: grids are rounded up to it.
@@ -112,10 +110,10 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
     // Forward: the padded image and the transposed weights. Backward: the weight
-    // gradient's sums, then a group's padded images and dy grids, or the input
-    // gradient's group of dy and dx planes.
+    // gradient's sums, then a group's padded images (channels in the lanes) or a
+    // group's dy, dx and x planes (images in the lanes).
     let fwd = f.c_in * f.plane() + s.weights();
-    let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
+    let group = GROUP * f.c_in * f.plane();
     let bwd = Sums::len(&f) + group.max(images::scratch_len(&f));
     if train {
         fwd.max(bwd)
@@ -166,75 +164,71 @@ pub(super) fn backward(
     let f = Grid::forward(s);
     let (sums, rest) = scratch.split_at_mut(Sums::len(&f));
     let mut sums = Sums::new(&f, sums);
-    weight_grad(s, (x, dy, n), &mut sums, rest);
-    sums.finish(&f, &mut dweight[..s.weights()]);
-    if let Some(dx) = dx {
-        input_grad(s, weight, (dy, n), dx, rest);
+    let lanes = match &mut sums {
+        Sums::Channels { dwt, dyt } => {
+            channel_weight_grad(s, (x, dy, n), (dwt, dyt), rest);
+            None
+        }
+        Sums::Lanes(lanes) => Some(&mut **lanes),
+    };
+    if lanes.is_some() || dx.is_some() {
+        image_grads(s, weight, (x, dy, n), (lanes, dx), rest);
     }
+    sums.finish(&f, &mut dweight[..s.weights()]);
 }
 
-/// The weight gradient's sums over `n` images, a group of them at a time.
-fn weight_grad(
+/// The weight gradient's sums with channels in the lanes, a group of images at a time.
+fn channel_weight_grad(
     s: &ConvShape,
     (x, dy, n): (&[f32], &[f32], usize),
-    sums: &mut Sums,
+    (dwt, dyt): (&mut [f32], &mut [f32]),
     scratch: &mut [f32],
 ) {
     let f = Grid::forward(s);
-    let (xl, ql) = (f.c_in * f.plane(), f.c_out * f.qv());
-    let (xp, rest) = scratch.split_at_mut(GROUP * xl);
-    let dyq = &mut rest[..GROUP * ql];
+    let xl = f.c_in * f.plane();
+    let xp = &mut scratch[..GROUP * xl];
     let (il, ol) = (s.in_len(), s.out_len());
     for g0 in (0..n).step_by(GROUP) {
         let gs = GROUP.min(n - g0);
         for g in 0..gs {
             let img = g0 + g;
-            pad(
-                &x[img * il..][..il],
-                (s.h, s.w),
-                s.pad,
-                &f,
-                &mut xp[g * xl..][..xl],
-            );
-            let dy = &dy[img * ol..][..ol];
-            match sums {
-                Sums::Lanes(_) => on_grid(dy, &f, &mut dyq[g * ql..][..ql]),
-                Sums::Channels { dyt, .. } => {
-                    channels::transpose_dy(dy, &f, &mut dyt[g * ol..][..ol])
-                }
-            }
+            pad(&x[img * il..][..il], (s.h, s.w), s.pad, &f, &mut xp[g * xl..][..xl]);
+            channels::transpose_dy(&dy[img * ol..][..ol], &f, &mut dyt[g * ol..][..ol]);
         }
-        match sums {
-            Sums::Lanes(lanes) => weight_lanes(&xp[..gs * xl], &dyq[..gs * ql], &f, lanes),
-            Sums::Channels { dwt, dyt } => {
-                channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], &f, dwt)
-            }
-        }
+        channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], &f, dwt);
     }
 }
 
-/// dx for `n` images, 16 at a time in the lanes (`images`).
-fn input_grad(
+/// With 16 images in the lanes (`images`): the weight gradient's sums if `lanes` is
+/// given, and dx if given.
+fn image_grads(
     s: &ConvShape,
     weight: &[f32],
-    (dy, n): (&[f32], usize),
-    dx: &mut [f32],
+    (x, dy, n): (&[f32], &[f32], usize),
+    (mut lanes, mut dx): (Option<&mut [f32]>, Option<&mut [f32]>),
     scratch: &mut [f32],
 ) {
     let f = Grid::forward(s);
-    let (dyi, dxi) = scratch.split_at_mut(f.c_out * images::pixels(&f) * images::IMAGES);
+    let (dyi, rest) = scratch.split_at_mut(f.c_out * images::pixels(&f) * images::IMAGES);
+    let (dxi, xi) = rest.split_at_mut(f.c_in * f.hp * f.wp * images::IMAGES);
     let (il, ol) = (s.in_len(), s.out_len());
     for g0 in (0..n).step_by(images::IMAGES) {
         let gs = images::IMAGES.min(n - g0);
         images::gather(&dy[g0 * ol..][..gs * ol], &f, dyi);
-        images::scatter(dyi, weight, &f, dxi);
-        images::spread(dxi, &f, s.pad, &mut dx[g0 * il..][..gs * il]);
+        if let Some(lanes) = lanes.as_deref_mut() {
+            images::planes(&x[g0 * il..][..gs * il], (s.h, s.w), s.pad, &f, xi);
+            images::weight_sums(xi, dyi, &f, lanes);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            images::scatter(dyi, weight, &f, dxi);
+            images::spread(dxi, &f, s.pad, &mut dx[g0 * il..][..gs * il]);
+        }
     }
 }
 
 /// Where the weight gradient is summed until the batch is done.
 enum Sums<'a> {
-    /// On the grid: 16 lanes per weight (`weight_lanes`).
+    /// With images in the lanes: 16 lanes per weight (`images::weight_sums`).
     Lanes(&'a mut [f32]),
     /// With channels in the lanes (`channels::weight_grad`): the gradient transposed,
     /// and a group's dy transposed.
@@ -310,18 +304,6 @@ fn store_block(acc: &[f32; STEP], q0: usize, g: &Grid, bias: f32, plane: &mut [f
     }
 }
 
-/// dy [c_out, oh, ow] laid on the forward grid [c_out, qv], zeros elsewhere.
-fn on_grid(dy: &[f32], g: &Grid, dyq: &mut [f32]) {
-    let qv = g.qv();
-    dyq[..g.c_out * qv].fill(0.0);
-    for (o, plane) in dy.chunks_exact(g.oh * g.ow).enumerate() {
-        for (r, row) in plane.chunks_exact(g.ow).enumerate() {
-            let at = o * qv + r * g.wp;
-            dyq[at..at + g.ow].copy_from_slice(row);
-        }
-    }
-}
-
 /// The 16 lanes of one weight's gradient summed in a fixed order (pairwise).
 fn sum_lanes(lane: &[f32]) -> f32 {
     let mut v = [0.0f32; L];
@@ -392,116 +374,11 @@ fn correlate_blocks<const OB: usize>(
     }
 }
 
-/// lanes[o, tap, l] += the sum over q = l (mod 16) of dyq[o, q] * xp[c, q + shift]
-/// (shift = i * wp + j): the weight gradient of one image, kept in lanes until the
-/// batch is done.
-/// Two output channels at a time (a partial block repeats its last channel and drops
-/// the repeats; AVX2's 16 registers hold their accumulators), each in two vectors
-/// along q (two chains, added at the end).
-fn weight_lanes(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
-    crate::simd_dispatch!((xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
-        if crate::simd::tier() == crate::simd::Tier::Avx512 {
-            return weight_lanes_wide(xp, dyq, g, lanes);
-        }
-        let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
-        let images = xp.len() / (g.c_in * plane);
-        for o0 in (0..g.c_out).step_by(2) {
-            let row = |img: usize, b: usize| {
-                let o = img * g.c_out + (o0 + b).min(g.c_out - 1);
-                &dyq[o * qv..(o + 1) * qv]
-            };
-            for c in 0..g.c_in {
-                for t in 0..kk {
-                    let (i, j) = (t / g.k, t % g.k);
-                    let shift = i * g.wp + j;
-                    // Named accumulators: the compiler keeps them in registers.
-                    let (mut a0, mut a1) = ([0.0f32; STEP], [0.0; STEP]);
-                    for img in 0..images {
-                        let xc = &xp[(img * g.c_in + c) * plane..][..plane];
-                        let (r0, r1) = (row(img, 0), row(img, 1));
-                        for q0 in (0..qv).step_by(STEP) {
-                            let xs = block(&xc[q0 + shift..]);
-                            fma_into(&mut a0, xs, block(&r0[q0..]));
-                            fma_into(&mut a1, xs, block(&r1[q0..]));
-                        }
-                    }
-                    for (b, acc) in [a0, a1].iter().enumerate().take(g.c_out - o0) {
-                        let at = ((o0 + b) * patch + c * kk + t) * L;
-                        for (l, lane) in lanes[at..at + L].iter_mut().enumerate() {
-                            *lane += acc[l] + acc[L + l];
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// `weight_lanes` with the 32 registers of AVX-512: two output channels by five taps
-/// at a time (partial blocks repeat their last channel or tap and drop the repeats),
-/// so each read of dy serves five taps and each shifted read of x two channels. The
-/// same sums in the same order as the narrow version.
-// Inlined into the calling tier's function, so compiled with its features.
-#[inline(always)]
-fn weight_lanes_wide(xp: &[f32], dyq: &[f32], g: &Grid, lanes: &mut [f32]) {
-    let (plane, qv, patch, kk) = (g.plane(), g.qv(), g.patch(), g.k * g.k);
-    let images = xp.len() / (g.c_in * plane);
-    for o0 in (0..g.c_out).step_by(2) {
-        let o1 = (o0 + 1).min(g.c_out - 1);
-        for c in 0..g.c_in {
-            for t0 in (0..kk).step_by(TB) {
-                let shift: [usize; TB] = std::array::from_fn(|u| {
-                    let t = (t0 + u).min(kk - 1);
-                    (t / g.k) * g.wp + t % g.k
-                });
-                // Named by constant indices only: the compiler keeps them in registers.
-                let mut a = [[0.0f32; STEP]; 2 * TB];
-                for img in 0..images {
-                    let xc = &xp[(img * g.c_in + c) * plane..][..plane];
-                    let r = |o: usize| &dyq[(img * g.c_out + o) * qv..][..qv];
-                    let (r0, r1) = (r(o0), r(o1));
-                    for q0 in (0..qv).step_by(STEP) {
-                        let (d0, d1) = (block(&r0[q0..]), block(&r1[q0..]));
-                        macro_rules! tap {
-                            ($u:literal) => {
-                                let x = block(&xc[q0 + shift[$u]..]);
-                                fma_into(&mut a[2 * $u], x, d0);
-                                fma_into(&mut a[2 * $u + 1], x, d1);
-                            };
-                        }
-                        tap!(0);
-                        tap!(1);
-                        tap!(2);
-                        tap!(3);
-                        tap!(4);
-                    }
-                }
-                for (u, pair) in a.chunks_exact(2).enumerate().take(kk - t0) {
-                    for (b, acc) in pair.iter().enumerate().take(g.c_out - o0) {
-                        let at = ((o0 + b) * patch + c * kk + t0 + u) * L;
-                        for (l, lane) in lanes[at..at + L].iter_mut().enumerate() {
-                            *lane += acc[l] + acc[L + l];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// acc += d * w lane by lane, one rounding each.
 #[inline(always)]
 fn axpy_into(acc: &mut [f32; STEP], d: &[f32; STEP], w: f32) {
     for l in 0..STEP {
         acc[l] = d[l].mul_add(w, acc[l]);
-    }
-}
-
-/// acc += x * d lane by lane, one rounding each.
-#[inline(always)]
-fn fma_into(acc: &mut [f32; STEP], x: &[f32; STEP], d: &[f32; STEP]) {
-    for l in 0..STEP {
-        acc[l] = x[l].mul_add(d[l], acc[l]);
     }
 }
 

@@ -19,33 +19,70 @@ pub(super) const IMAGES: usize = L;
 /// Output positions per block (the same at every tier: the order of the additions
 /// depends on it).
 const P: usize = 2;
-/// Taps per block on AVX-512: ten accumulators.
+/// Taps per block on AVX-512 (ten accumulators for the input gradient, fifteen for
+/// the weight gradient).
 const TAPS_WIDE: usize = 5;
-/// Taps per block on AVX2 (two registers per 16 lanes) and the portable tier.
+/// Taps per block on AVX2 (two registers per 16 lanes) and the portable tier: with
+/// three, the input gradient's accumulators spilled.
 const TAPS_NARROW: usize = 2;
+/// Output channels per block of the weight gradient on AVX-512.
+const OUTS_WIDE: usize = 3;
+/// Output channels per block of the weight gradient on AVX2 and the portable tier.
+const OUTS_NARROW: usize = 2;
 
 /// Output positions of a group's dy, rounded up to whole blocks.
 pub(super) fn pixels(g: &Grid) -> usize {
     (g.oh * g.ow).div_ceil(P) * P
 }
 
-/// Values of a group's dy and padded dx planes.
+/// Values per padded input plane: the image, then zeros for the reads of taps past
+/// the kernel's last column.
+pub(super) fn plane(g: &Grid) -> usize {
+    g.hp * g.wp + L
+}
+
+/// Values of a group's dy, padded dx planes and padded x planes.
 pub(super) fn scratch_len(g: &Grid) -> usize {
-    (g.c_out * pixels(g) + g.c_in * g.hp * g.wp) * IMAGES
+    (g.c_out * pixels(g) + g.c_in * g.hp * g.wp + g.c_in * plane(g)) * IMAGES
+}
+
+/// xi[c, q, m] = the padded planes of the group's images x[m] [c_in, h, w] (zeros
+/// around them, after them, and for missing images).
+pub(super) fn planes(x: &[f32], (h, w): (usize, usize), pad: usize, g: &Grid, xi: &mut [f32]) {
+    let (pl, il) = (plane(g), g.c_in * h * w);
+    let count = x.len() / il;
+    let xi = &mut xi[..g.c_in * pl * IMAGES];
+    xi.fill(0.0);
+    for c in 0..g.c_in {
+        for r in 0..h {
+            let at = c * pl + (r + pad) * g.wp + pad;
+            let dst = &mut xi[at * IMAGES..][..w * IMAGES];
+            for (col, lanes) in dst.chunks_exact_mut(IMAGES).enumerate() {
+                let from = (c * h + r) * w + col;
+                for (m, v) in lanes.iter_mut().enumerate() {
+                    *v = if m < count { x[m * il + from] } else { 0.0 };
+                }
+            }
+        }
+    }
 }
 
 /// dyi[o, p, m] = dy[m, o, p] for the group's images m (zeros for missing images and
-/// the positions past the last).
+/// the positions past the last). Written lane by lane in order: the lanes of one
+/// position share a cache line.
 pub(super) fn gather(dy: &[f32], g: &Grid, dyi: &mut [f32]) {
     let (px, real) = (pixels(g), g.oh * g.ow);
-    let dyi = &mut dyi[..g.c_out * px * IMAGES];
-    dyi.fill(0.0);
-    for (m, image) in dy.chunks_exact(g.c_out * real).enumerate().take(IMAGES) {
-        for (o, plane) in image.chunks_exact(real).enumerate() {
-            for (p, &d) in plane.iter().enumerate() {
-                dyi[(o * px + p) * IMAGES + m] = d;
+    let ol = g.c_out * real;
+    let count = dy.len() / ol;
+    for (o, plane) in dyi[..g.c_out * px * IMAGES].chunks_exact_mut(px * IMAGES).enumerate() {
+        let (inside, past) = plane.split_at_mut(real * IMAGES);
+        for (p, lanes) in inside.chunks_exact_mut(IMAGES).enumerate() {
+            let from = o * real + p;
+            for (m, v) in lanes.iter_mut().enumerate() {
+                *v = if m < count { dy[m * ol + from] } else { 0.0 };
             }
         }
+        past.fill(0.0);
     }
 }
 
@@ -53,12 +90,16 @@ pub(super) fn gather(dy: &[f32], g: &Grid, dyi: &mut [f32]) {
 /// the group's images.
 pub(super) fn spread(dxi: &[f32], g: &Grid, pad: usize, dx: &mut [f32]) {
     let (h, w) = (g.hp - 2 * pad, g.wp - 2 * pad);
-    for (m, image) in dx.chunks_exact_mut(g.c_in * h * w).enumerate().take(IMAGES) {
-        for (c, plane) in image.chunks_exact_mut(h * w).enumerate() {
-            for (r, row) in plane.chunks_exact_mut(w).enumerate() {
-                let at = c * g.hp * g.wp + (r + pad) * g.wp + pad;
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v = dxi[(at + x) * IMAGES + m];
+    let il = g.c_in * h * w;
+    let count = dx.len() / il;
+    for c in 0..g.c_in {
+        for r in 0..h {
+            let at = c * g.hp * g.wp + (r + pad) * g.wp + pad;
+            let src = &dxi[at * IMAGES..][..w * IMAGES];
+            for (col, lanes) in src.chunks_exact(IMAGES).enumerate() {
+                let to = (c * h + r) * w + col;
+                for (m, &v) in lanes.iter().enumerate().take(count) {
+                    dx[m * il + to] = v;
                 }
             }
         }
@@ -141,6 +182,91 @@ fn taps<const T: usize>(
             }
         });
     });
+}
+
+/// lanes[o, tap, m] += the sum over output positions of dy[m, o, p] * x[m, c, p +
+/// shift(tap)] for the group (xi as `planes` lays it, dyi as `gather` does): the
+/// weight gradient of image m in lane m, one chain per lane over the groups in order
+/// and the positions in row order, summed over the lanes when the batch is done.
+pub(super) fn weight_sums(xi: &[f32], dyi: &[f32], g: &Grid, lanes: &mut [f32]) {
+    crate::simd_dispatch!((xi: &[f32], dyi: &[f32], g: &Grid, lanes: &mut [f32]) {
+        let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
+        for c in 0..g.c_in {
+            for i in 0..g.k {
+                if wide {
+                    for o0 in (0..g.c_out).step_by(OUTS_WIDE) {
+                        for j0 in (0..g.k).step_by(TAPS_WIDE) {
+                            let at = (o0, c, i, j0);
+                            weight_block::<OUTS_WIDE, TAPS_WIDE>(xi, dyi, g, at, lanes);
+                        }
+                    }
+                } else {
+                    for o0 in (0..g.c_out).step_by(OUTS_NARROW) {
+                        for j0 in (0..g.k).step_by(TAPS_NARROW) {
+                            let at = (o0, c, i, j0);
+                            weight_block::<OUTS_NARROW, TAPS_NARROW>(xi, dyi, g, at, lanes);
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `weight_sums` for output channels o0..o0 + `OB`, input channel c and the `T` taps
+/// (i, j0..j0 + T) (partial blocks repeat their last channel and tap, and drop the
+/// repeats).
+// Inlined into the calling tier's function, so compiled with its features.
+#[inline(always)]
+fn weight_block<const OB: usize, const T: usize>(
+    xi: &[f32],
+    dyi: &[f32],
+    g: &Grid,
+    (o0, c, i, j0): (usize, usize, usize, usize),
+    lanes: &mut [f32],
+) {
+    const { assert!(T <= 16 && OB <= 16, "each! counts to 16") };
+    let (px, patch) = (pixels(g), g.patch());
+    let at = |b: usize, u: usize| {
+        let o = (o0 + b).min(g.c_out - 1);
+        (o * patch + (c * g.k + i) * g.k + (j0 + u).min(g.k - 1)) * L
+    };
+    // Named by constant indices only: the compiler keeps them in registers.
+    let mut a = [[[0.0f32; L]; T]; OB];
+    each!(OB, |b| each!(T, |u| a[b][u] = lanes_at(&lanes[at(b, u)..])));
+    for oy in 0..g.oh {
+        let xs = &xi[(c * plane(g) + (oy + i) * g.wp + j0) * IMAGES..][..(g.ow - 1 + T) * IMAGES];
+        let ds: [&[f32]; OB] = std::array::from_fn(|b| {
+            let o = (o0 + b).min(g.c_out - 1);
+            &dyi[(o * px + oy * g.ow) * IMAGES..][..g.ow * IMAGES]
+        });
+        for ox in 0..g.ow {
+            let x: [&[f32; L]; T] = std::array::from_fn(|u| {
+                xs[(ox + u) * IMAGES..].first_chunk().expect("sliced to fit")
+            });
+            each!(OB, |b| {
+                let d: &[f32; L] = ds[b][ox * IMAGES..].first_chunk().expect("sliced to fit");
+                each!(T, |u| fma_pairs(&mut a[b][u], x[u], d));
+            });
+        }
+    }
+    each!(OB, |b| each!(T, |u| if o0 + b < g.c_out && j0 + u < g.k {
+        lanes[at(b, u)..][..L].copy_from_slice(&a[b][u]);
+    }));
+}
+
+/// The `L` values at the start of `v`.
+#[inline(always)]
+fn lanes_at(v: &[f32]) -> [f32; L] {
+    *v.first_chunk().expect("whole vectors")
+}
+
+/// acc += x * d lane by lane, one rounding each.
+#[inline(always)]
+fn fma_pairs(acc: &mut [f32; L], x: &[f32; L], d: &[f32; L]) {
+    for l in 0..L {
+        acc[l] = x[l].mul_add(d[l], acc[l]);
+    }
 }
 
 /// acc += d * w lane by lane, one rounding each.
