@@ -20,6 +20,22 @@
 
 use super::ConvShape;
 
+/// `$body` for u = 0, 1, .. below `$t` (at most 8), each u a constant: loops over
+/// blocks of accumulators left them in memory.
+macro_rules! each {
+    ($t:expr, |$u:ident| $body:expr) => {
+        each!(@ $t, $u, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $t:expr, $u:ident, $body:expr, $($n:literal)*) => {
+        $(
+            if $n < $t {
+                let $u = $n;
+                $body;
+            }
+        )*
+    };
+}
+
 mod channels;
 
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
@@ -98,7 +114,7 @@ pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     // images and dy grids, the input gradient's planes and staging, the lanes.
     let fwd = f.c_in * f.plane() + s.weights();
     let group = GROUP * (f.c_in * f.plane() + f.c_out * f.qv());
-    let bwd = group + f.c_in * f.plane() + TB * f.qv() + s.weights() * L;
+    let bwd = group + f.c_in * f.plane() + TB * f.qv() + Sums::len(&f);
     if train {
         fwd.max(bwd)
     } else {
@@ -151,33 +167,84 @@ pub(super) fn backward(
     let (dyq, rest) = rest.split_at_mut(GROUP * ql);
     let (dxp, rest) = rest.split_at_mut(xl);
     let (stage, rest) = rest.split_at_mut(TB * f.qv());
-    let lanes = &mut rest[..s.weights() * L];
-    lanes.fill(0.0);
+    let mut sums = Sums::new(&f, rest);
     let (il, ol) = (s.in_len(), s.out_len());
     for g0 in (0..n).step_by(GROUP) {
         let gs = GROUP.min(n - g0);
         for g in 0..gs {
             let img = g0 + g;
-            let xp = &mut xp[g * xl..(g + 1) * xl];
-            pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &f, xp);
-            on_grid(
-                &dy[img * ol..(img + 1) * ol],
+            pad(
+                &x[img * il..][..il],
+                (s.h, s.w),
+                s.pad,
                 &f,
-                &mut dyq[g * ql..(g + 1) * ql],
+                &mut xp[g * xl..][..xl],
             );
+            let dy = &dy[img * ol..][..ol];
+            on_grid(dy, &f, &mut dyq[g * ql..][..ql]);
+            if let Sums::Channels { dyt, .. } = &mut sums {
+                channels::transpose_dy(dy, &f, &mut dyt[g * ol..][..ol]);
+            }
         }
-        weight_lanes(&xp[..gs * xl], &dyq[..gs * ql], &f, lanes);
+        match &mut sums {
+            Sums::Lanes(lanes) => weight_lanes(&xp[..gs * xl], &dyq[..gs * ql], &f, lanes),
+            Sums::Channels { dwt, dyt } => {
+                channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], &f, dwt)
+            }
+        }
         let Some(dx) = dx.as_deref_mut() else {
             continue;
         };
         for g in 0..gs {
-            let img = g0 + g;
-            input_scatter(&dyq[g * ql..(g + 1) * ql], weight, &f, dxp, stage);
-            interior(dxp, &f, s.pad, &mut dx[img * il..(img + 1) * il]);
+            input_scatter(&dyq[g * ql..][..ql], weight, &f, dxp, stage);
+            interior(dxp, &f, s.pad, &mut dx[(g0 + g) * il..][..il]);
         }
     }
-    for (d, lane) in dweight[..s.weights()].iter_mut().zip(lanes.chunks_exact(L)) {
-        *d = sum_lanes(lane);
+    sums.finish(&f, &mut dweight[..s.weights()]);
+}
+
+/// Where the weight gradient is summed until the batch is done.
+enum Sums<'a> {
+    /// On the grid: 16 lanes per weight (`weight_lanes`).
+    Lanes(&'a mut [f32]),
+    /// With channels in the lanes (`channels::weight_grad`): the gradient transposed,
+    /// and a group's dy transposed.
+    Channels {
+        dwt: &'a mut [f32],
+        dyt: &'a mut [f32],
+    },
+}
+
+impl<'a> Sums<'a> {
+    /// Values the sums take for grid `g`, the larger of the two kinds.
+    fn len(g: &Grid) -> usize {
+        let weights = g.c_out * g.patch();
+        (weights * L).max(weights + GROUP * g.c_out * g.oh * g.ow)
+    }
+
+    /// Zeroed sums of the kind `g` runs, in `scratch`.
+    fn new(g: &Grid, scratch: &'a mut [f32]) -> Self {
+        let weights = g.c_out * g.patch();
+        let scratch = &mut scratch[..Self::len(g)];
+        scratch.fill(0.0);
+        if channels::grads(g) {
+            let (dwt, dyt) = scratch.split_at_mut(weights);
+            Sums::Channels { dwt, dyt }
+        } else {
+            Sums::Lanes(&mut scratch[..weights * L])
+        }
+    }
+
+    /// The weight gradient [c_out, patch] from the sums.
+    fn finish(&self, g: &Grid, dweight: &mut [f32]) {
+        match self {
+            Sums::Lanes(lanes) => {
+                for (d, lane) in dweight.iter_mut().zip(lanes.chunks_exact(L)) {
+                    *d = sum_lanes(lane);
+                }
+            }
+            Sums::Channels { dwt, .. } => channels::untranspose(dwt, g, dweight),
+        }
     }
 }
 
@@ -378,6 +445,7 @@ fn correlate_blocks<const OB: usize>(
     y: &mut [f32],
 ) {
     let (plane, qv, patch, pixels) = (g.plane(), g.qv(), g.patch(), g.oh * g.ow);
+    const { assert!(OB <= 8, "each! counts to 8") };
     for o0 in (0..g.c_out).step_by(OB) {
         let rows: [&[f32]; OB] = std::array::from_fn(|b| {
             let o = (o0 + b).min(g.c_out - 1);
@@ -391,20 +459,15 @@ fn correlate_blocks<const OB: usize>(
                     let (line, taps) = (q0 + i * g.wp, (c * g.k + i) * g.k);
                     for j in 0..g.k {
                         let xs = block(&xc[line + j..]);
-                        for (acc, row) in acc.iter_mut().zip(&rows) {
-                            let w = row[taps + j];
-                            for (a, &v) in acc.iter_mut().zip(xs) {
-                                *a = v.mul_add(w, *a);
-                            }
-                        }
+                        each!(OB, |b| axpy_into(&mut acc[b], xs, rows[b][taps + j]));
                     }
                 }
             }
-            for (b, acc) in acc.iter().enumerate().take(g.c_out - o0) {
+            each!(OB, |b| if b < g.c_out - o0 {
                 let o = o0 + b;
                 let bias = bias.map_or(0.0, |b| b[o]);
-                store_block(acc, q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
-            }
+                store_block(&acc[b], q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
+            });
         }
     }
 }
@@ -535,8 +598,10 @@ mod tests {
     use crate::nn::conv::tests::values;
     use crate::simd::{each_tier, with_tier, Tier};
 
-    /// Stride-1 shapes around the blocks: channel counts of 1, 3, 4, 6 and 16 (every
-    /// block size), padding 0 to beyond the kernel, grids shorter and longer than one block.
+    /// Stride-1 shapes around the blocks: channel counts of 1, 3, 4, 6, 16 and 32 (every
+    /// block size, and channels in lanes), padding 0 to beyond the kernel, grids
+    /// shorter and longer than one block, kernels of 1 to 7 (rows and columns in
+    /// whole and partial blocks).
     fn shapes() -> Vec<ConvShape> {
         [
             ((1, 28, 28), 6, 5, 2),
@@ -545,6 +610,8 @@ mod tests {
             ((3, 5, 9), 4, 2, 1),
             ((16, 3, 3), 1, 1, 0),
             ((2, 4, 5), 5, 2, 3),
+            ((3, 7, 23), 32, 3, 1),
+            ((2, 9, 8), 16, 7, 3),
         ]
         .into_iter()
         .map(|(i, o, k, p)| ConvShape::new(1, i, o, k, 1, p).unwrap())
