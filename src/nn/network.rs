@@ -37,9 +37,11 @@ pub struct Mlp {
 /// A training forward pass, kept for its backward pass.
 pub struct Trace<'a> {
     ws: &'a mut Workspace,
-    /// The first layer's input; None when its outputs were computed elsewhere (and
-    /// its gradient is too).
+    /// The first layer's input; None when the outputs of the layers below `from` were
+    /// computed elsewhere (and their gradients are too).
     input: Option<TrainInput<'a>>,
+    /// The first layer the pass ran (1 after a first layer run here).
+    from: usize,
     n: usize,
 }
 
@@ -171,7 +173,7 @@ impl Mlp {
         let n = x.rows();
         self.load_stats(ws);
         self.first_forward(ws, x, n, false);
-        self.forward_from(ws, n, false);
+        self.forward_from(ws, 1, n, false);
         ws.outputs(n)
     }
 
@@ -183,35 +185,48 @@ impl Mlp {
         let n = Input::from(x).rows();
         self.load_stats(ws);
         self.first_forward(ws, x.into(), n, true);
-        self.forward_from(ws, n, true);
+        self.forward_from(ws, 1, n, true);
         Trace {
             ws,
             input: Some(x),
+            from: 1,
             n,
         }
     }
 
-    /// Training forward pass over `n` rows whose first-layer outputs a caller already
-    /// wrote into `ws` ([`Workspace::output_of_mut`] of layer 0); the trace's backward
-    /// pass stops at the first layer's output gradient.
-    pub fn forward_train_above_first<'a>(&self, ws: &'a mut Workspace, n: usize) -> Trace<'a> {
+    /// Training forward pass over `n` rows from layer `from` (at least 1), whose input
+    /// (the output of layer `from - 1`) a caller already wrote into `ws`
+    /// ([`Workspace::output_of_mut`]); the trace's backward pass stops at that
+    /// output's gradient ([`Workspace::grad_of`] of layer `from - 1`).
+    pub fn forward_train_above<'a>(
+        &self,
+        ws: &'a mut Workspace,
+        from: usize,
+        n: usize,
+    ) -> Trace<'a> {
         assert!(ws.trains(), "a training pass needs a training workspace");
+        assert!(from >= 1, "layer 0 reads the batch's input");
         self.load_stats(ws);
-        self.forward_from(ws, n, true);
-        Trace { ws, input: None, n }
+        self.forward_from(ws, from, n, true);
+        Trace {
+            ws,
+            input: None,
+            from,
+            n,
+        }
     }
 
-    /// A training pass over no rows, for a worker whose share of a split batch is
-    /// empty: only batch norm's meetings with the other workers, with zero sums, in
-    /// the order a pass over rows has them (forward, then backward). Its gradients
-    /// stay zero.
-    pub fn sit_out(&self, ws: &mut Workspace, grads: &mut [f32]) {
+    /// A training pass over no rows from layer `from`, for a worker whose share of a
+    /// split batch is empty: only the meetings with the other workers of the batch
+    /// norms at or above `from`, with zero sums, in the order a pass over rows has
+    /// them (forward, then backward). Its gradients stay zero.
+    pub fn sit_out(&self, ws: &mut Workspace, from: usize, grads: &mut [f32]) {
         if ws.seat.is_none() {
             return;
         }
         self.load_stats(ws);
         let Workspace { aux, col, seat, .. } = ws;
-        let norms: Vec<usize> = (self.layers.iter().enumerate())
+        let norms: Vec<usize> = (self.layers.iter().enumerate().skip(from))
             .filter(|(_, l)| matches!(l, Layer::Norm { stats: Some(_), .. }))
             .map(|(i, _)| i)
             .collect();
@@ -297,8 +312,8 @@ impl Mlp {
         self.layers[0].forward(&mut c, &x[..n * width], &mut y[..len]);
     }
 
-    /// Layers 1.. in order; in evaluation, dropout layers pass their input on.
-    fn forward_from(&self, ws: &mut Workspace, n: usize, train: bool) {
+    /// Layers `from..` in order; in evaluation, dropout layers pass their input on.
+    fn forward_from(&self, ws: &mut Workspace, from: usize, n: usize, train: bool) {
         let cap = ws.cap.max(1);
         let rows = |v: &[f32]| n * (v.len() / cap);
         let Workspace {
@@ -309,8 +324,8 @@ impl Mlp {
             seat,
             ..
         } = ws;
-        let mut src = 0;
-        for (i, layer) in self.layers.iter().enumerate().skip(1) {
+        let mut src = from - 1;
+        for (i, layer) in self.layers.iter().enumerate().skip(from) {
             if !train && layer.training_only() {
                 continue;
             }
@@ -340,9 +355,10 @@ impl Trace<'_> {
 
     /// The backward pass: every parameter's gradient of the batch-mean loss into
     /// `grads` (shaped like the parameters); `batch` is the size the mean is taken
-    /// over (the pass's rows may be a slice of it). Without the first layer's input,
-    /// its weight and bias gradients are left untouched and the gradient at its
-    /// output is left in the workspace ([`Workspace::grad_of`] of layer 0).
+    /// over (the pass's rows may be a slice of it). A pass from layer `from` (see
+    /// [`Mlp::forward_train_above`]) leaves the gradients of the layers below it
+    /// untouched and the gradient at its input in the workspace
+    /// ([`Workspace::grad_of`] of layer `from - 1`).
     pub fn backward(
         self,
         net: &Mlp,
@@ -351,7 +367,7 @@ impl Trace<'_> {
         loss: Loss,
         grads: &mut [f32],
     ) {
-        let n = self.n;
+        let (n, from) = (self.n, self.from);
         let Workspace {
             cap,
             out,
@@ -368,7 +384,7 @@ impl Trace<'_> {
         let dy = &mut grad[last];
         let len = rows(dy);
         loss.grad(y, targets, net.arch.classes(), batch, &mut dy[..len]);
-        for i in (1..=last).rev() {
+        for i in (from..=last).rev() {
             let mut ctx = Ctx {
                 params: &net.params,
                 n,

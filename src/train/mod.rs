@@ -17,6 +17,7 @@ use worker::Run;
 
 mod figures;
 mod split_layer;
+mod split_norm;
 mod step;
 mod team;
 mod worker;
@@ -316,7 +317,7 @@ mod tests {
     /// Whether the trainer's next epoch splits the first layer across threads.
     fn epoch_splits(tr: &mut Trainer) -> bool {
         let (crew, run) = tr.parts(1);
-        crew.split.fits(&crew.workers[0].input, &run)
+        crew.strategy(&run) == step::Strategy::Team
     }
 
     /// Gradients of one batch with `threads` workers.
@@ -431,6 +432,55 @@ mod tests {
         assert!(!na.is_empty() && na.len() == nb.len());
         for (x, y) in na.iter().flatten().zip(nb.iter().flatten()) {
             assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-3), "{x} vs {y}");
+        }
+    }
+
+    /// Batch norm on two threads splits the first layer (the parts run the norm after
+    /// it, the workers meet for the one above), not the pool; after one step the first
+    /// norm's running statistics are one thread's bit for bit (the same sums in the
+    /// same order), the rest agrees to rounding; over an epoch of ten full batches
+    /// and one of 40 the loss, parameters and statistics agree closely.
+    #[test]
+    fn batch_norm_on_two_threads_splits_the_first_layer() {
+        // The split needs the sparse kernels (AVX2+FMA), whatever ACTLAB_SIMD says.
+        let _tier = crate::simd::force(crate::simd::detected());
+        fn run(s: &Split, threads: usize) -> (Trainer<'_>, EpochFigures) {
+            let cfg = TrainConfig {
+                threads,
+                epochs: 1,
+                norm: crate::nn::spec::Norm::Batch,
+                diagnostics: false,
+                ..Default::default()
+            };
+            let mut tr = Trainer::new(cfg, s);
+            let (crew, run) = tr.parts(1);
+            let want = [step::Strategy::Serial, step::Strategy::Team][usize::from(threads > 1)];
+            assert_eq!(crew.strategy(&run), want, "{threads} threads");
+            let figures = tr.run_epoch(&mut Silent, &AtomicBool::new(false));
+            (tr, figures.expect("epoch"))
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let close = |a: &[f32], b: &[f32], tol: f32| {
+            a.len() == b.len()
+                && (a.iter().zip(b)).all(|(x, y)| (x - y).abs() <= tol * (1.0 + x.abs()))
+        };
+        let s = sparse_split(64);
+        let ((one, a), (two, b)) = (run(&s, 1), run(&s, 2));
+        let (s1, s2) = (&one.model.stats, &two.model.stats);
+        assert_eq!(s1.len(), 2);
+        assert_eq!(bits(&s1[0].mean), bits(&s2[0].mean), "norm1 running mean");
+        assert_eq!(bits(&s1[0].var), bits(&s2[0].var), "norm1 running var");
+        assert!(close(&s1[1].mean, &s2[1].mean, 1e-6) && close(&s1[1].var, &s2[1].var, 1e-6));
+        assert!(s1.iter().chain(s2).all(|r| r.batches_tracked == 1));
+        assert!(close(&one.model.params, &two.model.params, 1e-6));
+        assert!((a.train.loss - b.train.loss).abs() < 1e-6, "{a:?} vs {b:?}");
+        let s = sparse_split(680);
+        let ((one, a), (two, b)) = (run(&s, 1), run(&s, 2));
+        assert!((a.train.loss - b.train.loss).abs() < 1e-5, "{a:?} vs {b:?}");
+        assert!(close(&one.model.params, &two.model.params, 1e-4));
+        for (r1, r2) in one.model.stats.iter().zip(&two.model.stats) {
+            assert!(close(&r1.mean, &r2.mean, 1e-4) && close(&r1.var, &r2.var, 1e-4));
+            assert_eq!((r1.batches_tracked, r2.batches_tracked), (11, 11));
         }
     }
 

@@ -10,18 +10,23 @@
 //!
 //! Per step, each phase on every thread at once (part k and worker k on thread k,
 //! `team` runs the threads):
-//! - A: each part lists the batch's non-zero pixels and computes its outputs, all rows;
-//! - B: each worker gathers its rows' pre-activations from the parts, runs the rest of
-//!   the network forward and back to dLoss/dz of the first layer;
-//! - C: each part gathers its outputs' dLoss/dz for all rows, sums its weight gradient
-//!   over them in row order (the same sums, in the same order, as one thread) and
-//!   updates its weights; the other parameters' gradients are summed and updated.
+//! - A: each part lists the batch's non-zero pixels and computes its outputs, all rows
+//!   (and, when a batch norm follows the first layer, normalises them: `split_norm`);
+//! - B: each worker gathers its rows of the parts' outputs, runs the rest of the
+//!   network forward and back to the gradient at those outputs;
+//! - C: each part gathers its outputs' gradient for all rows (back through its batch
+//!   norm to dLoss/dz), sums its weight gradient over them in row order (the same
+//!   sums, in the same order, as one thread) and updates its weights; the other
+//!   parameters' gradients are summed and updated.
 //!
-//! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len], with
-//! their gradient and moments the same; part z and dz [n, len].
+//! Shapes (in = 784, n = batch rows): part weights [in, len] then bias [len] (none
+//! before batch norm), with their gradient and moments the same; part z and dz
+//! [n, len].
 
+use super::split_norm::{FirstNorm, PartNorm};
 use super::worker::{worker_rows, Run, Worker};
 use crate::data::{batch, Dataset};
+use crate::nn::layer::Layer;
 use crate::nn::sparse::{Listed, RowLists, SparseColumns};
 use crate::nn::{InputBuf, Mlp, Optimizer, StepScalars};
 
@@ -30,7 +35,9 @@ use crate::nn::{InputBuf, Mlp, Optimizer, StepScalars};
 pub(super) struct Part {
     lo: usize,
     len: usize,
-    /// Weights [in, len] then bias [len]; while `live`, newer than the model's.
+    /// Length of the bias: `len`, or 0 before batch norm.
+    bias: usize,
+    /// Weights [in, len] then bias; while `live`, newer than the model's.
     p: Vec<f32>,
     /// Their gradient, and the optimiser's moments (`v` empty for SGD).
     g: Vec<f32>,
@@ -39,12 +46,44 @@ pub(super) struct Part {
     /// Pre-activations and their gradient for the whole batch, [n, len].
     z: Vec<f32>,
     dz: Vec<f32>,
+    /// The batch norm on these outputs, when one follows the first layer.
+    norm: Option<PartNorm>,
 }
 
-/// The parts of a first layer with `out` outputs and `fan_in` inputs, one per thread,
-/// for batches of `batch` rows: none when there are fewer outputs than threads (the
-/// epoch then runs on the pool, every part needing at least one output).
-pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> Vec<Part> {
+/// What the parts of a first linear layer compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Plan {
+    fan_in: usize,
+    out: usize,
+    /// Whether the layer has a bias (not before batch norm).
+    bias: bool,
+    /// The batch norm right after it, which the parts run too.
+    norm: Option<FirstNorm>,
+}
+
+impl Plan {
+    /// The plan for `model`'s first layer (a linear one: see `Crew::new`).
+    pub(super) fn of(model: &Mlp) -> Plan {
+        let sizes = &model.arch.sizes;
+        Plan {
+            fan_in: sizes[0],
+            out: sizes[1],
+            bias: matches!(model.layers()[0], Layer::Linear { b: Some(_), .. }),
+            norm: FirstNorm::of(model),
+        }
+    }
+
+    /// The first layer of the network the workers run: the one above the parts'.
+    pub(super) fn above(&self) -> usize {
+        1 + usize::from(self.norm.is_some())
+    }
+}
+
+/// The parts of the first layer `plan`, one per thread, for batches of `batch` rows:
+/// none when there are fewer outputs than threads (the epoch then runs on the pool,
+/// every part needing at least one output).
+pub(super) fn parts(threads: usize, plan: Plan, batch: usize) -> Vec<Part> {
+    let (fan_in, out) = (plan.fan_in, plan.out);
     if out < threads {
         return Vec::new();
     }
@@ -54,16 +93,19 @@ pub(super) fn parts(threads: usize, fan_in: usize, out: usize, batch: usize) -> 
         .map(|k| {
             let lo = k * per + k.min(extra);
             let len = per + usize::from(k < extra);
-            let size = fan_in * len + len;
+            let bias = if plan.bias { len } else { 0 };
+            let size = fan_in * len + bias;
             Part {
                 lo,
                 len,
+                bias,
                 p: vec![0.0; size],
                 g: vec![0.0; size],
                 m: vec![0.0; size],
                 v: vec![0.0; size],
                 z: vec![0.0; batch * len],
                 dz: vec![0.0; batch * len],
+                norm: plan.norm.map(|at| PartNorm::new(at, lo, len, batch)),
             }
         })
         .collect()
@@ -73,19 +115,47 @@ impl Part {
     /// Phase A: this part's outputs for the rows of `block`, which start at row
     /// `first` of the batch.
     pub(super) fn forward_block(&mut self, block: &SparseColumns, first: usize) {
-        let (w, b) = self.p.split_at(self.p.len() - self.len);
+        // No bias (before batch norm): an empty one, which the kernel skips.
+        let (w, b) = self.p.split_at(self.p.len() - self.bias);
         let z = &mut self.z[first * self.len..(first + block.rows()) * self.len];
         block.forward(w, b, self.len, z);
     }
 
-    /// Phase C, first: copy this part's outputs' dLoss/dz for worker `k`'s rows of a
-    /// batch of `n` split `rows` per worker.
+    /// Phase A, last: the batch norm after the first layer on this part's outputs
+    /// for the batch's `n` rows, if there is one.
+    pub(super) fn normalize(&mut self, model: &Mlp, n: usize) {
+        if let Some(norm) = &mut self.norm {
+            norm.forward(model, &self.z, n);
+        }
+    }
+
+    /// The layer whose outputs the part hands the workers: the first, or the batch
+    /// norm after it.
+    fn top(&self) -> usize {
+        usize::from(self.norm.is_some())
+    }
+
+    /// Phase C, first: copy the gradient at this part's outputs (of [`Part::top`])
+    /// for worker `k`'s rows of a batch of `n` split `rows` per worker: dLoss/dz, or
+    /// the batch norm's output gradient (into its `y`, no longer needed).
     pub(super) fn gather_dz(&mut self, k: usize, w: &Worker, rows: usize, n: usize, out: usize) {
-        let len = self.len;
+        let (len, lo) = (self.len, self.lo);
         let own = worker_rows(k, rows, n);
-        let dz = w.ws.grad_of(0, own.len());
+        let dy = w.ws.grad_of(self.top(), own.len());
+        let to = match &mut self.norm {
+            Some(norm) => &mut norm.y,
+            None => &mut self.dz,
+        };
         for (i, r) in own.enumerate() {
-            self.dz[r * len..][..len].copy_from_slice(&dz[i * out + self.lo..][..len]);
+            to[r * len..][..len].copy_from_slice(&dy[i * out + lo..][..len]);
+        }
+    }
+
+    /// Phase C, next: back through the batch norm after the first layer, if there is
+    /// one, to the pre-activations' gradient for the batch's `n` rows.
+    pub(super) fn denormalize(&mut self, model: &Mlp, n: usize) {
+        if let Some(norm) = &mut self.norm {
+            norm.backward(model, &self.z, n, &mut self.dz[..n * self.len]);
         }
     }
 
@@ -94,7 +164,7 @@ impl Part {
     /// block, every sum runs in the batch's row order, as on one thread.
     pub(super) fn gradient_block(&mut self, block: &SparseColumns, first: usize, add: bool) {
         let len = self.len;
-        let at = self.g.len() - len;
+        let at = self.g.len() - self.bias;
         let (dw, db) = self.g.split_at_mut(at);
         let dz = &self.dz[first * len..(first + block.rows()) * len];
         block.weight_grad_sorted(dz, len, dw, db, add);
@@ -105,14 +175,23 @@ impl Part {
         s.apply(&mut self.p, &self.g, &mut self.m, &mut self.v);
     }
 
-    /// Phase B, first: copy this part's outputs for worker `k`'s rows into its
-    /// first layer's pre-activations.
-    pub(super) fn scatter_z(&self, k: usize, w: &mut Worker, rows: usize, n: usize, out: usize) {
+    /// Phase B, first: copy this part's outputs (of [`Part::top`]) for worker
+    /// `k`'s rows into the worker's workspace.
+    pub(super) fn scatter(&self, k: usize, w: &mut Worker, rows: usize, n: usize, out: usize) {
         let (lo, len) = (self.lo, self.len);
+        let from = self.norm.as_ref().map_or(&self.z, |norm| &norm.y);
         let own = worker_rows(k, rows, n);
-        let z = w.ws.output_of_mut(0, own.len());
+        let to = w.ws.output_of_mut(self.top(), own.len());
         for (i, r) in own.enumerate() {
-            z[i * out + lo..][..len].copy_from_slice(&self.z[r * len..][..len]);
+            to[i * out + lo..][..len].copy_from_slice(&from[r * len..][..len]);
+        }
+    }
+
+    /// After the step: the batch norm's gradients into `grads` (shaped like the
+    /// parameters) and its running statistics into `model`, if there is one.
+    pub(super) fn keep_norm(&self, model: &mut Mlp, grads: &mut [f32]) {
+        if let Some(norm) = &self.norm {
+            norm.keep(model, grads);
         }
     }
 
@@ -127,7 +206,7 @@ impl Part {
         bias: usize,
         load: bool,
     ) {
-        let (lo, len) = (self.lo, self.len);
+        let (lo, len, bias_len) = (self.lo, self.len, self.bias);
         for (part, flat) in [&mut self.p, &mut self.m, &mut self.v]
             .into_iter()
             .zip(flat)
@@ -136,7 +215,7 @@ impl Part {
                 part.clear();
                 continue;
             }
-            part.resize(fan_in * len + len, 0.0);
+            part.resize(fan_in * len + bias_len, 0.0);
             let copy = |a: &mut [f32], b: &mut [f32]| {
                 if load {
                     a.copy_from_slice(b)
@@ -150,14 +229,19 @@ impl Part {
                     &mut flat[c * out + lo..][..len],
                 );
             }
-            copy(&mut part[fan_in * len..], &mut flat[bias + lo..][..len]);
+            copy(
+                &mut part[fan_in * len..],
+                &mut flat[bias + lo..][..bias_len],
+            );
         }
     }
 }
 
-/// Where the layers above the first begin in the parameters.
+/// Where the layers above the first begin in the parameters (after its bias, or its
+/// weights when it has none).
 pub(super) fn rest_start(model: &Mlp) -> usize {
-    model.offsets_of(0).1 + model.arch.sizes[1]
+    let plan = Plan::of(model);
+    model.offsets_of(0).1 + if plan.bias { plan.out } else { 0 }
 }
 
 /// Update the layers above the first with their summed gradient `grads` (shaped like
@@ -192,7 +276,7 @@ impl Part {
         for c in 0..fan_in {
             grads[c * out + lo..][..len].copy_from_slice(&self.g[c * len..][..len]);
         }
-        grads[bias + lo..][..len].copy_from_slice(&self.g[fan_in * len..]);
+        grads[bias + lo..][..self.bias].copy_from_slice(&self.g[fan_in * len..]);
     }
 }
 
@@ -210,8 +294,8 @@ pub(super) struct SplitFirst {
 impl SplitFirst {
     /// Parts for `threads` threads of `model`'s first layer, batches of `batch` rows.
     pub(super) fn new(threads: usize, model: &Mlp, batch: usize) -> SplitFirst {
-        let sizes = &model.arch.sizes;
-        let parts = parts(threads, sizes[0], sizes[1], batch);
+        let plan = Plan::of(model);
+        let parts = parts(threads, plan, batch);
         SplitFirst {
             blocks: (0..parts.len()).map(|_| SparseColumns::default()).collect(),
             parts,
@@ -220,7 +304,8 @@ impl SplitFirst {
     }
 
     /// Whether every batch of `run`'s epoch can run split: several parts, and a first
-    /// layer run sparse (by `input`'s policy) on each batch of listed pixels.
+    /// layer run sparse (by `input`'s policy) on each batch of listed pixels, none of
+    /// them skipped.
     pub(super) fn fits(&self, input: &InputBuf, run: &Run) -> bool {
         if self.parts.len() < 2 {
             return false;
@@ -228,7 +313,13 @@ impl SplitFirst {
         let (Some(lists), Some(max)) = (lists(run.data), input.sparse_limit()) else {
             return false;
         };
+        // A batch the model cannot train on (one image under batch norm) is skipped
+        // by the pool's steps; the team's have no skip.
+        let arch = &run.model.arch;
         run.order.chunks(run.cfg.batch_size).all(|pick| {
+            if !arch.trains_on(pick.len()) {
+                return false;
+            }
             let listed = Listed {
                 lists,
                 pick,
@@ -279,7 +370,13 @@ mod tests {
     #[test]
     fn parts_cover_every_output_once_and_none_is_empty() {
         for (threads, out) in [(2, 128), (5, 8), (33, 128), (3, 3), (2, 1), (33, 8)] {
-            let p = parts(threads, 4, out, 2);
+            let plan = Plan {
+                fan_in: 4,
+                out,
+                bias: true,
+                norm: None,
+            };
+            let p = parts(threads, plan, 2);
             if out < threads {
                 assert!(p.is_empty(), "{threads} threads, {out} outputs");
                 continue;

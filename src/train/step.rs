@@ -27,6 +27,17 @@ use crate::config::TrainConfig;
 use crate::nn::norm::{Exchange, Seat};
 use crate::nn::Mlp;
 
+/// How an epoch's steps run (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strategy {
+    /// One worker after another on the calling thread.
+    Serial,
+    /// One worker per thread of the pool, the batch split by rows.
+    Pool,
+    /// The first layer split by outputs across the threads (`team.rs`).
+    Team,
+}
+
 /// The workers, one per thread, and the strategies that run a step on them.
 pub(super) struct Crew {
     pub(super) workers: Vec<Worker>,
@@ -61,11 +72,10 @@ impl Crew {
         if bn && pool.is_none() {
             threads = 1;
         }
-        // The split first layer writes a bias, which the maps before batch norm lack.
+        // The split first layer needs the sparse kernels of a first linear layer (its
+        // batch norm, if any, runs in the parts; those above it meet at the exchange).
         let split = match pool {
-            Some(_) if !model.dense_input() && !bn => {
-                SplitFirst::new(threads, model, cfg.batch_size)
-            }
+            Some(_) if !model.dense_input() => SplitFirst::new(threads, model, cfg.batch_size),
             _ => SplitFirst::default(),
         };
         let exchange = (bn && threads > 1).then(|| Exchange::new(threads));
@@ -93,23 +103,33 @@ impl Crew {
         }
     }
 
-    /// The epoch's steps by the fastest strategy that fits it: the team when every
-    /// batch can split the first layer, else the pool, else one thread. (loss sum,
-    /// correct count), or None if the run diverged (see `run.diverged`) or `stop` was
-    /// raised.
+    /// The fastest strategy that fits `run`'s epoch: the team when every batch can
+    /// split the first layer, else the pool, else one thread.
+    pub(super) fn strategy(&self, run: &Run) -> Strategy {
+        if self.split.fits(&self.workers[0].input, run) {
+            Strategy::Team
+        } else if self.pool.is_some() {
+            Strategy::Pool
+        } else {
+            Strategy::Serial
+        }
+    }
+
+    /// The epoch's steps by [`Crew::strategy`]: (loss sum, correct count), or None if
+    /// the run diverged (see `run.diverged`) or `stop` was raised.
     pub(super) fn epoch(
         &mut self,
         run: &mut Run,
         progress: &mut dyn Progress,
         stop: &AtomicBool,
     ) -> Option<(f64, usize)> {
-        let done = if self.split.fits(&self.workers[0].input, run) {
-            super::team::steps(&mut self.workers, &mut self.split, run, progress, stop)
-        } else if let Some(pool) = self.pool.clone() {
+        let done = match (self.strategy(run), self.pool.clone()) {
+            (Strategy::Team, _) => {
+                super::team::steps(&mut self.workers, &mut self.split, run, progress, stop)
+            }
             // The whole epoch on the pool, so each step's hand-offs stay among its threads.
-            pool.install(|| self.steps(run, progress, stop))
-        } else {
-            self.steps(run, progress, stop)
+            (Strategy::Pool, Some(pool)) => pool.install(|| self.steps(run, progress, stop)),
+            _ => self.steps(run, progress, stop),
         };
         self.split.flush(run.model, run.opt);
         done

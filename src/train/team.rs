@@ -14,10 +14,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::split_layer::{rest_start, update_rest, Part, SplitFirst};
+use super::split_layer::{rest_start, update_rest, Part, Plan, SplitFirst};
 use super::worker::{add_grads, check, sample_masks, worker_rows, Run, Worker};
 use super::{Divergence, Progress};
 use crate::barrier::Barrier;
+use crate::nn::norm::{Exchange, Seat};
 use crate::nn::sparse::SparseColumns;
 use crate::nn::StepScalars;
 
@@ -78,6 +79,8 @@ struct Shared<'e, 'a> {
     cfg: &'e crate::config::TrainConfig,
     /// The first layer's outputs.
     out: usize,
+    /// The first layer the workers run (above the parts', see `Plan::above`).
+    from: usize,
 }
 
 impl Shared<'_, '_> {
@@ -109,12 +112,14 @@ impl Shared<'_, '_> {
         block.sort_columns();
     }
 
-    /// Phase A, then: thread `k`'s part computes its outputs for every block.
+    /// Phase A, then: thread `k`'s part computes its outputs for every block, and
+    /// normalises them when a batch norm follows.
     fn phase_a(&self, k: usize, (_, n): (usize, usize)) {
         let mut part = write(&self.parts[k]);
         for (j, block) in self.blocks.iter().enumerate() {
             part.forward_block(&read(block), self.first(j, n));
         }
+        part.normalize(&read(&self.model), n);
     }
 
     /// Phase B of thread `k`: its worker's rows through the rest of the network.
@@ -122,11 +127,11 @@ impl Shared<'_, '_> {
         let (rows, out) = (self.rows(n), self.out);
         let mut w = write(&self.workers[k]);
         for part in &self.parts {
-            read(part).scatter_z(k, &mut w, rows, n, out);
+            read(part).scatter(k, &mut w, rows, n, out);
         }
         let pick = &self.order[lo..lo + n][worker_rows(k, rows, n)];
         let model = read(&self.model);
-        w.rows_above_first(&model, self.data, pick, n, self.cfg.loss);
+        w.rows_above(&model, self.data, (pick, self.from), n, self.cfg.loss);
     }
 
     /// Phase C of thread `k`: its part's gradient, block after block, and update.
@@ -136,6 +141,7 @@ impl Shared<'_, '_> {
         for (j, w) in self.workers.iter().enumerate() {
             part.gather_dz(j, &read(w), rows, n, out);
         }
+        part.denormalize(&read(&self.model), n);
         for (j, block) in self.blocks.iter().enumerate() {
             part.gradient_block(&read(block), self.first(j, n), j > 0);
         }
@@ -163,6 +169,9 @@ impl Shared<'_, '_> {
     /// None if the run diverged or was stopped; the others return None.
     fn run(&self, k: usize, steps: usize, mut lead: Option<Lead>) -> Option<(f64, usize)> {
         let _poison = self.team.barrier.poison_on_panic();
+        // The batch norms above the parts' meet in phase B at the workers' exchange.
+        let exchange = read(&self.workers[k]).ws.seat.as_ref().map(Seat::exchange);
+        let _poison_norm = exchange.as_deref().map(Exchange::poison_on_panic);
         let mut total = (0.0f64, 0usize);
         for step in 0..steps {
             let batch = self.batch(step);
@@ -234,7 +243,8 @@ impl Shared<'_, '_> {
         }
     }
 
-    /// After the phases: sum and update the layers above the first; give the
+    /// After the phases: sum and update the layers above the first (with the parts'
+    /// batch norm, whose gradients and running statistics they hand over); give the
     /// diagnostics the step's gradient when they sample it.
     fn finish_step(&self, lead: &mut Lead, s: &StepScalars, global_step: usize) {
         let mut model = write(&self.model);
@@ -246,6 +256,13 @@ impl Shared<'_, '_> {
             others.iter().map(|w| &w.grads[rest..]),
         );
         drop(others);
+        if model.arch.batch_norm() {
+            // The workers' statistics first: theirs of the parts' norm are unmoved.
+            model.keep_stats(&w0.ws);
+            for part in &self.parts {
+                read(part).keep_norm(&mut model, &mut w0.grads);
+            }
+        }
         update_rest(&mut model, lead.opt, &w0.grads, s);
         if let Some(r) = lead.recorder.as_mut().filter(|r| r.samples(global_step)) {
             for part in &self.parts {
@@ -283,6 +300,7 @@ pub(super) fn steps(
     let shared = Shared {
         team: Team::new(workers.len()),
         out: model.arch.sizes[1],
+        from: Plan::of(model).above(),
         parts: split.parts.iter_mut().map(RwLock::new).collect(),
         blocks: split.blocks.iter_mut().map(RwLock::new).collect(),
         workers: workers.iter_mut().map(RwLock::new).collect(),

@@ -37,13 +37,14 @@ impl Worker {
 
     /// The labels of rows `pick` of `data`, and how many; None (with no gradient
     /// and no loss) when the worker has no rows in this batch (it still meets the
-    /// other workers where batch norm does, see [`Mlp::sit_out`]).
-    fn labels(&mut self, model: &Mlp, data: &Dataset, pick: &[u32]) -> Option<usize> {
+    /// other workers where the batch norms at or above layer `from` do, see
+    /// [`Mlp::sit_out`]).
+    fn labels(&mut self, model: &Mlp, data: &Dataset, pick: &[u32], from: usize) -> Option<usize> {
         let m = pick.len();
         if m == 0 {
             self.grads.fill(0.0);
             self.result = (0.0, 0);
-            model.sit_out(&mut self.ws, &mut self.grads);
+            model.sit_out(&mut self.ws, from, &mut self.grads);
             return None;
         }
         batch::labels(data, pick, &mut self.y[..m]);
@@ -60,7 +61,7 @@ impl Worker {
         n: usize,
         loss: Loss,
     ) {
-        let Some(m) = self.labels(model, data, pick) else {
+        let Some(m) = self.labels(model, data, pick, 1) else {
             return;
         };
         let source = crate::eval::byte_rows(data);
@@ -70,7 +71,7 @@ impl Worker {
         self.result = pass(
             model,
             &mut self.ws,
-            Some(x),
+            (Some(x), 1),
             &self.y[..m],
             n,
             loss,
@@ -78,23 +79,23 @@ impl Worker {
         );
     }
 
-    /// Step 2 for the worker's rows `pick` of a batch of `n` rows of `data`, above a
-    /// first layer whose outputs for them are already in the workspace.
-    pub(super) fn rows_above_first(
+    /// Step 2 for the worker's rows `pick` of a batch of `n` rows of `data`, from
+    /// layer `from`, whose input for them is already in the workspace.
+    pub(super) fn rows_above(
         &mut self,
         model: &Mlp,
         data: &crate::data::Dataset,
-        pick: &[u32],
+        (pick, from): (&[u32], usize),
         n: usize,
         loss: Loss,
     ) {
-        let Some(m) = self.labels(model, data, pick) else {
+        let Some(m) = self.labels(model, data, pick, from) else {
             return;
         };
         self.result = pass(
             model,
             &mut self.ws,
-            None,
+            (None, from),
             &self.y[..m],
             n,
             loss,
@@ -104,11 +105,12 @@ impl Worker {
 }
 
 /// Step 2 for `y.len()` rows of a batch of `n`: forward and back from `x`, or from
-/// first-layer outputs already in `ws` when `x` is None; (loss sum, correct count).
+/// layer `from` (its input already in `ws`) when `x` is None; (loss sum, correct
+/// count).
 fn pass(
     model: &Mlp,
     ws: &mut Workspace,
-    x: Option<TrainInput>,
+    (x, from): (Option<TrainInput>, usize),
     y: &[Label],
     n: usize,
     loss: Loss,
@@ -116,7 +118,7 @@ fn pass(
 ) -> (f64, usize) {
     let trace = match x {
         Some(x) => model.forward_train(ws, x),
-        None => model.forward_train_above_first(ws, y.len()),
+        None => model.forward_train_above(ws, from, y.len()),
     };
     let result = score(trace.outputs(), y, loss);
     trace.backward(model, y, n, loss, grads);
