@@ -1,22 +1,20 @@
 //! Stride-1 convolution without im2col: each image is zero-padded once, and every
 //! kernel tap is then a shifted read of the padded planes.
 //!
-//! Shapes (one image at a time): x [c_in, h, w] is copied into xp [c_in, plane] where
-//! a plane holds the padded image [hp, wp] (hp = h + 2p, wp = w + 2p) row after row,
-//! then zeros. Outputs are computed on the padded grid: position q = oy * wp + ox for
-//! q < qv (a multiple of `STEP`), and
-//!   out[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c, q + i * wp + j],
-//! which is y[o, oy, ox] wherever ox < ow and oy < oh (the other positions are thrown
-//! away). So each tap is a contiguous, unaligned read of `STEP` values, and the
-//! products run in SIMD lanes along q with no copies of the image per tap.
+//! Shapes: x [n, c_in, h, w], y and dy [n, c_out, oh, ow]. A padded plane holds one
+//! channel of an image [hp, wp] (hp = h + 2p, wp = w + 2p) row after row, then zeros
+//! for reads past its end; output (oy, ox) takes tap (i, j) of channel c from plane
+//! position (oy + i) * wp + ox + j.
 //!
-//! Backward, dy is laid on the same grid (dyq [c_out, qv], zeros at the thrown-away
-//! positions): the weight gradient is a dot product along q of dyq with each shifted
-//! plane, and the input gradient is scattered back onto padded planes,
-//! dxp[c, q + i * wp + j] += weight[o, c, i, j] * dyq[o, q], whose inside is dx.
-//! Every value is summed by fused multiply-adds in a fixed order, so the bits are the
-//! same at every SIMD tier; this path needs FMA to be fast, so the portable tier keeps
-//! im2col.
+//! Two layouts fill every SIMD lane with useful work:
+//! - channels in the lanes (`channels`), for layers with 16, 32, ... output channels
+//!   (LeNet-5's conv2): their forward pass and weight gradient, image by image;
+//! - 16 images in the lanes (`images`): the forward pass and weight gradient of the
+//!   other layers (LeNet-5's conv1), and every layer's input gradient.
+//!
+//! Every value is a chain of fused multiply-adds in an order no tier changes, so the
+//! bits are the same at every SIMD tier (tested, the portable copies included); this
+//! path needs FMA to be fast, so the portable tier keeps im2col.
 
 use super::ConvShape;
 
@@ -41,15 +39,11 @@ mod images;
 
 /// SIMD lanes per vector of the kernels (one AVX-512 register, two AVX2 ones).
 const L: usize = 16;
-/// Vectors along q per block of the correlation.
-const QB: usize = 2;
-/// Positions per block of the correlation: grids are rounded up to it.
-const STEP: usize = L * QB;
 /// Images per pass of the weight gradient: its sums run on over the group's images
 /// before they are added to the lanes.
 const GROUP: usize = 8;
 
-/// The padded grid of one correlation.
+/// The geometry of one convolution's padded planes.
 #[derive(Debug, Clone, Copy)]
 struct Grid {
     /// Channels of the padded input.
@@ -60,16 +54,16 @@ struct Grid {
     k: usize,
     /// Padded input height and width.
     hp: usize,
-    /// Padded input width: the grid's row length.
+    /// Padded input width: a plane's row length.
     wp: usize,
-    /// Output height and width on the grid (valid outputs: ox < ow).
+    /// Output height.
     oh: usize,
     /// Output width.
     ow: usize,
 }
 
 impl Grid {
-    /// The grid of `shape`'s forward pass (padding p).
+    /// The planes of `shape` (padding p).
     fn forward(s: &ConvShape) -> Self {
         let (hp, wp) = (s.h + 2 * s.pad, s.w + 2 * s.pad);
         let (c_in, c_out, k, oh, ow) = (s.c_in, s.c_out, s.k, s.out_h(), s.out_w());
@@ -84,15 +78,10 @@ impl Grid {
         }
     }
 
-    /// Grid positions computed per output channel: oh * wp rounded up to `STEP`.
-    fn qv(&self) -> usize {
-        (self.oh * self.wp).div_ceil(STEP) * STEP
-    }
-
-    /// Values per padded input plane: the image, then zeros for the reads of the last
-    /// block's thrown-away positions.
+    /// Values per padded input plane: the image, then zeros for the reads of the
+    /// blocks past its end (up to 16 taps or positions).
     fn plane(&self) -> usize {
-        self.hp * self.wp + STEP + self.k
+        self.hp * self.wp + L
     }
 
     /// Taps per output channel: c_in * k * k.
@@ -109,10 +98,12 @@ pub(super) fn runs(shape: &ConvShape) -> bool {
 /// Scratch values the forward (or, with `train`, also the backward) pass needs.
 pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     let f = Grid::forward(s);
-    // Forward: the padded image and the transposed weights. Backward: the weight
-    // gradient's sums, then a group's padded images (channels in the lanes) or a
-    // group's dy, dx and x planes (images in the lanes).
-    let fwd = f.c_in * f.plane() + s.weights();
+    // Forward: the padded image and the transposed weights (channels in the lanes) or
+    // a group's x planes (images in the lanes). Backward: the weight gradient's sums,
+    // then a group's padded images (channels in the lanes) or a group's dy, dx and x
+    // planes (images in the lanes).
+    let fwd = (f.c_in * f.plane() + s.weights())
+        .max((f.c_in * f.plane() + f.c_out * f.oh * f.ow) * images::IMAGES);
     let group = GROUP * f.c_in * f.plane();
     let bwd = Sums::len(&f) + group.max(images::scratch_len(&f));
     if train {
@@ -122,7 +113,8 @@ pub(super) fn scratch_len(s: &ConvShape, train: bool) -> usize {
     }
 }
 
-/// y = conv(x, weight) + bias for `n` images, image by image.
+/// y = conv(x, weight) + bias for `n` images: image by image with channels in the
+/// lanes, else 16 images at a time in the lanes.
 pub(super) fn forward(
     s: &ConvShape,
     (weight, bias): (&[f32], Option<&[f32]>),
@@ -132,9 +124,9 @@ pub(super) fn forward(
     scratch: &mut [f32],
 ) {
     let g = Grid::forward(s);
-    let (xp, rest) = scratch.split_at_mut(g.c_in * g.plane());
     let (il, ol) = (s.in_len(), s.out_len());
     if channels::runs(&g) {
+        let (xp, rest) = scratch.split_at_mut(g.c_in * g.plane());
         let wt = &mut rest[..s.weights()];
         channels::transpose(weight, &g, wt);
         for img in 0..n {
@@ -143,9 +135,12 @@ pub(super) fn forward(
         }
         return;
     }
-    for img in 0..n {
-        pad(&x[img * il..(img + 1) * il], (s.h, s.w), s.pad, &g, xp);
-        correlate(xp, weight, &g, bias, &mut y[img * ol..(img + 1) * ol]);
+    let (xi, yi) = scratch.split_at_mut(g.c_in * g.plane() * images::IMAGES);
+    for g0 in (0..n).step_by(images::IMAGES) {
+        let gs = images::IMAGES.min(n - g0);
+        images::planes(&x[g0 * il..][..gs * il], (s.h, s.w), s.pad, &g, xi);
+        images::forward(xi, weight, &g, yi);
+        images::unlanes(yi, &g, bias, &mut y[g0 * ol..][..gs * ol]);
     }
 }
 
@@ -192,7 +187,13 @@ fn channel_weight_grad(
         let gs = GROUP.min(n - g0);
         for g in 0..gs {
             let img = g0 + g;
-            pad(&x[img * il..][..il], (s.h, s.w), s.pad, &f, &mut xp[g * xl..][..xl]);
+            pad(
+                &x[img * il..][..il],
+                (s.h, s.w),
+                s.pad,
+                &f,
+                &mut xp[g * xl..][..xl],
+            );
             channels::transpose_dy(&dy[img * ol..][..ol], &f, &mut dyt[g * ol..][..ol]);
         }
         channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], &f, dwt);
@@ -239,7 +240,7 @@ enum Sums<'a> {
 }
 
 impl<'a> Sums<'a> {
-    /// Values the sums take for grid `g`, the larger of the two kinds.
+    /// Values the sums take for `g`, the larger of the two kinds.
     fn len(g: &Grid) -> usize {
         let weights = g.c_out * g.patch();
         (weights * L).max(weights + GROUP * g.c_out * g.oh * g.ow)
@@ -271,7 +272,7 @@ impl<'a> Sums<'a> {
     }
 }
 
-/// A [c, h, w] image into the grid's padded planes (zeros around and after).
+/// A [c, h, w] image into its padded planes (zeros around and after).
 fn pad(x: &[f32], (h, w): (usize, usize), p: usize, g: &Grid, xp: &mut [f32]) {
     let plane = g.plane();
     xp[..g.c_in * plane].fill(0.0);
@@ -281,26 +282,6 @@ fn pad(x: &[f32], (h, w): (usize, usize), p: usize, g: &Grid, xp: &mut [f32]) {
             let at = (r + p) * g.wp + p;
             dst[at..at + w].copy_from_slice(row);
         }
-    }
-}
-
-/// The outputs of one block of grid positions q0..q0 + STEP into their channel's
-/// plane [oh, ow] (the thrown-away positions skipped), adding the bias.
-#[inline(always)]
-fn store_block(acc: &[f32; STEP], q0: usize, g: &Grid, bias: f32, plane: &mut [f32]) {
-    let end = (q0 + STEP).min(g.oh * g.wp);
-    let mut q = q0;
-    while q < end {
-        let (row, col) = (q / g.wp, q % g.wp);
-        let stop = ((row + 1) * g.wp).min(end);
-        if col < g.ow {
-            let n = (g.ow - col).min(stop - q);
-            let dst = &mut plane[row * g.ow + col..][..n];
-            for (v, &a) in dst.iter_mut().zip(&acc[q - q0..]) {
-                *v = a + bias;
-            }
-        }
-        q = stop;
     }
 }
 
@@ -316,77 +297,6 @@ fn sum_lanes(lane: &[f32]) -> f32 {
         }
     }
     v[0]
-}
-
-/// out[o, q] = sum over taps of weight[o, tap] * xp[c, q + i * wp + j], for all
-/// output channels and q < qv, in blocks of output channels; y [c_out, oh, ow] gets
-/// the outputs on the grid, plus the bias.
-fn correlate(xp: &[f32], weight: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
-    crate::simd_dispatch!((xp: &[f32], weight: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32]) {
-        // Enough accumulators to cover the multiply-add's latency, as many as the
-        // registers hold: 32 with AVX-512, 16 (half as wide) with AVX2.
-        let wide = crate::simd::tier() == crate::simd::Tier::Avx512;
-        match g.c_out {
-            c if wide && c % 6 == 0 => correlate_blocks::<6>(xp, weight, g, bias, y),
-            _ if wide => correlate_blocks::<4>(xp, weight, g, bias, y),
-            c if c % 3 == 0 => correlate_blocks::<3>(xp, weight, g, bias, y),
-            _ => correlate_blocks::<2>(xp, weight, g, bias, y),
-        }
-    })
-}
-
-/// `correlate` with `OB` output channels per block (a partial block repeats its last
-/// channel and drops the repeats).
-// Inlined into the calling tier's function, so compiled with its features.
-#[inline(always)]
-fn correlate_blocks<const OB: usize>(
-    xp: &[f32],
-    weight: &[f32],
-    g: &Grid,
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
-    let (plane, qv, patch, pixels) = (g.plane(), g.qv(), g.patch(), g.oh * g.ow);
-    const { assert!(OB <= 16, "each! counts to 16") };
-    for o0 in (0..g.c_out).step_by(OB) {
-        let rows: [&[f32]; OB] = std::array::from_fn(|b| {
-            let o = (o0 + b).min(g.c_out - 1);
-            &weight[o * patch..(o + 1) * patch]
-        });
-        for q0 in (0..qv).step_by(STEP) {
-            let mut acc = [[0.0f32; STEP]; OB];
-            for c in 0..g.c_in {
-                let xc = &xp[c * plane..(c + 1) * plane];
-                for i in 0..g.k {
-                    let (line, taps) = (q0 + i * g.wp, (c * g.k + i) * g.k);
-                    for j in 0..g.k {
-                        let xs = block(&xc[line + j..]);
-                        each!(OB, |b| axpy_into(&mut acc[b], xs, rows[b][taps + j]));
-                    }
-                }
-            }
-            each!(OB, |b| if b < g.c_out - o0 {
-                let o = o0 + b;
-                let bias = bias.map_or(0.0, |b| b[o]);
-                store_block(&acc[b], q0, g, bias, &mut y[o * pixels..(o + 1) * pixels]);
-            });
-        }
-    }
-}
-
-/// acc += d * w lane by lane, one rounding each.
-#[inline(always)]
-fn axpy_into(acc: &mut [f32; STEP], d: &[f32; STEP], w: f32) {
-    for l in 0..STEP {
-        acc[l] = d[l].mul_add(w, acc[l]);
-    }
-}
-
-/// The `STEP` values at the start of `v` as an array, so the kernels' loops over them
-/// have a known length (they vectorise, with no bounds checks).
-#[inline(always)]
-fn block(v: &[f32]) -> &[f32; STEP] {
-    v.first_chunk().expect("the grids hold whole blocks")
 }
 
 #[cfg(test)]
@@ -469,34 +379,38 @@ mod tests {
         }
     }
 
-    /// The channel-lane forward pass (16 or 32 channels on AVX-512) gives the grid's
-    /// bits: the same chain per output.
+    /// The two layouts' forward passes give the same bits at every tier: the same
+    /// chain per output.
     #[test]
-    fn channel_lanes_give_the_grid_bits() {
+    fn channel_lanes_and_image_lanes_give_the_same_bits() {
         for (i, o, k, p) in [
             ((6, 14, 14), 16, 5, 0),
             ((3, 7, 23), 32, 3, 1),
             ((2, 5, 4), 16, 2, 2),
         ] {
-            let s = ConvShape::new(1, i, o, k, 1, p).unwrap();
+            let (s, n) = (ConvShape::new(1, i, o, k, 1, p).unwrap(), 3);
             let g = Grid::forward(&s);
-            let (w, b, x) = (
-                values(s.weights(), 31),
-                values(o, 32),
-                values(s.in_len(), 33),
-            );
-            let mut xp = vec![0.0; g.c_in * g.plane()];
-            pad(&x, (s.h, s.w), s.pad, &g, &mut xp);
-            let mut want = vec![f32::NAN; s.out_len()];
-            correlate(&xp, &w, &g, Some(&b), &mut want);
-            let mut wt = vec![0.0; s.weights()];
-            channels::transpose(&w, &g, &mut wt);
-            for (tier, got) in each_tier(|| {
-                let mut y = vec![f32::NAN; s.out_len()];
-                channels::forward(&xp, &wt, &g, Some(&b), &mut y);
-                y
+            let (w, b) = (values(s.weights(), 31), values(o, 32));
+            let x = values(n * s.in_len(), 33);
+            let (il, ol) = (s.in_len(), s.out_len());
+            for (tier, (by_channels, by_images)) in each_tier(|| {
+                let mut xp = vec![0.0; g.c_in * g.plane()];
+                let mut wt = vec![0.0; s.weights()];
+                channels::transpose(&w, &g, &mut wt);
+                let mut y = vec![f32::NAN; n * ol];
+                for m in 0..n {
+                    pad(&x[m * il..][..il], (s.h, s.w), s.pad, &g, &mut xp);
+                    channels::forward(&xp, &wt, &g, Some(&b), &mut y[m * ol..][..ol]);
+                }
+                let mut xi = vec![f32::NAN; g.c_in * g.plane() * images::IMAGES];
+                let mut yi = vec![f32::NAN; ol * images::IMAGES];
+                images::planes(&x, (s.h, s.w), s.pad, &g, &mut xi);
+                images::forward(&xi, &w, &g, &mut yi);
+                let mut y2 = vec![f32::NAN; n * ol];
+                images::unlanes(&yi, &g, Some(&b), &mut y2);
+                (y, y2)
             }) {
-                assert!(got == want, "{s:?} at {tier}");
+                assert!(by_channels == by_images, "{s:?} at {tier}");
             }
         }
     }

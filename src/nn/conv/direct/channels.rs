@@ -1,15 +1,15 @@
 //! The direct kernels with output channels in the SIMD lanes, for layers with a
 //! multiple of 16 of them (LeNet-5's conv2: 16 channels on a 10x10 map): every lane
-//! does useful work, where the padded grid computes 160 positions for 100 outputs.
+//! does useful work, one image at a time.
 //!
-//! Shapes: xp [c_in, plane] as the grid pads it; wt [c_in * k * k, c_out] (the
+//! Shapes: xp [c_in, plane] (one image's padded planes); wt [c_in * k * k, c_out] (the
 //! weights transposed: one tap's 16 channels are one vector); y [c_out, oh, ow];
 //! dyt [oh * ow, c_out] (dy transposed); dwt [c_in * k * k, c_out] (the weight
 //! gradient transposed).
 //!
-//! Forward, each output is the same chain as `correlate`'s: x * w + acc over the taps
-//! in (c, i, j) order from 0, then + bias, so the values are bit for bit those of the
-//! grid path. Backward, each weight's gradient is one chain of multiply-adds over the
+//! Forward, each output is one chain, x * w + acc over the taps in (c, i, j) order
+//! from 0, then + bias: the images kernels' chain, so both give the same bits.
+//! Backward, each weight's gradient is one chain of multiply-adds over the
 //! images in order and, within each, the output positions in row order. That order
 //! does not depend on the register blocks, so every tier gives the same bits.
 
@@ -80,7 +80,7 @@ fn forward_blocks<const PB: usize>(
     }
 }
 
-/// The sums of channels o0..o0 + 16 at the `PB` positions from grid position `at`.
+/// The sums of channels o0..o0 + 16 at the `PB` positions from plane position `at`.
 // Inlined into the calling tier's function, so compiled with its features.
 #[inline(always)]
 fn block<const PB: usize>(
