@@ -21,16 +21,44 @@ LayerNorm) as in actlab.
 
     python3 scripts/pytorch_bench.py --data-dir data/mnist --model lenet5 \
         --actlab-json bench-lenet5.json
+
+With --isa avx2 PyTorch runs as on a CPU without AVX-512, for a comparison with
+`ACTLAB_SIMD=avx2 actlab bench`: ATEN_CPU_CAPABILITY=avx2 alone lowers PyTorch's own
+kernels but not oneDNN's convolutions, so it also sets ONEDNN_MAX_CPU_ISA=AVX2 and
+MKL_ENABLE_INSTRUCTIONS=AVX2 (before torch is imported, when they take effect).
 """
 import argparse
 import gzip
 import json
 import os
+import sys
 import time
 
-import numpy as np
-import torch
-from torch import nn
+# What an AVX2-only CPU would give each of PyTorch's kernel libraries.
+ISA_ENV = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+}
+
+
+def isa_from_argv(argv):
+    """The --isa value in argv (read before torch is imported), or "native"."""
+    for i, arg in enumerate(argv):
+        if arg == "--isa" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--isa="):
+            return arg.split("=", 1)[1]
+    return "native"
+
+
+os.environ.update(ISA_ENV.get(isa_from_argv(sys.argv[1:]), {}))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 def idx(path):
@@ -99,6 +127,9 @@ def main():
     ap.add_argument("--model", choices=["mlp", "lenet5"], default="mlp")
     ap.add_argument("--pool", choices=["max", "avg", "none"], default="max")
     ap.add_argument("--norm", choices=["none", "batch", "layer"], default="none")
+    ap.add_argument("--isa", choices=["native", "avx2"], default="native",
+                    help="avx2: run as on a CPU without AVX-512 (sets ATEN_CPU_CAPABILITY, "
+                    "ONEDNN_MAX_CPU_ISA and MKL_ENABLE_INSTRUCTIONS)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -135,7 +166,7 @@ def main():
         run(xs)
         eval_s = time.perf_counter() - t
     best = min(times)
-    print(f"pytorch {torch.__version__}, {a.model} (pool {a.pool}, norm {a.norm}): {best:.3f} s/epoch (best of {a.epochs}), "
+    print(f"pytorch {torch.__version__}, {a.model} (pool {a.pool}, norm {a.norm}, isa {a.isa}): {best:.3f} s/epoch (best of {a.epochs}), "
           f"eval of 70000 images {eval_s:.3f}s, val acc {acc * 100:.2f}%, {a.threads} thread(s)")
     if a.actlab_json:
         with open(a.actlab_json) as f:
