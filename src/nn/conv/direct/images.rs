@@ -271,10 +271,12 @@ pub(super) fn unlanes(yi: &[f32], g: &Grid, bias: Option<&[f32]>, y: &mut [f32])
     let pixels = g.oh * g.ow;
     let ol = g.c_out * pixels;
     let count = y.len() / ol;
-    for (op, lanes) in yi[..ol * IMAGES].chunks_exact(IMAGES).enumerate() {
-        let bias = bias.map_or(0.0, |b| b[op / pixels]);
-        for (m, &v) in lanes.iter().enumerate().take(count) {
-            y[m * ol + op] = v + bias;
+    for (o, plane) in yi[..ol * IMAGES].chunks_exact(pixels * IMAGES).enumerate() {
+        let b = bias.map_or(0.0, |b| b[o]);
+        for (p, lanes) in plane.chunks_exact(IMAGES).enumerate() {
+            for (m, &v) in lanes.iter().enumerate().take(count) {
+                y[m * ol + o * pixels + p] = v + b;
+            }
         }
     }
 }
