@@ -161,25 +161,24 @@ pub(super) fn backward(
     let mut sums = Sums::new(&f, sums);
     let lanes = match &mut sums {
         Sums::Channels { dwt, dyt } => {
-            channel_weight_grad(s, (x, dy, n), (dwt, dyt), rest);
+            channel_weight_grad((s, &f), (x, dy, n), (dwt, dyt), rest);
             None
         }
         Sums::Lanes(lanes) => Some(&mut **lanes),
     };
     if lanes.is_some() || dx.is_some() {
-        image_grads(s, weight, (x, dy, n), (lanes, dx), rest);
+        image_grads((s, &f), weight, (x, dy, n), (lanes, dx), rest);
     }
     sums.finish(&f, &mut dweight[..s.weights()]);
 }
 
 /// The weight gradient's sums with channels in the lanes, a group of images at a time.
 fn channel_weight_grad(
-    s: &ConvShape,
+    (s, f): (&ConvShape, &Grid),
     (x, dy, n): (&[f32], &[f32], usize),
     (dwt, dyt): (&mut [f32], &mut [f32]),
     scratch: &mut [f32],
 ) {
-    let f = Grid::forward(s);
     let xl = f.c_in * f.plane();
     let xp = &mut scratch[..GROUP * xl];
     let (il, ol) = (s.in_len(), s.out_len());
@@ -191,38 +190,37 @@ fn channel_weight_grad(
                 &x[img * il..][..il],
                 (s.h, s.w),
                 s.pad,
-                &f,
+                f,
                 &mut xp[g * xl..][..xl],
             );
-            channels::transpose_dy(&dy[img * ol..][..ol], &f, &mut dyt[g * ol..][..ol]);
+            channels::transpose_dy(&dy[img * ol..][..ol], f, &mut dyt[g * ol..][..ol]);
         }
-        channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], &f, dwt);
+        channels::weight_grad(&xp[..gs * xl], &dyt[..gs * ol], f, dwt);
     }
 }
 
 /// With 16 images in the lanes (`images`): the weight gradient's sums if `lanes` is
 /// given, and dx if given.
 fn image_grads(
-    s: &ConvShape,
+    (s, f): (&ConvShape, &Grid),
     weight: &[f32],
     (x, dy, n): (&[f32], &[f32], usize),
     (mut lanes, mut dx): (Option<&mut [f32]>, Option<&mut [f32]>),
     scratch: &mut [f32],
 ) {
-    let f = Grid::forward(s);
-    let (dyi, rest) = scratch.split_at_mut(f.c_out * images::pixels(&f) * images::IMAGES);
+    let (dyi, rest) = scratch.split_at_mut(f.c_out * images::pixels(f) * images::IMAGES);
     let (dxi, xi) = rest.split_at_mut(f.c_in * f.hp * f.wp * images::IMAGES);
     let (il, ol) = (s.in_len(), s.out_len());
     for g0 in (0..n).step_by(images::IMAGES) {
         let gs = images::IMAGES.min(n - g0);
-        images::gather(&dy[g0 * ol..][..gs * ol], &f, dyi);
+        images::gather(&dy[g0 * ol..][..gs * ol], f, dyi);
         if let Some(lanes) = lanes.as_deref_mut() {
-            images::planes(&x[g0 * il..][..gs * il], (s.h, s.w), s.pad, &f, xi);
-            images::weight_sums(xi, dyi, &f, lanes);
+            images::planes(&x[g0 * il..][..gs * il], (s.h, s.w), s.pad, f, xi);
+            images::weight_sums(xi, dyi, f, lanes);
         }
         if let Some(dx) = dx.as_deref_mut() {
-            images::scatter(dyi, weight, &f, dxi);
-            images::spread(dxi, &f, s.pad, &mut dx[g0 * il..][..gs * il]);
+            images::scatter(dyi, weight, f, dxi);
+            images::spread(dxi, f, s.pad, &mut dx[g0 * il..][..gs * il]);
         }
     }
 }
@@ -282,6 +280,20 @@ fn pad(x: &[f32], (h, w): (usize, usize), p: usize, g: &Grid, xp: &mut [f32]) {
             let at = (r + p) * g.wp + p;
             dst[at..at + w].copy_from_slice(row);
         }
+    }
+}
+
+/// The `L` values at the start of `v`.
+#[inline(always)]
+fn lanes(v: &[f32]) -> [f32; L] {
+    *v.first_chunk().expect("whole vectors")
+}
+
+/// acc += v * s lane by lane, one rounding each.
+#[inline(always)]
+fn fma_lanes(acc: &mut [f32; L], v: &[f32; L], s: f32) {
+    for l in 0..L {
+        acc[l] = v[l].mul_add(s, acc[l]);
     }
 }
 

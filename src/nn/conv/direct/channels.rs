@@ -13,7 +13,7 @@
 //! images in order and, within each, the output positions in row order. That order
 //! does not depend on the register blocks, so every tier gives the same bits.
 
-use super::{Grid, L};
+use super::{fma_lanes, lanes, Grid, L};
 
 /// Output positions per block of the forward pass on AVX-512: ten accumulators of 16
 /// lanes.
@@ -105,19 +105,11 @@ fn block<const PB: usize>(
                 let w: &[f32; L] = ws[j * g.c_out..]
                     .first_chunk()
                     .expect("whole vectors of channels");
-                each!(PB, |u| fma_lanes(&mut a[u], x[u], w));
+                each!(PB, |u| fma_lanes(&mut a[u], w, x[u]));
             }
         }
     }
     a
-}
-
-/// acc += x * w lane by lane, one rounding each.
-#[inline(always)]
-fn fma_lanes(acc: &mut [f32; L], x: f32, w: &[f32; L]) {
-    for l in 0..L {
-        acc[l] = x.mul_add(w[l], acc[l]);
-    }
 }
 
 /// dyt[p, o] = dy[o, p] for one image.
@@ -199,7 +191,7 @@ fn weight_block<const R: usize>(
                 let d = lanes(&d[o0..]);
                 each!(R, |r| {
                     let x: &[f32; COLS] = xs[r][ox..].first_chunk().expect("sliced to fit");
-                    each!(COLS, |u| fma_lanes(&mut a[r][u], x[u], &d));
+                    each!(COLS, |u| fma_lanes(&mut a[r][u], &d, x[u]));
                 });
             }
         }
@@ -208,10 +200,4 @@ fn weight_block<const R: usize>(
         dwt[at(r, u)..][..L].copy_from_slice(&a[r][u]);
     }));
     R
-}
-
-/// The `L` values at the start of `v`.
-#[inline(always)]
-fn lanes(v: &[f32]) -> [f32; L] {
-    *v.first_chunk().expect("whole vectors of channels")
 }

@@ -20,7 +20,7 @@
 //! then position by position: an order that no tier changes, so the bits are the same
 //! at every tier.
 
-use super::{Grid, L};
+use super::{fma_lanes, Grid, L};
 
 /// Images per group: one per lane.
 pub(super) const IMAGES: usize = L;
@@ -330,7 +330,8 @@ fn weight_block<const OB: usize, const T: usize>(
     };
     // Named by constant indices only: the compiler keeps them in registers.
     let mut a = [[[0.0f32; L]; T]; OB];
-    each!(OB, |b| each!(T, |u| a[b][u] = lanes_at(&lanes[at(b, u)..])));
+    each!(OB, |b| each!(T, |u| a[b][u] =
+        super::lanes(&lanes[at(b, u)..])));
     for oy in 0..g.oh {
         let xs = &xi[(c * g.plane() + (oy + i) * g.wp + j0) * IMAGES..][..(g.ow - 1 + T) * IMAGES];
         let ds: [&[f32]; OB] = std::array::from_fn(|b| {
@@ -354,24 +355,10 @@ fn weight_block<const OB: usize, const T: usize>(
     }));
 }
 
-/// The `L` values at the start of `v`.
-#[inline(always)]
-fn lanes_at(v: &[f32]) -> [f32; L] {
-    *v.first_chunk().expect("whole vectors")
-}
-
 /// acc += x * d lane by lane, one rounding each.
 #[inline(always)]
 fn fma_pairs(acc: &mut [f32; L], x: &[f32; L], d: &[f32; L]) {
     for l in 0..L {
         acc[l] = x[l].mul_add(d[l], acc[l]);
-    }
-}
-
-/// acc += d * w lane by lane, one rounding each.
-#[inline(always)]
-fn fma_lanes(acc: &mut [f32; L], d: &[f32; L], w: f32) {
-    for l in 0..L {
-        acc[l] = d[l].mul_add(w, acc[l]);
     }
 }
